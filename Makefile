@@ -1,0 +1,107 @@
+# saed — build, run, test, bench.
+#   make run        install what is missing, build, start the daemon on 127.0.0.1:8321 (./var/saed.db)
+#   make test       install what is missing, build, run every test; last line "N passed, N failed"
+#   make SANITIZER=address,undefined test   the same under ASan/UBSan (separate build directory)
+#   make bench      release build, throughput side by side with references
+
+SANITIZER ?=
+ifeq ($(SANITIZER),)
+BUILD ?= build
+SANFLAGS :=
+else
+BUILD ?= build-san
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKGS := libmicrohttpd jansson sqlite3 openblas zlib
+OPT ?= -O2 -g
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(SANFLAGS) $(OPT) -pthread -MMD -MP $(CFLAGS)
+LIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS) $(LDFLAGS)
+
+# One archive per layer, so a test links only the layers it exercises.
+CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
+STORAGE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard storage/*.c))
+API_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard api/*.c))
+DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out daemon/main.c,$(wildcard daemon/*.c)))
+ALL_OBJ := $(CORE_OBJ) $(STORAGE_OBJ) $(API_OBJ) $(DAEMON_OBJ) $(BUILD)/daemon/main.o
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+LISTEN ?= 127.0.0.1:8321
+DATA_DIR ?= ./var
+
+.PHONY: all deps run test unit bench clean web
+all: $(BUILD)/saed $(TEST_BIN)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libcore.a: $(CORE_OBJ)
+$(BUILD)/libstorage.a: $(STORAGE_OBJ)
+$(BUILD)/libapi.a: $(API_OBJ)
+$(BUILD)/libdaemon.a: $(DAEMON_OBJ)
+$(BUILD)/lib%.a:
+	@rm -f $@
+	ar rcs $@ $^
+
+LAYERS := $(BUILD)/libdaemon.a $(BUILD)/libapi.a $(BUILD)/libstorage.a $(BUILD)/libcore.a
+$(BUILD)/saed: $(BUILD)/daemon/main.o $(LAYERS)
+	$(CC) $^ -o $@ $(LIBS)
+
+# Unit tests link only the layers below them; test_api drives a real saed over HTTP.
+LINK_TEST = $(CC) $(filter %.o %.a,$^) -o $@ $(LIBS)
+$(BUILD)/tests/test_core: $(BUILD)/tests/test_core.o $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_analysis: $(BUILD)/tests/test_analysis.o $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_readers: $(BUILD)/tests/test_readers.o $(BUILD)/libcore.a
+	$(LINK_TEST) -lz
+$(BUILD)/tests/test_ref: $(BUILD)/tests/test_ref.o $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(BUILD)/libstorage.a $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_api: $(BUILD)/tests/test_api.o $(BUILD)/libcore.a $(BUILD)/saed
+	$(LINK_TEST) -lcurl
+# The other HTTP suites (tests/test_api_*.c) share tests/apitest.c (helpers: apitest.h).
+$(BUILD)/tests/test_api_%: $(BUILD)/tests/test_api_%.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
+	$(LINK_TEST) -lcurl
+-include $(BUILD)/tests/apitest.d
+
+# The dashboard's npm packages (uPlot for charts, playwright-core for the browser
+# tests), pinned by package-lock.json; reinstalled when the lock file is newer.
+node_modules/.package-lock.json: package-lock.json package.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# uPlot is served from web/vendor (copied, not committed); nothing is fetched at run time.
+WEB_VENDOR := web/vendor/uPlot.esm.js web/vendor/uPlot.min.css web/vendor/uPlot.LICENSE.txt
+web/vendor/uPlot.LICENSE.txt: node_modules/.package-lock.json
+	@mkdir -p $(dir $@)
+	cp node_modules/uplot/LICENSE $@
+web/vendor/uPlot.%: node_modules/.package-lock.json
+	@mkdir -p $(dir $@)
+	cp node_modules/uplot/dist/uPlot.$* $@
+web: $(WEB_VENDOR)
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/saed web
+	$(BUILD)/saed --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+test: deps
+	@$(MAKE) --no-print-directory all web
+	@BUILD=$(BUILD) tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory BUILD=build-release OPT="-O3 -march=native -g" build-release/saed
+	@bench/run.sh
+
+clean:
+	rm -rf build build-san build-release
+
+-include $(ALL_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages saed needs when any is missing (as root via
+# apt-get), so that `make run` and `make test` work on a fresh Debian 12.
+set -euo pipefail
+pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libopenblas-dev
+      zlib1g-dev libcurl4-openssl-dev python3-numpy python3-torch curl
+      dataset-fashion-mnist chromium nodejs $(command -v npm >/dev/null || echo npm))
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "saed: installing missing packages: ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "saed: run as root, or install: apt-get install ${missing[*]}" >&2; exit 1; fi
+else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

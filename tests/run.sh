@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test suite and sums their "N passed, N failed" lines. A suite
+# that crashes or prints no summary counts as one failure. Output of each
+# suite goes to $BUILD/test-logs/<suite>.log; failures are shown in full.
+# The last line is the total: "N passed, N failed".
+set -u
+BUILD=${BUILD:-build}
+cd "$(dirname "$0")/.."
+logs="$BUILD/test-logs"
+mkdir -p "$logs"
+total_pass=0 total_fail=0
+
+run_suite() {  # name, command...
+  local name=$1; shift
+  local log="$logs/$name.log" start=$SECONDS
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  local p=0 f=1
+  if [ -n "$line" ]; then
+    p=$(echo "$line" | awk '{print $1}'); f=$(echo "$line" | awk '{print $3}')
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  fi
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  printf '%-12s %5d passed, %3d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))
+  if [ "$f" -ne 0 ]; then
+    echo "---- $name output (exit $rc) ----"; tail -n 60 "$log"; echo "----"
+  fi
+}
+
+# Unit suites first, then the ones that drive a real daemon.
+suites=$(ls tests/test_*.c | sed 's|tests/||; s|\.c$||' | grep -v '^test_api$')
+for t in $suites test_api; do
+  [ -f "tests/$t.c" ] && run_suite "$t" env BUILD="$BUILD" "$BUILD/tests/$t"
+done
+if [ -f tests/browser/run.mjs ]; then
+  run_suite browser env BUILD="$BUILD" node tests/browser/run.mjs
+fi
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
