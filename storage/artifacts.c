@@ -1,0 +1,369 @@
+/* artifacts — reading an SAE's .npy weights back, and the offset-indexed
+ * table files of the analyze job (see include/artifacts.h for the layout).
+ *
+ * Weights are read with pread at the offsets the .npy header gives, so a
+ * request that needs two decoder rows reads two rows, not the matrix.
+ * Tables are written with files_write_atomic (header, offsets and records as
+ * three parts) and mapped read-only; open checks everything a reader relies
+ * on (magic, record size, exact file size, monotone offsets), so a truncated
+ * or foreign file is an error, never an out-of-bounds read. */
+#include "artifacts.h"
+#include "files.h"
+#include "idx.h"
+#include "npy.h"
+#include "npyfile.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "artifacts reads little-endian files with host loads and needs a little-endian host"
+#endif
+
+#define ARTIFACTS_VERSION 1u
+#define ARTIFACTS_HDR_BYTES 40
+#define ARTIFACTS_NPY_HDR_MAX 4096
+
+struct artifacts_table {
+    const unsigned char *map; /* (size) the whole file */
+    size_t size;
+    uint32_t rec_size;
+    int64_t n;
+    uint64_t total, aux;
+    const int64_t *ptr;       /* (n + 1) into map */
+    const unsigned char *recs;/* (total, rec_size) into map */
+};
+
+/* ---- .npy ---- */
+
+static int artifacts_fail(char *err, size_t errlen, const char *path, const char *what)
+{
+    snprintf(err, errlen, "%s: %s", path, what);
+    return -1;
+}
+
+/* Opens path and parses its .npy header; fd and info out. */
+static int artifacts_npy_open(const char *path, int *fd, npy_info *info, char *err, size_t errlen)
+{
+    unsigned char hdr[ARTIFACTS_NPY_HDR_MAX];
+    char msg[256];
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
+        snprintf(msg, sizeof msg, "cannot open (%s); the SAE's files may have been removed", strerror(errno));
+        return artifacts_fail(err, errlen, path, msg);
+    }
+    ssize_t got = pread(*fd, hdr, sizeof hdr, 0);
+    if (got < 0 || npy_parse_header(hdr, (size_t)got, info, msg, sizeof msg)) {
+        close(*fd);
+        *fd = -1;
+        return artifacts_fail(err, errlen, path, got < 0 ? strerror(errno) : msg);
+    }
+    if (strcmp(info->descr, "<f4")) {
+        close(*fd);
+        *fd = -1;
+        return artifacts_fail(err, errlen, path, "not a '<f4' array");
+    }
+    return 0;
+}
+
+static int artifacts_pread_all(int fd, void *buf, size_t len, off_t off)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t r = pread(fd, p, len, off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        p += r, len -= (size_t)r, off += r;
+    }
+    return 0;
+}
+
+int artifacts_read_f32(const char *path, int ndim, const int64_t *shape, float *out, char *err, size_t errlen)
+{
+    int fd;
+    npy_info info;
+    if (artifacts_npy_open(path, &fd, &info, err, errlen)) return -1;
+    size_t count = 1;
+    int ok = info.ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) {
+        ok = info.shape[i] == shape[i];
+        count *= (size_t)shape[i];
+    }
+    int rc = ok ? artifacts_pread_all(fd, out, count * sizeof *out, (off_t)info.header_len) : -1;
+    close(fd);
+    if (!ok) return artifacts_fail(err, errlen, path, "has a different shape than its SAE record says");
+    if (rc) return artifacts_fail(err, errlen, path, "is shorter than its header says (truncated?)");
+    return 0;
+}
+
+int artifacts_read_f32_rows(const char *path, int64_t n_rows, int cols, const int32_t *idx, int n, float *out,
+                            char *err, size_t errlen)
+{
+    int fd;
+    npy_info info;
+    if (artifacts_npy_open(path, &fd, &info, err, errlen)) return -1;
+    int rc = info.ndim == 2 && info.shape[0] == n_rows && info.shape[1] == cols ? 0 : -1;
+    if (rc) {
+        close(fd);
+        return artifacts_fail(err, errlen, path, "has a different shape than its SAE record says");
+    }
+    size_t row_bytes = (size_t)cols * sizeof *out;
+    for (int i = 0; i < n && !rc; i++) {
+        if (idx[i] < 0 || idx[i] >= n_rows) rc = -2;
+        else rc = artifacts_pread_all(fd, out + (size_t)i * cols, row_bytes,
+                                      (off_t)(info.header_len + (size_t)idx[i] * row_bytes));
+    }
+    close(fd);
+    if (rc == -2) return artifacts_fail(err, errlen, path, "row index out of range");
+    if (rc) return artifacts_fail(err, errlen, path, "is shorter than its header says (truncated?)");
+    return 0;
+}
+
+/* ---- SAE weights ---- */
+
+int artifacts_sae_path(const store_sae *s, const char *name, char *buf, size_t n, char *err, size_t errlen)
+{
+    if (!s->dir || !*s->dir) {
+        snprintf(err, errlen, "SAE %lld has no weight files", (long long)s->id);
+        return -1;
+    }
+    int len = snprintf(buf, n, "%s/%s", s->dir, name);
+    if (len < 0 || (size_t)len >= n) {
+        snprintf(err, errlen, "SAE %lld: its directory path is too long", (long long)s->id);
+        return -1;
+    }
+    return 0;
+}
+
+int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    json_t *j = json_loads(s->config_json ? s->config_json : "{}", 0, NULL);
+    const char *arch = json_string_value(json_object_get(j, "arch"));
+    json_t *k = json_object_get(j, "k"), *th = json_object_get(j, "threshold");
+    int rc = arch && !sae_arch_parse(arch, &cfg->arch) ? 0 : -1;
+    cfg->k = json_is_integer(k) ? (int)json_integer_value(k) : 0;
+    cfg->threshold = json_is_number(th) ? (float)json_number_value(th) : 0.0f;
+    json_decref(j);
+    cfg->dim = s->dim;
+    cfg->n_latents = s->n_latents;
+    cfg->group_size = s->group_size;
+    if (rc) snprintf(err, errlen, "SAE %lld: its stored configuration names no known arch", (long long)s->id);
+    return rc;
+}
+
+int artifacts_sae_load(const store_sae *s, sae_params *p, char *err, size_t errlen)
+{
+    sae_config cfg;
+    memset(p, 0, sizeof *p);
+    if (artifacts_sae_config(s, &cfg, err, errlen)) return -1;
+    size_t n = (size_t)cfg.n_latents, dim = (size_t)cfg.dim;
+    if (sae_n_params(&cfg) != 2 * n * dim + n + dim) {
+        snprintf(err, errlen, "SAE %lld: arch '%s' has parameters beyond the four exported weight files; "
+                 "it cannot be loaded by this version", (long long)s->id, sae_arch_name(cfg.arch));
+        return -1;
+    }
+    if (sae_params_alloc(p, &cfg)) {
+        snprintf(err, errlen, "SAE %lld: out of memory loading its weights", (long long)s->id);
+        return -1;
+    }
+    const struct { const char *name; float *dst; int64_t shape[2]; int ndim; } w[] = {
+        { "encoder.npy", p->v.W_enc, { cfg.dim, cfg.n_latents }, 2 },
+        { "b_enc.npy", p->v.b_enc, { cfg.n_latents, 0 }, 1 },
+        { "decoder.npy", p->v.W_dec, { cfg.n_latents, cfg.dim }, 2 },
+        { "b_dec.npy", p->v.b_dec, { cfg.dim, 0 }, 1 },
+    };
+    char path[4096];
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        if (artifacts_sae_path(s, w[i].name, path, sizeof path, err, errlen) ||
+            artifacts_read_f32(path, w[i].ndim, w[i].shape, w[i].dst, err, errlen)) {
+            sae_params_free(p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- tables ---- */
+
+int artifacts_table_write(const char *path, const char *magic, uint32_t rec_size, int64_t n, const int64_t *ptr,
+                          const void *recs, uint64_t aux, char *err, size_t errlen)
+{
+    unsigned char hdr[ARTIFACTS_HDR_BYTES] = { 0 };
+    uint32_t version = ARTIFACTS_VERSION;
+    uint64_t un = (uint64_t)n, total = (uint64_t)ptr[n];
+    memcpy(hdr, magic, 8);
+    memcpy(hdr + 8, &version, 4);
+    memcpy(hdr + 12, &rec_size, 4);
+    memcpy(hdr + 16, &un, 8);
+    memcpy(hdr + 24, &total, 8);
+    memcpy(hdr + 32, &aux, 8);
+    files_part parts[3] = { { hdr, sizeof hdr }, { ptr, (size_t)(n + 1) * sizeof *ptr },
+                            { recs, (size_t)total * rec_size } };
+    return files_write_atomic(path, parts, 3, err, errlen);
+}
+
+/* Checks the mapped header and offsets of t. */
+static int artifacts_table_check(artifacts_table *t, const char *magic, uint32_t rec_size)
+{
+    uint32_t version, rs;
+    uint64_t n;
+    if (t->size < ARTIFACTS_HDR_BYTES || memcmp(t->map, magic, 8)) return -1;
+    memcpy(&version, t->map + 8, 4);
+    memcpy(&rs, t->map + 12, 4);
+    memcpy(&n, t->map + 16, 8);
+    memcpy(&t->total, t->map + 24, 8);
+    memcpy(&t->aux, t->map + 32, 8);
+    if (version != ARTIFACTS_VERSION || rs != rec_size || n > (1ull << 40) || t->total > (1ull << 48)) return -1;
+    size_t want = ARTIFACTS_HDR_BYTES + (size_t)(n + 1) * 8 + (size_t)t->total * rec_size;
+    if (want != t->size) return -1;
+    t->n = (int64_t)n;
+    t->rec_size = rec_size;
+    t->ptr = (const int64_t *)(const void *)(t->map + ARTIFACTS_HDR_BYTES);
+    t->recs = t->map + ARTIFACTS_HDR_BYTES + (size_t)(n + 1) * 8;
+    if (t->ptr[0] != 0 || (uint64_t)t->ptr[n] != t->total) return -1;
+    for (uint64_t i = 0; i < n; i++)
+        if (t->ptr[i + 1] < t->ptr[i]) return -1;
+    return 0;
+}
+
+int artifacts_table_open(const char *path, const char *magic, uint32_t rec_size, artifacts_table **out,
+                         char *err, size_t errlen)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb)) {
+        if (fd >= 0) close(fd);
+        snprintf(err, errlen, "%s: cannot open (%s); run the analyze job again", path, strerror(errno));
+        return -1;
+    }
+    artifacts_table *t = calloc(1, sizeof *t);
+    void *map = t && sb.st_size > 0 ? mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (!t || map == MAP_FAILED) {
+        free(t);
+        snprintf(err, errlen, "%s: cannot map (%s)", path, sb.st_size > 0 ? strerror(errno) : "empty file");
+        return -1;
+    }
+    t->map = map;
+    t->size = (size_t)sb.st_size;
+    if (artifacts_table_check(t, magic, rec_size)) {
+        artifacts_table_close(t);
+        snprintf(err, errlen, "%s: not a valid analysis file (truncated or from another version); run the analyze "
+                 "job again", path);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+void artifacts_table_close(artifacts_table *t)
+{
+    if (!t) return;
+    munmap((void *)t->map, t->size);
+    free(t);
+}
+
+int64_t artifacts_table_n(const artifacts_table *t) { return t->n; }
+uint64_t artifacts_table_aux(const artifacts_table *t) { return t->aux; }
+
+int64_t artifacts_table_get(const artifacts_table *t, int64_t i, const void **recs)
+{
+    if (i < 0 || i >= t->n) {
+        *recs = NULL;
+        return 0;
+    }
+    *recs = t->recs + (size_t)t->ptr[i] * t->rec_size;
+    return t->ptr[i + 1] - t->ptr[i];
+}
+
+int64_t artifacts_intersect(const int32_t *a, int64_t na, const int32_t *b, int64_t nb)
+{
+    int64_t i = 0, j = 0, k = 0;
+    while (i < na && j < nb) {
+        if (a[i] < b[j]) i++;
+        else if (a[i] > b[j]) j++;
+        else k++, i++, j++;
+    }
+    return k;
+}
+
+/* ---- dataset labels ---- */
+
+struct artifacts_labels {
+    npyfile_labels *text; /* npy datasets */
+    uint8_t *ids;         /* (n) idx datasets' class ids */
+    int names;            /* idx: params.class_names is "fashion-mnist" */
+    int64_t n;
+    char buf[16];         /* an idx label as its number */
+};
+
+static int artifacts_labels_idx(artifacts_labels *l, const char *path, const store_dataset *d, char *err,
+                                size_t errlen)
+{
+    if (idx_load_labels(path, &l->ids, &l->n, err, errlen)) return -1;
+    json_t *params = json_loads(d->params_json ? d->params_json : "{}", 0, NULL);
+    const char *names = json_string_value(json_object_get(params, "class_names"));
+    l->names = names && !strcmp(names, "fashion-mnist");
+    json_decref(params);
+    if (d->n_rows >= 0 && l->n < d->n_rows) {
+        snprintf(err, errlen, "%s: %lld labels for %lld rows", path, (long long)l->n, (long long)d->n_rows);
+        return -1;
+    }
+    return 0;
+}
+
+int artifacts_labels_open(const char *data_dir, const store_dataset *d, artifacts_labels **out, char *err,
+                          size_t errlen)
+{
+    char path[4096];
+    *out = NULL;
+    int is_npy = !strcmp(d->kind, "npy"), is_idx = !strcmp(d->kind, "idx");
+    if (!d->has_labels || (!is_npy && !is_idx)) return 1;
+    snprintf(path, sizeof path, "%s/datasets/%lld/%s", data_dir, (long long)d->id, is_npy ? "labels.txt" : "labels.idx");
+    artifacts_labels *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "out of memory opening the labels of dataset %lld", (long long)d->id);
+        return -1;
+    }
+    int rc = is_npy ? npyfile_labels_open(path, d->n_rows, &l->text, err, errlen)
+                    : artifacts_labels_idx(l, path, d, err, errlen);
+    if (rc) {
+        artifacts_labels_close(l);
+        return -1;
+    }
+    if (is_npy) l->n = npyfile_labels_count(l->text);
+    *out = l;
+    return 0;
+}
+
+int artifacts_label(artifacts_labels *l, int64_t i, const char **s, size_t *len)
+{
+    if (i < 0 || i >= l->n) return -1;
+    if (l->text) return npyfile_labels_get(l->text, i, s, len);
+    const char *name = l->names ? idx_class_name(l->ids[i]) : NULL;
+    if (!name) {
+        snprintf(l->buf, sizeof l->buf, "%d", l->ids[i]);
+        name = l->buf;
+    }
+    *s = name;
+    *len = strlen(name);
+    return 0;
+}
+
+int64_t artifacts_labels_count(const artifacts_labels *l) { return l->n; }
+
+void artifacts_labels_close(artifacts_labels *l)
+{
+    if (!l) return;
+    npyfile_labels_close(l->text);
+    free(l->ids);
+    free(l);
+}

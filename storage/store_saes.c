@@ -1,0 +1,102 @@
+/* store_saes — trained SAEs. A row is only ever inserted together with the
+ * success of the job that made it (store_job_succeed_with_sae), so an SAE
+ * row always names complete weight files in its dir. Deleting its job or
+ * dataset later keeps the SAE (job_id / dataset_id become NULL, read as 0). */
+#include <stdlib.h>
+#include <string.h>
+#include "store_int.h"
+
+#define SAE_COLS "id, job_id, dataset_id, config_json, metrics_json, dir, n_latents, dim, group_size, created_at"
+
+static const char SQL_SAE_INSERT[] =
+    "INSERT INTO saes (job_id, dataset_id, config_json, metrics_json, dir, n_latents, dim, group_size, created_at)"
+    " VALUES (?1, ?2, COALESCE(?3, '{}'), COALESCE(?4, '{}'), ?5, ?6, ?7, ?8, ?9)";
+static const char SQL_SAE_GET[] = "SELECT " SAE_COLS " FROM saes WHERE id = ?1";
+static const char SQL_SAE_LIST[] = "SELECT " SAE_COLS " FROM saes WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+static int sae_read(sqlite3_stmt *s, void *item)
+{
+    store_sae *a = item;
+    memset(a, 0, sizeof *a);
+    a->id = sqlite3_column_int64(s, 0);
+    a->job_id = sqlite3_column_int64(s, 1);
+    a->dataset_id = sqlite3_column_int64(s, 2);
+    a->n_latents = sqlite3_column_int(s, 6);
+    a->dim = sqlite3_column_int(s, 7);
+    a->group_size = sqlite3_column_int(s, 8);
+    store_col_copy(s, 9, a->created_at, sizeof a->created_at);
+    if (store_col_dup(s, 3, &a->config_json) || store_col_dup(s, 4, &a->metrics_json) ||
+        store_col_dup(s, 5, &a->dir)) {
+        store_sae_clear(a);
+        return -1;
+    }
+    return 0;
+}
+
+static void sae_clear_item(void *item)
+{
+    store_sae_clear(item);
+}
+
+int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *id_out)
+{
+    char now[32];
+    store_now(now, sizeof now);
+    sqlite3_stmt *s = store_stmt(st, SQL_SAE_INSERT);
+    if (!s)
+        return STORE_ERROR;
+    store_bind_id(s, 1, job_id);
+    store_bind_id(s, 2, sae->dataset_id);
+    store_bind_text(s, 3, sae->config_json);
+    store_bind_text(s, 4, sae->metrics_json);
+    store_bind_text(s, 5, sae->dir);
+    sqlite3_bind_int(s, 6, sae->n_latents);
+    sqlite3_bind_int(s, 7, sae->dim);
+    sqlite3_bind_int(s, 8, sae->group_size);
+    store_bind_text(s, 9, now);
+    int rc = store_run(st, s);
+    if (rc == STORE_ERROR && st->sqlite_rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        rc = store_setf(st, STORE_NOTFOUND, "dataset %lld of the SAE does not exist", (long long)sae->dataset_id);
+    if (rc == STORE_OK)
+        *id_out = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+int store_sae_get(store *st, int64_t id, store_sae *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = store_stmt(st, SQL_SAE_GET);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    return store_read_one(st, s, sae_read, out, "SAE", id);
+}
+
+int store_sae_list(store *st, int64_t after, int limit, store_sae **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s = store_stmt(st, SQL_SAE_LIST);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, after);
+    store_bind_limit(s, 2, limit);
+    return store_read_all(st, s, sae_read, sae_clear_item, sizeof **out, (void **)out, n);
+}
+
+void store_sae_clear(store_sae *a)
+{
+    if (!a)
+        return;
+    free(a->config_json);
+    free(a->metrics_json);
+    free(a->dir);
+    a->config_json = a->metrics_json = a->dir = NULL;
+}
+
+void store_sae_list_free(store_sae *items, int n)
+{
+    for (int i = 0; i < n; i++)
+        store_sae_clear(&items[i]);
+    free(items);
+}
