@@ -1,0 +1,296 @@
+/* analysis_recovery — how well an SAE's decoder recovers the ground-truth
+ * circles of a circles dataset, and how well it reconstructs each circle.
+ *
+ * Each plane (a_i, b_i) is orthonormalised to (q0, q1); a decoder row d keeps
+ * ||proj(d)|| / ||d|| = sqrt((d.q0)^2 + (d.q1)^2) / ||d|| of its norm in it.
+ * All row-plane products come from sgemm over blocks of decoder rows (aligned
+ * to whole groups, so each group's mean fraction per circle is summed in the
+ * same block) against the (2 nc, dim) stacked bases; fractions and sums are
+ * double. Circle FVE builds T points on each circle at r = 1 and batches
+ * several circles into one call of the caller's encode function. */
+#include "analysis.h"
+#include "sae.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REC_BLOCK_FLOATS ((size_t)1 << 20) /* row-plane products per block */
+#define FVE_ROWS_PER_CALL 4096
+
+void analysis_orthonormalize_planes(const float *planes, int nc, int dim, float *q)
+{
+    for (int i = 0; i < nc; i++) {
+        const float *a = planes + (size_t)i * 2 * dim, *b = a + dim; /* (dim) each */
+        double na = 0.0, ab = 0.0, nr = 0.0, nb = 0.0;
+        for (int d = 0; d < dim; d++)
+            na += (double)a[d] * a[d];
+        na = sqrt(na);
+        for (int d = 0; d < dim; d++)
+            ab += (double)b[d] * (na > 0.0 ? a[d] / na : 0.0);
+        float *q0 = q + (size_t)i * 2 * dim, *q1 = q0 + dim;
+        for (int d = 0; d < dim; d++) {
+            double u = na > 0.0 ? a[d] / na : 0.0, r = b[d] - ab * u;
+            q0[d] = (float)u;
+            nr += r * r;
+            nb += (double)b[d] * b[d];
+        }
+        nr = sqrt(nr);
+        int keep = nr > 1e-6 * sqrt(nb);
+        for (int d = 0; d < dim; d++)
+            q1[d] = keep ? (float)((b[d] - ab * (na > 0.0 ? a[d] / na : 0.0)) / nr) : 0.0f;
+    }
+}
+
+static int recovery_alloc(analysis_recovery *r, int n, int nc, int s, int max_k)
+{
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    r->n_circles = nc;
+    r->group_size = s;
+    r->max_k = max_k;
+    r->row_circle = calloc((size_t)n, sizeof *r->row_circle);
+    r->row_frac = calloc((size_t)n, sizeof *r->row_frac);
+    r->circle_rows = calloc((size_t)nc, sizeof *r->circle_rows);
+    r->per_plane_hist = calloc((size_t)max_k + 1, sizeof *r->per_plane_hist);
+    r->group_circle = calloc((size_t)(n / s), sizeof *r->group_circle);
+    r->group_fit = calloc((size_t)(n / s), sizeof *r->group_fit);
+    if (!r->row_circle || !r->row_frac || !r->circle_rows || !r->per_plane_hist || !r->group_circle ||
+        !r->group_fit) {
+        analysis_recovery_free(r);
+        return ANALYSIS_ENOMEM;
+    }
+    return ANALYSIS_OK;
+}
+
+void analysis_recovery_free(analysis_recovery *r)
+{
+    free(r->row_circle);
+    free(r->row_frac);
+    free(r->circle_rows);
+    free(r->per_plane_hist);
+    free(r->group_circle);
+    free(r->group_fit);
+    memset(r, 0, sizeof *r);
+}
+
+/* Row i's best circle from its projections p (2 nc); adds its fractions to gsum (nc). */
+static void recovery_row(const float *p, const float *d, int dim, int nc, analysis_recovery *r, int i, double *gsum)
+{
+    double nrm = 0.0;
+    for (int k = 0; k < dim; k++)
+        nrm += (double)d[k] * d[k];
+    nrm = sqrt(nrm);
+    int best = 0;
+    double best_f = -1.0;
+    for (int c = 0; c < nc; c++) {
+        double u = p[2 * c], v = p[2 * c + 1];
+        double f = nrm > 0.0 ? sqrt(u * u + v * v) / nrm : 0.0;
+        gsum[c] += f;
+        if (f > best_f) {
+            best_f = f;
+            best = c;
+        }
+    }
+    r->row_circle[i] = best;
+    r->row_frac[i] = (float)best_f;
+}
+
+/* Best circle of group g from the members' fraction sums gsum (nc). */
+static void recovery_group(analysis_recovery *r, int g, const double *gsum, int nc, int s)
+{
+    int best = 0;
+    for (int c = 1; c < nc; c++)
+        if (gsum[c] > gsum[best])
+            best = c;
+    r->group_circle[g] = best;
+    r->group_fit[g] = (float)(gsum[best] / s);
+}
+
+/* Fills the per-row and per-group fields by blocks of whole groups. */
+static int recovery_fractions(const float *W_dec, int n, int dim, int s, const float *q, int nc,
+                              analysis_recovery *r)
+{
+    int bs = (int)(REC_BLOCK_FLOATS / (2 * (size_t)nc)) / s * s;
+    bs = bs < s ? s : bs;
+    float *p = malloc((size_t)bs * 2 * nc * sizeof *p); /* (bs, 2 nc) projections */
+    double *gsum = malloc((size_t)nc * sizeof *gsum);   /* (nc) the group's fraction sums */
+    if (!p || !gsum) {
+        free(p);
+        free(gsum);
+        return ANALYSIS_ENOMEM;
+    }
+    for (int a = 0; a < n; a += bs) {
+        int rows = n - a < bs ? n - a : bs;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * nc, dim, 1.0f, W_dec + (size_t)a * dim, dim,
+                    q, dim, 0.0f, p, 2 * nc);
+        for (int g0 = 0; g0 < rows; g0 += s) {
+            memset(gsum, 0, (size_t)nc * sizeof *gsum);
+            for (int m = 0; m < s; m++)
+                recovery_row(p + (size_t)(g0 + m) * 2 * nc, W_dec + (size_t)(a + g0 + m) * dim, dim, nc, r,
+                             a + g0 + m, gsum);
+            recovery_group(r, (a + g0) / s, gsum, nc, s);
+        }
+    }
+    free(p);
+    free(gsum);
+    return ANALYSIS_OK;
+}
+
+/* Counts, histogram and circles found from the per-row fields. */
+static int recovery_count(analysis_recovery *r, const unsigned char *alive, double min_frac)
+{
+    int n = r->n, nc = r->n_circles, s = r->group_size;
+    unsigned char *by_group = calloc((size_t)nc, 1); /* (nc) found by a whole group */
+    if (!by_group)
+        return ANALYSIS_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        if (alive && !alive[i])
+            continue;
+        r->rows_counted++;
+        if (r->row_frac[i] >= min_frac) {
+            r->rows_inplane++;
+            r->circle_rows[r->row_circle[i]]++;
+        }
+    }
+    for (int g = 0; g < n / s; g++) {
+        int ok = 1, c = r->row_circle[g * s];
+        for (int m = 0; m < s; m++) {
+            int i = g * s + m;
+            ok &= (!alive || alive[i]) && r->row_frac[i] >= min_frac && r->row_circle[i] == c;
+        }
+        by_group[c] |= (unsigned char)ok;
+    }
+    for (int c = 0; c < nc; c++) {
+        int k = r->circle_rows[c];
+        r->per_plane_hist[k < r->max_k ? k : r->max_k]++;
+        r->circles_found += k > 0;
+        r->circles_found_groups += by_group[c];
+    }
+    r->inplane_frac = r->rows_counted > 0 ? (double)r->rows_inplane / r->rows_counted : 0.0;
+    free(by_group);
+    return ANALYSIS_OK;
+}
+
+int analysis_recovery_run(const float *W_dec, int n, int dim, int group_size, const float *planes, int nc,
+                          const unsigned char *alive, double min_frac, int max_k, analysis_recovery *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 1 || dim < 1 || nc < 1 || group_size < 1 || n % group_size || max_k < 0)
+        return ANALYSIS_EINVAL;
+    int rc = recovery_alloc(out, n, nc, group_size, max_k);
+    if (rc)
+        return rc;
+    float *q = malloc((size_t)nc * 2 * dim * sizeof *q); /* (nc, 2, dim) orthonormal planes */
+    if (!q) {
+        analysis_recovery_free(out);
+        return ANALYSIS_ENOMEM;
+    }
+    analysis_orthonormalize_planes(planes, nc, dim, q);
+    rc = recovery_fractions(W_dec, n, dim, group_size, q, nc, out);
+    if (!rc)
+        rc = recovery_count(out, alive, min_frac);
+    free(q);
+    if (rc)
+        analysis_recovery_free(out);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- circle FVE */
+
+int analysis_sae_encode(void *ctx, const float *x, int rows, float *x_hat)
+{
+    const sae_params *p = ctx;
+    float *z = malloc((size_t)rows * p->cfg.n_latents * sizeof *z); /* (rows, n) */
+    if (!z)
+        return -1;
+    int rc = sae_encode(p, x, rows, z, x_hat);
+    free(z);
+    return rc;
+}
+
+/* FVE of one circle's T points x (T, dim) and their reconstructions xh (T, dim). */
+static double fve_of(const float *x, const float *xh, int T, int dim)
+{
+    double sse = 0.0, sst = 0.0;
+    for (int d = 0; d < dim; d++) {
+        double mean = 0.0;
+        for (int t = 0; t < T; t++)
+            mean += x[(size_t)t * dim + d];
+        mean /= T;
+        for (int t = 0; t < T; t++) {
+            double e = (double)xh[(size_t)t * dim + d] - x[(size_t)t * dim + d];
+            double c = x[(size_t)t * dim + d] - mean;
+            sse += e * e;
+            sst += c * c;
+        }
+    }
+    return sst > 0.0 ? 1.0 - sse / sst : 0.0;
+}
+
+/* x (T, dim): the points of circle (a, b) at r = 1. */
+static void circle_points(const float *a, const float *b, int T, int dim, float *x)
+{
+    for (int t = 0; t < T; t++) {
+        double th = 2.0 * M_PI * t / T, c = cos(th), s = sin(th);
+        for (int d = 0; d < dim; d++)
+            x[(size_t)t * dim + d] = (float)(c * a[d] + s * b[d]);
+    }
+}
+
+int analysis_circle_fve(const float *planes, int nc, int dim, int T, analysis_encode_fn fn, void *ctx, float *fve)
+{
+    if (nc < 0 || dim < 1 || T < 2)
+        return ANALYSIS_EINVAL;
+    int per_call = FVE_ROWS_PER_CALL / T > 0 ? FVE_ROWS_PER_CALL / T : 1;
+    size_t cap = (size_t)per_call * T * dim;
+    float *x = malloc(cap * sizeof *x);  /* (per_call * T, dim) */
+    float *xh = malloc(cap * sizeof *xh); /* (per_call * T, dim) */
+    int rc = x && xh ? ANALYSIS_OK : ANALYSIS_ENOMEM;
+    for (int c0 = 0; c0 < nc && !rc; c0 += per_call) {
+        int m = nc - c0 < per_call ? nc - c0 : per_call;
+        for (int k = 0; k < m; k++) {
+            const float *a = planes + (size_t)(c0 + k) * 2 * dim;
+            circle_points(a, a + dim, T, dim, x + (size_t)k * T * dim);
+        }
+        if (fn(ctx, x, m * T, xh) != 0) {
+            rc = ANALYSIS_ECALLBACK;
+            break;
+        }
+        for (int k = 0; k < m && !rc; k++) {
+            double f = fve_of(x + (size_t)k * T * dim, xh + (size_t)k * T * dim, T, dim);
+            fve[c0 + k] = (float)f;
+            rc = isfinite(f) ? ANALYSIS_OK : ANALYSIS_ECALLBACK; /* a NaN reconstruction */
+        }
+    }
+    free(x);
+    free(xh);
+    return rc;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+int analysis_fve_summary(const float *fve, int nc, int n_bins, double *median, double *p10, int64_t *hist)
+{
+    if (nc < 0 || n_bins < 1)
+        return ANALYSIS_EINVAL;
+    float *v = malloc((size_t)(nc > 0 ? nc : 1) * sizeof *v); /* (nc) sorted copy */
+    if (!v)
+        return ANALYSIS_ENOMEM;
+    memcpy(v, fve, (size_t)nc * sizeof *v);
+    qsort(v, (size_t)nc, sizeof *v, cmp_float);
+    *median = analysis_quantile_sorted(v, nc, 0.5);
+    *p10 = analysis_quantile_sorted(v, nc, 0.1);
+    memset(hist, 0, (size_t)n_bins * sizeof *hist);
+    for (int i = 0; i < nc; i++) {
+        double b = floor((double)v[i] * n_bins);
+        int bin = !(b > 0.0) ? 0 : b >= n_bins ? n_bins - 1 : (int)b;
+        hist[bin]++;
+    }
+    free(v);
+    return ANALYSIS_OK;
+}
