@@ -1,0 +1,165 @@
+/* api/events.c — GET /v1/jobs/{id}/events, a Server-Sent Events stream.
+ *
+ * The reply is an MHD callback response of unknown length (chunked). Its
+ * reader runs on the connection's own thread (thread-per-connection), so it
+ * may block: it polls the job row every 200 ms through a pooled store handle
+ * (taken for the one read, then given back), and writes
+ *   event: state     data = the job object, whenever the state changes
+ *                    (the first poll always sends one);
+ *   event: progress  id = step, data = the progress object plus "latest",
+ *                    whenever the step moves past the last id sent;
+ *   ": keep-alive"   a comment after 15 s without anything else.
+ * A terminal state ends the stream after its state event (progress first,
+ * so the last step is never lost). Last-Event-ID (header, or ?last_event_id=
+ * for clients that cannot set headers) resumes: progress at or below it is
+ * not repeated. The reader returns promptly once the server is stopping. */
+#include "internal.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENTS_POLL_MS 200
+#define EVENTS_SLICE_MS 50
+#define EVENTS_KEEPALIVE_MS 15000
+
+typedef struct {
+    api_server *srv;
+    int64_t job_id;
+    long long last_step;   /* highest progress id sent (or resumed from) */
+    int last_state;        /* -1 before the first state event */
+    int done;              /* terminal state sent: end after the buffer drains */
+    int idle_ms;           /* since the last output */
+    char *out;             /* (cap) pending output, out[pos..len) unsent */
+    size_t len, pos, cap;
+} events_stream;
+
+static int events_append(events_stream *s, const char *text, size_t n)
+{
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + n) cap *= 2;
+        char *p = realloc(s->out, cap);
+        if (!p) return -1;
+        s->out = p, s->cap = cap;
+    }
+    memcpy(s->out + s->len, text, n);
+    s->len += n;
+    return 0;
+}
+
+/* "event: NAME\nid: ID\ndata: JSON\n\n"; steals data. */
+static int events_emit(events_stream *s, const char *name, long long id, json_t *data)
+{
+    char *text = data ? json_dumps(data, API_JSON_FLAGS) : NULL;
+    json_decref(data);
+    if (!text) return -1;
+    char head[96];
+    int n = snprintf(head, sizeof head, "event: %s\nid: %lld\ndata: ", name, id);
+    int rc = events_append(s, head, (size_t)n) || events_append(s, text, strlen(text)) ||
+             events_append(s, "\n\n", 2);
+    free(text);
+    return rc ? -1 : 0;
+}
+
+static json_t *events_progress_data(const store_job *j)
+{
+    json_t *obj = jobs_object(j), *p = json_incref(json_object_get(obj, "progress"));
+    json_object_set(p, "latest", json_object_get(obj, "latest"));
+    json_decref(obj);
+    return p;
+}
+
+/* One poll: appends whatever is new. -1 on a store error; a deleted job ends the stream. */
+static int events_poll(events_stream *s)
+{
+    char err[256];
+    store *st = api_pool_get(s->srv, err, sizeof err);
+    if (!st) return -1;
+    store_job j = { 0 };
+    int rc = store_job_get(st, s->job_id, &j);
+    api_pool_put(s->srv, st);
+    if (rc == STORE_NOTFOUND) s->done = 1;
+    if (rc != STORE_OK) return rc == STORE_NOTFOUND ? 0 : -1;
+    int terminal = job_state_terminal(j.state), changed = (int)j.state != s->last_state;
+    int moved = j.step > s->last_step;
+    int fail = 0;
+    if (changed && !terminal) fail |= events_emit(s, "state", j.step, jobs_object(&j));
+    if (moved) fail |= events_emit(s, "progress", j.step, events_progress_data(&j));
+    if (changed && terminal) fail |= events_emit(s, "state", j.step, jobs_object(&j));
+    if (moved) s->last_step = j.step;
+    s->last_state = (int)j.state;
+    s->done = terminal;
+    store_job_clear(&j);
+    return fail ? -1 : 0;
+}
+
+static void events_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static ssize_t events_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    events_stream *s = cls;
+    for (;;) {
+        if (s->pos < s->len) {
+            size_t n = s->len - s->pos < max ? s->len - s->pos : max;
+            memcpy(buf, s->out + s->pos, n);
+            s->pos += n;
+            return (ssize_t)n;
+        }
+        s->pos = s->len = 0;
+        if (s->done || atomic_load(&s->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (events_poll(s)) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (s->len || s->done) { s->idle_ms = 0; continue; }
+        for (int t = 0; t < EVENTS_POLL_MS && !atomic_load(&s->srv->stopping); t += EVENTS_SLICE_MS)
+            events_sleep_ms(EVENTS_SLICE_MS);
+        s->idle_ms += EVENTS_POLL_MS;
+        if (s->idle_ms >= EVENTS_KEEPALIVE_MS) {
+            s->idle_ms = 0;
+            if (events_append(s, ": keep-alive\n\n", 14)) return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+static void events_free(void *cls)
+{
+    events_stream *s = cls;
+    free(s->out);
+    free(s);
+}
+
+/* Last-Event-ID from the header or ?last_event_id=; -1 if none or unparsable. */
+static long long events_resume_from(api_req *r)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (!v) v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
+    if (!v || !*v) return -1;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    return *end || x < -1 ? -1 : x;
+}
+
+enum MHD_Result events_job(api_req *r)
+{
+    store *st = api_store(r);
+    if (!st) return MHD_YES;
+    store_job j = { 0 };
+    int rc = store_job_get(st, r->ids[0], &j);
+    store_job_clear(&j);
+    if (rc == STORE_NOTFOUND)
+        return api_problem(r, MHD_HTTP_NOT_FOUND, "job %lld does not exist", (long long)r->ids[0]);
+    if (rc != STORE_OK)
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read job: %s", store_errmsg(st));
+    events_stream *s = calloc(1, sizeof *s);
+    if (!s) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    s->srv = r->srv, s->job_id = r->ids[0], s->last_state = -1, s->last_step = events_resume_from(r);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, events_read, s, events_free);
+    if (!resp) { events_free(s); return MHD_NO; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    return api_queue(r, MHD_HTTP_OK, resp);
+}

@@ -1,0 +1,271 @@
+/* api/http.c — the helpers every handler shares: replies (JSON, problem+json,
+ * buffers, files, .npy), the request body as JSON with the size cap already
+ * applied by server.c, query parameters, and JSON values that can never be
+ * NaN or Infinity.
+ *
+ * Every reply goes through api_queue(), which counts it by status class for
+ * /metrics. api_parse_object() is pure (bytes in, JSON or message out) so it
+ * can be fuzzed on its own. */
+#include "internal.h"
+#include "log.h"
+#include "npy.h"
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum MHD_Result api_queue(api_req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp) return MHD_NO; /* out of memory: MHD closes the connection */
+    unsigned cls = status / 100;
+    atomic_fetch_add(&r->srv->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    r->status = status;
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static struct MHD_Response *http_text_response(char *text, const char *content_type)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) { free(text); return NULL; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return resp;
+}
+
+static enum MHD_Result http_send_dumped(api_req *r, unsigned status, json_t *body, const char *content_type,
+                                        const char *location)
+{
+    char *text = body ? json_dumps(body, API_JSON_FLAGS) : NULL;
+    json_decref(body);
+    if (!text) {
+        text = strdup("{\"type\":\"about:blank\",\"title\":\"Internal Server Error\",\"status\":500,"
+                      "\"detail\":\"out of memory while writing the reply\"}");
+        if (!text) return MHD_NO;
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        content_type = "application/problem+json";
+        location = NULL;
+    }
+    struct MHD_Response *resp = http_text_response(text, content_type);
+    if (resp && location) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    return api_queue(r, status, resp);
+}
+
+enum MHD_Result api_send_json(api_req *r, unsigned status, json_t *body)
+{
+    return http_send_dumped(r, status, body, "application/json", NULL);
+}
+
+enum MHD_Result api_created(api_req *r, unsigned status, const char *location, json_t *body)
+{
+    return http_send_dumped(r, status, body, "application/json", location);
+}
+
+enum MHD_Result api_send_text(api_req *r, unsigned status, const char *content_type, const char *text)
+{
+    char *copy = strdup(text);
+    if (!copy) return MHD_NO;
+    return api_queue(r, status, http_text_response(copy, content_type));
+}
+
+enum MHD_Result api_send_buffer(api_req *r, unsigned status, const char *content_type, void *buf, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, buf, free);
+    if (!resp) { free(buf); return MHD_NO; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return api_queue(r, status, resp);
+}
+
+enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_type, const char *cache_control)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        int e = fd < 0 ? errno : ENOENT;
+        if (fd >= 0) close(fd);
+        if (e == ENOENT || e == ENOTDIR)
+            return api_problem(r, MHD_HTTP_NOT_FOUND, "%s has no file here (it may have been removed)", r->url);
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the file for %s: %s", r->url,
+                           strerror(e));
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)sb.st_size, fd);
+    if (!resp) { close(fd); return MHD_NO; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache_control);
+    return api_queue(r, MHD_HTTP_OK, resp);
+}
+
+/* ---- problems (RFC 9457) ---- */
+
+static json_t *http_problem_object(unsigned status, const char *detail)
+{
+    const char *title = MHD_get_reason_phrase_for(status);
+    return json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", title && *title ? title : "Error",
+                     "status", (int)status, "detail", detail);
+}
+
+static enum MHD_Result http_send_problem(api_req *r, unsigned status, json_t *p)
+{
+    return http_send_dumped(r, status, p, "application/problem+json", NULL);
+}
+
+enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (status >= 500) LOGE("%s %s: %u %s", r->method, r->url, status, detail);
+    return http_send_problem(r, status, http_problem_object(status, detail));
+}
+
+enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail)
+{
+    unsigned status = errs->status ? (unsigned)errs->status : MHD_HTTP_BAD_REQUEST;
+    char buf[1024];
+    if (!detail) {
+        if (errs->n > 0)
+            snprintf(buf, sizeof buf, "%s: %s%s", errs->e[0].field, errs->e[0].message,
+                     errs->n > 1 ? " (and more in errors[])" : "");
+        else
+            snprintf(buf, sizeof buf, "the request is invalid");
+        detail = buf;
+    }
+    json_t *p = http_problem_object(status, detail), *list = json_array();
+    for (int i = 0; i < errs->n; i++)
+        json_array_append_new(list, json_pack("{s:s,s:s}", "field", errs->e[i].field,
+                                              "message", errs->e[i].message));
+    if (p) json_object_set_new(p, "errors", list);
+    else json_decref(list);
+    return http_send_problem(r, status, p);
+}
+
+enum MHD_Result api_problem_field(api_req *r, unsigned status, const char *field, const char *fmt, ...)
+{
+    spec_errors errs = { 0 };
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    spec_error_add(&errs, (int)status, field, "%s", msg);
+    return api_problem_fields(r, &errs, NULL);
+}
+
+/* ---- .npy ---- */
+
+char *api_npy_alloc(const char *descr, const int64_t *shape, int ndim, size_t *data_off, size_t *total)
+{
+    char hdr[NPY_HEADER_MAX];
+    size_t hl = npy_header(hdr, sizeof hdr, descr, shape, ndim);
+    if (!hl) return NULL;
+    size_t bytes = 4; /* <f4 and <i4 only */
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && bytes > SIZE_MAX / 2 / (size_t)shape[i])) return NULL;
+        bytes *= (size_t)shape[i];
+    }
+    char *buf = malloc(hl + bytes);
+    if (!buf) return NULL;
+    memcpy(buf, hdr, hl);
+    *data_off = hl;
+    *total = hl + bytes;
+    return buf;
+}
+
+/* ---- query parameters ---- */
+
+int api_query_int(api_req *r, const char *name, long long min, long long max, long long *out)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v) return 0;
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    int digits = *v && (isdigit((unsigned char)v[0]) || (v[0] == '-' && isdigit((unsigned char)v[1])));
+    if (!digits || errno || *end || x < min || x > max) {
+        api_problem_field(r, MHD_HTTP_BAD_REQUEST, name, "?%s= must be an integer from %lld to %lld, not '%.40s'",
+                          name, min, max, v);
+        return -1;
+    }
+    *out = x;
+    return 1;
+}
+
+int api_query_page(api_req *r, int *limit, int64_t *after)
+{
+    long long l = API_LIST_DEFAULT, a = 0;
+    if (api_query_int(r, "limit", 1, API_LIST_MAX, &l) < 0) return -1;
+    if (api_query_int(r, "after", 0, INT64_MAX, &a) < 0) return -1;
+    *limit = (int)l;
+    *after = a;
+    return 0;
+}
+
+/* ---- request bodies ---- */
+
+json_t *api_parse_object(const char *buf, size_t len, char *detail, size_t detaillen)
+{
+    if (!buf || len == 0) {
+        snprintf(detail, detaillen, "the request body is empty; send a JSON object");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        snprintf(detail, detaillen, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        snprintf(detail, detaillen, "the body must be a JSON object ({...})");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+json_t *api_body_object(api_req *r)
+{
+    if (r->body_too_large) {
+        api_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "the request body is larger than the %zu-byte limit (max_body)",
+                    r->srv->cfg.max_body);
+        return NULL;
+    }
+    char detail[512];
+    json_t *j = api_parse_object(r->body, r->body_len, detail, sizeof detail);
+    if (!j) api_problem(r, MHD_HTTP_BAD_REQUEST, "%s", detail);
+    return j;
+}
+
+/* ---- JSON values ---- */
+
+json_t *api_json_num(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+json_t *api_json_time(const char *t)
+{
+    return t && *t ? json_string(t) : json_null();
+}
+
+json_t *api_json_stored(const char *text)
+{
+    if (!text) return json_null();
+    json_t *j = json_loads(text, 0, NULL);
+    return j ? j : json_null();
+}
+
+json_t *api_list(json_t *items, int more, int64_t last_id)
+{
+    return json_pack("{s:o,s:o}", "items", items ? items : json_array(),
+                     "next", more ? json_integer(last_id) : json_null());
+}

@@ -1,0 +1,178 @@
+/* api/internal.h — what the api sources share and nothing outside sees.
+ *
+ * server.c owns the MHD daemon, the route table, the store-handle pool and
+ * the request counters. A request is an api_req: the route's {id} segments
+ * parsed, the body read (capped), and a lazily acquired store handle that is
+ * returned to the pool as soon as the handler has queued its response.
+ * http.c holds the reply helpers; every reply goes through api_queue() so
+ * the status-class counters see it. One file per resource adds handlers:
+ * a handler gets the request and returns the MHD result of queueing. */
+#ifndef SAED_API_INTERNAL_H
+#define SAED_API_INTERNAL_H
+#include "api.h"
+#include "spec.h"
+#include "store.h"
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#define API_MAX_IDS 4         /* {id}/{n} segments in one route */
+#define API_LIST_DEFAULT 50   /* ?limit= default for lists */
+#define API_LIST_MAX 1000     /* ?limit= maximum for lists */
+#define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
+
+struct api_server {
+    api_config cfg;                 /* strings point into the strdup'd copies below */
+    char *host, *db_path, *data_dir, *import_dir, *web_dir, *openapi_path, *version;
+    struct MHD_Daemon *mhd;
+    int port;                       /* bound port */
+    atomic_int stopping;            /* set first thing in api_stop(); SSE streams end on it */
+    struct timespec started;        /* CLOCK_MONOTONIC at api_start() */
+    pthread_mutex_t pool_mu;        /* guards pool[] */
+    store **pool;                   /* (pool_cap) idle store handles, pool_n of them valid */
+    int pool_n, pool_cap;
+    atomic_ullong by_class[6];      /* responses by status class: [1]=1xx .. [5]=5xx, [0]=other */
+};
+
+/* A streamed request body (uploads, datasets_upload.c): chosen on the first
+ * call by datasets_sink_open(); the body's chunks go to feed() instead of
+ * the capped in-memory body, and free() runs from the completion callback. */
+typedef struct api_sink {
+    void (*feed)(struct api_sink *k, const char *data, size_t n);
+    void (*free)(struct api_sink *k);
+} api_sink;
+
+typedef struct api_req {
+    api_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;             /* "GET", ... (HEAD is routed as GET) */
+    const char *url;                /* path, already percent-decoded by MHD */
+    int64_t ids[API_MAX_IDS];       /* the route's {id}/{n} segments, in order */
+    int n_ids;
+    char *body;                     /* (body_len + 1) request body, NUL-terminated; NULL if none */
+    size_t body_len, body_cap;
+    int body_too_large;             /* over max_body: the rest was discarded */
+    store *st;                      /* acquired by api_store(), returned after the handler */
+    unsigned status;                /* status of the queued response, 0 before */
+    api_sink *sink;                 /* streamed body instead of body[], or NULL */
+} api_req;
+
+typedef enum MHD_Result (*api_handler)(api_req *r);
+
+/* server.c: store handles. api_store() returns NULL after replying 503. */
+store *api_store(api_req *r);
+store *api_pool_get(api_server *s, char *err, size_t errlen);
+void api_pool_put(api_server *s, store *st);
+double api_uptime_s(const api_server *s);
+
+/* http.c: replies. Every function queues exactly one response. */
+enum MHD_Result api_queue(api_req *r, unsigned status, struct MHD_Response *resp);
+enum MHD_Result api_send_json(api_req *r, unsigned status, json_t *body); /* steals body */
+enum MHD_Result api_send_text(api_req *r, unsigned status, const char *content_type, const char *text);
+/* Takes ownership of buf (malloc'd). */
+enum MHD_Result api_send_buffer(api_req *r, unsigned status, const char *content_type, void *buf, size_t len);
+enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_type, const char *cache_control);
+enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A problem with "errors": [{field, message}]; status from errs. */
+enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail);
+/* 400/422 naming one field. */
+enum MHD_Result api_problem_field(api_req *r, unsigned status, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+enum MHD_Result api_created(api_req *r, unsigned status, const char *location, json_t *body);
+
+/* A malloc'd .npy buffer: header for (descr, shape) followed by room for the
+ * data; *data_off is where the data starts. NULL if it does not fit in memory. */
+char *api_npy_alloc(const char *descr, const int64_t *shape, int ndim, size_t *data_off, size_t *total);
+
+/* Query parameters. 1 = present and valid, 0 = absent (out untouched), or
+ * -1 after replying 400 naming the parameter. */
+int api_query_int(api_req *r, const char *name, long long min, long long max, long long *out);
+/* ?limit=&after= with the list defaults; -1 after replying. */
+int api_query_page(api_req *r, int *limit, int64_t *after);
+
+/* The request body as a JSON object. NULL after replying 400 (or 413). */
+json_t *api_body_object(api_req *r);
+/* Pure: parses buf[0..len) as one JSON object. NULL with a message in detail. */
+json_t *api_parse_object(const char *buf, size_t len, char *detail, size_t detaillen);
+
+/* JSON helpers. */
+json_t *api_json_num(double v);              /* null for NaN/Inf */
+json_t *api_json_time(const char *rfc3339);  /* null for "" */
+json_t *api_json_stored(const char *text);   /* parsed stored JSON; null if NULL or unparsable */
+json_t *api_list(json_t *items, int more, int64_t last_id); /* {"items", "next"} */
+
+/* The resources. */
+enum MHD_Result datasets_list(api_req *r);
+enum MHD_Result datasets_create(api_req *r);
+enum MHD_Result datasets_get(api_req *r);
+enum MHD_Result datasets_delete(api_req *r);
+enum MHD_Result datasets_rows(api_req *r);
+enum MHD_Result datasets_planes(api_req *r);
+enum MHD_Result datasets_labels(api_req *r);
+enum MHD_Result datasets_put_labels(api_req *r);   /* PUT .../labels, streamed */
+/* First call of a request: 1 if it is a streamed upload (POST /v1/datasets?kind=,
+ * PUT /v1/datasets/{id}/labels) and was taken (r->sink set, or a reply
+ * queued at once, e.g. 413 from Content-Length); 0 for an ordinary request. */
+int datasets_sink_open(api_req *r);
+/* A finite dataset must have more rows than spec.train.eval_rows holds out:
+ * 0, or -1 after replying (422 naming train.eval_rows, or 500). */
+int datasets_check_eval_rows(api_req *r, int64_t dataset_id, const json_t *spec);
+/* At start-up: removes staging directories (data_dir/datasets/.staging-*)
+ * untouched for an hour, i.e. left by a crash. Best effort. */
+void datasets_staging_sweep(const api_server *s);
+
+enum MHD_Result jobs_list(api_req *r);
+enum MHD_Result jobs_create(api_req *r);
+enum MHD_Result jobs_get(api_req *r);
+enum MHD_Result jobs_delete(api_req *r);
+enum MHD_Result jobs_cancel(api_req *r);
+enum MHD_Result jobs_metrics(api_req *r);
+json_t *jobs_object(const store_job *j);      /* the API's job object */
+
+enum MHD_Result events_job(api_req *r);
+
+enum MHD_Result saes_list(api_req *r);
+enum MHD_Result saes_get(api_req *r);
+enum MHD_Result saes_decoder(api_req *r);
+enum MHD_Result saes_encoder(api_req *r);
+enum MHD_Result saes_b_enc(api_req *r);
+enum MHD_Result saes_b_dec(api_req *r);
+
+/* Analysis (api/analysis*.c, groups.c, encode.c, compare.c, analyses.c). */
+enum MHD_Result anjobs_create_analyze(api_req *r, const json_t *body);  /* POST /v1/jobs type analyze */
+enum MHD_Result anjobs_create_pca(api_req *r, const json_t *body);      /* POST /v1/jobs type pca */
+enum MHD_Result saean_get(api_req *r);          /* GET /v1/saes/{id}/analysis */
+enum MHD_Result saean_latents(api_req *r);
+enum MHD_Result saean_latent(api_req *r);
+enum MHD_Result saean_jaccard(api_req *r);
+enum MHD_Result saean_groups(api_req *r);
+enum MHD_Result saean_recovery(api_req *r);
+enum MHD_Result groups_get(api_req *r);
+enum MHD_Result groups_plane(api_req *r);
+enum MHD_Result groups_projection(api_req *r);
+enum MHD_Result encode_post(api_req *r);
+enum MHD_Result compare_get(api_req *r);
+enum MHD_Result analyses_get(api_req *r);
+enum MHD_Result analyses_points(api_req *r);
+enum MHD_Result analyses_components(api_req *r);
+enum MHD_Result analyses_mean(api_req *r);
+/* SAE r->ids[0] and its latest analysis; -1 after replying 404, or 409
+ * ("run an analyze job first") when it has none. a may be NULL (SAE only). */
+int saean_load(api_req *r, store_sae *s, store_sae_analysis *a);
+/* ?name=1,2,3: up to cap integers in [min, max] into out; 1 present, 0 absent,
+ * -1 after replying (400 syntax or count, 422 out of range). */
+int saean_query_list(api_req *r, const char *name, int64_t min, int64_t max, int cap, int64_t *out, int *n);
+json_t *saean_group_item(const store_group *g); /* {"group","members","density",...} */
+
+enum MHD_Result health_get(api_req *r);
+enum MHD_Result health_openapi(api_req *r);
+enum MHD_Result health_metrics(api_req *r);
+
+enum MHD_Result web_index(api_req *r);
+enum MHD_Result web_static(api_req *r);       /* any GET outside /v1 and /metrics */
+
+#endif

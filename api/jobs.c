@@ -1,0 +1,274 @@
+/* api/jobs.c — /v1/jobs: submit, list, get, cancel, delete, metric series.
+ *
+ * Submitting validates the body with spec.c and stores the normalised spec
+ * (every default filled in) in state queued; a worker claims it from SQLite.
+ * Job types are a table of (type, create function): "train" is here, the
+ * analysis types answer 422 until their issue lands. Deleting a terminal job
+ * removes its rows and its checkpoints under data_dir/jobs/{id}, never the
+ * SAE it produced. */
+#include "internal.h"
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the job object ---- */
+
+static json_t *jobs_progress(const store_job *j)
+{
+    json_t *fraction = j->total_steps > 0 ? api_json_num((double)j->step / j->total_steps) : json_null();
+    json_t *sps = j->samples_per_s > 0 ? api_json_num(j->samples_per_s) : json_null();
+    json_t *eta = json_null();
+    if (j->state == JOB_SUCCEEDED) eta = json_real(0.0);
+    else if (j->state == JOB_RUNNING && j->eta_s >= 0) eta = api_json_num(j->eta_s);
+    return json_pack("{s:i,s:i,s:o,s:o,s:o}", "step", j->step, "total_steps", j->total_steps, "fraction", fraction,
+                     "samples_per_s", sps, "eta_s", eta);
+}
+
+json_t *jobs_object(const store_job *j)
+{
+    json_t *latest = api_json_stored(j->latest_json);
+    if (!json_is_object(latest)) {
+        json_decref(latest);
+        latest = json_object();
+    }
+    return json_pack("{s:I,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)j->id, "type", j->type,
+                     "state", job_state_name(j->state), "created_at", j->created_at,
+                     "started_at", api_json_time(j->started_at), "finished_at", api_json_time(j->finished_at),
+                     "spec", api_json_stored(j->spec_json), "progress", jobs_progress(j), "latest", latest,
+                     "result", api_json_stored(j->result_json),
+                     "error", j->error ? json_string(j->error) : json_null());
+}
+
+/* Loads job r->ids[0]; replies 404/500 and returns -1 if it cannot. */
+static int jobs_load(api_req *r, store_job *j)
+{
+    store *st = api_store(r);
+    if (!st) return -1;
+    int rc = store_job_get(st, r->ids[0], j);
+    if (rc == STORE_OK) return 0;
+    if (rc == STORE_NOTFOUND) api_problem(r, MHD_HTTP_NOT_FOUND, "job %lld does not exist", (long long)r->ids[0]);
+    else api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read job %lld: %s", (long long)r->ids[0],
+                     store_errmsg(st));
+    return -1;
+}
+
+static enum MHD_Result jobs_reply(api_req *r, unsigned status, int64_t id, int created)
+{
+    store_job j = { 0 };
+    int rc = store_job_get(r->st, id, &j);
+    if (rc != STORE_OK)
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read job %lld back: %s", (long long)id,
+                           store_errmsg(r->st));
+    json_t *obj = jobs_object(&j);
+    store_job_clear(&j);
+    if (!created) return api_send_json(r, status, obj);
+    char location[64];
+    snprintf(location, sizeof location, "/v1/jobs/%lld", (long long)id);
+    return api_created(r, status, location, obj);
+}
+
+/* ---- POST /v1/jobs ---- */
+
+/* dim of the dataset named by body.dataset; 0 (and a 422 in errs) if it does not exist, -1 on a store error. */
+static int jobs_dataset_dim(store *st, const json_t *body, spec_errors *errs, int64_t *ds_id)
+{
+    json_t *v = json_object_get(body, "dataset");
+    *ds_id = 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 1) return 0; /* spec.c reports it */
+    store_dataset d = { 0 };
+    int rc = store_dataset_get(st, json_integer_value(v), &d);
+    if (rc == STORE_NOTFOUND) {
+        spec_error_add(errs, 422, "dataset", "dataset %lld does not exist; create one with POST /v1/datasets",
+                       (long long)json_integer_value(v));
+        return 0;
+    }
+    if (rc != STORE_OK) return -1;
+    int dim = d.dim;
+    *ds_id = d.id;
+    store_dataset_clear(&d);
+    return dim;
+}
+
+static enum MHD_Result jobs_create_train(api_req *r, const json_t *body)
+{
+    spec_errors errs = { 0 };
+    int64_t ds_id;
+    store *st = api_store(r);
+    if (!st) return MHD_YES;
+    int dim = jobs_dataset_dim(st, body, &errs, &ds_id);
+    if (dim < 0) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read datasets: %s", store_errmsg(st));
+    json_t *spec = spec_normalize_train(body, dim, r->srv->cfg.max_job_bytes, &errs);
+    if (!spec) return api_problem_fields(r, &errs, NULL);
+    if (datasets_check_eval_rows(r, ds_id, spec)) { json_decref(spec); return MHD_YES; }
+    char *text = json_dumps(spec, API_JSON_FLAGS);
+    int steps = (int)json_integer_value(json_object_get(json_object_get(spec, "train"), "steps"));
+    json_decref(spec);
+    if (!text) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    int64_t id = 0;
+    int rc = store_job_insert(st, "train", text, ds_id, 0, steps, &id);
+    free(text);
+    if (rc == STORE_NOTFOUND)
+        return api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "dataset", "dataset %lld does not exist",
+                                 (long long)ds_id);
+    if (rc != STORE_OK)
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot queue the job: %s", store_errmsg(st));
+    return jobs_reply(r, MHD_HTTP_ACCEPTED, id, 1);
+}
+
+static enum MHD_Result jobs_create_later(api_req *r, const json_t *body)
+{
+    return api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "type", "type '%s' is not available yet; use 'train'",
+                             json_string_value(json_object_get(body, "type")));
+}
+
+static const struct {
+    const char *type;
+    enum MHD_Result (*create)(api_req *r, const json_t *body);
+} jobs_types[] = {
+    { "train", jobs_create_train },
+    { "analyze", anjobs_create_analyze },
+    { "pca", anjobs_create_pca },
+    { "groupspace", jobs_create_later },
+};
+
+enum MHD_Result jobs_create(api_req *r)
+{
+    json_t *body = api_body_object(r);
+    if (!body) return MHD_YES;
+    json_t *type = json_object_get(body, "type");
+    enum MHD_Result ret;
+    if (!type) {
+        ret = api_problem_field(r, MHD_HTTP_BAD_REQUEST, "type", "required: one of train, analyze, pca, groupspace");
+    } else if (!json_is_string(type)) {
+        ret = api_problem_field(r, MHD_HTTP_BAD_REQUEST, "type", "must be a string");
+    } else {
+        size_t i = 0, n = sizeof jobs_types / sizeof jobs_types[0];
+        while (i < n && strcmp(jobs_types[i].type, json_string_value(type))) i++;
+        if (i < n) ret = jobs_types[i].create(r, body);
+        else ret = api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "type",
+                                     "'%.40s' is not a job type; use train, analyze, pca or groupspace",
+                                     json_string_value(type));
+    }
+    json_decref(body);
+    return ret;
+}
+
+/* ---- GET /v1/jobs, /v1/jobs/{id} ---- */
+
+enum MHD_Result jobs_list(api_req *r)
+{
+    int limit, n = 0, filter = -1;
+    int64_t after;
+    if (api_query_page(r, &limit, &after)) return MHD_YES;
+    const char *state = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "state");
+    job_state js;
+    if (state && job_state_parse(state, &js))
+        return api_problem_field(r, MHD_HTTP_BAD_REQUEST, "state",
+                                 "?state= must be queued, running, succeeded, failed or cancelled");
+    if (state) filter = (int)js;
+    store *st = api_store(r);
+    if (!st) return MHD_YES;
+    store_job *items = NULL;
+    if (store_job_list(st, filter, after, limit + 1, &items, &n) != STORE_OK)
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot list jobs: %s", store_errmsg(st));
+    json_t *arr = json_array();
+    for (int i = 0; i < n && i < limit; i++) json_array_append_new(arr, jobs_object(&items[i]));
+    int more = n > limit;
+    int64_t last = more ? items[limit - 1].id : 0;
+    store_job_list_free(items, n);
+    return api_send_json(r, MHD_HTTP_OK, api_list(arr, more, last));
+}
+
+enum MHD_Result jobs_get(api_req *r)
+{
+    store_job j = { 0 };
+    if (jobs_load(r, &j)) return MHD_YES;
+    json_t *obj = jobs_object(&j);
+    store_job_clear(&j);
+    return api_send_json(r, MHD_HTTP_OK, obj);
+}
+
+/* ---- cancel, delete ---- */
+
+enum MHD_Result jobs_cancel(api_req *r)
+{
+    store *st = api_store(r);
+    if (!st) return MHD_YES;
+    int rc = store_job_request_cancel(st, r->ids[0]);
+    if (rc == STORE_NOTFOUND)
+        return api_problem(r, MHD_HTTP_NOT_FOUND, "job %lld does not exist", (long long)r->ids[0]);
+    if (rc == STORE_CONFLICT)
+        return api_problem(r, MHD_HTTP_CONFLICT, "job %lld has already finished; only queued or running jobs "
+                           "can be cancelled", (long long)r->ids[0]);
+    if (rc != STORE_OK)
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot cancel: %s", store_errmsg(st));
+    return jobs_reply(r, MHD_HTTP_ACCEPTED, r->ids[0], 0);
+}
+
+/* Removes data_dir/jobs/{id}/checkpoint* and the directory if that leaves it empty. */
+static void jobs_remove_checkpoints(const char *data_dir, int64_t id)
+{
+    char dir[4096], path[4096 + 256];
+    snprintf(dir, sizeof dir, "%s/jobs/%lld", data_dir, (long long)id);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "checkpoint", 10)) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir); /* fails, harmlessly, if anything else is still there */
+}
+
+enum MHD_Result jobs_delete(api_req *r)
+{
+    store_job j = { 0 };
+    if (jobs_load(r, &j)) return MHD_YES;
+    job_state s = j.state;
+    store_job_clear(&j);
+    if (!job_state_terminal(s))
+        return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is %s; cancel it (POST /v1/jobs/%lld/cancel) and delete "
+                           "it once it has stopped", (long long)r->ids[0], job_state_name(s), (long long)r->ids[0]);
+    int rc = store_job_delete(r->st, r->ids[0]);
+    if (rc == STORE_CONFLICT)
+        return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is not finished", (long long)r->ids[0]);
+    if (rc == STORE_NOTFOUND)
+        return api_problem(r, MHD_HTTP_NOT_FOUND, "job %lld does not exist", (long long)r->ids[0]);
+    if (rc != STORE_OK)
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot delete: %s", store_errmsg(r->st));
+    jobs_remove_checkpoints(r->srv->cfg.data_dir, r->ids[0]);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    return api_queue(r, MHD_HTTP_NO_CONTENT, resp);
+}
+
+/* ---- GET /v1/jobs/{id}/metrics?since_step=N ---- */
+
+enum MHD_Result jobs_metrics(api_req *r)
+{
+    static const char *const names[] = { "step", "loss", "mse", "fve", "l0", "l0_groups", "dead_frac", "lr",
+                                         "samples_per_s" };
+    long long since = -1;
+    if (api_query_int(r, "since_step", -1, INT32_MAX, &since) < 0) return MHD_YES;
+    store_job j = { 0 };
+    if (jobs_load(r, &j)) return MHD_YES;
+    store_job_clear(&j);
+    store_metric *m = NULL;
+    int n = 0;
+    if (store_metric_since(r->st, r->ids[0], (int)since, &m, &n) != STORE_OK)
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read metrics: %s", store_errmsg(r->st));
+    json_t *cols[9], *out = json_object();
+    for (int c = 0; c < 9; c++) cols[c] = json_array();
+    for (int i = 0; i < n; i++) {
+        const double v[8] = { m[i].loss, m[i].mse, m[i].fve, m[i].l0, m[i].l0_groups, m[i].dead_frac, m[i].lr,
+                              m[i].samples_per_s };
+        json_array_append_new(cols[0], json_integer(m[i].step));
+        for (int c = 1; c < 9; c++) json_array_append_new(cols[c], api_json_num(v[c - 1]));
+    }
+    for (int c = 0; c < 9; c++) json_object_set_new(out, names[c], cols[c]);
+    free(m);
+    return api_send_json(r, MHD_HTTP_OK, out);
+}

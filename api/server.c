@@ -1,0 +1,439 @@
+/* api/server.c — the libmicrohttpd daemon, routing, request lifecycle and the
+ * pool of store handles.
+ *
+ * MHD runs with an internal polling thread and one thread per connection,
+ * so a handler (and an SSE stream's reader) may block its own connection
+ * without holding up others. A request arrives in three kinds of call: the
+ * first (headers only) allocates the api_req and refuses a declared body
+ * over max_body at once (413); the middle ones append the body, discarding
+ * it once over the cap; the last routes it. Uploads (a .npy body, labels)
+ * are the exception: datasets_sink_open() claims them on the first call and
+ * their chunks stream to a file through r->sink instead (datasets_upload.c).
+ * Routing is a table of (pattern, method, handler); a path that matches some
+ * pattern but not the method is 405 with Allow, a path that matches none is
+ * 404 (or a static dashboard file outside /v1). Store handles come from a mutex-guarded
+ * stack, opened lazily, so each request uses one SQLite connection at a time
+ * and idle ones are kept for the next. The api_req is freed in MHD's
+ * completion callback. */
+#include "internal.h"
+#include "log.h"
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define API_POOL_CAP 16            /* idle store handles kept */
+#define API_CONNECTION_LIMIT 256
+#define API_CONNECTION_TIMEOUT_S 60
+#define API_CONNECTION_MEMORY (64 * 1024)
+#define API_DEFAULT_MAX_BODY ((size_t)1 << 20)
+#define API_DEFAULT_MAX_UPLOAD ((uint64_t)16384 << 20) /* 16 GiB */
+
+typedef struct {
+    const char *pattern; /* "/v1/jobs/{id}": {id} is a positive integer, {n} a non-negative one */
+    const char *method;
+    api_handler fn;
+} api_route;
+
+static const api_route api_routes[] = {
+    { "/", "GET", web_index },
+    { "/metrics", "GET", health_metrics },
+    { "/v1/health", "GET", health_get },
+    { "/v1/openapi.json", "GET", health_openapi },
+    { "/v1/datasets", "GET", datasets_list },
+    { "/v1/datasets", "POST", datasets_create },
+    { "/v1/datasets/{id}", "GET", datasets_get },
+    { "/v1/datasets/{id}", "DELETE", datasets_delete },
+    { "/v1/datasets/{id}/rows.npy", "GET", datasets_rows },
+    { "/v1/datasets/{id}/planes.npy", "GET", datasets_planes },
+    { "/v1/datasets/{id}/labels", "GET", datasets_labels },
+    { "/v1/datasets/{id}/labels", "PUT", datasets_put_labels },
+    { "/v1/jobs", "GET", jobs_list },
+    { "/v1/jobs", "POST", jobs_create },
+    { "/v1/jobs/{id}", "GET", jobs_get },
+    { "/v1/jobs/{id}", "DELETE", jobs_delete },
+    { "/v1/jobs/{id}/cancel", "POST", jobs_cancel },
+    { "/v1/jobs/{id}/metrics", "GET", jobs_metrics },
+    { "/v1/jobs/{id}/events", "GET", events_job },
+    { "/v1/saes", "GET", saes_list },
+    { "/v1/saes/{id}", "GET", saes_get },
+    { "/v1/saes/{id}/decoder.npy", "GET", saes_decoder },
+    { "/v1/saes/{id}/encoder.npy", "GET", saes_encoder },
+    { "/v1/saes/{id}/b_enc.npy", "GET", saes_b_enc },
+    { "/v1/saes/{id}/b_dec.npy", "GET", saes_b_dec },
+    { "/v1/saes/{id}/encode", "POST", encode_post },
+    { "/v1/saes/{id}/analysis", "GET", saean_get },
+    { "/v1/saes/{id}/latents", "GET", saean_latents },
+    { "/v1/saes/{id}/latents/{n}", "GET", saean_latent },
+    { "/v1/saes/{id}/jaccard", "GET", saean_jaccard },
+    { "/v1/saes/{id}/groups", "GET", saean_groups },
+    { "/v1/saes/{id}/groups/{n}", "GET", groups_get },
+    { "/v1/saes/{id}/groups/{n}/plane.npy", "GET", groups_plane },
+    { "/v1/saes/{id}/groups/{n}/projection", "GET", groups_projection },
+    { "/v1/saes/{id}/recovery", "GET", saean_recovery },
+    { "/v1/compare", "GET", compare_get },
+    { "/v1/analyses/{id}", "GET", analyses_get },
+    { "/v1/analyses/{id}/points.npy", "GET", analyses_points },
+    { "/v1/analyses/{id}/components.npy", "GET", analyses_components },
+    { "/v1/analyses/{id}/mean.npy", "GET", analyses_mean },
+};
+
+/* ---- store-handle pool ---- */
+
+store *api_pool_get(api_server *s, char *err, size_t errlen)
+{
+    store *st = NULL;
+    pthread_mutex_lock(&s->pool_mu);
+    if (s->pool_n > 0) st = s->pool[--s->pool_n];
+    pthread_mutex_unlock(&s->pool_mu);
+    if (!st) st = store_open(s->db_path, err, errlen);
+    return st;
+}
+
+void api_pool_put(api_server *s, store *st)
+{
+    if (!st) return;
+    pthread_mutex_lock(&s->pool_mu);
+    int kept = s->pool_n < s->pool_cap;
+    if (kept) s->pool[s->pool_n++] = st;
+    pthread_mutex_unlock(&s->pool_mu);
+    if (!kept) store_close(st);
+}
+
+store *api_store(api_req *r)
+{
+    if (r->st) return r->st;
+    char err[256];
+    r->st = api_pool_get(r->srv, err, sizeof err);
+    if (!r->st) {
+        LOGE("api: cannot open the database: %s", err);
+        api_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the database cannot be opened (%s); retry later", err);
+    }
+    return r->st;
+}
+
+double api_uptime_s(const api_server *s)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - s->started.tv_sec) + 1e-9 * (double)(now.tv_nsec - s->started.tv_nsec);
+}
+
+/* ---- routing ---- */
+
+/* Parses seg[0..len) as a decimal integer >= min (digits only). */
+static int route_number(const char *seg, size_t len, int64_t min, int64_t *out)
+{
+    if (len == 0 || len > 18) return 0;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (seg[i] < '0' || seg[i] > '9') return 0;
+        v = v * 10 + (seg[i] - '0');
+    }
+    if (v < min) return 0;
+    *out = v;
+    return 1;
+}
+
+/* 1 if url matches pattern, with the {id}/{n} values in ids. */
+static int route_match(const char *pattern, const char *url, int64_t *ids, int *n_ids)
+{
+    const char *p = pattern, *u = url;
+    int n = 0;
+    while (*p && *u) {
+        if (*p != '/' || *u != '/') return 0;
+        p++, u++;
+        size_t pl = strcspn(p, "/"), ul = strcspn(u, "/");
+        int is_id = pl == 4 && !memcmp(p, "{id}", 4), is_n = pl == 3 && !memcmp(p, "{n}", 3);
+        if (is_id || is_n) {
+            if (n == API_MAX_IDS || !route_number(u, ul, is_id ? 1 : 0, &ids[n])) return 0;
+            n++;
+        } else if (pl != ul || memcmp(p, u, pl)) {
+            return 0;
+        }
+        p += pl, u += ul;
+    }
+    *n_ids = n;
+    return !*p && !*u;
+}
+
+static void route_allow_add(char *allow, size_t cap, const char *method)
+{
+    size_t len = strlen(allow), ml = strlen(method);
+    for (const char *a = allow; (a = strstr(a, method)); a += ml)
+        if ((a == allow || a[-1] == ' ') && (a[ml] == ',' || a[ml] == '\0')) return;
+    snprintf(allow + len, cap - len, "%s%s", len ? ", " : "", method);
+}
+
+static int route_is_static(const char *url)
+{
+    return url[0] == '/' && strncmp(url, "/v1/", 4) && strcmp(url, "/v1") && strcmp(url, "/metrics");
+}
+
+static enum MHD_Result route_allow_reply(api_req *r, const char *allow)
+{
+    if (!strcmp(r->method, "OPTIONS")) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (resp) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        return api_queue(r, MHD_HTTP_NO_CONTENT, resp);
+    }
+    struct MHD_Response *resp = NULL;
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s is not allowed on %s; use %s", r->method, r->url, allow);
+    json_t *p = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", "Method Not Allowed",
+                          "status", MHD_HTTP_METHOD_NOT_ALLOWED, "detail", detail);
+    char *text = p ? json_dumps(p, API_JSON_FLAGS) : NULL;
+    json_decref(p);
+    if (text) resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    else free(text);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    }
+    return api_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+}
+
+static enum MHD_Result route(api_req *r)
+{
+    const char *m = strcmp(r->method, "HEAD") ? r->method : "GET";
+    char allow[96] = "";
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+        const api_route *rt = &api_routes[i];
+        int64_t ids[API_MAX_IDS];
+        int n = 0;
+        if (!route_match(rt->pattern, r->url, ids, &n)) continue;
+        if (!strcmp(rt->method, m)) {
+            memcpy(r->ids, ids, sizeof ids);
+            r->n_ids = n;
+            return rt->fn(r);
+        }
+        route_allow_add(allow, sizeof allow, rt->method);
+        if (!strcmp(rt->method, "GET")) route_allow_add(allow, sizeof allow, "HEAD");
+    }
+    if (!allow[0] && route_is_static(r->url)) {
+        if (!strcmp(m, "GET")) return web_static(r);
+        snprintf(allow, sizeof allow, "GET, HEAD");
+    }
+    if (allow[0]) return route_allow_reply(r, allow);
+    return api_problem(r, MHD_HTTP_NOT_FOUND, "no resource at %s; see /v1/openapi.json for the endpoints",
+                       r->url);
+}
+
+/* ---- request lifecycle ---- */
+
+static void req_append(api_req *r, const char *data, size_t n)
+{
+    size_t cap = r->srv->cfg.max_body;
+    if (r->body_too_large) return;
+    if (n > cap || r->body_len > cap - n) {
+        r->body_too_large = 1;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
+        return;
+    }
+    if (r->body_len + n + 1 > r->body_cap) {
+        size_t want = r->body_cap ? r->body_cap : 4096;
+        while (want < r->body_len + n + 1) want *= 2;
+        if (want > cap + 1) want = cap + 1;
+        char *b = realloc(r->body, want);
+        if (!b) { r->body_too_large = 1; free(r->body); r->body = NULL; r->body_len = r->body_cap = 0; return; }
+        r->body = b;
+        r->body_cap = want;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = '\0';
+}
+
+static enum MHD_Result req_too_large(api_req *r)
+{
+    return api_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "the request body is larger than the %zu-byte limit (max_body)",
+                       r->srv->cfg.max_body);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    (void)version;
+    api_server *s = cls;
+    api_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->srv = s, r->conn = conn, r->method = method, r->url = url;
+        *con_cls = r;
+        if (datasets_sink_open(r)) return MHD_YES; /* a streamed upload: its own cap, not max_body */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
+            r->body_too_large = 1;
+            return req_too_large(r);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (r->status) {} /* replied early: discard */
+        else if (r->sink) r->sink->feed(r->sink, upload_data, *upload_data_size);
+        else req_append(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->status) return MHD_YES;
+    enum MHD_Result ret = r->body_too_large ? req_too_large(r) : route(r);
+    if (!r->status) ret = api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "the handler for %s gave no answer", url);
+    LOGD("http: %s %s -> %u", method, url, r->status);
+    api_pool_put(s, r->st);
+    r->st = NULL;
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn, (void)toe;
+    api_server *s = cls;
+    api_req *r = *con_cls;
+    if (!r) return;
+    api_pool_put(s, r->st);
+    if (r->sink) r->sink->free(r->sink);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    LOGD("http: %s", msg);
+}
+
+/* ---- start / stop ---- */
+
+static char *dup_or(const char *s, const char *fallback)
+{
+    const char *v = s ? s : fallback;
+    return v ? strdup(v) : NULL;
+}
+
+static size_t default_max_job_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0) return (size_t)8 << 30;
+    return (size_t)pages * (size_t)page / 2;
+}
+
+static int server_copy_config(api_server *s, const api_config *cfg)
+{
+    s->cfg = *cfg;
+    s->host = dup_or(cfg->host, "127.0.0.1");
+    s->db_path = dup_or(cfg->db_path, NULL);
+    s->data_dir = dup_or(cfg->data_dir, ".");
+    s->import_dir = dup_or(cfg->import_dir, NULL);
+    s->web_dir = dup_or(cfg->web_dir, "web");
+    s->openapi_path = dup_or(cfg->openapi_path, "openapi.json");
+    s->version = dup_or(cfg->version, "dev");
+    s->cfg.host = s->host, s->cfg.db_path = s->db_path, s->cfg.data_dir = s->data_dir;
+    s->cfg.import_dir = s->import_dir, s->cfg.web_dir = s->web_dir;
+    s->cfg.openapi_path = s->openapi_path, s->cfg.version = s->version;
+    if (!s->cfg.max_body) s->cfg.max_body = API_DEFAULT_MAX_BODY;
+    if (!s->cfg.max_upload) s->cfg.max_upload = API_DEFAULT_MAX_UPLOAD;
+    if (!s->cfg.max_job_bytes) s->cfg.max_job_bytes = default_max_job_bytes();
+    return s->host && s->data_dir && s->web_dir && s->openapi_path && s->version;
+}
+
+static void server_free(api_server *s)
+{
+    for (int i = 0; i < s->pool_n; i++) store_close(s->pool[i]);
+    free(s->pool);
+    pthread_mutex_destroy(&s->pool_mu);
+    free(s->host), free(s->db_path), free(s->data_dir), free(s->import_dir);
+    free(s->web_dir), free(s->openapi_path), free(s->version);
+    free(s);
+}
+
+/* Resolves host:port into addr. 0, or -1 with err set. */
+static int server_resolve(const char *host, int port, struct sockaddr_storage *addr, int *ipv6,
+                          char *err, size_t errlen)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve listen address '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *ipv6 = res->ai_family == AF_INET6;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int server_listen(api_server *s, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr;
+    int ipv6 = 0;
+    if (server_resolve(s->host, s->cfg.port, &addr, &ipv6, err, errlen)) return -1;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO |
+                     MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+    s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_access, s,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTION_LIMIT,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
+                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                              MHD_OPTION_END);
+    if (!s->mhd) {
+        snprintf(err, errlen, "cannot listen on %s:%d (is another saed or program using the port?)",
+                 s->host, s->cfg.port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : s->cfg.port;
+    return 0;
+}
+
+api_server *api_start(const api_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->db_path) {
+        snprintf(err, errlen, "api: no database path given");
+        return NULL;
+    }
+    api_server *s = calloc(1, sizeof *s);
+    if (!s) { snprintf(err, errlen, "api: out of memory"); return NULL; }
+    pthread_mutex_init(&s->pool_mu, NULL);
+    s->pool_cap = API_POOL_CAP;
+    s->pool = calloc((size_t)s->pool_cap, sizeof *s->pool);
+    if (!s->pool || !server_copy_config(s, cfg)) {
+        snprintf(err, errlen, "api: out of memory");
+        server_free(s);
+        return NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    store *st = api_pool_get(s, err, errlen); /* fail now, not at the first request */
+    if (!st) { server_free(s); return NULL; }
+    api_pool_put(s, st);
+    datasets_staging_sweep(s); /* uploads and imports a crash left half-written */
+    if (server_listen(s, err, errlen)) { server_free(s); return NULL; }
+    return s;
+}
+
+int api_port(const api_server *s) { return s->port; }
+
+void api_stop(api_server *s)
+{
+    if (!s) return;
+    atomic_store(&s->stopping, 1);
+    MHD_stop_daemon(s->mhd); /* joins every connection thread; SSE readers see `stopping` */
+    server_free(s);
+}

@@ -1,0 +1,102 @@
+/* saed — the daemon's entry point.
+ *
+ * Start-up: parse config, create the data directory, open SQLite (migrating
+ * it) and put jobs a crash left running back in the queue, size OpenBLAS so
+ * that BLAS threads x workers <= cores, start the worker pool and the HTTP
+ * server. Signals are blocked in every thread and taken synchronously here
+ * with sigwait(): SIGTERM/SIGINT stop accepting requests, let running jobs
+ * checkpoint and requeue, and exit 0. */
+#include "api.h"
+#include "config.h"
+#include "files.h"
+#include "log.h"
+#include "store.h"
+#include "worker.h"
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void openblas_set_num_threads(int n);
+
+static int main_prepare_store(const char *db_path, char *err, size_t errlen)
+{
+    store *st = store_open(db_path, err, errlen);
+    if (!st) return -1;
+    int n = 0;
+    if (store_requeue_running(st, &n) != STORE_OK) {
+        snprintf(err, errlen, "cannot requeue interrupted jobs: %s", store_errmsg(st));
+        store_close(st);
+        return -1;
+    }
+    if (n) LOGI("requeued %d job(s) left running by the last stop; they resume from their checkpoints", n);
+    store_close(st);
+    return 0;
+}
+
+static void main_size_blas(const saed_config *c)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = c->blas_threads ? c->blas_threads : (int)(cores / c->workers);
+    if (threads < 1) threads = 1;
+    openblas_set_num_threads(threads);
+    LOGI("%d worker(s) x %d BLAS thread(s) on %ld core(s)", c->workers, threads, cores);
+}
+
+static int main_wait_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    sigwait(&set, &sig);
+    return sig;
+}
+
+static int main_serve(const saed_config *c, const char *db_path)
+{
+    char err[512];
+    worker_config wc = { .db_path = db_path, .data_dir = c->data_dir, .n_workers = c->workers };
+    api_config ac = { .host = c->host, .port = c->port, .db_path = db_path, .data_dir = c->data_dir,
+                      .import_dir = c->import_dir[0] ? c->import_dir : NULL, .web_dir = c->web_dir,
+                      .openapi_path = c->openapi_path, .max_body = c->max_body,
+                      .max_upload = (uint64_t)c->max_upload_mb << 20,
+                      .max_job_bytes = c->max_job_mb << 20, .version = SAED_VERSION };
+    worker_pool *pool = worker_pool_start(&wc, err, sizeof err);
+    if (!pool) { LOGE("%s", err); return 1; }
+    api_server *api = api_start(&ac, err, sizeof err);
+    if (!api) { LOGE("%s", err); worker_pool_stop(pool); return 1; }
+    LOGI("saed %s listening on http://%s:%d/ (data in %s)", SAED_VERSION, c->host, api_port(api), c->data_dir);
+    int sig = main_wait_signal();
+    LOGI("%s: stopping; running jobs checkpoint and go back to the queue", strsignal(sig));
+    api_stop(api);
+    worker_pool_stop(pool);
+    LOGI("stopped cleanly");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    saed_config cfg;
+    char out[2048], err[PATH_MAX + 512], db_path[PATH_MAX + 16];
+    int rc = config_parse(&cfg, argc, argv, out, sizeof out, err, sizeof err);
+    if (rc == 1) { fputs(out, stdout); return 0; }
+    if (rc < 0) { fprintf(stderr, "saed: %s\n", err); return 2; }
+    log_threshold = cfg.level;
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits this */
+
+    if (files_mkdirs(cfg.data_dir, err, sizeof err)) { LOGE("data directory: %s", err); return 1; }
+    snprintf(db_path, sizeof db_path, "%s/saed.db", cfg.data_dir);
+    if (main_prepare_store(db_path, err, sizeof err)) { LOGE("database %s: %s", db_path, err); return 1; }
+    main_size_blas(&cfg);
+    return main_serve(&cfg, db_path);
+}
