@@ -1,0 +1,68 @@
+/* daemon/jobrun_analyze.h — what the analyze job's two files share:
+ * jobrun_analyze.c (set-up, the streaming pass, per-latent results, saving)
+ * and jobrun_analyze_groups.c (grouping, group statistics, circle recovery,
+ * group planes and the projections of the rows where each group fires).
+ *
+ * Groups: an SAE's own groups (latents g*s .. g*s+s-1), or, when the spec
+ * asks to cluster an ordinary SAE, the clusters of analysis_cluster_greedy.
+ * Either way `order` lists the latents group by group, so every group-level
+ * function runs on the decoder rows permuted into that order (W_perm) with
+ * contiguous groups of s. */
+#ifndef SAED_JOBRUN_ANALYZE_H
+#define SAED_JOBRUN_ANALYZE_H
+#include "analysis.h"
+#include "artifacts.h"
+#include "circles.h"
+#include "datasrc.h"
+#include "jobrun.h"
+#include "sae.h"
+#include "spec_analysis.h"
+#include <limits.h>
+
+#define AN_PROJ_KEEP ARTIFACTS_PROJ_KEEP
+#define AN_DUP_CAP 100        /* near-duplicate pairs listed in the summary */
+#define AN_FVE_POINTS 32      /* points per circle for circle FVE */
+#define AN_FVE_BINS 10        /* circle FVE histogram bins over [0, 1] */
+#define AN_ROW_BATCH 1024     /* rows fetched at once */
+
+typedef struct {
+    const jobrun_ctx *ctx;
+    spec_analyze spec;
+    store_sae sae;
+    sae_params p;
+    jobrun_dataset *ds;
+    data_source src;
+    circles *circ;             /* ground truth when the dataset is circles, else NULL */
+    int n, dim, s, n_groups;   /* latents, width, reported group size, groups */
+    int64_t rows;              /* samples analysed */
+    analysis_stats stats;
+    analysis_cooc cooc;
+    int32_t *nb_cos_idx;       /* (n, K) decoder-cosine neighbours */
+    float *nb_cos;             /* (n, K) */
+    int32_t *nb_j_idx;         /* (n, K) Jaccard neighbours */
+    float *nb_j;               /* (n, K) */
+    int32_t dups[2 * AN_DUP_CAP]; /* (AN_DUP_CAP, 2) near-duplicate pairs */
+    int64_t n_dups;
+    int32_t *order;            /* (n) group g = order[g*s .. g*s+s-1] */
+    int32_t *group_of;         /* (n) each latent's group */
+    float *W_perm;             /* (n, dim) decoder rows in group order */
+    double *g_density;         /* (n_groups) fraction of rows where any member fired */
+    double *g_jaccard;         /* (n_groups) mean Jaccard over member pairs */
+    float *g_maxcos;           /* (n_groups) largest member-pair decoder cosine */
+    analysis_recovery rec;     /* circles only (has_rec) */
+    int has_rec;
+    float *fve;                /* (n_circles) circle FVE */
+    int64_t *proj_ptr;         /* (n_groups + 1) */
+    artifacts_proj *proj;      /* (proj_ptr[n_groups]) */
+    char dir[PATH_MAX];        /* data_dir/analyses/sae-{id}/job-{job} */
+    char err[512];
+} an_job;
+
+/* jobrun_analyze_groups.c. Each returns 0, or -1 with j->err set. */
+int an_grouping(an_job *j);
+int an_group_stats(an_job *j);
+int an_recovery(an_job *j);
+int an_projections(an_job *j);
+void an_groups_free(an_job *j);
+
+#endif
