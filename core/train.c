@@ -1,0 +1,497 @@
+/* train — the training loop: batches, Adam, schedules, evaluation.
+ *
+ * One step t (0-based): read the batch (a function of t, see train.h), loss
+ * and gradient at sparsity coefficient c(t), mark latents that fired, project
+ * the decoder rows' gradient onto their tangent space, clip the global norm
+ * (optional), Adam with bias correction at lr(t), renormalise the decoder
+ * rows. Everything a step reads is in the checkpoint (params, Adam moments,
+ * step, dead counters) or is a pure function of the configuration, so a
+ * restored run continues bit for bit. The trainer never blocks: the hooks are
+ * called between steps. Checkpoints are in train_ckpt.c. */
+#include "train_state.h"
+#include "rng.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TRAIN_SHUFFLE_SALT UINT64_C(0x53485546464c45) /* "SHUFFLE": seed of the epoch streams */
+
+/* ---- configuration ---- */
+
+void train_config_default(train_config *t)
+{
+    t->steps = 20000;
+    t->batch_size = 4096;
+    t->lr = 1e-3f;
+    t->lr_warmup_steps = 1000;
+    t->decay = LR_DECAY_LINEAR;
+    t->sparsity_warmup_steps = 1000;
+    t->seed = 0;
+    t->checkpoint_every = 1000;
+    t->eval_every = 100;
+    t->eval_rows = 4096;
+    t->dead_window = 1000;
+    t->adam_beta1 = 0.9f;
+    t->adam_beta2 = 0.999f;
+    t->adam_eps = 1e-8f;
+    t->grad_clip = 0.0f;
+}
+
+static const char *const train_decay_names[] = {"none", "linear", "cosine"};
+
+int lr_decay_parse(const char *name, lr_decay *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, train_decay_names[i]) == 0) {
+            *out = (lr_decay)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *lr_decay_name(lr_decay d)
+{
+    return ((int)d >= 0 && (int)d < 3) ? train_decay_names[d] : "unknown";
+}
+
+static int train_reject(char *field, size_t fieldlen, char *msg, size_t msglen, const char *name,
+                        const char *text)
+{
+    snprintf(field, fieldlen, "train.%s", name);
+    snprintf(msg, msglen, "%s", text);
+    return -1;
+}
+
+int train_config_check(const train_config *t, char *field, size_t fl, char *msg, size_t ml)
+{
+    if (t->steps < 1)
+        return train_reject(field, fl, msg, ml, "steps", "steps must be at least 1");
+    if (t->batch_size < 1 || t->batch_size > (1 << 20))
+        return train_reject(field, fl, msg, ml, "batch_size", "batch_size must be between 1 and 1048576");
+    if (!isfinite(t->lr) || t->lr <= 0.0f)
+        return train_reject(field, fl, msg, ml, "lr", "lr must be a finite number > 0 (e.g. 0.001)");
+    if (t->lr_warmup_steps < 0)
+        return train_reject(field, fl, msg, ml, "lr_warmup_steps", "lr_warmup_steps must be >= 0");
+    if ((int)t->decay < 0 || (int)t->decay > 2)
+        return train_reject(field, fl, msg, ml, "lr_decay", "lr_decay must be none, linear or cosine");
+    if (t->sparsity_warmup_steps < 0)
+        return train_reject(field, fl, msg, ml, "sparsity_warmup_steps", "sparsity_warmup_steps must be >= 0");
+    if (t->checkpoint_every < 0)
+        return train_reject(field, fl, msg, ml, "checkpoint_every", "checkpoint_every must be >= 0 (0 = never)");
+    if (t->eval_every < 1)
+        return train_reject(field, fl, msg, ml, "eval_every", "eval_every must be at least 1");
+    if (t->eval_rows < 1)
+        return train_reject(field, fl, msg, ml, "eval_rows", "eval_rows must be at least 1");
+    if (t->dead_window < 1)
+        return train_reject(field, fl, msg, ml, "dead_window", "dead_window must be at least 1");
+    if (!(t->adam_beta1 >= 0.0f && t->adam_beta1 < 1.0f))
+        return train_reject(field, fl, msg, ml, "adam_beta1", "adam_beta1 must be in [0, 1) (e.g. 0.9)");
+    if (!(t->adam_beta2 >= 0.0f && t->adam_beta2 < 1.0f))
+        return train_reject(field, fl, msg, ml, "adam_beta2", "adam_beta2 must be in [0, 1) (e.g. 0.999)");
+    if (!isfinite(t->adam_eps) || t->adam_eps <= 0.0f)
+        return train_reject(field, fl, msg, ml, "adam_eps", "adam_eps must be a finite number > 0 (e.g. 1e-8)");
+    if (!isfinite(t->grad_clip) || t->grad_clip < 0.0f)
+        return train_reject(field, fl, msg, ml, "grad_clip", "grad_clip must be a finite number >= 0 (0 = off)");
+    return 0;
+}
+
+/* ---- schedules ---- */
+
+double train_lr_at(const train_config *t, int step)
+{
+    int W = t->lr_warmup_steps;
+    if (step < W)
+        return (double)t->lr * (step + 1) / W;
+    if (t->steps <= W)
+        return t->lr;
+    double f = (double)(step - W) / (t->steps - W);
+    switch (t->decay) {
+    case LR_DECAY_LINEAR: return t->lr * (1.0 - f);
+    case LR_DECAY_COSINE: return t->lr * 0.5 * (1.0 + cos(M_PI * f));
+    default: return t->lr;
+    }
+}
+
+double train_sparsity_coef_at(const sae_config *c, const train_config *t, int step)
+{
+    if (step >= t->sparsity_warmup_steps)
+        return c->sparsity_coef;
+    return (double)c->sparsity_coef * step / t->sparsity_warmup_steps;
+}
+
+/* ---- creation ---- */
+
+static int train_fail(train_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int train_fail(train_state *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->err, sizeof st->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Checks the configurations against each other and the source; 0 or -1 with err. */
+static int train_create_check(const sae_config *c, const train_config *t, const data_source *src, char *err,
+                              size_t errlen)
+{
+    char field[64], msg[192];
+    if (sae_config_check(c, field, sizeof field, msg, sizeof msg) != 0 ||
+        train_config_check(t, field, sizeof field, msg, sizeof msg) != 0) {
+        snprintf(err, errlen, "%s: %s", field, msg);
+        return -1;
+    }
+    if (!src->get_rows) {
+        snprintf(err, errlen, "the data source has no row reader");
+        return -1;
+    }
+    if (src->dim != c->dim) {
+        snprintf(err, errlen, "the dataset has dim %d but sae.dim is %d; set sae.dim to %d", src->dim, c->dim,
+                 src->dim);
+        return -1;
+    }
+    if (src->n_rows >= 0 && src->n_rows <= t->eval_rows) {
+        snprintf(err, errlen, "the dataset has %lld rows, not more than train.eval_rows (%d) held out; "
+                 "lower train.eval_rows", (long long)src->n_rows, t->eval_rows);
+        return -1;
+    }
+    if (src->n_rows - t->eval_rows > (int64_t)UINT32_MAX) {
+        snprintf(err, errlen, "the dataset has more than 2^32 training rows; use a smaller file");
+        return -1;
+    }
+    return 0;
+}
+
+static int train_alloc(train_state *st)
+{
+    const sae_config *c = &st->sc;
+    size_t np = sae_n_params(c), B = (size_t)st->tc.batch_size;
+    if (sae_params_alloc(&st->p, c) != 0 || sae_work_alloc(&st->w, c, st->tc.batch_size) != 0)
+        return -1;
+    st->grad = calloc(np, sizeof(float));
+    st->m = calloc(np, sizeof(float));
+    st->v = calloc(np, sizeof(float));
+    st->x = malloc(B * (size_t)c->dim * sizeof(float));
+    st->idx = malloc(B * sizeof(uint64_t));
+    st->last_fired = calloc((size_t)c->n_latents, sizeof(int32_t));
+    if (st->n_train >= 0)
+        st->perm = malloc((size_t)st->n_train * sizeof(uint32_t));
+    if (!st->grad || !st->m || !st->v || !st->x || !st->idx || !st->last_fired || (st->n_train >= 0 && !st->perm))
+        return -1;
+    return 0;
+}
+
+train_state *train_create(const sae_config *c, const train_config *t, const data_source *src, char *err,
+                          size_t errlen)
+{
+    if (train_create_check(c, t, src, err, errlen) != 0)
+        return NULL;
+    train_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    st->sc = *c;
+    st->tc = *t;
+    st->src = *src;
+    st->n_train = src->n_rows >= 0 ? src->n_rows - t->eval_rows : -1;
+    st->perm_epoch = -1;
+    st->sst = -1.0;
+    if (train_alloc(st) != 0) {
+        snprintf(err, errlen, "out of memory: the job needs about %zu MiB; lower sae.n_latents or train.batch_size",
+                 sae_train_bytes(c, t->batch_size) >> 20);
+        train_free(st);
+        return NULL;
+    }
+    sae_params_init(&st->p, t->seed);
+    return st;
+}
+
+void train_free(train_state *st)
+{
+    if (!st)
+        return;
+    sae_params_free(&st->p);
+    sae_work_free(&st->w);
+    free(st->grad);
+    free(st->m);
+    free(st->v);
+    free(st->x);
+    free(st->idx);
+    free(st->last_fired);
+    free(st->perm);
+    free(st);
+}
+
+/* ---- data ---- */
+
+/* Fills st->perm with epoch e's order of the training rows (Fisher-Yates). */
+static void train_shuffle(train_state *st, int64_t epoch)
+{
+    rng_t r;
+    rng_seed(&r, st->tc.seed ^ TRAIN_SHUFFLE_SALT, (uint64_t)epoch);
+    for (int64_t i = 0; i < st->n_train; i++)
+        st->perm[i] = (uint32_t)i;
+    for (int64_t i = st->n_train - 1; i > 0; i--) {
+        int64_t j = (int64_t)rng_below(&r, (uint64_t)i + 1);
+        uint32_t tmp = st->perm[i];
+        st->perm[i] = st->perm[j];
+        st->perm[j] = tmp;
+    }
+    st->perm_epoch = epoch;
+}
+
+/* The row indices of step t's batch into st->idx. */
+static void train_batch_rows(train_state *st, int t)
+{
+    uint64_t B = (uint64_t)st->tc.batch_size, pos = (uint64_t)t * B;
+    for (uint64_t k = 0; k < B; k++, pos++) {
+        if (st->n_train < 0) {
+            st->idx[k] = pos;
+            continue;
+        }
+        int64_t epoch = (int64_t)(pos / (uint64_t)st->n_train);
+        if (epoch != st->perm_epoch)
+            train_shuffle(st, epoch);
+        st->idx[k] = st->perm[pos % (uint64_t)st->n_train];
+    }
+}
+
+/* Held-out row i (0 .. eval_rows-1). */
+static uint64_t train_eval_row(const train_state *st, int i)
+{
+    return st->n_train < 0 ? TRAIN_EVAL_ROW0 + (uint64_t)i : (uint64_t)st->n_train + (uint64_t)i;
+}
+
+static int train_read(train_state *st, int n)
+{
+    if (st->src.get_rows(st->src.ctx, st->idx, n, st->x) != 0)
+        return train_fail(st, "reading rows from the dataset failed; check that its file is still readable");
+    return 0;
+}
+
+/* ---- one step ---- */
+
+static void train_mark_fired(train_state *st, int B)
+{
+    int n = st->sc.n_latents;
+    int32_t now = st->step + 1;
+    for (int b = 0; b < B; b++) {
+        const float *z = st->w.z + (size_t)b * n; /* (n) */
+        for (int i = 0; i < n; i++)
+            if (z[i] > 0.0f)
+                st->last_fired[i] = now;
+    }
+}
+
+/* Global L2 norm of the gradient; scales it down to grad_clip if above. */
+static double train_clip(train_state *st)
+{
+    double sum = 0.0;
+    for (size_t k = 0; k < st->p.n_params; k++)
+        sum += (double)st->grad[k] * st->grad[k];
+    double norm = sqrt(sum);
+    if (st->tc.grad_clip > 0.0f && norm > st->tc.grad_clip) {
+        float f = (float)(st->tc.grad_clip / norm);
+        for (size_t k = 0; k < st->p.n_params; k++)
+            st->grad[k] *= f;
+    }
+    return norm;
+}
+
+static void train_adam(train_state *st, double lr)
+{
+    const train_config *t = &st->tc;
+    double n = st->step + 1.0;
+    float step_size = (float)(lr / (1.0 - pow(t->adam_beta1, n)));
+    float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(t->adam_beta2, n)));
+    float b1 = t->adam_beta1, b2 = t->adam_beta2, eps = t->adam_eps;
+    float *p = st->p.buf, *g = st->grad, *m = st->m, *v = st->v;
+    for (size_t k = 0; k < st->p.n_params; k++) {
+        m[k] = b1 * m[k] + (1.0f - b1) * g[k];
+        v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
+        p[k] -= step_size * m[k] / (sqrtf(v[k]) * inv_sqrt_bc2 + eps);
+    }
+}
+
+static int train_nonfinite(train_state *st, const char *what, double lr)
+{
+    return train_fail(st, "the %s became non-finite at step %d (lr %g); lower train.lr (e.g. to %g) "
+                      "or set train.grad_clip (e.g. 1)", what, st->step + 1, lr, (double)st->tc.lr / 10);
+}
+
+static int train_step(train_state *st)
+{
+    int t = st->step, B = st->tc.batch_size;
+    double lr = train_lr_at(&st->tc, t);
+    train_batch_rows(st, t);
+    if (train_read(st, B) != 0)
+        return -1;
+    float coef = (float)train_sparsity_coef_at(&st->sc, &st->tc, t);
+    double loss = sae_loss_grad(&st->p, st->x, B, coef, &st->w, st->grad, NULL);
+    if (!isfinite(loss))
+        return train_nonfinite(st, "loss", lr);
+    train_mark_fired(st, B);
+    sae_project_decoder_grad(&st->p, st->grad);
+    if (!isfinite(train_clip(st)))
+        return train_nonfinite(st, "gradient", lr);
+    train_adam(st, lr);
+    sae_normalize_decoder(&st->p);
+    st->step++;
+    return 0;
+}
+
+/* ---- evaluation ---- */
+
+/* Reads held-out rows [i0, i0+n) into st->x. */
+static int train_read_eval(train_state *st, int i0, int n)
+{
+    for (int k = 0; k < n; k++)
+        st->idx[k] = train_eval_row(st, i0 + k);
+    return train_read(st, n);
+}
+
+/* The eval rows' sum of squares around their mean, once (it never changes). */
+static int train_eval_sst(train_state *st)
+{
+    int dim = st->sc.dim, R = st->tc.eval_rows, B = st->tc.batch_size;
+    double *mean = calloc((size_t)dim, sizeof(double)); /* (dim) */
+    if (!mean)
+        return train_fail(st, "out of memory");
+    double sst = 0.0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i0 = 0; i0 < R; i0 += B) {
+            int n = R - i0 < B ? R - i0 : B;
+            if (train_read_eval(st, i0, n) != 0) {
+                free(mean);
+                return -1;
+            }
+            for (size_t k = 0; k < (size_t)n * dim; k++) {
+                double xv = st->x[k];
+                if (pass == 0)
+                    mean[k % dim] += xv / R;
+                else
+                    sst += (xv - mean[k % dim]) * (xv - mean[k % dim]);
+            }
+        }
+    free(mean);
+    st->sst = sst;
+    return 0;
+}
+
+static double train_dead_frac(const train_state *st)
+{
+    int W = st->tc.dead_window, n = st->sc.n_latents, dead = 0;
+    if (st->step < W)
+        return 0.0;
+    for (int i = 0; i < n; i++)
+        dead += st->last_fired[i] <= st->step - W;
+    return (double)dead / n;
+}
+
+static int train_evaluate(train_state *st, train_metrics *m)
+{
+    int R = st->tc.eval_rows, B = st->tc.batch_size, t = st->step > 0 ? st->step - 1 : 0;
+    float coef = (float)train_sparsity_coef_at(&st->sc, &st->tc, t);
+    if (st->sst < 0.0 && train_eval_sst(st) != 0)
+        return -1;
+    double loss = 0.0, sse = 0.0, l0 = 0.0, l0g = 0.0;
+    for (int i0 = 0; i0 < R; i0 += B) {
+        int n = R - i0 < B ? R - i0 : B;
+        sae_loss_terms terms;
+        if (train_read_eval(st, i0, n) != 0)
+            return -1;
+        sae_loss_grad(&st->p, st->x, n, coef, &st->w, NULL, &terms);
+        loss += terms.loss * n;
+        sse += terms.mse * n;
+        l0 += terms.l0 * n;
+        l0g += terms.l0_groups * n;
+    }
+    memset(m, 0, sizeof *m);
+    m->step = st->step;
+    m->loss = loss / R;
+    m->mse = sse / R;
+    m->fve = st->sst > 0.0 ? 1.0 - sse / st->sst : 0.0;
+    m->l0 = l0 / R;
+    m->l0_groups = l0g / R;
+    m->dead_frac = train_dead_frac(st);
+    m->lr = train_lr_at(&st->tc, t);
+    m->samples_per_s = st->window_s > 0.0 ? (double)st->window_samples / st->window_s : 0.0;
+    if (!isfinite(m->loss) || !isfinite(m->fve))
+        return train_nonfinite(st, "evaluation loss", m->lr);
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+static double train_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Evaluates, reports, and starts a new throughput window. */
+static int train_eval_report(train_state *st, const train_hooks *h)
+{
+    if (train_evaluate(st, &st->last) != 0)
+        return -1;
+    st->have_last = 1;
+    st->window_s = 0.0;
+    st->window_samples = 0;
+    if (h->on_eval && h->on_eval(h->ctx, &st->last) != 0)
+        return train_fail(st, "stopped at step %d: recording the metrics failed", st->step);
+    return 0;
+}
+
+/* One step and the hooks that follow it. */
+static int train_step_hooks(train_state *st, const train_hooks *h)
+{
+    double t0 = train_now();
+    if (train_step(st) != 0)
+        return -1;
+    st->window_s += train_now() - t0;
+    st->window_samples += st->tc.batch_size;
+    int s = st->step, total = st->tc.steps;
+    if (h->on_progress)
+        h->on_progress(h->ctx, s, total,
+                       st->window_s > 0.0 ? (double)st->window_samples / st->window_s : 0.0);
+    if ((s % st->tc.eval_every == 0 || s == total) && train_eval_report(st, h) != 0)
+        return -1;
+    if (st->tc.checkpoint_every > 0 && s % st->tc.checkpoint_every == 0 && s < total && h->on_checkpoint &&
+        h->on_checkpoint(h->ctx, st) != 0)
+        return train_fail(st, "stopped at step %d: saving the checkpoint failed", s);
+    return 0;
+}
+
+train_result train_run(train_state *st, const train_hooks *h)
+{
+    st->err[0] = '\0';
+    st->window_s = 0.0;
+    st->window_samples = 0;
+    while (st->step < st->tc.steps) {
+        train_stop stop = h->should_stop ? h->should_stop(h->ctx) : TRAIN_CONTINUE;
+        if (stop == TRAIN_CANCEL)
+            return TRAIN_CANCELLED;
+        if (stop == TRAIN_SHUTDOWN) {
+            if (h->on_checkpoint && h->on_checkpoint(h->ctx, st) != 0) {
+                train_fail(st, "saving the checkpoint at shutdown failed (step %d)", st->step);
+                return TRAIN_ERROR;
+            }
+            return TRAIN_INTERRUPTED;
+        }
+        if (train_step_hooks(st, h) != 0)
+            return TRAIN_ERROR;
+    }
+    if (!(st->have_last && st->last.step == st->step) && train_eval_report(st, h) != 0)
+        return TRAIN_ERROR;
+    return TRAIN_DONE;
+}
+
+const char *train_error(const train_state *st) { return st->err; }
+int train_step_done(const train_state *st) { return st->step; }
+const sae_params *train_params(const train_state *st) { return &st->p; }
+const train_metrics *train_last_metrics(const train_state *st) { return &st->last; }

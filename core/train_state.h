@@ -1,0 +1,34 @@
+/* train_state — the trainer's state, shared by train.c (the loop) and
+ * train_ckpt.c (checkpoints). Private to core/. */
+#ifndef SAED_TRAIN_STATE_H
+#define SAED_TRAIN_STATE_H
+#include "train.h"
+
+struct train_state {
+    sae_config sc;
+    train_config tc;
+    data_source src;
+    sae_params p;
+    float *grad;          /* (n_params) gradient, params layout */
+    float *m;             /* (n_params) Adam first moment */
+    float *v;             /* (n_params) Adam second moment */
+    sae_work w;           /* scratch for batch_size rows */
+    float *x;             /* (batch_size, dim) current rows */
+    uint64_t *idx;        /* (batch_size) their row indices */
+    int32_t *last_fired;  /* (n_latents) last step (1-based) the latent fired in; 0 never */
+    int step;             /* steps completed */
+    /* finite sources */
+    int64_t n_train;      /* rows used for training (the rest are held out); -1 endless */
+    uint32_t *perm;       /* (n_train) the order of rows in epoch perm_epoch */
+    int64_t perm_epoch;   /* -1: perm not filled */
+    /* evaluation */
+    double sst;           /* eval rows' sum of squares around their mean; < 0 until computed */
+    train_metrics last;   /* from the last evaluation */
+    int have_last;
+    /* throughput since the last evaluation (wall time of steps only) */
+    double window_s;
+    int64_t window_samples;
+    char err[256];
+};
+
+#endif

@@ -1,0 +1,99 @@
+/* train — the training loop: Adam, LR and sparsity schedules, evaluation on
+ * held-out rows, dead-latent tracking, checkpoints as opaque blobs.
+ *
+ * The trainer owns no threads and does no I/O: the caller (a worker) passes
+ * a data source and hooks. Training rows for step t are rows
+ * [t*B, (t+1)*B) of an endless source, or a per-epoch shuffle of a finite
+ * one (shuffle seeded by (seed, epoch)), so the data position is a function
+ * of the step and a restart regenerates the same stream. Held-out rows for
+ * evaluation come from a disjoint range (row index >= TRAIN_EVAL_ROW0 for an
+ * endless source; the last eval_rows rows, excluded from training, for a
+ * finite one). */
+#ifndef SAED_TRAIN_H
+#define SAED_TRAIN_H
+#include <stddef.h>
+#include <stdint.h>
+#include "sae.h"
+#include "datasrc.h"
+
+#define TRAIN_EVAL_ROW0 (UINT64_C(1) << 62)
+
+typedef enum { LR_DECAY_NONE = 0, LR_DECAY_LINEAR, LR_DECAY_COSINE } lr_decay;
+
+typedef struct {
+    int steps;                 /* default 20000 */
+    int batch_size;            /* default 4096 */
+    float lr;                  /* default 1e-3 */
+    int lr_warmup_steps;       /* default 1000 */
+    lr_decay decay;            /* default linear (to 0 at the last step) */
+    int sparsity_warmup_steps; /* default 1000: c rises linearly 0 -> sparsity_coef */
+    uint64_t seed;             /* default 0: initialisation and shuffling */
+    int checkpoint_every;      /* default 1000 steps */
+    int eval_every;            /* default 100 steps */
+    int eval_rows;             /* default 4096 held-out rows */
+    int dead_window;           /* default 1000 steps: a latent is dead after this many without firing */
+    float adam_beta1;          /* default 0.9 */
+    float adam_beta2;          /* default 0.999 */
+    float adam_eps;            /* default 1e-8 */
+    float grad_clip;           /* default 0 = off; else max global gradient L2 norm */
+} train_config;
+
+typedef struct {
+    int step;            /* steps completed */
+    double loss, mse, fve, l0, l0_groups, dead_frac, lr, samples_per_s;
+} train_metrics;
+
+typedef enum { TRAIN_CONTINUE = 0, TRAIN_CANCEL = 1, TRAIN_SHUTDOWN = 2 } train_stop;
+typedef enum { TRAIN_DONE = 0, TRAIN_CANCELLED = 1, TRAIN_INTERRUPTED = 2, TRAIN_ERROR = -1 } train_result;
+
+typedef struct train_state train_state;
+
+typedef struct {
+    void *ctx;
+    /* After each evaluation (every eval_every steps and after the last). Non-zero aborts with an error. */
+    int (*on_eval)(void *ctx, const train_metrics *m);
+    /* After each step; cheap, the callee throttles. */
+    void (*on_progress)(void *ctx, int step, int total_steps, double samples_per_s);
+    /* Every checkpoint_every steps: the callee saves train_checkpoint(). Non-zero aborts with an error. */
+    int (*on_checkpoint)(void *ctx, train_state *st);
+    /* Polled between steps. */
+    train_stop (*should_stop)(void *ctx);
+} train_hooks;
+
+void train_config_default(train_config *t);
+/* Same contract as sae_config_check; fields are named "train.<name>". */
+int train_config_check(const train_config *t, char *field, size_t fieldlen, char *msg, size_t msglen);
+int lr_decay_parse(const char *name, lr_decay *out);
+const char *lr_decay_name(lr_decay d);
+
+/* The schedules, for step t = 0 .. steps-1 (the t-th update):
+ * lr: lr * min(1, (t+1)/lr_warmup_steps), then after warm-up, with
+ *     f = (t - W) / (steps - W) in [0, 1): none 1, linear 1 - f, cosine
+ *     (1 + cos(pi f)) / 2, so it reaches 0 just after the last step.
+ * sparsity: sparsity_coef * min(1, t / sparsity_warmup_steps) (0 at step 0). */
+double train_lr_at(const train_config *t, int step);
+double train_sparsity_coef_at(const sae_config *c, const train_config *t, int step);
+
+/* Creates a trainer with freshly initialised parameters. NULL with err set on failure. */
+train_state *train_create(const sae_config *c, const train_config *t, const data_source *src,
+                          char *err, size_t errlen);
+void train_free(train_state *st);
+
+/* Runs from the current step to t->steps (or until stopped). On TRAIN_ERROR the
+ * reason is in train_error(). */
+train_result train_run(train_state *st, const train_hooks *hooks);
+const char *train_error(const train_state *st);
+
+int train_step_done(const train_state *st);
+const sae_params *train_params(const train_state *st);
+/* Final metrics (from the last evaluation); valid after TRAIN_DONE. */
+const train_metrics *train_last_metrics(const train_state *st);
+
+/* Checkpoints: a self-describing blob (magic, version, config, step, params,
+ * Adam moments, dead-latent counters). */
+size_t train_checkpoint_size(const train_state *st);
+void train_checkpoint_write(const train_state *st, void *buf);  /* buf: train_checkpoint_size() bytes */
+/* Restores a blob written by the same configuration. 0, or -1 with err set. */
+int train_checkpoint_restore(train_state *st, const void *buf, size_t len, char *err, size_t errlen);
+
+#endif
