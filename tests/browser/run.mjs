@@ -8,16 +8,20 @@
 // validation error), watches the progress bar and curves grow until the job
 // succeeds, opens the SAE, looks at the lists, starts a long job, restarts the
 // daemon under it (the page must reconnect by itself), cancels and deletes it.
+// Then the analysis pages (analysis.mjs): an analyze job run from the SAE
+// page, its histograms, the groups table, a group, the Jaccard heatmap, and a
+// PCA job run from the page on an uploaded, labelled dataset.
 // Any console error, page error or failed request that was not provoked on
 // purpose is a failure. Screenshots go to tests/browser/artifacts/.
 // Last line: "N passed, N failed"; exit status 1 when anything failed.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { setup, testAnalyze, testGroups, testJaccard, testPca, testLabelledGroup } from './analysis.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BUILD = process.env.BUILD || 'build';
@@ -148,9 +152,10 @@ async function fillForm(page, values) {
   for (const [name, v] of Object.entries(values)) await page.fill(`[name="${name}"]`, String(v));
 }
 
-const SMALL_DATASET = { name: 'c20', 'params.n_circles': 20, 'params.dim': 16, 'params.p_active': 0.05 };
-const SMALL_JOB = { 'sae.n_latents': 160, 'train.steps': 300, 'train.batch_size': 512, 'train.lr_warmup_steps': 30,
-  'train.sparsity_warmup_steps': 30, 'train.eval_every': 10 };
+/* Small enough to train in seconds, sparse enough that the SAE finds most of the 8 circles (the analysis steps look at them). */
+const SMALL_DATASET = { name: 'c8', 'params.n_circles': 8, 'params.dim': 32, 'params.p_active': 0.1 };
+const SMALL_JOB = { 'sae.n_latents': 64, 'sae.sparsity_coef': 0.3, 'train.steps': 1500, 'train.batch_size': 512, 'train.lr': 0.003,
+  'train.lr_warmup_steps': 30, 'train.sparsity_warmup_steps': 100, 'train.eval_every': 50 };
 
 async function testEmptyAndForm(page, trouble, base) {
   await page.goto(`${base}/`);
@@ -168,8 +173,8 @@ async function testEmptyAndForm(page, trouble, base) {
   check('with no datasets the form creates a new one', await page.inputValue('#f-dataset') === 'new');
   await shot(page, 'new-job');
 
-  // A job the daemon refuses (161 latents do not split into groups of 2): the error lands on the field.
-  await fillForm(page, { ...SMALL_DATASET, ...SMALL_JOB, 'sae.n_latents': 161 });
+  // A job the daemon refuses (65 latents do not split into groups of 2): the error lands on the field.
+  await fillForm(page, { ...SMALL_DATASET, ...SMALL_JOB, 'sae.n_latents': 65 });
   trouble.excused = (t) => /\/v1\/jobs$/.test(t.url) && (t.kind === 'http' ? t.text === 'HTTP 422' : /422/.test(t.text));
   await page.click('#submit');
   const err = page.locator('.field.invalid:has([name="sae.n_latents"]) .err');
@@ -179,7 +184,7 @@ async function testEmptyAndForm(page, trouble, base) {
   check('the dataset made on the way is selected for the retry', await page.inputValue('#f-dataset') === '1'
     && await page.locator('#circles-fields').isHidden());
 
-  await fillForm(page, { 'sae.n_latents': 160 });
+  await fillForm(page, { 'sae.n_latents': 64 });
   await page.click('#submit');
   await page.waitForURL(/#\/jobs\/1$/, { timeout: WAIT_MS });
   check('submitting opens the new job', true);
@@ -201,7 +206,7 @@ async function testTraining(page, daemon) {
   check('four charts hold every metrics row', points.length === 4 && points.every(([, p]) => p === n), JSON.stringify(points));
   const pixels = await page.evaluate(seriesPixels, SERIES_RGB);
   check('every chart has its curve drawn on the canvas', pixels.length === 4 && pixels.every((p) => p.count > 80), JSON.stringify(pixels));
-  check('the step counter reads 300 / 300', /300 \/ 300/.test(await page.textContent('#stat-step')));
+  check('the step counter reads 1,500 / 1,500', /1,500 \/ 1,500/.test(await page.textContent('#stat-step')));
   check('latest metrics are listed', /fve/.test(await page.textContent('#latest')));
   await shot(page, 'job');
 }
@@ -213,10 +218,10 @@ async function testSae(page, daemon) {
   const sae = await daemon.json('/v1/saes/1');
   const fve = await page.textContent('[data-metric="fve"] .value');
   check('the SAE page shows the final FVE', Math.abs(Number(fve) - sae.metrics.fve) < 1e-3 * Math.max(1, Math.abs(sae.metrics.fve)), `${fve} vs ${sae.metrics.fve}`);
-  check('the SAE page shows its config', /160/.test(await page.textContent('#config')) && /relu/.test(await page.textContent('#config')));
-  check('the analysis slots are there, with no made-up data',
-    await page.locator('[data-slot="recovery"] .note').isVisible() && await page.locator('[data-slot="density"] .note').isVisible()
-    && await page.locator('#analysis canvas').count() === 0);
+  check('the SAE page shows its config', /64/.test(await page.textContent('#config')) && /relu/.test(await page.textContent('#config')));
+  await page.waitForSelector('#run-analyze');
+  check('before an analysis the page offers one, with no made-up figures',
+    /not been analysed/.test(await page.textContent('#analysis-status')) && await page.locator('#analysis-section canvas').count() === 0);
   const href = await page.getAttribute('a[href$="/decoder.npy"]', 'href');
   const res = await page.request.get(`${daemon.base}${href}`);
   check('the decoder download link works', res.ok() && (await res.body()).subarray(1, 6).toString() === 'NUMPY');
@@ -228,7 +233,7 @@ async function testSae(page, daemon) {
   await shot(page, 'saes');
   await page.click('#nav a[data-nav="datasets"]');
   await page.waitForSelector('#datasets-table table');
-  check('the dataset list shows c20', /c20/.test(await page.textContent('#datasets-table tbody')));
+  check('the dataset list shows c8', /c8/.test(await page.textContent('#datasets-table tbody')));
   await shot(page, 'datasets');
 }
 
@@ -304,6 +309,7 @@ async function testNotFound(page) {
 
 async function main() {
   mkdirSync(ARTIFACTS, { recursive: true });
+  for (const f of readdirSync(ARTIFACTS)) if (f.endsWith('.png')) rmSync(path.join(ARTIFACTS, f));   /* no stale screenshots */
   const tmp = mkdtempSync(path.join(tmpdir(), 'saed-browser-'));
   const logPath = path.join(ARTIFACTS, 'saed.log');
   rmSync(logPath, { force: true });
@@ -330,11 +336,17 @@ async function main() {
     await page.addInitScript(recorder);
     trouble.watch(page);
 
+    const t = { page, daemon, check, shot, WAIT_MS, setup: null, group: 0 };   /* for analysis.mjs */
     for (const [name, step] of [
       ['form', () => testEmptyAndForm(page, trouble, daemon.base)],
       ['training', () => testTraining(page, daemon)],
       ['sae', () => testSae(page, daemon)],
       ['long job', () => testLongJob(page, daemon, trouble)],
+      ['analyze', () => { t.setup = setup(daemon, WAIT_MS); return testAnalyze(t); }],
+      ['groups', async () => { t.group = await testGroups(t); }],
+      ['jaccard', () => testJaccard(t, t.group)],
+      ['pca', () => testPca(t)],
+      ['labelled group', () => testLabelledGroup(t)],
       ['not found', () => testNotFound(page)],
     ]) {
       const t0 = Date.now();

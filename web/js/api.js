@@ -2,6 +2,7 @@
 // under /v1 (see shared/API.md). Every call returns parsed JSON or throws an
 // ApiError carrying the RFC 9457 problem (status, detail, per-field errors).
 // Calls take an AbortSignal so a page that is left stops its requests.
+import { parseNpy } from './npy.js';
 
 export class ApiError extends Error {
   constructor(status, problem, fallback) {
@@ -33,6 +34,24 @@ async function request(method, path, body, signal) {
 }
 
 export const get = (path, signal) => request('GET', path, undefined, signal);
+
+/* A .npy array resource, parsed: {shape, data}. */
+export async function getNpy(path, signal) {
+  let res;
+  try {
+    res = await fetch(`/v1${path}`, { signal });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, null, `cannot reach the daemon (${e.message}); is saed still running?`);
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    let data = null;
+    try { data = JSON.parse(text); } catch { data = null; }
+    throw new ApiError(res.status, data, text.slice(0, 200));
+  }
+  return parseNpy(await res.arrayBuffer());
+}
 export const post = (path, body, signal) => request('POST', path, body ?? {}, signal);
 export const del = (path, signal) => request('DELETE', path, undefined, signal);
 

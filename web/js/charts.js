@@ -4,9 +4,9 @@
 // lineChart(el, spec) draws y-series against a shared x (training step) and
 // returns {setData(x, ys), destroy()}. It sizes itself to its container and
 // follows resizes. The container gets data-points = number of x values drawn
-// (handy for tests and for a glance in the inspector). More kinds (a density
-// histogram with bars, a 20k-point scatter with a points-only path) belong
-// here beside it when the analysis pages arrive.
+// (handy for tests and for a glance in the inspector). The analysis figures
+// (histograms, 20k-point scatters, heatmaps) are drawn by the small canvas kit
+// in plot.js, bars.js, scatter.js and heatmap.js instead.
 import uPlot from '../vendor/uPlot.esm.js';
 import { h } from './dom.js';
 

@@ -4,8 +4,7 @@
 //   mount(root, ctx)   ctx = {params, query, signal, onCleanup(fn), navigate(hash)}
 // and may be async. When the route changes, the signal aborts (so the page's
 // pending requests stop) and every onCleanup function runs (close streams,
-// timers, charts). New pages (latents, groups, compare, PCA analyses) are one
-// line in ROUTES and one file in pages/.
+// timers, charts). A new page is one line in ROUTES and one file in pages/.
 
 export const ROUTES = [
   { path: '/jobs', nav: 'jobs', load: () => import('./pages/jobs.js') },
@@ -13,11 +12,17 @@ export const ROUTES = [
   { path: '/jobs/:id', nav: 'jobs', load: () => import('./pages/job.js') },
   { path: '/saes', nav: 'saes', load: () => import('./pages/saes.js') },
   { path: '/saes/:id', nav: 'saes', load: () => import('./pages/sae.js') },
+  { path: '/saes/:id/groups', nav: 'saes', load: () => import('./pages/groups.js') },
+  { path: '/saes/:id/groups/:g', nav: 'saes', index: ['g'], load: () => import('./pages/group.js') },
+  { path: '/saes/:id/jaccard', nav: 'saes', load: () => import('./pages/jaccard.js') },
+  { path: '/saes/:id/pca', nav: 'saes', load: () => import('./pages/pca.js') },
+  { path: '/analyses/:id', nav: 'saes', load: () => import('./pages/analysis.js') },
   { path: '/datasets', nav: 'datasets', load: () => import('./pages/datasets.js') },
 ];
 export const DEFAULT_HASH = '#/jobs';
 
-/* {route, params, query} for a hash, or null. ":name" segments match positive integers (ids). */
+/* {route, params, query} for a hash, or null. ":name" segments match positive integers (ids), or
+   non-negative ones when the route lists the name in `index` (group and latent indices start at 0). */
 export function match(hash) {
   const [pathPart, queryPart = ''] = hash.replace(/^#/, '').split('?');
   const segs = pathPart.split('/').filter(Boolean);
@@ -27,7 +32,8 @@ export function match(hash) {
     const params = {};
     const ok = want.every((w, i) => {
       if (!w.startsWith(':')) return w === segs[i];
-      if (!/^[1-9][0-9]*$/.test(segs[i])) return false;
+      const pattern = route.index?.includes(w.slice(1)) ? /^(0|[1-9][0-9]*)$/ : /^[1-9][0-9]*$/;
+      if (!pattern.test(segs[i])) return false;
       params[w.slice(1)] = segs[i];
       return true;
     });

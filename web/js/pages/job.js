@@ -7,8 +7,8 @@
 // the rows after the last step seen, whenever a progress event reports a newer
 // eval step (at most one read in flight; one more after a terminal state).
 import { get, post, del, isTerminal, isAbort } from '../api.js';
-import { h, fill, link } from '../dom.js';
-import { int, num, time, duration, elapsed } from '../fmt.js';
+import { h, fill, link, append } from '../dom.js';
+import { int, num, time, duration, elapsed, DASH } from '../fmt.js';
 import { stateBadge, progressBar, etaText, kvTable, stat, pageHead, errorBox, setLive } from '../ui.js';
 import { lineChart } from '../charts.js';
 import { watchJob } from '../live.js';
@@ -59,6 +59,17 @@ function curves(grid, id, signal, onError) {
   };
 }
 
+/* A request or result value as short text: objects as compact JSON, long lists cut. */
+function specText(v) {
+  if (v == null) return DASH;
+  if (Array.isArray(v) && v.length > 12) return `[${v.slice(0, 12).join(', ')}, … ${v.length} in all]`;
+  if (typeof v === 'object') {
+    const text = JSON.stringify(v, (k, x) => (Array.isArray(x) && x.length > 12 ? [...x.slice(0, 12), `… ${x.length} in all`] : x));
+    return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  }
+  return String(v);
+}
+
 export async function mount(root, { params, signal, onCleanup, navigate }) {
   const id = Number(params.id);
   document.title = `Job ${id} · saed`;
@@ -72,13 +83,13 @@ export async function mount(root, { params, signal, onCleanup, navigate }) {
   const info = h('div', { class: 'row' });
   const latestEl = h('div', { class: 'card', id: 'latest' });
   const grid = h('div', { class: 'grid2' });
-  root.append(
+  append(root, [
     pageHead(`Job #${id}`, h('span', { class: 'muted' }, [job.type, jobSummary(job)].filter(Boolean).join(' · '),
       job.spec?.dataset != null ? [' · on ', link('#/datasets', `dataset #${job.spec.dataset}`)] : null), badge, live, actions),
     problem,
     h('div', { class: 'card' }, bar.el, stats),
     job.type === 'train' ? grid : null,
-    info);
+    info]);
 
   const showError = (e) => fill(problem, errorBox(e));
   const trainCurves = job.type === 'train' ? curves(grid, id, signal, showError) : null;
@@ -113,13 +124,18 @@ export async function mount(root, { params, signal, onCleanup, navigate }) {
     fill(badge, stateBadge(j.state));
     fill(actions,
       j.result?.sae != null ? link(`#/saes/${j.result.sae}`, h('button', { class: 'primary', id: 'open-sae' }, `Open SAE ${j.result.sae}`)) : null,
+      j.result?.analysis != null ? link(`#/analyses/${j.result.analysis}`, h('button', { class: 'primary', id: 'open-analysis' }, `Open PCA #${j.result.analysis}`)) : null,
       isTerminal(j.state) ? deleteBtn : cancelBtn);
     if (j.error) fill(problem, errorBox(new Error(`The job failed: ${j.error}`)));
     showProgress({ ...j.progress, latest: j.latest });
     fill(info,
       j.spec?.sae && typeof j.spec.sae === 'object' ? h('div', { class: 'card' }, h('h2', {}, 'SAE'), kvTable(Object.entries(j.spec.sae))) : null,
       j.spec?.train ? h('div', { class: 'card' }, h('h2', {}, 'Training'), kvTable(Object.entries(j.spec.train))) : null,
-      latestEl);
+      j.type !== 'train' ? h('div', { class: 'card', id: 'spec' }, h('h2', {}, 'Request'), kvTable(Object.entries(j.spec ?? {})
+        .filter(([k]) => k !== 'type').map(([k, v]) => [k, specText(v)]))) : null,
+      j.type !== 'train' && j.result ? h('div', { class: 'card', id: 'result' }, h('h2', {}, 'Result'),
+        kvTable(Object.entries(j.result).map(([k, v]) => [k, specText(v)]))) : null,
+      j.type === 'train' ? latestEl : null);
   }
 
   showJob(job);

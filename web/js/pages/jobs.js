@@ -24,6 +24,7 @@ export function jobSummary(job) {
 
 function resultCell(job) {
   const r = job.result ?? {};
+  if (r.analysis != null) return link(`#/analyses/${r.analysis}`, `PCA #${r.analysis}`);
   if (r.sae != null) return link(`#/saes/${r.sae}`, `SAE ${r.sae}`);
   if (job.error) return h('span', { class: 'muted', title: job.error }, 'error');
   return DASH;
