@@ -275,7 +275,9 @@ static json_t *an_recovery_json(const an_job *j)
     int64_t hist[AN_FVE_BINS];
     if (analysis_fve_summary(j->fve, nc, AN_FVE_BINS, &med, &p10, hist)) return NULL;
     json_t *pph = json_array(), *fh = json_array();
-    for (int k = 0; k <= j->rec.max_k; k++) json_array_append_new(pph, json_integer(j->rec.per_plane_hist[k]));
+    int last = 0; /* the highest k any circle has; bins past it are all zero */
+    for (int k = 0; k <= j->rec.max_k; k++) if (j->rec.per_plane_hist[k]) last = k;
+    for (int k = 0; k <= last; k++) json_array_append_new(pph, json_integer(j->rec.per_plane_hist[k]));
     for (int b = 0; b < AN_FVE_BINS; b++) json_array_append_new(fh, json_integer(hist[b]));
     return json_pack("{s:i,s:f,s:o,s:o,s:i,s:i,s:i,s:i,s:{s:o,s:o,s:o,s:i}}", "n_circles", nc, "min_frac",
                      ANALYSIS_INPLANE_FRAC, "inplane_frac", an_num(j->rec.inplane_frac), "per_plane_hist", pph,

@@ -107,7 +107,8 @@ int an_recovery(an_job *j)
 {
     if (!j->circ) return 0;
     const circles_params *cp = circles_get_params(j->circ);
-    int nc = cp->n_circles, max_k = 2 * j->s > 4 ? 2 * j->s : 4;
+    /* No cap: per_plane_hist[k] is exactly k rows (API.md); JSON trims the trailing zeros. */
+    int nc = cp->n_circles, max_k = j->n;
     unsigned char *alive = malloc((size_t)j->n); /* (n) in group order */
     j->fve = malloc((size_t)nc * sizeof *j->fve);
     if (!alive || !j->fve) {
