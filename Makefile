@@ -64,12 +64,25 @@ $(BUILD)/tests/test_readers: $(BUILD)/tests/test_readers.o $(BUILD)/libcore.a
 	$(LINK_TEST) -lz
 $(BUILD)/tests/test_ref: $(BUILD)/tests/test_ref.o $(BUILD)/libcore.a
 	$(LINK_TEST)
+$(BUILD)/tests/test_archs_tk: $(BUILD)/tests/test_archs_tk.o $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_ref_tk: $(BUILD)/tests/test_ref_tk.o $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_archs_gj: $(BUILD)/tests/test_archs_gj.o $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_ref_gj: $(BUILD)/tests/test_ref_gj.o $(BUILD)/libcore.a
+	$(LINK_TEST)
 $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(BUILD)/libstorage.a $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_api: $(BUILD)/tests/test_api.o $(BUILD)/libcore.a $(BUILD)/saed
 	$(LINK_TEST) -lcurl
 # The other HTTP suites (tests/test_api_*.c) share tests/apitest.c (helpers: apitest.h).
 $(BUILD)/tests/test_api_%: $(BUILD)/tests/test_api_%.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
+	$(LINK_TEST) -lcurl
+# test_resume: kill -9 / SIGTERM mid-run, restart, and the SAE is bitwise that of an uninterrupted run.
+$(BUILD)/tests/test_resume: $(BUILD)/tests/test_resume.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
 	$(LINK_TEST) -lcurl
 -include $(BUILD)/tests/apitest.d
 

@@ -21,11 +21,12 @@
 
 static const char *const spec_train_top[] = { "type", "dataset", "sae", "train", NULL };
 static const char *const spec_sae_keys[] = { "arch", "n_latents", "group_size", "sparsity_coef", "k",
-                                             "orth_coef", "threshold", NULL };
+                                             "orth_coef", "threshold", "bandwidth", "aux_k_coef",
+                                             "aux_k", NULL };
 static const char *const spec_train_keys[] = { "steps", "batch_size", "lr", "lr_warmup_steps", "lr_decay",
                                                "sparsity_warmup_steps", "seed", "checkpoint_every",
                                                "eval_every", "eval_rows", "dead_window", "adam_beta1",
-                                               "adam_beta2", "adam_eps", "grad_clip", NULL };
+                                               "adam_beta2", "adam_eps", "grad_clip", "normalize_input", NULL };
 static const char *const spec_circles_keys[] = { "n_circles", "dim", "p_active", "radius", "seed", NULL };
 
 /* ---- errors ---- */
@@ -214,6 +215,18 @@ static void spec_sae_defaults(sae_config *sc)
     sc->orth_coef = 0.0f;
     sc->threshold = 0.0f;
     sc->k = 0;
+    sc->bandwidth = 0.001f; /* jumprelu's kernel width; validated by sae_config_check */
+    sc->aux_k_coef = 0.03125f; /* topk/batchtopk: AuxK weight 1/32 (Gao et al. 2024) */
+    sc->aux_k = 0;             /* topk/batchtopk: null = auto (sae_aux_k_groups) */
+}
+
+/* topk/batchtopk's AuxK options: aux_k_coef (a number), aux_k (null = auto, or >= 1). */
+static void spec_parse_sae_aux(const json_t *sae, sae_config *sc, spec_errors *errs)
+{
+    long long x;
+    spec_float_into(sae, "sae", "aux_k_coef", &sc->aux_k_coef, errs);
+    if (!json_is_null(json_object_get(sae, "aux_k")) && spec_get_int(sae, "sae", "aux_k", 1, INT_MAX, &x, errs) == 1)
+        sc->aux_k = (int)x;
 }
 
 static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
@@ -233,16 +246,22 @@ static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
     spec_float_into(sae, "sae", "sparsity_coef", &sc->sparsity_coef, errs);
     spec_float_into(sae, "sae", "orth_coef", &sc->orth_coef, errs);
     spec_float_into(sae, "sae", "threshold", &sc->threshold, errs);
+    spec_float_into(sae, "sae", "bandwidth", &sc->bandwidth, errs);
+    spec_parse_sae_aux(sae, sc, errs);
     if (json_is_null(json_object_get(sae, "k"))) return;
     if (spec_get_int(sae, "sae", "k", 1, INT_MAX, &x, errs) == 1) sc->k = (int)x;
 }
 
 static json_t *spec_sae_json(const sae_config *sc)
 {
-    return json_pack("{s:s,s:i,s:i,s:o,s:o,s:o,s:o}", "arch", sae_arch_name(sc->arch), "n_latents", sc->n_latents,
+    json_t *j = json_pack("{s:s,s:i,s:i,s:o,s:o,s:o,s:o}", "arch", sae_arch_name(sc->arch), "n_latents", sc->n_latents,
                      "group_size", sc->group_size, "sparsity_coef", spec_json_float(sc->sparsity_coef),
                      "k", sc->k > 0 ? json_integer(sc->k) : json_null(),
                      "orth_coef", spec_json_float(sc->orth_coef), "threshold", spec_json_float(sc->threshold));
+    if (j) json_object_set_new(j, "bandwidth", spec_json_float(sc->bandwidth));
+    if (j) json_object_set_new(j, "aux_k_coef", spec_json_float(sc->aux_k_coef));
+    if (j) json_object_set_new(j, "aux_k", sc->aux_k > 0 ? json_integer(sc->aux_k) : json_null());
+    return j;
 }
 
 /* ---- train ---- */
@@ -268,18 +287,22 @@ static void spec_parse_train_obj(const json_t *t, train_config *tc, spec_errors 
     spec_float_into(t, "train", "adam_beta2", &tc->adam_beta2, errs);
     spec_float_into(t, "train", "adam_eps", &tc->adam_eps, errs);
     spec_float_into(t, "train", "grad_clip", &tc->grad_clip, errs);
+    json_t *norm = json_object_get(t, "normalize_input");
+    if (norm && !json_is_boolean(norm)) spec_error_add(errs, 400, "train.normalize_input", "must be true or false");
+    else if (norm) tc->normalize_input = json_is_true(norm);
 }
 
 static json_t *spec_train_json(const train_config *tc)
 {
-    return json_pack("{s:i,s:i,s:o,s:i,s:s,s:i,s:I,s:i,s:i,s:i,s:i,s:o,s:o,s:o,s:o}",
+    return json_pack("{s:i,s:i,s:o,s:i,s:s,s:i,s:I,s:i,s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:b}",
                      "steps", tc->steps, "batch_size", tc->batch_size, "lr", spec_json_float(tc->lr),
                      "lr_warmup_steps", tc->lr_warmup_steps, "lr_decay", lr_decay_name(tc->decay),
                      "sparsity_warmup_steps", tc->sparsity_warmup_steps, "seed", (json_int_t)tc->seed,
                      "checkpoint_every", tc->checkpoint_every, "eval_every", tc->eval_every,
                      "eval_rows", tc->eval_rows, "dead_window", tc->dead_window,
                      "adam_beta1", spec_json_float(tc->adam_beta1), "adam_beta2", spec_json_float(tc->adam_beta2),
-                     "adam_eps", spec_json_float(tc->adam_eps), "grad_clip", spec_json_float(tc->grad_clip));
+                     "adam_eps", spec_json_float(tc->adam_eps), "grad_clip", spec_json_float(tc->grad_clip),
+                     "normalize_input", tc->normalize_input);
 }
 
 /* Core's range checks, then the memory estimate. Only called when parsing found nothing wrong. */

@@ -7,6 +7,8 @@
  * their forward/backward pairs live in sae_grad.c. */
 #include "sae.h"
 #include "rng.h"
+#include "sae_gj.h"
+#include "sae_topk.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +22,10 @@ static const struct {
     int available; /* implemented in sae_grad.c */
 } sae_archs[] = {
     [SAE_RELU] = {"relu", 1},
-    [SAE_GATED] = {"gated", 0},
-    [SAE_TOPK] = {"topk", 0},
-    [SAE_BATCHTOPK] = {"batchtopk", 0},
-    [SAE_JUMPRELU] = {"jumprelu", 0},
+    [SAE_GATED] = {"gated", 1},    /* sae_gated.c */
+    [SAE_TOPK] = {"topk", 1},           /* sae_topk.c */
+    [SAE_BATCHTOPK] = {"batchtopk", 1}, /* sae_topk.c */
+    [SAE_JUMPRELU] = {"jumprelu", 1}, /* sae_jumprelu.c */
 };
 #define SAE_N_ARCHS ((int)(sizeof sae_archs / sizeof sae_archs[0]))
 
@@ -51,6 +53,8 @@ static int sae_reject(char *field, size_t fieldlen, char *msg, size_t msglen, co
 }
 
 static int sae_coef_bad(float v) { return !isfinite(v) || v < 0.0f; }
+
+static int sae_check_gj(const sae_config *c, char *field, size_t fieldlen, char *msg, size_t msglen);
 
 int sae_config_check(const sae_config *c, char *field, size_t fieldlen, char *msg, size_t msglen)
 {
@@ -86,6 +90,22 @@ int sae_config_check(const sae_config *c, char *field, size_t fieldlen, char *ms
         return sae_reject(field, fieldlen, msg, msglen, "threshold", "threshold must be a finite number >= 0");
     if (c->k < 0)
         return sae_reject(field, fieldlen, msg, msglen, "k", "k must be at least 1 (or unset)");
+    if (sae_check_gj(c, field, fieldlen, msg, msglen) != 0)
+        return -1;
+    if (sae_topk_config_check(c, field, fieldlen, msg, msglen) != 0) /* aux_k_coef, aux_k; topk/batchtopk's k */
+        return -1;
+    return 0;
+}
+
+/* The gated/jumprelu options (sae_gj.h): sae.bandwidth and what sae.threshold means for them. */
+static int sae_check_gj(const sae_config *c, char *field, size_t fieldlen, char *msg, size_t msglen)
+{
+    if (!isfinite(c->bandwidth) || c->bandwidth < 0.0f || (c->arch == SAE_JUMPRELU && c->bandwidth <= 0.0f))
+        return sae_reject(field, fieldlen, msg, msglen, "bandwidth",
+                          "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
+    if (c->arch == SAE_GATED && c->threshold > 0.0f)
+        return sae_reject(field, fieldlen, msg, msglen, "threshold",
+                          "threshold must be 0 for arch gated: its gate decides which groups are active");
     return 0;
 }
 
@@ -95,6 +115,7 @@ static size_t sae_n_extra(const sae_config *c)
     switch (c->arch) {
     case SAE_GATED: return 2 * n;                                   /* r_mag, b_mag */
     case SAE_JUMPRELU: return c->group_size > 0 ? n / (size_t)c->group_size : 0; /* log_theta */
+    case SAE_BATCHTOPK: return 1;                                   /* threshold */
     default: return 0;
     }
 }
@@ -144,6 +165,7 @@ void sae_params_init(sae_params *p, uint64_t seed)
     rng_t r;
     rng_seed(&r, seed, SAE_INIT_STREAM);
     memset(p->buf, 0, p->n_params * sizeof(float));
+    sae_gj_init_extras(p);
     for (size_t k = 0; k < (size_t)n * dim; k++)
         p->v.W_dec[k] = rng_normal(&r);
     sae_normalize_decoder(p);
@@ -172,7 +194,8 @@ size_t sae_work_bytes(const sae_config *c, int B)
 {
     size_t b = (size_t)B, n = (size_t)c->n_latents, d = (size_t)c->dim;
     size_t groups = c->group_size > 0 ? n / (size_t)c->group_size : n;
-    return (3 * b * d + 3 * b * n + b * groups + n) * sizeof(float);
+    size_t arch = c->group_size > 0 ? sae_gj_scratch_floats(c, B) : 0;
+    return (3 * b * d + 3 * b * n + b * groups + n + arch) * sizeof(float);
 }
 
 size_t sae_train_bytes(const sae_config *c, int batch_size)
@@ -204,4 +227,58 @@ void sae_project_decoder_grad(const sae_params *p, float *grad)
                 gd[k] -= f * d[k];
         }
     }
+}
+
+/* ---- named tensors and the input scale ---- */
+
+/* Architecture extras after b_dec, in layout order (see sae_n_extra):
+ * per_group 0 = n floats, 1 = n/s floats, 2 = one float. */
+static const struct {
+    sae_arch arch;
+    const char *name;
+    int per_group;
+} sae_extras[] = {
+    {SAE_GATED, "r_mag", 0},
+    {SAE_GATED, "b_mag", 0},
+    {SAE_JUMPRELU, "log_theta", 1},
+    {SAE_BATCHTOPK, "threshold", 2},
+};
+
+static void sae_tensor_put(sae_tensor *out, int cap, int *k, const char *name, float *data, int64_t d0, int64_t d1)
+{
+    if (*k < cap)
+        out[*k] = (sae_tensor){name, data, d1 > 0 ? 2 : 1, {d0, d1 > 0 ? d1 : 0}};
+    (*k)++;
+}
+
+int sae_tensors(const sae_params *p, sae_tensor *out, int cap)
+{
+    const sae_config *c = &p->cfg;
+    int64_t n = c->n_latents, dim = c->dim;
+    int k = 0;
+    sae_tensor_put(out, cap, &k, "W_enc", p->v.W_enc, dim, n);
+    /* gated: b_enc is the gate's bias, which SAELens calls b_gate */
+    sae_tensor_put(out, cap, &k, c->arch == SAE_GATED ? "b_gate" : "b_enc", p->v.b_enc, n, 0);
+    sae_tensor_put(out, cap, &k, "W_dec", p->v.W_dec, n, dim);
+    sae_tensor_put(out, cap, &k, "b_dec", p->v.b_dec, dim, 0);
+    float *next = p->v.b_dec + dim; /* the extras, back to back */
+    for (size_t i = 0; i < sizeof sae_extras / sizeof sae_extras[0]; i++) {
+        if (sae_extras[i].arch != c->arch)
+            continue;
+        int64_t len = sae_extras[i].per_group == 2 ? 1 : sae_extras[i].per_group ? n / c->group_size : n;
+        sae_tensor_put(out, cap, &k, sae_extras[i].name, next, len, 0);
+        next += len;
+    }
+    return k;
+}
+
+void sae_fold_input_scale(sae_params *p, float s)
+{
+    size_t nd = (size_t)p->cfg.n_latents * (size_t)p->cfg.dim;
+    for (size_t k = 0; k < nd; k++) {
+        p->v.W_enc[k] *= s;
+        p->v.W_dec[k] /= s;
+    }
+    for (int d = 0; d < p->cfg.dim; d++)
+        p->v.b_dec[d] /= s;
 }

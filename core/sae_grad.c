@@ -9,9 +9,15 @@
  * Each stage has a *_forward and a *_backward; backward passes write the
  * gradient into a buffer in the params layout (sae_views over it). The big
  * products are cblas_sgemm, row-major. A new architecture adds one
- * act_forward/act_backward pair to sae_acts[]. Everything is dense for now;
+ * act_forward/act_backward pair to sae_acts[]; gated and jumprelu, which
+ * have their own parameters and loss terms, replace the act and sparsity
+ * stages through sae_gj_ops (sae_gj.h); topk and batchtopk run their own
+ * pipeline over these stages (sae_topk.c, sae_stages.h). Everything is dense for now;
  * sparse paths over the active latents come later. */
 #include "sae.h"
+#include "sae_gj.h"
+#include "sae_stages.h"
+#include "sae_topk.h"
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
@@ -86,7 +92,7 @@ static void sae_colsum(const float *m, int B, int cols, float *out)
 
 /* ---- encoder ---- */
 
-static void sae_encoder_forward(const sae_config *c, const sae_view *v, const float *x, int B,
+void sae_encoder_forward(const sae_config *c, const sae_view *v, const float *x, int B,
                                 float *xc, float *pre)
 {
     int n = c->n_latents, dim = c->dim;
@@ -98,21 +104,23 @@ static void sae_encoder_forward(const sae_config *c, const sae_view *v, const fl
                 pre, n);
 }
 
-/* dpre (B, n) -> g.W_enc, g.b_enc (set), g.b_dec (decremented, as xc = x - b_dec). */
-static void sae_encoder_backward(const sae_config *c, const sae_view *v, const float *xc, const float *dpre,
+/* dpre (B, n) -> g.W_enc (set), g.b_enc (added to: gated puts its own term there first),
+ * g.b_dec (decremented, as xc = x - b_dec). */
+void sae_encoder_backward(const sae_config *c, const sae_view *v, const float *xc, const float *dpre,
                                  int B, float *colsum, sae_view *g)
 {
     int n = c->n_latents, dim = c->dim;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dim, n, B, 1.0f, xc, dim, dpre, n, 0.0f, g->W_enc, n);
     sae_colsum(dpre, B, n, colsum);
-    memcpy(g->b_enc, colsum, (size_t)n * sizeof(float));
+    for (int j = 0; j < n; j++)
+        g->b_enc[j] += colsum[j];
     /* d/d b_dec of sum_b dpre_b . ((x_b - b_dec) W_enc) = -W_enc colsum */
     cblas_sgemv(CblasRowMajor, CblasNoTrans, dim, n, -1.0f, v->W_enc, n, colsum, 1, 1.0f, g->b_dec, 1);
 }
 
 /* ---- decoder ---- */
 
-static void sae_decoder_forward(const sae_config *c, const sae_view *v, const float *z, int B, float *x_hat)
+void sae_decoder_forward(const sae_config *c, const sae_view *v, const float *z, int B, float *x_hat)
 {
     int n = c->n_latents, dim = c->dim;
     sae_broadcast_rows(x_hat, v->b_dec, B, dim);
@@ -121,7 +129,7 @@ static void sae_decoder_forward(const sae_config *c, const sae_view *v, const fl
 }
 
 /* dx_hat (B, dim) -> g.W_dec, g.b_dec (set) and dz (B, n) (set). */
-static void sae_decoder_backward(const sae_config *c, const sae_view *v, const float *z, const float *dx_hat,
+void sae_decoder_backward(const sae_config *c, const sae_view *v, const float *z, const float *dx_hat,
                                  int B, float *dz, sae_view *g)
 {
     int n = c->n_latents, dim = c->dim;
@@ -134,7 +142,7 @@ static void sae_decoder_backward(const sae_config *c, const sae_view *v, const f
 /* ---- reconstruction error ---- */
 
 /* Returns sum over the batch of ||x_hat - x||^2; dx_hat (B, dim) = 2 (x_hat - x) / B. */
-static double sae_mse_forward_backward(const float *x, const float *x_hat, int B, int dim, float *dx_hat)
+double sae_mse_forward_backward(const float *x, const float *x_hat, int B, int dim, float *dx_hat)
 {
     double sse = 0.0;
     float scale = 2.0f / (float)B;
@@ -182,7 +190,7 @@ static float sae_dot(const float *a, const float *b, int dim)
 }
 
 /* Returns the penalty; if gW_dec (n, dim) is non-NULL adds coef * its gradient. */
-static double sae_orth_forward_backward(const sae_config *c, const float *W_dec, float coef, float *gW_dec)
+double sae_orth_forward_backward(const sae_config *c, const float *W_dec, float coef, float *gW_dec)
 {
     int s = c->group_size, dim = c->dim;
     double sum = 0.0;
@@ -205,7 +213,7 @@ static double sae_orth_forward_backward(const sae_config *c, const float *W_dec,
 
 /* ---- counting ---- */
 
-static void sae_count_active(const sae_config *c, const float *z, const float *gnorm, int B, sae_loss_terms *t)
+void sae_count_active(const sae_config *c, const float *z, const float *gnorm, int B, sae_loss_terms *t)
 {
     size_t active = 0, groups = 0;
     for (size_t k = 0; k < (size_t)B * c->n_latents; k++)
@@ -231,6 +239,11 @@ int sae_work_alloc(sae_work *w, const sae_config *c, int B)
     w->dx_hat = malloc(b * d * sizeof(float));
     w->gnorm = malloc(b * (n / (size_t)c->group_size) * sizeof(float));
     w->colsum = malloc(n * sizeof(float));
+    size_t arch = sae_gj_scratch_floats(c, B);
+    if (arch > 0 && !(w->arch_scratch = malloc(arch * sizeof(float)))) {
+        sae_work_free(w);
+        return -1;
+    }
     if (!w->xc || !w->pre || !w->z || !w->dz || !w->x_hat || !w->dx_hat || !w->gnorm || !w->colsum) {
         sae_work_free(w);
         return -1;
@@ -248,6 +261,7 @@ void sae_work_free(sae_work *w)
     free(w->dx_hat);
     free(w->gnorm);
     free(w->colsum);
+    free(w->arch_scratch);
     memset(w, 0, sizeof *w);
 }
 
@@ -261,8 +275,13 @@ static void sae_backward(const sae_params *p, int B, float coef, sae_work *w, fl
     sae_decoder_backward(c, &p->v, w->z, w->dx_hat, B, w->dz, &g);
     if (c->orth_coef > 0.0f)
         sae_orth_forward_backward(c, p->v.W_dec, c->orth_coef, g.W_dec);
-    sae_sparsity_backward(c, w->z, w->gnorm, B, coef / (float)B, w->dz);
-    sae_act(c)->act_backward(c, w->pre, w->z, B, w->dz);
+    const sae_gj_ops *gj = sae_gj_ops_for(c);
+    if (gj) {
+        gj->backward(p, B, coef, w, grad);
+    } else {
+        sae_sparsity_backward(c, w->z, w->gnorm, B, coef / (float)B, w->dz);
+        sae_act(c)->act_backward(c, w->pre, w->z, B, w->dz);
+    }
     sae_encoder_backward(c, &p->v, w->xc, w->dz, B, w->colsum, &g);
 }
 
@@ -272,13 +291,21 @@ double sae_loss_grad(const sae_params *p, const float *x, int B, float coef, sae
     const sae_config *c = &p->cfg;
     sae_loss_terms t;
     assert(B >= 1 && B <= w->B);
+    if (sae_topk_is(c)) /* topk/batchtopk run their own pipeline (sae_topk.c) */
+        return sae_topk_loss_grad(p, x, B, 0, NULL, w, grad, terms);
+    const sae_gj_ops *gj = sae_gj_ops_for(c);
+    double extra = 0.0; /* gated: the auxiliary reconstruction's sum over the batch */
     sae_encoder_forward(c, &p->v, x, B, w->xc, w->pre);
-    sae_act(c)->act_forward(c, w->pre, B, w->z, w->gnorm);
+    if (gj) {
+        t.sparsity = gj->forward(p, x, B, w, &extra) / B;
+    } else {
+        sae_act(c)->act_forward(c, w->pre, B, w->z, w->gnorm);
+        t.sparsity = sae_sparsity_forward(c, w->gnorm, B) / B;
+    }
     sae_decoder_forward(c, &p->v, w->z, B, w->x_hat);
     t.mse = sae_mse_forward_backward(x, w->x_hat, B, c->dim, grad ? w->dx_hat : NULL) / B;
-    t.sparsity = sae_sparsity_forward(c, w->gnorm, B) / B;
     t.orth = c->orth_coef > 0.0f ? sae_orth_forward_backward(c, p->v.W_dec, 0.0f, NULL) : 0.0;
-    t.loss = t.mse + (double)coef * t.sparsity + (double)c->orth_coef * t.orth;
+    t.loss = t.mse + (double)coef * t.sparsity + (double)c->orth_coef * t.orth + extra / B;
     sae_count_active(c, w->z, w->gnorm, B, &t);
     if (grad)
         sae_backward(p, B, coef, w, grad);
@@ -293,6 +320,8 @@ int sae_encode(const sae_params *p, const float *x, int B, float *z, float *x_ha
 {
     const sae_config *c = &p->cfg;
     int n = c->n_latents, dim = c->dim, chunk = B < SAE_ENCODE_CHUNK ? B : SAE_ENCODE_CHUNK;
+    if (sae_topk_is(c))
+        return sae_topk_encode(p, x, B, z, x_hat);
     float *xc = malloc((size_t)(chunk > 0 ? chunk : 1) * dim * sizeof(float));              /* (chunk, dim) */
     float *gnorm = malloc((size_t)(chunk > 0 ? chunk : 1) * (n / c->group_size) * sizeof(float)); /* (chunk, G) */
     if (!xc || !gnorm) {
@@ -304,7 +333,13 @@ int sae_encode(const sae_params *p, const float *x, int B, float *z, float *x_ha
         int m = B - b0 < chunk ? B - b0 : chunk;
         float *zc = z + (size_t)b0 * n; /* (m, n) */
         sae_encoder_forward(c, &p->v, x + (size_t)b0 * dim, m, xc, zc);
-        sae_act(c)->act_forward(c, zc, m, zc, gnorm);
+        if (!sae_gj_ops_for(c))
+            sae_act(c)->act_forward(c, zc, m, zc, gnorm);
+        else if (sae_gj_ops_for(c)->encode(p, zc, m, gnorm) != 0) {
+            free(xc);
+            free(gnorm);
+            return -1;
+        }
         if (x_hat)
             sae_decoder_forward(c, &p->v, zc, m, x_hat + (size_t)b0 * dim);
     }

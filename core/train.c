@@ -1,12 +1,16 @@
 /* train — the training loop: batches, Adam, schedules, evaluation.
  *
  * One step t (0-based): read the batch (a function of t, see train.h), loss
- * and gradient at sparsity coefficient c(t), mark latents that fired, project
+ * and gradient at sparsity coefficient c(t) under the training rules
+ * (sae_loss_grad_train, given the dead latents for AuxK), mark latents that
+ * fired, update the gradient-free state (sae_train_update), project
  * the decoder rows' gradient onto their tangent space, clip the global norm
  * (optional), Adam with bias correction at lr(t), renormalise the decoder
  * rows. Everything a step reads is in the checkpoint (params, Adam moments,
- * step, dead counters) or is a pure function of the configuration, so a
- * restored run continues bit for bit. The trainer never blocks: the hooks are
+ * step, dead counters, input scale) or is a pure function of the
+ * configuration, so a restored run continues bit for bit. With
+ * normalize_input every row read (training and evaluation) is multiplied by
+ * the input scale estimated at creation (train.h). The trainer never blocks: the hooks are
  * called between steps. Checkpoints are in train_ckpt.c. */
 #include "train_state.h"
 #include "rng.h"
@@ -38,6 +42,7 @@ void train_config_default(train_config *t)
     t->adam_beta2 = 0.999f;
     t->adam_eps = 1e-8f;
     t->grad_clip = 0.0f;
+    t->normalize_input = 0;
 }
 
 static const char *const train_decay_names[] = {"none", "linear", "cosine"};
@@ -95,6 +100,8 @@ int train_config_check(const train_config *t, char *field, size_t fl, char *msg,
         return train_reject(field, fl, msg, ml, "adam_eps", "adam_eps must be a finite number > 0 (e.g. 1e-8)");
     if (!isfinite(t->grad_clip) || t->grad_clip < 0.0f)
         return train_reject(field, fl, msg, ml, "grad_clip", "grad_clip must be a finite number >= 0 (0 = off)");
+    if (t->normalize_input != 0 && t->normalize_input != 1)
+        return train_reject(field, fl, msg, ml, "normalize_input", "normalize_input must be true or false");
     return 0;
 }
 
@@ -177,10 +184,41 @@ static int train_alloc(train_state *st)
     st->x = malloc(B * (size_t)c->dim * sizeof(float));
     st->idx = malloc(B * sizeof(uint64_t));
     st->last_fired = calloc((size_t)c->n_latents, sizeof(int32_t));
+    st->dead = calloc((size_t)c->n_latents, 1);
     if (st->n_train >= 0)
         st->perm = malloc((size_t)st->n_train * sizeof(uint32_t));
-    if (!st->grad || !st->m || !st->v || !st->x || !st->idx || !st->last_fired || (st->n_train >= 0 && !st->perm))
+    if (!st->grad || !st->m || !st->v || !st->x || !st->idx || !st->last_fired || !st->dead ||
+        (st->n_train >= 0 && !st->perm))
         return -1;
+    return 0;
+}
+
+static int train_read_raw(train_state *st, int n);
+
+/* st->in_scale = sqrt(dim / mean ||x||^2) over min(TRAIN_SCALE_ROWS, n_train)
+ * rows spread evenly over the training rows (rows 0.. of an endless source). */
+static int train_estimate_scale(train_state *st)
+{
+    int dim = st->sc.dim, B = st->tc.batch_size;
+    int64_t N = st->n_train >= 0 && st->n_train < TRAIN_SCALE_ROWS ? st->n_train : TRAIN_SCALE_ROWS;
+    double sum = 0.0;
+    for (int64_t i0 = 0; i0 < N; i0 += B) {
+        int n = N - i0 < B ? (int)(N - i0) : B;
+        for (int k = 0; k < n; k++) {
+            uint64_t i = (uint64_t)(i0 + k);
+            st->idx[k] = st->n_train < 0 ? i : i * (uint64_t)st->n_train / (uint64_t)N;
+        }
+        if (train_read_raw(st, n) != 0)
+            return -1;
+        for (size_t k = 0; k < (size_t)n * dim; k++)
+            sum += (double)st->x[k] * st->x[k];
+    }
+    double s = sqrt(dim / (sum / (double)N));
+    if (!(sum > 0.0) || !isfinite(s) || !((float)s > 0.0f) || !isfinite((float)s))
+        return train_fail(st, "train.normalize_input: the %lld sampled rows have a mean squared norm of %g, which "
+                          "cannot be scaled to %d; set train.normalize_input to false", (long long)N,
+                          sum / (double)N, dim);
+    st->in_scale = (float)s;
     return 0;
 }
 
@@ -200,9 +238,15 @@ train_state *train_create(const sae_config *c, const train_config *t, const data
     st->n_train = src->n_rows >= 0 ? src->n_rows - t->eval_rows : -1;
     st->perm_epoch = -1;
     st->sst = -1.0;
+    st->in_scale = 1.0f;
     if (train_alloc(st) != 0) {
         snprintf(err, errlen, "out of memory: the job needs about %zu MiB; lower sae.n_latents or train.batch_size",
                  sae_train_bytes(c, t->batch_size) >> 20);
+        train_free(st);
+        return NULL;
+    }
+    if (t->normalize_input && train_estimate_scale(st) != 0) {
+        snprintf(err, errlen, "%s", st->err);
         train_free(st);
         return NULL;
     }
@@ -222,6 +266,7 @@ void train_free(train_state *st)
     free(st->x);
     free(st->idx);
     free(st->last_fired);
+    free(st->dead);
     free(st->perm);
     free(st);
 }
@@ -266,10 +311,22 @@ static uint64_t train_eval_row(const train_state *st, int i)
     return st->n_train < 0 ? TRAIN_EVAL_ROW0 + (uint64_t)i : (uint64_t)st->n_train + (uint64_t)i;
 }
 
-static int train_read(train_state *st, int n)
+/* Rows st->idx[0..n) into st->x as they are in the dataset. */
+static int train_read_raw(train_state *st, int n)
 {
     if (st->src.get_rows(st->src.ctx, st->idx, n, st->x) != 0)
         return train_fail(st, "reading rows from the dataset failed; check that its file is still readable");
+    return 0;
+}
+
+/* The same, scaled by the input scale when normalize_input is on: every row the trainer sees. */
+static int train_read(train_state *st, int n)
+{
+    if (train_read_raw(st, n) != 0)
+        return -1;
+    if (st->tc.normalize_input)
+        for (size_t k = 0; k < (size_t)n * st->sc.dim; k++)
+            st->x[k] *= st->in_scale;
     return 0;
 }
 
@@ -285,6 +342,18 @@ static void train_mark_fired(train_state *st, int B)
             if (z[i] > 0.0f)
                 st->last_fired[i] = now;
     }
+}
+
+/* The latents dead before this step (the rule of dead_frac: none fired in the
+ * last dead_window steps) into st->dead; NULL while step < dead_window. */
+static const unsigned char *train_dead_mask(train_state *st)
+{
+    int W = st->tc.dead_window;
+    if (st->step < W)
+        return NULL;
+    for (int i = 0; i < st->sc.n_latents; i++)
+        st->dead[i] = st->last_fired[i] <= st->step - W;
+    return st->dead;
 }
 
 /* Global L2 norm of the gradient; scales it down to grad_clip if above. */
@@ -331,10 +400,11 @@ static int train_step(train_state *st)
     if (train_read(st, B) != 0)
         return -1;
     float coef = (float)train_sparsity_coef_at(&st->sc, &st->tc, t);
-    double loss = sae_loss_grad(&st->p, st->x, B, coef, &st->w, st->grad, NULL);
+    double loss = sae_loss_grad_train(&st->p, st->x, B, coef, train_dead_mask(st), &st->w, st->grad, NULL);
     if (!isfinite(loss))
         return train_nonfinite(st, "loss", lr);
     train_mark_fired(st, B);
+    sae_train_update(&st->p, &st->w, B); /* batchtopk's threshold */
     sae_project_decoder_grad(&st->p, st->grad);
     if (!isfinite(train_clip(st)))
         return train_nonfinite(st, "gradient", lr);
@@ -413,7 +483,7 @@ static int train_evaluate(train_state *st, train_metrics *m)
     memset(m, 0, sizeof *m);
     m->step = st->step;
     m->loss = loss / R;
-    m->mse = sse / R;
+    m->mse = sse / R / ((double)st->in_scale * st->in_scale); /* raw units (train.h) */
     m->fve = st->sst > 0.0 ? 1.0 - sse / st->sst : 0.0;
     m->l0 = l0 / R;
     m->l0_groups = l0g / R;
@@ -494,4 +564,5 @@ train_result train_run(train_state *st, const train_hooks *h)
 const char *train_error(const train_state *st) { return st->err; }
 int train_step_done(const train_state *st) { return st->step; }
 const sae_params *train_params(const train_state *st) { return &st->p; }
+float train_input_scale(const train_state *st) { return st->in_scale; }
 const train_metrics *train_last_metrics(const train_state *st) { return &st->last; }

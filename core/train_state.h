@@ -16,7 +16,9 @@ struct train_state {
     float *x;             /* (batch_size, dim) current rows */
     uint64_t *idx;        /* (batch_size) their row indices */
     int32_t *last_fired;  /* (n_latents) last step (1-based) the latent fired in; 0 never */
+    unsigned char *dead;  /* (n_latents) 1 = dead at the current step (AuxK's input); from last_fired */
     int step;             /* steps completed */
+    float in_scale;       /* input scale s (train.h); 1 when normalize_input is off */
     /* finite sources */
     int64_t n_train;      /* rows used for training (the rest are held out); -1 endless */
     uint32_t *perm;       /* (n_train) the order of rows in epoch perm_epoch */

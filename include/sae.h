@@ -13,7 +13,8 @@
  * views over any buffer of sae_n_params() floats, so gradients and Adam
  * moments share the layout and the optimiser update is one loop.
  * Layout: W_enc (dim, n) | b_enc (n) | W_dec (n, dim) | b_dec (dim), then
- * architecture extras (gated: r_mag (n), b_mag (n); jumprelu: log_theta (n/s)). */
+ * architecture extras (gated: r_mag (n), b_mag (n); jumprelu: log_theta (n/s);
+ * batchtopk: threshold (1), learnt without gradient, see sae_train_update). */
 #ifndef SAED_SAE_H
 #define SAED_SAE_H
 #include <stddef.h>
@@ -30,7 +31,40 @@ typedef struct {
     float orth_coef;     /* weight of the within-group orthogonality penalty; default 0 */
     float threshold;     /* groups with ||z_g|| below it are zeroed; default 0 */
     int k;               /* topk/batchtopk: groups kept per row; 0 = unset */
+    float bandwidth;     /* jumprelu: width eps of the rectangle kernel of theta's pseudo-derivatives;
+                          * default 0.001 in the API; must be > 0 for jumprelu, >= 0 (unused) otherwise */
+    float aux_k_coef;    /* topk/batchtopk: weight of the AuxK loss; default 1/32 in the API; 0 = off */
+    int aux_k;           /* topk/batchtopk: dead groups AuxK uses per row; 0 = auto (sae_aux_k_groups) */
 } sae_config;
+
+/* The gated and jumprelu archs (full definitions: core/sae_gated.c, core/sae_jumprelu.c).
+ *  gated: W_enc/b_enc are W_gate/b_gate, extras r_mag, b_mag; pi_gate = W_enc^T (x - b_dec) + b_enc,
+ *    pi_mag = exp(r_mag) * (W_enc^T (x - b_dec)) + b_mag; group g's gate is open when
+ *    ||ReLU(pi_gate_g)||_2 > 0 (some gate pre-activation positive); z = open * ReLU(pi_mag);
+ *    loss = mse + c sum_g ||ReLU(pi_gate_g)||_2 + ||x - (ReLU(pi_gate) W_dec + b_dec)||^2 with W_dec
+ *    and b_dec frozen in that last (auxiliary) term. threshold must be 0.
+ *  jumprelu: extra log_theta (n/s), theta = exp(log_theta); rho_g = ||ReLU(pre_g)||_2, or max(pre_g)
+ *    when no pre is positive (rho = pre for group_size 1); z_g = ReLU(pre_g) H(rho_g - theta_g);
+ *    loss = mse + c sum_g H(rho_g - theta_g) (L0 over groups); theta gets straight-through
+ *    pseudo-derivatives with a rectangle kernel of width bandwidth. threshold > 0 sets the
+ *    initial theta (0: 0.001).
+ *  Both: group_size 1 is the published SAE exactly; sae_encode applies the same rule;
+ *  sae_loss_terms.sparsity is the unweighted penalty above and loss includes gated's auxiliary term. */
+
+/* The topk and batchtopk archs (full definitions: core/sae_topk.c), after Gao et al. 2024 and
+ * Bussmann et al. 2024, with k counting groups. a = ReLU(pre), rho_g = ||a_g||_2 (a itself for
+ * group_size 1); z = a on the kept groups, 0 elsewhere:
+ *  topk: per row, the k groups of largest rho (training and inference alike).
+ *  batchtopk: training: the k*B groups of largest rho in the whole batch; inference (sae_encode,
+ *    sae_loss_grad): the groups with rho >= theta, theta the extra "threshold" float, an EMA
+ *    (decay 0.99) of each training batch's smallest kept non-zero rho (sae_train_update); 0 until
+ *    the first step, which keeps every non-zero group.
+ *  Ties keep the lower index; k is required (1 .. n/s). loss = mse + orth_coef * orth, and while
+ *  training (sae_loss_grad_train with a dead mask) + aux_k_coef * mean_rows ||e - e_hat||^2: AuxK,
+ *  where per row the aux_k dead groups (all latents dead) of largest rho give e_hat = z_aux W_dec
+ *  and e = x - x_hat is a constant target (stop-gradient); 0 when no group is dead. sparsity_coef
+ *  and its warm-up are not used (sae_loss_terms.sparsity still reports sum_g rho of z); threshold
+ *  must be 0. group_size 1 is the ordinary TopK / BatchTopK SAE exactly. */
 
 typedef struct {
     float *W_enc; /* (dim, n) */
@@ -104,6 +138,7 @@ typedef struct {
     float *dx_hat;  /* (B, dim) d loss/d x_hat */
     float *gnorm;   /* (B, n/s) group norms ||z_g|| (0 for zeroed groups) */
     float *colsum;  /* (n) column sums of d loss/d pre */
+    float *arch_scratch; /* gated (n + 2Bn + B dim), jumprelu (n/s); NULL for other archs (core/sae_gj.h) */
 } sae_work;
 
 typedef struct {
@@ -125,5 +160,51 @@ void sae_work_free(sae_work *w);
  * w->x_hat the reconstructions. terms may be NULL. Returns the loss. */
 double sae_loss_grad(const sae_params *p, const float *x, int B, float coef, sae_work *w,
                      float *grad, sae_loss_terms *terms);
+
+/* A training step's loss: sae_loss_grad under the training rules. Differs only for topk/batchtopk:
+ * batchtopk keeps the batch's k*B largest groups (sae_loss_grad uses the learnt threshold), and
+ * dead (n; 1 = the latent has not fired for dead_window steps; NULL = none) feeds AuxK (above). */
+double sae_loss_grad_train(const sae_params *p, const float *x, int B, float coef, const unsigned char *dead,
+                           sae_work *w, float *grad, sae_loss_terms *terms);
+/* After a training step's sae_loss_grad_train on B rows (w as it left it), updates the state that
+ * is learnt without a gradient: batchtopk's threshold. Nothing for other archs. Call once per step. */
+void sae_train_update(sae_params *p, const sae_work *w, int B);
+/* AuxK's groups per row: aux_k, or if 0, min(n/s, max(1, (dim/2)/s)) (Gao et al.: dim/2 latents). */
+int sae_aux_k_groups(const sae_config *c);
+
+/* ---- Named tensors (export) and the input scale ---- */
+
+/* One named tensor of a params buffer, for writers (sae.safetensors) and
+ * readers. Names follow SAELens: W_enc (dim, n), W_dec (n, dim), b_enc (n),
+ * b_dec (dim) (gated: b_enc is b_gate, as in SAELens); architecture extras
+ * come after them under their own names.
+ * The tensors tile the buffer: in layout order, back to back, covering all
+ * sae_n_params() floats (tests check this for every arch). */
+typedef struct {
+    const char *name;  /* static string */
+    float *data;       /* (shape) into the params buffer */
+    int ndim;          /* 1 or 2 */
+    int64_t shape[2];  /* shape[1] unused when ndim is 1 */
+} sae_tensor;
+
+#define SAE_MAX_TENSORS 8
+
+/* Fills out[0 .. min(count, cap)) and returns count, the number of tensors
+ * of p's architecture (so a caller with too small a cap can tell). */
+int sae_tensors(const sae_params *p, sae_tensor *out, int cap);
+
+/* Folds an input scale into the weights. A model trained on scaled rows
+ * s*x (train.normalize_input) becomes one that takes raw rows x and
+ * reconstructs raw rows:
+ *   W_enc *= s, W_dec /= s, b_dec /= s; b_enc and every extra unchanged.
+ * Then W_enc'^T (x - b_dec') = W_enc^T (s x - b_dec): the pre-activations,
+ * hence z, are exactly those of the scaled model (so thresholds on z or
+ * pre, e.g. sae.threshold, jumprelu's theta, batchtopk's threshold, gated's
+ * gate, need no change), and x_hat' = W_dec'^T z + b_dec' = x_hat / s. This
+ * is the form SAELens writes (fold_activation_norm_scaling_factor); decoder
+ * rows then have norm 1/s, not 1. It holds for any architecture whose
+ * pre-activations are all affine in W_enc^T (x - b_dec); an architecture
+ * with another input matrix must scale it here too. s must be > 0. */
+void sae_fold_input_scale(sae_params *p, float s);
 
 #endif

@@ -41,6 +41,11 @@ json_t *spec_normalize_circles(const json_t *params, spec_errors *errs);
  * - sae defaults: group_size 2 (API.md's example; 1 is an ordinary SAE),
  *   sparsity_coef 0.01, k null, orth_coef 0, threshold 0. train defaults come
  *   from train_config_default(), circles defaults from circles_params_default().
+ * - topk/batchtopk (sae.h): k required (groups kept per row, 1 .. n_latents /
+ *   group_size); aux_k_coef 0.03125 (1/32; 0 = no AuxK), aux_k null (auto:
+ *   min(n/s, max(1, (dim/2)/s)) groups; else 1 .. n/s); threshold must be 0;
+ *   sparsity_coef and sparsity_warmup_steps are accepted and ignored. The
+ *   AuxK fields are range-checked for every arch and used by topk/batchtopk.
  * - Floats are written back as the shortest decimal that round-trips to the
  *   float that will run (0.001, not 0.0010000000474974513). */
 

@@ -347,7 +347,8 @@ static void loss_pattern(const sae_params *p, const sae_work *w, int B, unsigned
 /* Central differences of every parameter; tolerance |fd - g| <= 1e-2 max(|fd|,|g|) + 1e-3. */
 static void test_grad_case(const grad_case *gc)
 {
-    sae_config c = {SAE_RELU, gc->dim, gc->n, gc->s, gc->coef, gc->orth, gc->thr, 0};
+    sae_config c = {.arch = SAE_RELU, .dim = gc->dim, .n_latents = gc->n, .group_size = gc->s,
+                    .sparsity_coef = gc->coef, .orth_coef = gc->orth, .threshold = gc->thr};
     sae_params p;
     sae_work w;
     size_t npat = (size_t)gc->B * gc->n + (size_t)gc->n * gc->s;
@@ -423,7 +424,8 @@ static void test_gradients(void)
 /* sae_encode agrees with the training forward pass. */
 static void test_encode(void)
 {
-    sae_config c = {SAE_RELU, 7, 10, 2, 0.1f, 0.0f, 0.3f, 0};
+    sae_config c = {.arch = SAE_RELU, .dim = 7, .n_latents = 10, .group_size = 2,
+                    .sparsity_coef = 0.1f, .orth_coef = 0.0f, .threshold = 0.3f};
     sae_params p;
     sae_work w;
     int B = 300; /* more than one encode chunk */
@@ -449,7 +451,8 @@ static void test_encode(void)
 
 static void test_decoder_norm(void)
 {
-    sae_config c = {SAE_RELU, 9, 12, 2, 0.1f, 0.2f, 0.0f, 0};
+    sae_config c = {.arch = SAE_RELU, .dim = 9, .n_latents = 12, .group_size = 2,
+                    .sparsity_coef = 0.1f, .orth_coef = 0.2f, .threshold = 0.0f};
     sae_params p;
     sae_params_alloc(&p, &c);
     sae_params_init(&p, 4);
@@ -526,7 +529,8 @@ static void test_schedules(void)
     t.decay = LR_DECAY_LINEAR;
     CHECK_NEAR(train_lr_at(&t, 0), 1.0, 1e-12, "no warm-up");
 
-    sae_config c = {SAE_RELU, 4, 4, 1, 0.5f, 0.0f, 0.0f, 0};
+    sae_config c = {.arch = SAE_RELU, .dim = 4, .n_latents = 4, .group_size = 1,
+                    .sparsity_coef = 0.5f, .orth_coef = 0.0f, .threshold = 0.0f};
     t.sparsity_warmup_steps = 20;
     CHECK_NEAR(train_sparsity_coef_at(&c, &t, 0), 0.0, 1e-12, "sparsity at 0");
     CHECK_NEAR(train_sparsity_coef_at(&c, &t, 10), 0.25, 1e-7, "sparsity halfway");
@@ -647,7 +651,8 @@ static void test_resume_with(const char *what, const sae_config *c, const train_
 
 static void small_configs(sae_config *c, train_config *t, int dim)
 {
-    *c = (sae_config){SAE_RELU, dim, 32, 2, 0.05f, 0.1f, 0.0f, 0};
+    *c = (sae_config){.arch = SAE_RELU, .dim = dim, .n_latents = 32, .group_size = 2,
+                      .sparsity_coef = 0.05f, .orth_coef = 0.1f, .threshold = 0.0f};
     train_config_default(t);
     t->steps = 30;
     t->batch_size = 64;
@@ -787,7 +792,8 @@ static void test_train_circles(void)
     circles *circ = circles_create(&cp);
     data_source src;
     datasrc_from_circles(&src, circ);
-    sae_config c = {SAE_RELU, 16, 80, 1, 0.1f, 0.0f, 0.0f, 0};
+    sae_config c = {.arch = SAE_RELU, .dim = 16, .n_latents = 80, .group_size = 1,
+                    .sparsity_coef = 0.1f, .orth_coef = 0.0f, .threshold = 0.0f};
     train_config t;
     train_config_default(&t);
     t.steps = 1500;
@@ -841,12 +847,13 @@ static void expect_train_reject(train_config t, const char *want_field)
 static void test_config_checks(void)
 {
     char field[64], msg[256];
-    sae_config ok = {SAE_RELU, 16, 64, 2, 0.01f, 0.0f, 0.0f, 0}, c;
+    sae_config ok = {.arch = SAE_RELU, .dim = 16, .n_latents = 64, .group_size = 2,
+                     .sparsity_coef = 0.01f, .orth_coef = 0.0f, .threshold = 0.0f}, c;
     CHECK(sae_config_check(&ok, field, sizeof field, msg, sizeof msg) == 0, "valid sae config");
-    c = ok, c.arch = SAE_GATED;
-    expect_sae_reject(c, "sae.arch", "arch 'gated' is not available yet; use 'relu'");
-    c = ok, c.arch = SAE_TOPK;
-    expect_sae_reject(c, "sae.arch", "'topk' is not available");
+    c = ok, c.arch = (sae_arch)99;
+    expect_sae_reject(c, "sae.arch", "unknown arch");
+    c = ok, c.arch = SAE_TOPK; /* available, but needs k (tests/test_archs_tk.c) */
+    expect_sae_reject(c, "sae.k", "'topk' needs k");
     c = ok, c.dim = 0;
     expect_sae_reject(c, "sae.dim", "at least 1");
     c = ok, c.n_latents = 0;

@@ -98,7 +98,8 @@ static int away_from_kinks(const sae_params *p, const sae_work *w, int B, float 
 /* Draws the case's SAE and batch (redrawing near kinks), computes, writes dir. Returns 0 or -1. */
 static int write_case(const ref_case *rc, int index, const char *dir)
 {
-    sae_config c = {SAE_RELU, rc->dim, rc->n, rc->s, rc->coef, rc->orth, rc->thr, 0};
+    sae_config c = {.arch = SAE_RELU, .dim = rc->dim, .n_latents = rc->n, .group_size = rc->s,
+                    .sparsity_coef = rc->coef, .orth_coef = rc->orth, .threshold = rc->thr};
     sae_params p;
     sae_work w;
     if (sae_params_alloc(&p, &c) != 0 || sae_work_alloc(&w, &c, rc->B) != 0)
