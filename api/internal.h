@@ -141,6 +141,8 @@ enum MHD_Result saes_decoder(api_req *r);
 enum MHD_Result saes_encoder(api_req *r);
 enum MHD_Result saes_b_enc(api_req *r);
 enum MHD_Result saes_b_dec(api_req *r);
+enum MHD_Result saes_safetensors(api_req *r);
+enum MHD_Result saes_cfg(api_req *r);
 
 /* Analysis (api/analysis*.c, groups.c, encode.c, compare.c, analyses.c). */
 enum MHD_Result anjobs_create_analyze(api_req *r, const json_t *body);  /* POST /v1/jobs type analyze */

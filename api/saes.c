@@ -3,7 +3,9 @@
  * An SAE row is written by the worker in the same transaction that ends its
  * job; its weights are .npy files in store_sae.dir (decoder.npy (n, dim),
  * encoder.npy (dim, n), b_enc.npy (n), b_dec.npy (dim), written with
- * files_write_npy_f32), which are served as they are, straight from disk.
+ * files_write_npy_f32), plus sae.safetensors and cfg.json (the same tensors
+ * under SAELens's names, and its config keys), all served as they are,
+ * straight from disk.
  * Encoding and the analysis endpoints slot in beside these as new files. */
 #include "internal.h"
 #include <stdio.h>
@@ -69,7 +71,7 @@ enum MHD_Result saes_get(api_req *r)
     return api_send_json(r, MHD_HTTP_OK, obj);
 }
 
-static enum MHD_Result saes_file(api_req *r, const char *name)
+static enum MHD_Result saes_file_as(api_req *r, const char *name, const char *content_type)
 {
     store_sae s = { 0 };
     if (saes_load(r, &s)) return MHD_YES;
@@ -79,10 +81,18 @@ static enum MHD_Result saes_file(api_req *r, const char *name)
     store_sae_clear(&s);
     if (!has_dir || n < 0 || (size_t)n >= sizeof path)
         return api_problem(r, MHD_HTTP_NOT_FOUND, "SAE %lld has no weight files", (long long)r->ids[0]);
-    return api_send_file(r, path, "application/octet-stream", "no-cache");
+    return api_send_file(r, path, content_type, "no-cache");
+}
+
+static enum MHD_Result saes_file(api_req *r, const char *name)
+{
+    return saes_file_as(r, name, "application/octet-stream");
 }
 
 enum MHD_Result saes_decoder(api_req *r) { return saes_file(r, "decoder.npy"); }
 enum MHD_Result saes_encoder(api_req *r) { return saes_file(r, "encoder.npy"); }
 enum MHD_Result saes_b_enc(api_req *r) { return saes_file(r, "b_enc.npy"); }
 enum MHD_Result saes_b_dec(api_req *r) { return saes_file(r, "b_dec.npy"); }
+/* The same weights for SAELens (daemon/jobrun_export.c); SAEs trained before they existed answer 404. */
+enum MHD_Result saes_safetensors(api_req *r) { return saes_file(r, "sae.safetensors"); }
+enum MHD_Result saes_cfg(api_req *r) { return saes_file_as(r, "cfg.json", "application/json"); }

@@ -65,6 +65,8 @@ static const api_route api_routes[] = {
     { "/v1/saes/{id}/encoder.npy", "GET", saes_encoder },
     { "/v1/saes/{id}/b_enc.npy", "GET", saes_b_enc },
     { "/v1/saes/{id}/b_dec.npy", "GET", saes_b_dec },
+    { "/v1/saes/{id}/sae.safetensors", "GET", saes_safetensors },
+    { "/v1/saes/{id}/cfg.json", "GET", saes_cfg },
     { "/v1/saes/{id}/encode", "POST", encode_post },
     { "/v1/saes/{id}/analysis", "GET", saean_get },
     { "/v1/saes/{id}/latents", "GET", saean_latents },

@@ -8,16 +8,18 @@
  *                         floats as their bits) and the dataset's row count
  *   u64 step              steps completed
  *   u64 n_params
+ *   f32 input_scale, u32 0  the scale of normalize_input (1 when off)
  *   f32 params[n_params], adam_m[n_params], adam_v[n_params]
  *   i32 last_fired[n_latents]
  *   u64 FNV-1a 64 of every byte before it
  * Restoring checks every field against the trainer's configuration by name,
  * so a mismatch says which field differs. */
 #include "train_state.h"
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#define TRAIN_CKPT_VERSION 1u
+#define TRAIN_CKPT_VERSION 2u /* 2: train.normalize_input and the input scale */
 #define TRAIN_CKPT_MAX_FIELDS 32
 static const char train_ckpt_magic[8] = {'S', 'A', 'E', 'D', 'C', 'K', 'P', 'T'};
 
@@ -49,6 +51,9 @@ static int train_ckpt_fields(const train_state *st, train_ckpt_field *f)
     f[k++] = (train_ckpt_field){"sae.orth_coef", ck_f32bits(c->orth_coef)};
     f[k++] = (train_ckpt_field){"sae.threshold", ck_f32bits(c->threshold)};
     f[k++] = (train_ckpt_field){"sae.k", ck_int(c->k)};
+    f[k++] = (train_ckpt_field){"sae.bandwidth", ck_f32bits(c->bandwidth)};
+    f[k++] = (train_ckpt_field){"sae.aux_k_coef", ck_f32bits(c->aux_k_coef)};
+    f[k++] = (train_ckpt_field){"sae.aux_k", ck_int(c->aux_k)};
     f[k++] = (train_ckpt_field){"train.steps", ck_int(t->steps)};
     f[k++] = (train_ckpt_field){"train.batch_size", ck_int(t->batch_size)};
     f[k++] = (train_ckpt_field){"train.lr", ck_f32bits(t->lr)};
@@ -64,6 +69,7 @@ static int train_ckpt_fields(const train_state *st, train_ckpt_field *f)
     f[k++] = (train_ckpt_field){"train.adam_beta2", ck_f32bits(t->adam_beta2)};
     f[k++] = (train_ckpt_field){"train.adam_eps", ck_f32bits(t->adam_eps)};
     f[k++] = (train_ckpt_field){"train.grad_clip", ck_f32bits(t->grad_clip)};
+    f[k++] = (train_ckpt_field){"train.normalize_input", ck_int(t->normalize_input)};
     f[k++] = (train_ckpt_field){"the dataset's row count", ck_int(st->src.n_rows)};
     return k;
 }
@@ -111,7 +117,7 @@ static uint64_t ck_fnv1a(const unsigned char *p, size_t n)
 
 /* ---- public ---- */
 
-static size_t ck_prefix_size(int n_fields) { return 8 + 4 + 4 + 8 * (size_t)n_fields + 8 + 8; }
+static size_t ck_prefix_size(int n_fields) { return 8 + 4 + 4 + 8 * (size_t)n_fields + 8 + 8 + 8; }
 
 size_t train_checkpoint_size(const train_state *st)
 {
@@ -132,6 +138,8 @@ void train_checkpoint_write(const train_state *st, void *buf)
         p = ck_put(p, f[k].bits, 8);
     p = ck_put(p, (uint64_t)st->step, 8);
     p = ck_put(p, st->p.n_params, 8);
+    p = ck_put_floats(p, &st->in_scale, 1);
+    p = ck_put(p, 0, 4);
     p = ck_put_floats(p, st->p.buf, st->p.n_params);
     p = ck_put_floats(p, st->m, st->p.n_params);
     p = ck_put_floats(p, st->v, st->p.n_params);
@@ -169,6 +177,10 @@ static int ck_check(const train_state *st, const unsigned char *b, size_t len, c
     uint64_t step = ck_get(p, 8);
     if (step > (uint64_t)st->tc.steps || ck_get(p + 8, 8) != st->p.n_params)
         return ck_fail(err, errlen, "checkpoint step or size is out of range; restart the job from scratch");
+    float scale;
+    ck_get_floats(p + 16, &scale, 1);
+    if (!isfinite(scale) || !(scale > 0.0f) || (!st->tc.normalize_input && scale != 1.0f))
+        return ck_fail(err, errlen, "checkpoint has an invalid input scale; restart the job from scratch");
     return 0;
 }
 
@@ -181,6 +193,8 @@ int train_checkpoint_restore(train_state *st, const void *buf, size_t len, char 
     const unsigned char *p = b + 16 + 8 * (size_t)train_ckpt_fields(st, f);
     st->step = (int)ck_get(p, 8);
     p += 16;
+    p = ck_get_floats(p, &st->in_scale, 1);
+    p += 4;
     p = ck_get_floats(p, st->p.buf, st->p.n_params);
     p = ck_get_floats(p, st->m, st->p.n_params);
     p = ck_get_floats(p, st->v, st->p.n_params);
@@ -188,5 +202,6 @@ int train_checkpoint_restore(train_state *st, const void *buf, size_t len, char 
         st->last_fired[i] = (int32_t)(uint32_t)ck_get(p, 4);
     st->have_last = 0;
     st->perm_epoch = -1;
+    st->sst = -1.0; /* recomputed with the restored input scale */
     return 0;
 }

@@ -1,10 +1,11 @@
 /* jobrun — the train job: dataset -> data source, spec -> configs, resume
  * from the last checkpoint if one exists, run the trainer with hooks that
- * write progress, metric points and checkpoints, then export the SAE and
- * record the outcome. Hooks throttle their SQLite writes (progress every
+ * write progress, metric points and checkpoints, then export the SAE
+ * (jobrun_export.c: .npy, sae.safetensors, cfg.json) and record the outcome. Hooks throttle their SQLite writes (progress every
  * JOBRUN_PROGRESS_S, the cancel flag read every JOBRUN_CANCEL_S), so the
  * training step never waits on the database for long. */
 #include "jobrun.h"
+#include "jobrun_export.h"
 #include "circles.h"
 #include "datasrc.h"
 #include "files.h"
@@ -188,26 +189,19 @@ static json_t *jobrun_num(double x)
     return isfinite(x) ? json_real(x) : json_null();
 }
 
-/* Writes the SAE's arrays, then records the SAE and the job's success in one transaction. */
+/* Writes the SAE's files (jobrun_export.c), then records the SAE and the job's success in one transaction. */
 static int jobrun_export(const jobrun_ctx *ctx, const train_state *ts, char *err, size_t errlen)
 {
-    const sae_params *p = train_params(ts);
-    const sae_config *c = &p->cfg;
-    char dir[PATH_MAX], path[PATH_MAX + 32];
+    const sae_config *c = &train_params(ts)->cfg;
+    char dir[PATH_MAX];
     jobrun_path(ctx, "sae", dir, sizeof dir);
     if (files_mkdirs(dir, err, errlen)) return -1;
-    struct { const char *name; const float *data; long long shape[2]; int ndim; } arrays[] = {
-        { "decoder.npy", p->v.W_dec, { c->n_latents, c->dim }, 2 },
-        { "encoder.npy", p->v.W_enc, { c->dim, c->n_latents }, 2 },
-        { "b_enc.npy", p->v.b_enc, { c->n_latents, 0 }, 1 },
-        { "b_dec.npy", p->v.b_dec, { c->dim, 0 }, 1 },
-    };
-    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, arrays[i].name);
-        if (files_write_npy_f32(path, arrays[i].data, arrays[i].shape, arrays[i].ndim, err, errlen)) return -1;
+    json_t *spec = json_loads(ctx->job->spec_json, 0, NULL);
+    if (jobrun_export_files(dir, ts, spec, (long long)ctx->job->id, (long long)ctx->job->dataset_id, err, errlen)) {
+        json_decref(spec);
+        return -1;
     }
     const train_metrics *m = train_last_metrics(ts);
-    json_t *spec = json_loads(ctx->job->spec_json, 0, NULL);
     json_t *metrics = json_pack("{s:o,s:o,s:o,s:o,s:o}", "fve", jobrun_num(m->fve), "mse", jobrun_num(m->mse),
                                 "l0", jobrun_num(m->l0), "l0_groups", jobrun_num(m->l0_groups),
                                 "dead_frac", jobrun_num(m->dead_frac));

@@ -36,6 +36,7 @@ typedef struct {
     float adam_beta2;          /* default 0.999 */
     float adam_eps;            /* default 1e-8 */
     float grad_clip;           /* default 0 = off; else max global gradient L2 norm */
+    int normalize_input;       /* default 0; 1: train on s*x, see "Input normalisation" below */
 } train_config;
 
 typedef struct {
@@ -89,8 +90,21 @@ const sae_params *train_params(const train_state *st);
 /* Final metrics (from the last evaluation); valid after TRAIN_DONE. */
 const train_metrics *train_last_metrics(const train_state *st);
 
+/* Input normalisation (train.normalize_input). At creation the trainer
+ * reads a fixed sample of training rows (TRAIN_SCALE_ROWS of them, evenly
+ * spaced over a finite source's training rows, rows 0.. of an endless one)
+ * and sets s = sqrt(dim / mean ||x||^2), so scaled rows s*x have a mean
+ * squared norm of dim; every row it trains and evaluates on is then s*x. s is
+ * saved in checkpoints (a restored run uses the saved s). The exporter folds
+ * s back into the weights (sae_fold_input_scale) so the exported SAE takes
+ * raw rows. Metrics: mse is in the raw rows' units (the scaled error / s^2),
+ * fve is unit-free, loss is the objective as optimised (scaled units).
+ * train_input_scale() is 1 when normalisation is off. */
+#define TRAIN_SCALE_ROWS 8192
+float train_input_scale(const train_state *st);
+
 /* Checkpoints: a self-describing blob (magic, version, config, step, params,
- * Adam moments, dead-latent counters). */
+ * Adam moments, dead-latent counters, input scale). */
 size_t train_checkpoint_size(const train_state *st);
 void train_checkpoint_write(const train_state *st, void *buf);  /* buf: train_checkpoint_size() bytes */
 /* Restores a blob written by the same configuration. 0, or -1 with err set. */

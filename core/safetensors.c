@@ -1,0 +1,126 @@
+/* safetensors — builds a .safetensors header (see include/safetensors.h).
+ *
+ * The JSON is written with a tiny append-only string builder; every name and
+ * metadata string is checked against a character set that needs no JSON
+ * escaping, so the output is valid JSON by construction. */
+#include "safetensors.h"
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *buf;  /* (cap) */
+    size_t len, cap;
+    int oom;
+} st_builder;
+
+static void st_add(st_builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void st_add(st_builder *b, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2 && !b->oom; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int need = vsnprintf(b->buf ? b->buf + b->len : NULL, b->buf ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (need < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->buf && b->len + (size_t)need < b->cap) {
+            b->len += (size_t)need;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)need + 1) * 2;
+        char *nb = realloc(b->buf, cap);
+        if (!nb) {
+            b->oom = 1;
+            return;
+        }
+        b->buf = nb;
+        b->cap = cap;
+    }
+}
+
+static int st_plain(const char *s)
+{
+    if (!s || !*s || strlen(s) > 200)
+        return 0;
+    for (; *s; s++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:+-", *s))
+            return 0;
+    return 1;
+}
+
+static size_t st_count(const sae_tensor *t)
+{
+    return (size_t)t->shape[0] * (t->ndim == 2 ? (size_t)t->shape[1] : 1);
+}
+
+size_t safetensors_data_bytes(const sae_tensor *t, int n)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++)
+        bytes += 4 * st_count(&t[i]);
+    return bytes;
+}
+
+/* Names plain, unique, not "__metadata__"; metadata strings plain. */
+static int st_valid(const sae_tensor *t, int n, const char *const *metadata)
+{
+    for (int i = 0; i < n; i++) {
+        if (!st_plain(t[i].name) || !strcmp(t[i].name, "__metadata__") || t[i].ndim < 1 || t[i].ndim > 2)
+            return 0;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(t[i].name, t[j].name))
+                return 0;
+    }
+    for (int i = 0; metadata && metadata[i]; i += 2)
+        if (!st_plain(metadata[i]) || !st_plain(metadata[i + 1]))
+            return 0;
+    return 1;
+}
+
+static void st_json(st_builder *b, const sae_tensor *t, int n, const char *const *metadata)
+{
+    st_add(b, "{");
+    if (metadata && metadata[0]) {
+        st_add(b, "\"__metadata__\":{");
+        for (int i = 0; metadata[i]; i += 2)
+            st_add(b, "%s\"%s\":\"%s\"", i ? "," : "", metadata[i], metadata[i + 1]);
+        st_add(b, "}%s", n ? "," : "");
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t end = off + 4 * st_count(&t[i]);
+        st_add(b, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld", i ? "," : "", t[i].name,
+               (long long)t[i].shape[0]);
+        if (t[i].ndim == 2)
+            st_add(b, ",%lld", (long long)t[i].shape[1]);
+        st_add(b, "],\"data_offsets\":[%zu,%zu]}", off, end);
+        off = end;
+    }
+    st_add(b, "}");
+}
+
+unsigned char *safetensors_header(const sae_tensor *t, int n, const char *const *metadata, size_t *len)
+{
+    *len = 0;
+    if (!st_valid(t, n, metadata))
+        return NULL;
+    st_builder b = {0};
+    st_add(&b, "        "); /* room for the u64 length */
+    st_json(&b, t, n, metadata);
+    while (!b.oom && b.len % 8)
+        st_add(&b, " ");
+    if (b.oom) {
+        free(b.buf);
+        return NULL;
+    }
+    uint64_t json_len = b.len - 8;
+    for (int i = 0; i < 8; i++)
+        b.buf[i] = (char)(unsigned char)(json_len >> (8 * i));
+    *len = b.len;
+    return (unsigned char *)b.buf;
+}
