@@ -7,7 +7,9 @@
  * answer is exactly what the weight files give with NumPy. Latents list the
  * firing ones (value > 0) of each row in increasing index order. A request
  * holds at most ENCODE_MAX_ROWS rows of exactly `dim` finite numbers
- * (wrong types 400, wrong lengths or counts 422, each naming rows[i]). */
+ * (wrong types 400, wrong lengths or counts 422, each naming rows[i]).
+ * Weight files that cannot be loaded (removed, or missing an arch's extra
+ * tensors) are a 409 saying so. */
 #include "internal.h"
 #include "artifacts.h"
 #include <math.h>
@@ -100,9 +102,9 @@ enum MHD_Result encode_post(api_req *r)
     int rc = artifacts_sae_load(&s, &p, err, sizeof err);
     int n = s.n_latents, dim = s.dim;
     store_sae_clear(&s);
-    if (rc) {
+    if (rc) { /* the SAE's files cannot serve it (removed, or exported by an older version): its state, 409 */
         free(x);
-        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
+        return api_problem(r, MHD_HTTP_CONFLICT, "cannot load the SAE's weights: %s", err);
     }
     float *z = malloc((size_t)B * n * sizeof *z), *xh = malloc((size_t)B * dim * sizeof *xh);
     rc = z && xh ? sae_encode(&p, x, B, z, xh) : -1;

@@ -2,8 +2,11 @@
  *
  * The JSON is written with a tiny append-only string builder; every name and
  * metadata string is checked against a character set that needs no JSON
- * escaping, so the output is valid JSON by construction. */
+ * escaping, so the output is valid JSON by construction. The reader parses a
+ * header with jansson and checks an entry fully (dtype, shape, offsets that
+ * span exactly its floats) before anyone reads data through it. */
 #include "safetensors.h"
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -123,4 +126,74 @@ unsigned char *safetensors_header(const sae_tensor *t, int n, const char *const 
         b.buf[i] = (char)(unsigned char)(json_len >> (8 * i));
     *len = b.len;
     return (unsigned char *)b.buf;
+}
+
+/* ---- reading ---- */
+
+int safetensors_json_len(const unsigned char *first8, uint64_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    for (int i = 0; i < 8; i++)
+        *n |= (uint64_t)first8[i] << (8 * i);
+    if (*n == 0 || *n > SAFETENSORS_HEADER_MAX) {
+        snprintf(err, errlen, "header length %llu is not in 1 .. %u bytes (not a safetensors file?)",
+                 (unsigned long long)*n, SAFETENSORS_HEADER_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* A JSON array of 1 or 2 non-negative integers into out; its length, or -1. */
+static int st_ints(const json_t *a, int64_t *out, int min_n, int max_n)
+{
+    int n = json_is_array(a) ? (int)json_array_size(a) : -1;
+    if (n < min_n || n > max_n)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, (size_t)i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return -1;
+        out[i] = json_integer_value(v);
+    }
+    return n;
+}
+
+/* Checks one tensor's entry and fills e; 0 or -1 with a message. */
+static int st_entry(const json_t *t, const char *name, safetensors_entry *e, char *err, size_t errlen)
+{
+    int64_t shape[2] = {0, 0}, off[2];
+    const char *dtype = json_string_value(json_object_get(t, "dtype"));
+    int nd = st_ints(json_object_get(t, "shape"), shape, 1, 2);
+    if (!dtype || strcmp(dtype, "F32") || nd < 0 || st_ints(json_object_get(t, "data_offsets"), off, 2, 2) != 2) {
+        snprintf(err, errlen, "tensor '%s' is not an F32 1-D or 2-D tensor with data_offsets", name);
+        return -1;
+    }
+    if (shape[0] > INT32_MAX || shape[1] > INT32_MAX) {
+        snprintf(err, errlen, "tensor '%s' has a dimension above 2^31 - 1", name);
+        return -1;
+    }
+    uint64_t count = (uint64_t)shape[0] * (uint64_t)(nd == 2 ? shape[1] : 1);
+    if (off[1] < off[0] || (uint64_t)(off[1] - off[0]) != 4 * count) {
+        snprintf(err, errlen, "tensor '%s': data_offsets [%lld, %lld] do not span its %llu floats", name,
+                 (long long)off[0], (long long)off[1], (unsigned long long)count);
+        return -1;
+    }
+    *e = (safetensors_entry){nd, {shape[0], shape[1]}, (uint64_t)off[0], (uint64_t)off[1]};
+    return 0;
+}
+
+int safetensors_find(const char *json, size_t json_len, const char *name, safetensors_entry *e, char *err,
+                     size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_loadb(json, json_len, 0, &je);
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "header is not a JSON object (%s)", root ? "another JSON value" : je.text);
+        json_decref(root);
+        return -1;
+    }
+    json_t *t = strcmp(name, "__metadata__") ? json_object_get(root, name) : NULL;
+    int rc = t ? st_entry(t, name, e, err, errlen) : 1;
+    json_decref(root);
+    return rc;
 }

@@ -7,10 +7,13 @@
  * on raw dataset rows. cfg.json therefore says normalize_activations
  * "none"; input_scale records what was folded (1 when normalisation was
  * off). safetensors data are the tensors back to back in sae_tensors()
- * order, written as the host's floats, which are little-endian. */
+ * order, written as the host's floats, which are little-endian; jumprelu
+ * adds SAELens's per-latent 'threshold' (n) = exp(log_theta) of each
+ * latent's group after them (log_theta stays, the exact trained state). */
 #include "jobrun_export.h"
 #include "files.h"
 #include "safetensors.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,24 +52,42 @@ static int export_npy(const char *dir, const sae_params *p, char *err, size_t er
     return 0;
 }
 
+/* jumprelu: SAELens's per-latent threshold (n) = exp(log_theta) of each
+ * latent's group, into t[*n] and a malloc'd buffer *thr; nothing for other archs. */
+static int export_jumprelu_threshold(const sae_params *p, sae_tensor *t, int *n, float **thr)
+{
+    *thr = NULL;
+    if (p->cfg.arch != SAE_JUMPRELU) return 0;
+    const float *log_theta = t[*n - 1].data; /* (n/s), the last extra */
+    int nl = p->cfg.n_latents, s = p->cfg.group_size;
+    if (!(*thr = malloc((size_t)nl * sizeof **thr))) return -1;
+    for (int i = 0; i < nl; i++) (*thr)[i] = expf(log_theta[i / s]);
+    t[(*n)++] = (sae_tensor){ "threshold", *thr, 1, { nl, 0 } };
+    return 0;
+}
+
 static int export_safetensors(const char *dir, const sae_params *p, char *err, size_t errlen)
 {
     static const char *const meta[] = { "format", "pt", NULL };
-    sae_tensor t[SAE_MAX_TENSORS];
+    sae_tensor t[SAE_MAX_TENSORS + 1];
+    float *thr = NULL; /* (n) jumprelu's per-latent threshold */
     int n = sae_tensors(p, t, SAE_MAX_TENSORS);
     size_t hlen;
-    unsigned char *hdr = n <= SAE_MAX_TENSORS ? safetensors_header(t, n, meta, &hlen) : NULL;
+    int oom = n <= SAE_MAX_TENSORS ? export_jumprelu_threshold(p, t, &n, &thr) : 0;
+    unsigned char *hdr = n <= SAE_MAX_TENSORS + 1 && !oom ? safetensors_header(t, n, meta, &hlen) : NULL;
     if (!hdr) {
+        free(thr);
         snprintf(err, errlen, "cannot build the sae.safetensors header (%d tensors; out of memory?)", n);
         return -1;
     }
-    files_part parts[SAE_MAX_TENSORS + 1] = { { hdr, hlen } };
+    files_part parts[SAE_MAX_TENSORS + 2] = { { hdr, hlen } };
     for (int i = 0; i < n; i++)
         parts[i + 1] = (files_part){ t[i].data, safetensors_data_bytes(&t[i], 1) };
     char path[4200];
     snprintf(path, sizeof path, "%s/sae.safetensors", dir);
     int rc = files_write_atomic(path, parts, n + 1, err, errlen);
     free(hdr);
+    free(thr);
     return rc;
 }
 

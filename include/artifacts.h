@@ -44,7 +44,9 @@ int artifacts_read_f32_rows(const char *path, int64_t n_rows, int cols, const in
 /* The sae_config of a stored SAE (arch, k and threshold from its
  * config_json; shape and group_size from the row). */
 int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t errlen);
-/* Allocates p and reads the SAE's four weight files from s->dir. */
+/* Allocates p and reads the SAE's four weight files from s->dir, and its
+ * arch's extra tensors (sae_tensors() after the first four) by name from
+ * s->dir/sae.safetensors. The weights are input-scale folded: p takes raw rows. */
 int artifacts_sae_load(const store_sae *s, sae_params *p, char *err, size_t errlen);
 /* s->dir/name into buf; -1 (err set) if the SAE has no directory. */
 int artifacts_sae_path(const store_sae *s, const char *name, char *buf, size_t n, char *err, size_t errlen);

@@ -6,12 +6,15 @@
  * Tables are written with files_write_atomic (header, offsets and records as
  * three parts) and mapped read-only; open checks everything a reader relies
  * on (magic, record size, exact file size, monotone offsets), so a truncated
- * or foreign file is an error, never an out-of-bounds read. */
+ * or foreign file is an error, never an out-of-bounds read. An arch's extra
+ * parameters (sae_tensors() beyond the four .npy arrays: gated r_mag/b_mag,
+ * jumprelu log_theta, batchtopk threshold) come from sae.safetensors by name. */
 #include "artifacts.h"
 #include "files.h"
 #include "idx.h"
 #include "npy.h"
 #include "npyfile.h"
+#include "safetensors.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -158,17 +161,64 @@ int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t 
     return rc;
 }
 
+/* Reads tensor t (an arch extra) from the open sae.safetensors fd, whose
+ * header JSON (json_len bytes) is json; file_size bounds the data. */
+static int artifacts_st_tensor(int fd, const char *json, uint64_t json_len, off_t file_size, const sae_tensor *t,
+                               const char *path, char *err, size_t errlen)
+{
+    safetensors_entry e;
+    char msg[300];
+    int rc = safetensors_find(json, json_len, t->name, &e, msg, sizeof msg);
+    if (rc == 1) snprintf(msg, sizeof msg, "has no tensor '%s'; re-run the training job to export it", t->name);
+    if (rc) return artifacts_fail(err, errlen, path, msg);
+    if (e.ndim != t->ndim || e.shape[0] != t->shape[0] || (t->ndim == 2 && e.shape[1] != t->shape[1])) {
+        snprintf(msg, sizeof msg, "tensor '%s' has a different shape than its SAE record says", t->name);
+        return artifacts_fail(err, errlen, path, msg);
+    }
+    uint64_t off = 8 + json_len + e.begin;
+    if (off + (e.end - e.begin) > (uint64_t)file_size ||
+        artifacts_pread_all(fd, t->data, (size_t)(e.end - e.begin), (off_t)off))
+        return artifacts_fail(err, errlen, path, "is shorter than its header says (truncated?)");
+    return 0;
+}
+
+/* The arch's extra tensors (after the four .npy ones) from s->dir/sae.safetensors. */
+static int artifacts_sae_extras(const store_sae *s, sae_params *p, char *err, size_t errlen)
+{
+    sae_tensor t[SAE_MAX_TENSORS];
+    int nt = sae_tensors(p, t, SAE_MAX_TENSORS);
+    if (nt <= 4) return 0;
+    char path[4096], msg[300];
+    unsigned char first8[8];
+    uint64_t json_len;
+    struct stat st;
+    if (artifacts_sae_path(s, "sae.safetensors", path, sizeof path, err, errlen)) return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(msg, sizeof msg, "cannot open (%s); this SAE's arch keeps extra parameters there", strerror(errno));
+        return artifacts_fail(err, errlen, path, msg);
+    }
+    int rc = fstat(fd, &st) || artifacts_pread_all(fd, first8, 8, 0) ? -1 : 0;
+    if (rc) artifacts_fail(err, errlen, path, "cannot read its header (truncated?)");
+    else if (safetensors_json_len(first8, &json_len, msg, sizeof msg)) rc = artifacts_fail(err, errlen, path, msg);
+    char *json = rc ? NULL : malloc(json_len);
+    if (!rc && (!json || artifacts_pread_all(fd, json, json_len, 8)))
+        rc = artifacts_fail(err, errlen, path, json ? "is shorter than its header says (truncated?)" : "out of memory");
+    for (int i = 4; !rc && i < nt && i < SAE_MAX_TENSORS; i++)
+        rc = artifacts_st_tensor(fd, json, json_len, st.st_size, &t[i], path, err, errlen);
+    free(json);
+    close(fd);
+    return rc;
+}
+
+/* The files hold the weights with the input scale already folded in
+ * (jobrun_export), so the loaded SAE takes raw dataset rows; the extras are
+ * unchanged by the fold and are read as they were trained. */
 int artifacts_sae_load(const store_sae *s, sae_params *p, char *err, size_t errlen)
 {
     sae_config cfg;
     memset(p, 0, sizeof *p);
     if (artifacts_sae_config(s, &cfg, err, errlen)) return -1;
-    size_t n = (size_t)cfg.n_latents, dim = (size_t)cfg.dim;
-    if (sae_n_params(&cfg) != 2 * n * dim + n + dim) {
-        snprintf(err, errlen, "SAE %lld: arch '%s' has parameters beyond the four exported weight files; "
-                 "it cannot be loaded by this version", (long long)s->id, sae_arch_name(cfg.arch));
-        return -1;
-    }
     if (sae_params_alloc(p, &cfg)) {
         snprintf(err, errlen, "SAE %lld: out of memory loading its weights", (long long)s->id);
         return -1;
@@ -186,6 +236,10 @@ int artifacts_sae_load(const store_sae *s, sae_params *p, char *err, size_t errl
             sae_params_free(p);
             return -1;
         }
+    }
+    if (artifacts_sae_extras(s, p, err, errlen)) {
+        sae_params_free(p);
+        return -1;
     }
     return 0;
 }

@@ -207,6 +207,42 @@ static void test_safetensors_header(void)
     free(h);
 }
 
+/* safetensors_find reads back what safetensors_header wrote, and refuses
+ * malformed entries with a message. */
+static void test_safetensors_read(void)
+{
+    float buf[2 * 3 + 2] = {0};
+    sae_tensor t[2] = {{"W_x", buf, 2, {2, 3}}, {"b.x", buf + 6, 1, {2, 0}}};
+    size_t len;
+    unsigned char *h = safetensors_header(t, 2, NULL, &len);
+    uint64_t n = 0;
+    char err[256];
+    safetensors_entry e;
+    CHECK(h && safetensors_json_len(h, &n, err, sizeof err) == 0 && n == len - 8, "json length read back");
+    CHECK(h && safetensors_find((const char *)h + 8, n, "b.x", &e, err, sizeof err) == 0 && e.ndim == 1 &&
+          e.shape[0] == 2 && e.begin == 24 && e.end == 32, "b.x found: 1-D (2), bytes [24, 32)");
+    CHECK(h && safetensors_find((const char *)h + 8, n, "W_x", &e, err, sizeof err) == 0 && e.ndim == 2 &&
+          e.shape[1] == 3 && e.begin == 0 && e.end == 24, "W_x found: (2, 3), bytes [0, 24)");
+    CHECK(h && safetensors_find((const char *)h + 8, n, "log_theta", &e, err, sizeof err) == 1, "absent: 1");
+    free(h);
+    static const char *const bad[] = {
+        "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2,2],\"data_offsets\":[0,32]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}",
+        "{\"a\":3}", "[1]", "{\"a\":",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        CHECK(safetensors_find(bad[i], strlen(bad[i]), "a", &e, err, sizeof err) == -1 && err[0],
+              "malformed header %zu refused with a message", i);
+    }
+    unsigned char zero[8] = {0}, huge[8] = {0, 0, 0, 0, 1, 0, 0, 0};
+    CHECK(safetensors_json_len(zero, &n, err, sizeof err) == -1 && safetensors_json_len(huge, &n, err, sizeof err) == -1,
+          "json length 0 and 2^32 refused");
+}
+
 /* ---- train.normalize_input ---- */
 
 typedef struct {
@@ -393,6 +429,7 @@ int main(void)
     test_tensors_tile();
     test_fold();
     test_safetensors_header();
+    test_safetensors_read();
     test_scale_estimate();
     test_metrics_units();
     test_resume_normalized();

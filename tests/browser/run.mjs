@@ -171,6 +171,14 @@ async function testEmptyAndForm(page, trouble, base) {
     && await v('sae.group_size') === '2' && await v('train.steps') === '20000',
   `${await v('params.n_circles')} ${await v('params.dim')} ${await v('params.p_active')} ${await v('sae.n_latents')}`);
   check('with no datasets the form creates a new one', await page.inputValue('#f-dataset') === 'new');
+  // Each architecture shows its own fields: k for topk, bandwidth for jumprelu; back to relu for the rest.
+  const shown = async (n) => page.locator(`[name="${n}"]`).isVisible();
+  await page.selectOption('[name="sae.arch"]', 'topk');
+  check('topk shows k and hides sparsity_coef', await shown('sae.k') && !await shown('sae.sparsity_coef') && !await shown('sae.bandwidth'));
+  await page.selectOption('[name="sae.arch"]', 'jumprelu');
+  check('jumprelu shows bandwidth and sparsity_coef, not k', await shown('sae.bandwidth') && await shown('sae.sparsity_coef') && !await shown('sae.k'));
+  await page.selectOption('[name="sae.arch"]', 'relu');
+  check('relu hides k and bandwidth', !await shown('sae.k') && !await shown('sae.bandwidth') && await shown('sae.threshold'));
   await shot(page, 'new-job');
 
   // A job the daemon refuses (65 latents do not split into groups of 2): the error lands on the field.

@@ -6,7 +6,9 @@
 // defaults); every one can be overridden, and an emptied field is left out so
 // the daemon's default applies. Input names are the JSON paths of the request
 // body ("sae.n_latents", "params.radius.0"), so the daemon's per-field
-// validation errors land beside the field they name.
+// validation errors land beside the field they name. Picking an architecture
+// shows only its fields (k and AuxK for topk/batchtopk, bandwidth for jumprelu,
+// ...), each with what it means for that arch; hidden fields are not sent.
 import { post, list, isAbort } from '../api.js';
 import { h, fill } from '../dom.js';
 import { pageHead, errorBox } from '../ui.js';
@@ -24,14 +26,27 @@ const DATASET_FIELDS = [
   ['params.radius.1', 'Radius max', 1.0, { kind: 'float' }],
   ['params.seed', 'Seed', 1, { kind: 'int' }],
 ];
+/* SAE fields; `archs` lists the architectures a field applies to (absent: all), `hints`
+ * says per arch what it means there. Fields of other archs are hidden and left out of the body. */
+const PENALISED = ['relu', 'gated', 'jumprelu'];
+const TOPK = ['topk', 'batchtopk'];
 const SAE_FIELDS = [
-  ['sae.arch', 'Architecture', 'relu', { kind: ARCHS }],
+  ['sae.arch', 'Architecture', 'relu', { kind: ARCHS, hints: {
+    relu: 'ReLU, L1-of-L2 group penalty', gated: 'gate decides which groups fire, magnitude path their size',
+    jumprelu: 'a group fires when its norm passes a learnt threshold', topk: 'keeps the k largest groups per row',
+    batchtopk: 'keeps the k·batch largest groups per batch; a learnt threshold at inference' } }],
   ['sae.n_latents', 'Latents (width)', 12800, { kind: 'int' }],
   ['sae.group_size', 'Group size', 2, { kind: 'int', hint: '1 = ordinary SAE' }],
-  ['sae.sparsity_coef', 'Sparsity coefficient', 0.01, { kind: 'float' }],
-  ['sae.k', 'k (groups kept)', '', { kind: 'int', hint: 'topk / batchtopk only' }],
+  ['sae.sparsity_coef', 'Sparsity coefficient', 0.01, { kind: 'float', archs: PENALISED, hints: {
+    relu: 'weight of Σ groups ‖z_g‖₂', gated: 'weight of Σ groups ‖ReLU(gate_g)‖₂',
+    jumprelu: 'weight of the L0 over groups' } }],
+  ['sae.k', 'k (groups kept)', 32, { kind: 'int', archs: TOPK, hint: 'required; 1 … latents / group size' }],
+  ['sae.aux_k_coef', 'AuxK coefficient', 0.03125, { kind: 'float', archs: TOPK, hint: 'dead-latent auxiliary loss; 0 = off' }],
+  ['sae.aux_k', 'AuxK groups', '', { kind: 'int', archs: TOPK, hint: 'empty = auto (dim / 2 latents)' }],
+  ['sae.bandwidth', 'Bandwidth', 0.001, { kind: 'float', archs: ['jumprelu'], hint: 'width of the threshold’s pseudo-gradient kernel; > 0' }],
+  ['sae.threshold', 'Threshold', 0.0, { kind: 'float', archs: ['relu', 'jumprelu'], hints: {
+    relu: 'zero groups whose norm is below it', jumprelu: 'initial threshold; 0 = 0.001' } }],
   ['sae.orth_coef', 'Orthogonality coefficient', 0.0, { kind: 'float' }],
-  ['sae.threshold', 'Threshold', 0.0, { kind: 'float', hint: 'jumprelu' }],
 ];
 const TRAIN_FIELDS = [
   ['train.steps', 'Steps', 20000, { kind: 'int' }],
@@ -51,14 +66,24 @@ const QUICK = {
   'train.eval_every': 10,
 };
 
-function field([name, label, value, { kind, hint }]) {
+function field([name, label, value, { kind, hint, archs }]) {
   const id = `f-${name.replace(/\./g, '-')}`;
   const input = Array.isArray(kind)
     ? h('select', { id, name }, kind.map((o) => h('option', { value: o, selected: o === value }, o)))
     : h('input', { id, name, type: kind === 'text' ? 'text' : 'number', step: kind === 'int' ? 1 : 'any',
       value: String(value), 'data-kind': kind, 'data-default': String(value) });
-  return h('div', { class: 'field' }, h('label', { for: id }, label), input,
-    hint ? h('div', { class: 'hint' }, hint) : null, h('div', { class: 'err' }));
+  return h('div', { class: 'field', 'data-archs': archs ? archs.join(' ') : null }, h('label', { for: id }, label), input,
+    h('div', { class: 'hint' }, hint ?? ''), h('div', { class: 'err' }));
+}
+
+/* Shows the SAE fields that apply to arch, with their hint for it. */
+function showArch(scope, arch) {
+  for (const [name, , , { archs, hints, hint }] of SAE_FIELDS) {
+    const f = scope.querySelector(`[name="${name}"]`)?.closest('.field');
+    if (!f) continue;
+    f.hidden = archs ? !archs.includes(arch) : false;
+    if (hints) fill(f.querySelector('.hint'), hints[arch] ?? hint ?? '');
+  }
 }
 
 /* Sets obj at a dotted path; numeric segments make arrays. */
@@ -76,7 +101,7 @@ function setPath(obj, path, v) {
 function collect(scope) {
   const out = {};
   for (const el of scope.querySelectorAll('input, select')) {
-    if (!el.name) continue;
+    if (!el.name || el.closest('.field')?.hidden) continue;
     if (el.validity?.badInput) throw Object.assign(new Error('not a number'), { errors: [{ field: el.name, message: 'not a number' }] });
     if (el.value.trim() === '') continue;
     const kind = el.dataset.kind;
@@ -119,6 +144,9 @@ export async function mount(root, { query, signal, navigate }) {
   const jobScope = h('div', {},
     h('fieldset', {}, h('legend', {}, 'SAE'), h('div', { class: 'fields' }, SAE_FIELDS.map(field))),
     h('fieldset', {}, h('legend', {}, 'Training'), h('div', { class: 'fields' }, TRAIN_FIELDS.map(field))));
+  const archSelect = jobScope.querySelector('[name="sae.arch"]');
+  archSelect.addEventListener('change', () => showArch(jobScope, archSelect.value));
+  showArch(jobScope, archSelect.value);
   const submitBtn = h('button', { type: 'submit', class: 'primary', id: 'submit' }, 'Create and start training');
   const status = h('span', { class: 'muted' });
   const form = h('form', { id: 'new-job', novalidate: true },
@@ -136,6 +164,7 @@ export async function mount(root, { query, signal, navigate }) {
       const def = el.dataset.default ?? el.querySelector('option[selected]')?.value ?? el.options?.[0]?.value;
       el.value = values && el.name in values ? String(values[el.name]) : def;
     }
+    showArch(jobScope, archSelect.value);
     clearErrors(form);
   }
 

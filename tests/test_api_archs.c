@@ -1,0 +1,293 @@
+/* test_api_archs — every SAE architecture end to end through a real saed.
+ *
+ * For each of relu, gated, jumprelu, topk and batchtopk a tiny SAE is trained
+ * on a small circles dataset (group_size 2) and on an uploaded .npy dataset
+ * (group_size 1, train.normalize_input on, so the exported weights carry a
+ * folded input scale). Each job must succeed with a finite fve; a few raw
+ * rows go through POST /v1/saes/{id}/encode and numpy recomputes the arch's
+ * inference rule from the downloaded sae.safetensors (latents and
+ * reconstruction); jumprelu's SAELens "threshold" tensor is checked against
+ * log_theta and, at group_size 1, SAELens's rule; an analyze job runs,
+ * /groups and /latents answer, and a pca job succeeds. Then the sae
+ * validation of each arch (422 naming the field) and the 409 of an SAE
+ * whose safetensors file is gone. Nothing asserts on timing. */
+#include "check.h"
+#include "apitest.h"
+#include "npy.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DIM 16
+#define N_LAT 16
+#define N_ENC 6 /* rows encoded per SAE */
+
+static at_daemon g_d;
+static char g_work[300]; /* files for numpy */
+
+static const char *const archs[] = { "relu", "gated", "jumprelu", "topk", "batchtopk" };
+
+/* numpy: the arch's inference rule from sae.safetensors on x.npy, against enc.json. */
+static const char *const py_check =
+    "import json, sys, numpy as np\n"
+    "arch, s, k, xname = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]\n"
+    "b = open('sae.safetensors', 'rb').read()\n"
+    "n = int.from_bytes(b[:8], 'little'); h = json.loads(b[8:8 + n])\n"
+    "T = {name: np.frombuffer(b[8 + n + e['data_offsets'][0]:8 + n + e['data_offsets'][1]], '<f4')"
+    ".reshape(e['shape']) for name, e in h.items() if name != '__metadata__'}\n"
+    "x = np.load(xname).astype(np.float64)\n"
+    "We, Wd, bd = T['W_enc'], T['W_dec'], T['b_dec']\n"
+    "be = T['b_gate'] if arch == 'gated' else T['b_enc']\n"
+    "xc = x - bd; lin = xc @ We; pre = lin + be\n"
+    "B, nl = pre.shape; G = nl // s\n"
+    "a = np.maximum(pre, 0); rho = np.sqrt((a.reshape(B, G, s) ** 2).sum(-1))\n"
+    "if arch == 'relu': keep = np.ones((B, G), bool)\n"
+    "elif arch == 'gated':\n"
+    "    keep = (pre.reshape(B, G, s) > 0).any(-1)\n"
+    "    a = np.maximum(np.exp(T['r_mag']) * lin + T['b_mag'], 0)\n"
+    "elif arch == 'jumprelu':\n"
+    "    r = np.where((pre.reshape(B, G, s) > 0).any(-1), rho, pre.reshape(B, G, s).max(-1))\n"
+    "    theta = np.exp(T['log_theta']); keep = r > theta\n"
+    "    assert T['threshold'].shape == (nl,), 'SAELens threshold is per latent'\n"
+    "    assert np.allclose(T['threshold'], np.repeat(theta, s), rtol=1e-6), 'threshold = exp(log_theta)'\n"
+    "    if s == 1:\n"
+    "        zl = np.maximum(pre, 0) * (pre > T['threshold'])\n"
+    "        assert np.allclose(zl, a * keep, atol=1e-6), 'SAELens jumprelu agrees at group_size 1'\n"
+    "elif arch == 'topk':\n"
+    "    order = np.argsort(-rho, axis=1, kind='stable')[:, :k]\n"
+    "    keep = np.zeros((B, G), bool); np.put_along_axis(keep, order, True, 1)\n"
+    "elif arch == 'batchtopk': keep = rho >= T['threshold'][0]\n"
+    "z = (a.reshape(B, G, s) * keep[:, :, None]).reshape(B, nl)\n"
+    "xh = z @ Wd + bd\n"
+    "r = json.load(open('enc.json'))\n"
+    "zs = np.zeros((B, nl))\n"
+    "for i, row in enumerate(r['latents']):\n"
+    "    for j, v in row: zs[i, j] = v\n"
+    "xs = np.array(r['reconstruction'])\n"
+    "tol = 1e-4 * (1 + np.abs(xh).max())\n"
+    "ez, ex = np.abs(zs - z).max(), np.abs(xs - xh).max()\n"
+    "print(f'{arch} s={s}: max |dz| {ez:.2e}, max |dx_hat| {ex:.2e}, l0 {(z > 0).sum(1).mean():.2f}')\n"
+    "assert ez < tol and ex < tol, 'encode disagrees with numpy'\n"
+    "assert (z > 0).any(), 'some latent fires'\n"
+    "assert (z == 0).any(), 'some latent is off, so the rule decided something'\n";
+
+/* Rows 0 .. N_ENC-1 of dataset ds as xname in g_work and as a JSON body. */
+static char *encode_body(long long ds, const char *xname)
+{
+    at_resp r = at_http("GET", at_fmt("/v1/datasets/%lld/rows.npy?offset=0&limit=%d", ds, N_ENC), NULL);
+    npy_info info;
+    char err[200];
+    int ok = r.status == 200 && !npy_parse_header(r.body, r.len, &info, err, sizeof err) && info.ndim == 2 &&
+             info.shape[0] == N_ENC && info.shape[1] == DIM && r.len == info.header_len + N_ENC * DIM * 4;
+    CHECK(ok, "rows.npy of dataset %lld: status %ld, %zu bytes", ds, r.status, r.len);
+    char *body = ok ? malloc(N_ENC * DIM * 32 + 64) : NULL;
+    if (body) {
+        at_save_body(g_work, xname, &r);
+        const float *x = (const float *)(r.body + info.header_len);
+        int n = sprintf(body, "{\"rows\":[");
+        for (int i = 0; i < N_ENC; i++)
+            for (int d = 0; d < DIM; d++)
+                n += sprintf(body + n, "%s%.9g%s", d ? "," : (i ? ",[" : "["), x[i * DIM + d], d == DIM - 1 ? "]" : "");
+        sprintf(body + n, "]}");
+    }
+    at_resp_free(&r);
+    return body;
+}
+
+static long long run_job(const char *body, const char *what)
+{
+    long long id = at_post_id("/v1/jobs", body, 202);
+    json_t *j = id ? at_wait_job(id, "succeeded failed cancelled", 120) : NULL;
+    CHECK(j && !strcmp(at_jstr(j, "state"), "succeeded"), "%s job %lld: %s %s", what, id,
+          j ? at_jstr(j, "state") : "timeout", j ? at_jstr(j, "error") : "");
+    json_decref(j);
+    return id;
+}
+
+/* Trains arch on ds; the SAE's id (0 on failure). */
+static long long train(const char *arch, long long ds, int s, int normalize, long long *job_out)
+{
+    char body[800], what[64];
+    int topk = !strcmp(arch, "topk") || !strcmp(arch, "batchtopk");
+    /* coefficients that make every arch sparse within 400 steps, so its gating rule decides something */
+    const char *extra = topk ? ",\"k\":3,\"aux_k_coef\":0.03125,\"aux_k\":2"
+                        : !strcmp(arch, "jumprelu") ? ",\"sparsity_coef\":0.05,\"threshold\":0.3,\"bandwidth\":0.002"
+                                                    : ",\"sparsity_coef\":0.05";
+    snprintf(body, sizeof body,
+             "{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"%s\",\"n_latents\":%d,\"group_size\":%d"
+             "%s},\"train\":{\"steps\":400,\"batch_size\":64,\"lr\":0.003,"
+             "\"lr_warmup_steps\":20,\"sparsity_warmup_steps\":50,\"eval_every\":200,\"eval_rows\":256,"
+             "\"normalize_input\":%s}}",
+             ds, arch, N_LAT, s, extra, normalize ? "true" : "false");
+    snprintf(what, sizeof what, "train %s s=%d", arch, s);
+    long long job = run_job(body, what);
+    json_t *j = at_get_job(job);
+    long long sae = j ? at_jint(json_object_get(j, "result"), "sae") : 0;
+    json_decref(j);
+    CHECK(sae > 0, "%s gave an SAE", what);
+    if (job_out) *job_out = job;
+    return sae;
+}
+
+static void check_fve(long long sae, const char *what)
+{
+    json_t *o = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld", sae), NULL), 200);
+    json_t *fve = json_object_get(json_object_get(o, "metrics"), "fve");
+    CHECK(json_is_number(fve) && isfinite(json_number_value(fve)), "%s: finite fve (%s)", what,
+          json_is_number(fve) ? "number" : "missing or null");
+    if (json_is_number(fve)) printf("%s: fve %.3f\n", what, json_number_value(fve));
+    json_decref(o);
+}
+
+static void check_encode(long long sae, const char *arch, int s, const char *body, const char *xname)
+{
+    if (!body) return;
+    at_resp r = at_http("POST", at_fmt("/v1/saes/%lld/encode", sae), body);
+    CHECK(r.status == 200, "encode %s s=%d: %ld %.300s", arch, s, r.status, r.body);
+    at_save_body(g_work, "enc.json", &r);
+    at_resp_free(&r);
+    at_resp st = at_http("GET", at_fmt("/v1/saes/%lld/sae.safetensors", sae), NULL);
+    CHECK(st.status == 200, "sae.safetensors %s: %ld", arch, st.status);
+    at_save_body(g_work, "sae.safetensors", &st);
+    at_resp_free(&st);
+    char script[4200];
+    snprintf(script, sizeof script, "import sys\nsys.argv = ['x', '%s', '%d', '3', '%s']\n%s", arch, s, xname, py_check);
+    int rc = at_python(g_work, script);
+    CHECK(rc == 0, "numpy inference rule for %s s=%d (exit %d; output above)", arch, s, rc);
+}
+
+static void check_analyze(long long sae, long long ds, const char *what)
+{
+    run_job(at_fmt("{\"type\":\"analyze\",\"sae\":%lld,\"dataset\":%lld,\"n_samples\":1000}", sae, ds), what);
+    json_t *g = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld/groups?limit=5", sae), NULL), 200);
+    json_t *l = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld/latents?limit=5", sae), NULL), 200);
+    CHECK(json_array_size(json_object_get(g, "items")) > 0, "%s: /groups lists groups", what);
+    CHECK(json_array_size(json_object_get(l, "items")) > 0, "%s: /latents lists latents", what);
+    json_decref(g);
+    json_decref(l);
+    char body[600];
+    int n = snprintf(body, sizeof body, "{\"type\":\"pca\",\"sae\":%lld,\"dataset\":%lld,\"rows\":{\"indices\":[", sae, ds);
+    for (int i = 0; i < 40; i++) n += snprintf(body + n, sizeof body - n, "%s%d", i ? "," : "", 7 * i);
+    snprintf(body + n, sizeof body - n, "]},\"top_latents\":4,\"components\":2}");
+    run_job(body, what);
+}
+
+static void test_arch(const char *arch, long long circ, long long up, const char *circ_body, const char *up_body)
+{
+    char what[64];
+    long long sae = train(arch, circ, 2, 0, NULL);
+    snprintf(what, sizeof what, "%s circles s=2", arch);
+    if (sae) {
+        check_fve(sae, what);
+        check_encode(sae, arch, 2, circ_body, "x_circles.npy");
+        check_analyze(sae, circ, what);
+    }
+    sae = train(arch, up, 1, 1, NULL);
+    snprintf(what, sizeof what, "%s npy s=1 normalised", arch);
+    if (sae) {
+        check_fve(sae, what);
+        check_encode(sae, arch, 1, up_body, "x_upload.npy");
+        check_analyze(sae, up, what);
+    }
+}
+
+/* Uploads a 3000 x DIM sparse-sum .npy written by numpy; its dataset id. */
+static long long upload_npy(void)
+{
+    int rc = at_python(g_work, "import numpy as np\n"
+                               "g = np.random.default_rng(3); D = g.standard_normal((24, 16))\n"
+                               "c = g.random((3000, 24)) * (g.random((3000, 24)) < 0.15)\n"
+                               "np.save('acts.npy', (5 * c @ D).astype('<f4'))\n");
+    CHECK(rc == 0, "numpy wrote acts.npy");
+    FILE *f = fopen(at_fmt("%s/acts.npy", g_work), "rb");
+    char *buf = malloc(1 << 20);
+    size_t len = f && buf ? fread(buf, 1, 1 << 20, f) : 0;
+    if (f) fclose(f);
+    json_t *j = at_expect_json(at_http_ex("POST", "/v1/datasets?kind=npy&name=acts", buf, len,
+                                          "Content-Type: application/octet-stream", 60), 201);
+    free(buf);
+    CHECK(at_jint(j, "n_rows") == 3000 && at_jint(j, "dim") == DIM, "uploaded 3000 x %d", DIM);
+    long long id = at_jint(j, "id");
+    json_decref(j);
+    return id;
+}
+
+/* openapi's SaeSpec lists every sae field the daemon accepts (additionalProperties is false). */
+static void test_openapi(void)
+{
+    static const char *const fields[] = { "arch", "n_latents", "group_size", "sparsity_coef", "k", "orth_coef",
+                                          "threshold", "bandwidth", "aux_k_coef", "aux_k" };
+    json_t *o = at_expect_json(at_http("GET", "/v1/openapi.json", NULL), 200);
+    json_t *props = json_object_get(json_object_get(json_object_get(json_object_get(o, "components"), "schemas"),
+                                                    "SaeSpec"), "properties");
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        CHECK(json_object_get(props, fields[i]) != NULL, "openapi SaeSpec lists sae.%s", fields[i]);
+    CHECK(json_object_size(props) == sizeof fields / sizeof fields[0], "SaeSpec has exactly those %zu fields",
+          json_object_size(props));
+    json_decref(o);
+}
+
+static void test_validation(long long ds)
+{
+    char b[600];
+#define SB(sae) (snprintf(b, sizeof b, "{\"type\":\"train\",\"dataset\":%lld,\"sae\":%s}", ds, sae), b)
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"topk\",\"n_latents\":16}"), 422, "sae.k");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"batchtopk\",\"n_latents\":16}"), 422, "sae.k");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"topk\",\"n_latents\":16,\"group_size\":2,\"k\":9}"), 422, "sae.k");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"batchtopk\",\"n_latents\":16,\"group_size\":1,\"k\":17}"), 422,
+           "sae.k");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"gated\",\"n_latents\":16,\"threshold\":0.1}"), 422, "sae.threshold");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"jumprelu\",\"n_latents\":16,\"bandwidth\":0}"), 422, "sae.bandwidth");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"jumprelu\",\"n_latents\":16,\"bandwidth\":-0.5}"), 422,
+           "sae.bandwidth");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"jumprelu\",\"n_latents\":16,\"bandwith\":0.1}"), 400, "sae.bandwith");
+#undef SB
+}
+
+/* An extra-parameter SAE whose sae.safetensors is gone: encode is a 409 saying so, not a 500. */
+static void test_missing_extras(long long ds)
+{
+    long long job = 0, sae = train("batchtopk", ds, 2, 0, &job);
+    if (!sae) return;
+    const char *path = at_fmt("%s/jobs/%lld/sae/sae.safetensors", g_d.dir, job);
+    CHECK(unlink(path) == 0, "removed %s", path);
+    at_resp r = at_http("POST", at_fmt("/v1/saes/%lld/encode", sae), "{\"rows\":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]}");
+    CHECK(strstr(r.body, "sae.safetensors") != NULL, "the 409 names the missing file: %.300s", r.body);
+    at_expect_problem("encode without safetensors", r, 409, NULL);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int up = at_daemon_start(&g_d, "archs", NULL);
+    CHECK(up, "daemon answers /v1/health");
+    if (!up) {
+        at_daemon_show_log(&g_d);
+        return check_report();
+    }
+    snprintf(g_work, sizeof g_work, "%s/work", g_d.dir);
+    mkdir(g_work, 0755);
+    long long circ = at_post_id("/v1/datasets", "{\"kind\":\"circles\",\"name\":\"small\",\"params\":{\"n_circles\":8,"
+                                "\"dim\":16,\"p_active\":0.15,\"radius\":[1,1],\"seed\":5}}", 201);
+    long long npy = upload_npy();
+    char *circ_body = encode_body(circ, "x_circles.npy"), *up_body = encode_body(npy, "x_upload.npy");
+    test_openapi();
+    test_validation(circ);
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        test_arch(archs[i], circ, npy, circ_body, up_body);
+    test_missing_extras(circ);
+    free(circ_body);
+    free(up_body);
+    CHECK(at_daemon_stop(&g_d), "SIGTERM exits 0");
+    if (check_failed) {
+        at_daemon_show_log(&g_d);
+        fprintf(stderr, "test_api_archs: data left in %s\n", g_d.dir);
+    } else {
+        at_daemon_cleanup(&g_d);
+    }
+    curl_global_cleanup();
+    return check_report();
+}
