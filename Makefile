@@ -55,28 +55,30 @@ $(BUILD)/saed: $(BUILD)/daemon/main.o $(LAYERS)
 	$(CC) $^ -o $@ $(LIBS)
 
 # Unit tests link only the layers below them; test_api drives a real saed over HTTP.
+# tests/*.c other than test_*.c are shared helpers (NAME.h beside them), linked by the tests that use them.
+TEST_HELPERS := $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out tests/test_%.c,$(wildcard tests/*.c)))
 LINK_TEST = $(CC) $(filter %.o %.a,$^) -o $@ $(LIBS)
-$(BUILD)/tests/test_core: $(BUILD)/tests/test_core.o $(BUILD)/libcore.a
+$(BUILD)/tests/test_core: $(BUILD)/tests/test_core.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/trainlog.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_analysis: $(BUILD)/tests/test_analysis.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_readers: $(BUILD)/tests/test_readers.o $(BUILD)/libcore.a
 	$(LINK_TEST) -lz
-$(BUILD)/tests/test_ref: $(BUILD)/tests/test_ref.o $(BUILD)/libcore.a
+$(BUILD)/tests/test_ref: $(BUILD)/tests/test_ref.o $(BUILD)/tests/reftest.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
 	$(LINK_TEST)
-$(BUILD)/tests/test_archs_tk: $(BUILD)/tests/test_archs_tk.o $(BUILD)/libcore.a
+$(BUILD)/tests/test_archs_tk: $(BUILD)/tests/test_archs_tk.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/trainlog.o $(BUILD)/libcore.a
 	$(LINK_TEST)
-$(BUILD)/tests/test_ref_tk: $(BUILD)/tests/test_ref_tk.o $(BUILD)/libcore.a
+$(BUILD)/tests/test_ref_tk: $(BUILD)/tests/test_ref_tk.o $(BUILD)/tests/reftest.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
 	$(LINK_TEST)
-$(BUILD)/tests/test_archs_gj: $(BUILD)/tests/test_archs_gj.o $(BUILD)/libcore.a
+$(BUILD)/tests/test_archs_gj: $(BUILD)/tests/test_archs_gj.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/trainlog.o $(BUILD)/libcore.a
 	$(LINK_TEST)
-$(BUILD)/tests/test_ref_gj: $(BUILD)/tests/test_ref_gj.o $(BUILD)/libcore.a
+$(BUILD)/tests/test_ref_gj: $(BUILD)/tests/test_ref_gj.o $(BUILD)/tests/reftest.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(BUILD)/libstorage.a $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(BUILD)/libcore.a
 	$(LINK_TEST)
-$(BUILD)/tests/test_api: $(BUILD)/tests/test_api.o $(BUILD)/libcore.a $(BUILD)/saed
+$(BUILD)/tests/test_api: $(BUILD)/tests/test_api.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
 	$(LINK_TEST) -lcurl
 # The other HTTP suites (tests/test_api_*.c) share tests/apitest.c (helpers: apitest.h).
 $(BUILD)/tests/test_api_%: $(BUILD)/tests/test_api_%.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
@@ -84,7 +86,7 @@ $(BUILD)/tests/test_api_%: $(BUILD)/tests/test_api_%.o $(BUILD)/tests/apitest.o 
 # test_resume: kill -9 / SIGTERM mid-run, restart, and the SAE is bitwise that of an uninterrupted run.
 $(BUILD)/tests/test_resume: $(BUILD)/tests/test_resume.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
 	$(LINK_TEST) -lcurl
--include $(BUILD)/tests/apitest.d
+-include $(TEST_HELPERS:.o=.d)
 
 # The dashboard's npm packages (uPlot for charts, playwright-core for the browser
 # tests), pinned by package-lock.json; reinstalled when the lock file is newer.

@@ -106,8 +106,9 @@ static inline void at_expect_problem_at(int line, const char *what, at_resp r, l
           r.body);
     CHECK(!strncmp(r.ctype, "application/problem+json", 24), "line %d %s: content type '%s'", line, what,
           r.ctype);
-    CHECK(p && json_is_string(json_object_get(p, "detail")) && json_integer_value(json_object_get(p, "status")) ==
-          status, "line %d %s: not a problem object: %.300s", line, what, r.body);
+    CHECK(p && json_is_string(json_object_get(p, "type")) && json_is_string(json_object_get(p, "title")) &&
+          json_is_string(json_object_get(p, "detail")) && json_integer_value(json_object_get(p, "status")) == status,
+          "line %d %s: not a problem object: %.300s", line, what, r.body);
     if (field)
         CHECK(at_has_error_field(p, field), "line %d %s: no errors[].field '%s' in %.400s", line, what, field,
               r.body);

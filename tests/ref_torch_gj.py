@@ -27,53 +27,13 @@ For group_size 1 each case is also checked against the published, elementwise SA
 Every tensor must satisfy  max|c - ref| <= ABS_TOL + REL_TOL * max|ref|.
 Prints one line per tensor and "case DIR: PASS|FAIL" per case; exits 1 if any case fails.
 """
-import os
 import sys
 
-import numpy as np
+from ref_common import compare_all, group_norm, load, load64, main, orth_penalty, read_config, torch, verdict
 
-try:
-    import torch
-except ImportError:
-    print("ref_torch_gj: cannot import torch; install Debian's python3-torch", flush=True)
-    sys.exit(2)
-
-ABS_TOL = 1e-5
-REL_TOL = 1e-4
 BASE = ["W_enc", "b_enc", "W_dec", "b_dec"]
 EXTRAS = {1: ["r_mag", "b_mag"], 4: ["log_theta"]}
 GATED, JUMPRELU = 1, 4
-
-
-def load(case, name):
-    a = np.load(os.path.join(case, name + ".npy"))
-    if a.dtype != np.dtype("<f4"):
-        raise ValueError(f"{name}.npy has dtype {a.dtype}, expected <f4")
-    return a
-
-
-def read_config(case):
-    cfg = {}
-    with open(os.path.join(case, "config.txt")) as f:
-        for line in f:
-            key, value = line.split()
-            cfg[key] = float(value)
-    return cfg
-
-
-def group_norm(a):
-    """||a_g|| over the last axis, with gradient 0 where the group is 0."""
-    sq = (a * a).sum(-1)
-    safe = torch.where(sq > 0, sq, torch.ones_like(sq))
-    return torch.where(sq > 0, torch.sqrt(safe), torch.zeros_like(sq))
-
-
-def orth_penalty(W_dec, s):
-    n, dim = W_dec.shape
-    D = W_dec.view(n // s, s, dim)
-    gram = D @ D.transpose(1, 2)
-    off = 1.0 - torch.eye(s, dtype=gram.dtype)
-    return torch.relu(gram * off).sum()
 
 
 # ---- gated ----
@@ -230,46 +190,17 @@ def reference(cfg, arrays, x, model):
     return out
 
 
-def compare(case, ref, label):
-    ok = True
-    for name, r in ref.items():
-        c = torch.tensor(load(case, name), dtype=torch.float64)
-        if c.shape != r.shape:
-            print(f"  {label} {name:14s} shape {tuple(c.shape)} != reference {tuple(r.shape)}  FAIL")
-            ok = False
-            continue
-        max_abs = (c - r).abs().max().item() if r.numel() else 0.0
-        scale = r.abs().max().item() if r.numel() else 0.0
-        tol = ABS_TOL + REL_TOL * scale
-        good = max_abs <= tol
-        ok &= good
-        rel = max_abs / scale if scale > 0 else 0.0
-        print(f"  {label} {name:14s} max abs diff {max_abs:.3e}  max rel diff {rel:.3e}  (tol {tol:.1e})  "
-              f"{'ok' if good else 'FAIL'}")
-    return ok
-
-
 def check_case(case):
     cfg = read_config(case)
     arch = int(cfg["arch"])
     arrays = {k: load(case, k) for k in BASE + EXTRAS[arch]}
-    x = torch.tensor(load(case, "x"), dtype=torch.float64)
+    x = load64(case, "x")
     grouped, elementwise = MODELS[arch]
-    ok = compare(case, reference(cfg, arrays, x, grouped), "grouped")
+    ok = compare_all(case, reference(cfg, arrays, x, grouped), "grouped ")
     if int(cfg["group_size"]) == 1:
-        ok &= compare(case, reference(cfg, arrays, x, elementwise), "paper  ")
-    print(f"case {case}: {'PASS' if ok else 'FAIL'}", flush=True)
-    return ok
-
-
-def main():
-    if len(sys.argv) < 2:
-        print(__doc__)
-        return 2
-    torch.set_grad_enabled(True)
-    results = [check_case(case) for case in sys.argv[1:]]
-    return 0 if all(results) else 1
+        ok &= compare_all(case, reference(cfg, arrays, x, elementwise), "paper   ")
+    return verdict(case, ok)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, check_case))

@@ -23,36 +23,11 @@ Every tensor must satisfy  max|c - ref| <= ABS_TOL + REL_TOL * max|ref|.
 Prints one line per tensor, "case DIR: PASS|FAIL" per case and a summary of the largest
 gradient differences; exits 1 if any case fails.
 """
-import os
 import sys
 
-import numpy as np
+from ref_common import compare_all, load, load64, main, orth_penalty, read_config, torch, verdict
 
-try:
-    import torch
-except ImportError:
-    print("ref_torch_tk: cannot import torch; install Debian's python3-torch", flush=True)
-    sys.exit(2)
-
-ABS_TOL = 1e-5
-REL_TOL = 1e-4
 PARAMS = ["W_enc", "b_enc", "W_dec", "b_dec"]
-
-
-def load(case, name):
-    a = np.load(os.path.join(case, name + ".npy"))
-    if a.dtype != np.dtype("<f4"):
-        raise ValueError(f"{name}.npy has dtype {a.dtype}, expected <f4")
-    return a
-
-
-def read_config(case):
-    cfg = {}
-    with open(os.path.join(case, "config.txt")) as f:
-        for line in f:
-            key, value = line.split()
-            cfg[key] = value if key == "arch" else float(value)
-    return cfg
 
 
 def mask_from_topk(scores, kk):
@@ -104,7 +79,6 @@ def reference(cfg, p, x, dead, theta):
     """Loss, z, x_hat (float64) and the parameter gradients by autograd."""
     s = int(cfg["group_size"])
     n = p["b_enc"].shape[0]
-    dim = p["b_dec"].shape[0]
     pre = (x - p["b_dec"]) @ p["W_enc"] + p["b_enc"]
     B = pre.shape[0]
     a = torch.relu(pre).view(B, n // s, s)
@@ -114,11 +88,7 @@ def reference(cfg, p, x, dead, theta):
     else:
         z = (a * select_groups(cfg, rho, theta).unsqueeze(-1)).reshape(B, n)
     x_hat = z @ p["W_dec"] + p["b_dec"]
-    loss = ((x_hat - x) ** 2).sum(1).mean()
-    D = p["W_dec"].view(n // s, s, dim)
-    gram = D @ D.transpose(1, 2)
-    off = 1.0 - torch.eye(s, dtype=gram.dtype)
-    loss = loss + cfg["orth_coef"] * torch.relu(gram * off).sum()
+    loss = ((x_hat - x) ** 2).sum(1).mean() + cfg["orth_coef"] * orth_penalty(p["W_dec"], s)
     dead_any = dead.view(n // s, s).all(1).any()
     if cfg["train"] and cfg["aux_k_coef"] > 0 and dead_any:
         loss = loss + cfg["aux_k_coef"] * auxk(cfg, pre, a, rho, dead, p["W_dec"], (x - x_hat).detach())
@@ -131,47 +101,21 @@ def reference(cfg, p, x, dead, theta):
     return out
 
 
-def compare(name, c, r, worst):
-    if c.shape != r.shape:
-        print(f"  {name:14s} shape {tuple(c.shape)} != reference {tuple(r.shape)}  FAIL")
-        return False
-    max_abs = (c - r).abs().max().item() if r.numel() else 0.0
-    scale = r.abs().max().item() if r.numel() else 0.0
-    tol = ABS_TOL + REL_TOL * scale
-    rel = max_abs / scale if scale > 0 else 0.0
-    if name.startswith("grad_"):
-        worst[0] = max(worst[0], max_abs)
-        worst[1] = max(worst[1], rel)
-    good = max_abs <= tol
-    print(f"  {name:14s} max abs diff {max_abs:.3e}  max rel diff {rel:.3e}  (tol {tol:.1e})  "
-          f"{'ok' if good else 'FAIL'}")
-    return good
+WORST = [0.0, 0.0]  # the largest gradient differences over all cases: abs, relative to max|ref|
 
 
-def check_case(case, worst):
-    cfg = read_config(case)
-    p = {k: torch.tensor(load(case, k), dtype=torch.float64, requires_grad=True) for k in PARAMS}
-    x = torch.tensor(load(case, "x"), dtype=torch.float64)
+def check_case(case):
+    cfg = read_config(case, text_keys=("arch",))
+    p = {k: load64(case, k, grad=True) for k in PARAMS}
     dead = torch.tensor(load(case, "dead")) != 0
     theta = float(load(case, "threshold")[0]) if cfg["arch"] == "batchtopk" else 0.0
-    ref = reference(cfg, p, x, dead, theta)
-    ok = True
-    for name, r in ref.items():
-        ok &= compare(name, torch.tensor(load(case, name), dtype=torch.float64), r, worst)
-    print(f"case {case}: {'PASS' if ok else 'FAIL'}", flush=True)
-    return ok
+    ref = reference(cfg, p, load64(case, "x"), dead, theta)
+    return verdict(case, compare_all(case, ref, worst=WORST))
 
 
-def main():
-    if len(sys.argv) < 2:
-        print(__doc__)
-        return 2
-    torch.set_grad_enabled(True)
-    worst = [0.0, 0.0]
-    results = [check_case(case, worst) for case in sys.argv[1:]]
-    print(f"all cases: largest gradient difference {worst[0]:.3e} abs, {worst[1]:.3e} relative to max|ref|")
-    return 0 if all(results) else 1
+def summary():
+    print(f"all cases: largest gradient difference {WORST[0]:.3e} abs, {WORST[1]:.3e} relative to max|ref|")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, check_case, summary))

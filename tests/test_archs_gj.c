@@ -9,9 +9,11 @@
 #include "check.h"
 #include "circles.h"
 #include "datasrc.h"
+#include "gradcheck.h"
 #include "rng.h"
 #include "sae.h"
 #include "train.h"
+#include "trainlog.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,12 +28,6 @@ typedef struct {
 
 static float *extras_of(const sae_config *c, const sae_view *v) { return v->b_dec + c->dim; }
 
-static void fill_normal(rng_t *r, float *a, size_t n, float scale)
-{
-    for (size_t k = 0; k < n; k++)
-        a[k] = scale * rng_normal(r);
-}
-
 static sae_config config_of(const gj_case *gc)
 {
     sae_config c = {.arch = gc->arch, .dim = gc->dim, .n_latents = gc->n, .group_size = gc->s,
@@ -45,16 +41,12 @@ static void random_gj(sae_params *p, float *x, int B, float xs, float theta0, ui
     rng_t r;
     rng_seed(&r, seed, 0);
     const sae_config *c = &p->cfg;
-    size_t n = c->n_latents, d = c->dim;
-    fill_normal(&r, p->v.W_enc, d * n, 0.6f);
-    fill_normal(&r, p->v.b_enc, n, 0.2f);
-    fill_normal(&r, p->v.W_dec, n * d, 0.5f);
-    fill_normal(&r, p->v.b_dec, d, 0.2f);
-    fill_normal(&r, x, (size_t)B * d, xs);
+    size_t n = c->n_latents;
+    gradcheck_random_base(&r, p, x, B, xs);
     float *e = extras_of(c, &p->v);
     if (c->arch == SAE_GATED) {
-        fill_normal(&r, e, n, 0.3f);     /* r_mag */
-        fill_normal(&r, e + n, n, 0.2f); /* b_mag */
+        gradcheck_fill_normal(&r, e, n, 0.3f);     /* r_mag */
+        gradcheck_fill_normal(&r, e + n, n, 0.2f); /* b_mag */
     } else if (c->arch == SAE_JUMPRELU) {
         for (size_t g = 0; g < n / c->group_size; g++)
             e[g] = logf(theta0) + 0.2f * rng_normal(&r);
@@ -114,67 +106,39 @@ static void pattern(const sae_params *p, const sae_work *w, int B, unsigned char
     }
     for (size_t i = 0; i < ng; i++)
         pat[k++] = w->gnorm[i] > 0.0f;
-    for (int g0 = 0; g0 < c->n_latents; g0 += c->group_size)
-        for (int i = g0; i < g0 + c->group_size; i++)
-            for (int j = i + 1; j < g0 + c->group_size; j++) {
-                float dot = 0.0f;
-                for (int d = 0; d < c->dim; d++)
-                    dot += p->v.W_dec[(size_t)i * c->dim + d] * p->v.W_dec[(size_t)j * c->dim + d];
-                pat[k++] = dot > 0.0f;
-            }
+    gradcheck_orth_signs(p, 0, pat + k);
 }
 
 /* ---------------------------------------------------------------- finite differences */
 
 typedef struct {
-    int checked, skipped, bad;
-    double worst_ratio; /* max err/tol */
-    double worst_rel;   /* max |fd - g| / max(|fd|, |g|, 1e-2) */
-} fd_stats;
+    sae_params *p;
+    const float *x;
+    int B;
+    float coef;
+    sae_work *w;
+    const float *W0, *bd0; /* (n, dim), (dim) the decoder frozen at the base point */
+} fd_ctx;
 
-/* Central difference of parameter k; 0 if it was checked, 1 if a kink lies in between. */
-static int fd_one(sae_params *p, const float *x, int B, float coef, sae_work *w, const float *W0, const float *bd0,
-                  size_t k, const unsigned char *pat0, unsigned char *pat, double *fd)
+static double fd_loss(void *ctx, unsigned char *pat)
 {
-    const float h = 1e-2f;
-    size_t np = pattern_len(&p->cfg, B);
-    float saved = p->buf[k];
-    p->buf[k] = saved + h;
-    double lp = diff_loss(p, x, B, coef, w, W0, bd0);
-    pattern(p, w, B, pat);
-    int kink = memcmp(pat, pat0, np) != 0;
-    p->buf[k] = saved - h;
-    double lm = diff_loss(p, x, B, coef, w, W0, bd0);
-    pattern(p, w, B, pat);
-    kink |= memcmp(pat, pat0, np) != 0;
-    p->buf[k] = saved;
-    *fd = (lp - lm) / (2.0 * h);
-    return kink;
+    fd_ctx *f = ctx;
+    double loss = diff_loss(f->p, f->x, f->B, f->coef, f->w, f->W0, f->bd0);
+    pattern(f->p, f->w, f->B, pat);
+    return loss;
 }
 
 /* Every parameter in [k0, k1) against central differences; tolerance 1e-2 max(|fd|,|g|) + 1e-3 (test_core's). */
 static void fd_range(const char *name, sae_params *p, const float *x, int B, float coef, sae_work *w,
-                     const float *grad, size_t k0, size_t k1, const unsigned char *pat0, fd_stats *st)
+                     const float *grad, size_t k0, size_t k1, const unsigned char *pat0, gradcheck_stats *st)
 {
-    unsigned char *pat = malloc(pattern_len(&p->cfg, B));
     float *W0 = malloc((size_t)p->cfg.n_latents * p->cfg.dim * sizeof(float)); /* (n, dim) frozen decoder */
     float *bd0 = malloc((size_t)p->cfg.dim * sizeof(float));                    /* (dim) */
     memcpy(W0, p->v.W_dec, (size_t)p->cfg.n_latents * p->cfg.dim * sizeof(float));
     memcpy(bd0, p->v.b_dec, (size_t)p->cfg.dim * sizeof(float));
-    for (size_t k = k0; k < k1; k++) {
-        double fd;
-        if (fd_one(p, x, B, coef, w, W0, bd0, k, pat0, pat, &fd)) {
-            st->skipped++;
-            continue;
-        }
-        double g = grad[k], err = fabs(fd - g), tol = 1e-2 * fmax(fabs(fd), fabs(g)) + 1e-3;
-        st->worst_ratio = fmax(st->worst_ratio, err / tol);
-        st->worst_rel = fmax(st->worst_rel, err / fmax(fmax(fabs(fd), fabs(g)), 1e-2));
-        st->checked++;
-        if (err > tol && st->bad++ < 5)
-            fprintf(stderr, "  %s: param %zu: analytic %.6g, finite difference %.6g\n", name, k, g, fd);
-    }
-    free(pat);
+    fd_ctx f = {p, x, B, coef, w, W0, bd0};
+    gradcheck_job job = {name, p->buf, grad, fd_loss, &f, pat0, pattern_len(&p->cfg, B)};
+    gradcheck_range(&job, k0, k1, st);
     free(W0);
     free(bd0);
 }
@@ -207,11 +171,11 @@ static void test_fd_case(const gj_case *gc)
     CHECK(setup_case(gc, &p, &w, &x, &grad, 11) == 0, "%s: alloc", gc->name);
     sae_loss_terms t;
     sae_loss_grad(&p, x, gc->B, gc->coef, &w, grad, &t);
-    unsigned char *pat0 = malloc(pattern_len(&p.cfg, gc->B));
+    unsigned char *pat0 = calloc(pattern_len(&p.cfg, gc->B), 1);
     pattern(&p, &w, gc->B, pat0);
     CHECK(t.l0 > 0.5 && t.l0 < gc->n - 0.5, "%s: a mix of active and inactive latents (l0 %g)", gc->name, t.l0);
     size_t k_extra = (size_t)(extras_of(&p.cfg, &p.v) - p.buf); /* the extras start here */
-    fd_stats std = {0}, ext = {0};
+    gradcheck_stats std = {0}, ext = {0};
     fd_range(gc->name, &p, x, gc->B, gc->coef, &w, grad, 0, k_extra, pat0, &std);
     if (gc->arch == SAE_GATED) /* jumprelu's log_theta: test_theta_case */
         fd_range(gc->name, &p, x, gc->B, gc->coef, &w, grad, k_extra, p.n_params, pat0, &ext);
@@ -549,50 +513,6 @@ static void test_config(void)
 
 /* ---------------------------------------------------------------- the trainer */
 
-typedef struct {
-    int polls, stop_at_poll; /* should_stop says TRAIN_SHUTDOWN on this poll (1-based) */
-    void *blob;              /* the last checkpoint */
-    size_t blob_len;
-} hook_log;
-
-static train_stop hk_should_stop(void *ctx)
-{
-    hook_log *h = ctx;
-    return ++h->polls == h->stop_at_poll ? TRAIN_SHUTDOWN : TRAIN_CONTINUE;
-}
-
-static int hk_checkpoint(void *ctx, train_state *st)
-{
-    hook_log *h = ctx;
-    free(h->blob);
-    h->blob_len = train_checkpoint_size(st);
-    h->blob = malloc(h->blob_len);
-    train_checkpoint_write(st, h->blob);
-    return 0;
-}
-
-static train_hooks hooks_for(hook_log *h)
-{
-    train_hooks k = {h, NULL, NULL, hk_checkpoint, hk_should_stop};
-    return k;
-}
-
-static void small_train(train_config *t)
-{
-    train_config_default(t);
-    t->steps = 30;
-    t->batch_size = 64;
-    t->lr = 3e-3f;
-    t->lr_warmup_steps = 5;
-    t->sparsity_warmup_steps = 10;
-    t->eval_every = 7;
-    t->eval_rows = 50;
-    t->checkpoint_every = 0;
-    t->dead_window = 10;
-    t->grad_clip = 1.0f;
-    t->seed = 9;
-}
-
 /* Max | ||d_i|| - 1 | over decoder rows. */
 static double decoder_norm_error(const sae_params *p)
 {
@@ -610,21 +530,21 @@ static double decoder_norm_error(const sae_params *p)
 static void test_resume_case(const char *what, const sae_config *c, const data_source *src)
 {
     train_config t;
-    small_train(&t);
+    trainlog_small_config(&t);
     char err[256];
-    hook_log ha = {0}, hb = {.stop_at_poll = 12}, hc = {0};
-    train_hooks h = hooks_for(&ha);
+    trainlog ha = {0}, hb = {.stop_at_poll = 12}, hc = {0};
+    train_hooks h = trainlog_hooks(&ha);
     train_state *a = train_create(c, &t, src, err, sizeof err), *b = NULL, *r = NULL;
     CHECK(a && train_run(a, &h) == TRAIN_DONE, "%s: straight run: %s", what, a ? train_error(a) : err);
     if (!a)
         return;
-    h = hooks_for(&hb);
+    h = trainlog_hooks(&hb);
     b = train_create(c, &t, src, err, sizeof err);
     CHECK(train_run(b, &h) == TRAIN_INTERRUPTED && train_step_done(b) == 11 && hb.blob, "%s: shutdown at 11", what);
     r = train_create(c, &t, src, err, sizeof err);
     int rc = hb.blob ? train_checkpoint_restore(r, hb.blob, hb.blob_len, err, sizeof err) : -1;
     CHECK(rc == 0 && train_step_done(r) == 11, "%s: restore: %s", what, rc ? err : "ok");
-    h = hooks_for(&hc);
+    h = trainlog_hooks(&hc);
     CHECK(train_run(r, &h) == TRAIN_DONE, "%s: resumed run", what);
     const sae_params *pa = train_params(a), *pr = train_params(r);
     CHECK(memcmp(pa->buf, pr->buf, pa->n_params * sizeof(float)) == 0, "%s: resumed params (extras too) match the "
@@ -658,10 +578,10 @@ static void test_resume(void)
     test_resume_case("gated resume", &g, &src);
     test_resume_case("jumprelu resume", &j, &src);
     train_config t;
-    small_train(&t);
+    trainlog_small_config(&t);
     char err[256];
-    hook_log hl = {0};
-    train_hooks h = hooks_for(&hl);
+    trainlog hl = {0};
+    train_hooks h = trainlog_hooks(&hl);
     t.checkpoint_every = 10;
     train_state *st = train_create(&j, &t, &src, err, sizeof err);
     train_run(st, &h);

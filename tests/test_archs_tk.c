@@ -11,9 +11,11 @@
 #include "check.h"
 #include "circles.h"
 #include "datasrc.h"
+#include "gradcheck.h"
 #include "rng.h"
 #include "sae.h"
 #include "train.h"
+#include "trainlog.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,12 +32,6 @@ typedef struct {
 
 static float *theta_of(const sae_params *p) { return p->v.b_dec + p->cfg.dim; }
 
-static void fill_normal(rng_t *r, float *a, size_t n, float scale)
-{
-    for (size_t k = 0; k < n; k++)
-        a[k] = scale * rng_normal(r);
-}
-
 static sae_config config_of(const tk_case *tc)
 {
     sae_config c = {.arch = tc->arch, .dim = tc->dim, .n_latents = tc->n, .group_size = tc->s, .k = tc->k,
@@ -49,19 +45,6 @@ static void forced_dead(const sae_config *c, unsigned char *dead)
 {
     for (int i = 0; i < c->n_latents; i++)
         dead[i] = (i / c->group_size) % 3 != 0 || i == 0;
-}
-
-static void random_sae(sae_params *p, float *x, int B, uint64_t seed)
-{
-    rng_t r;
-    rng_seed(&r, seed, 0);
-    const sae_config *c = &p->cfg;
-    size_t n = c->n_latents, d = c->dim;
-    fill_normal(&r, p->v.W_enc, d * n, 0.6f);
-    fill_normal(&r, p->v.b_enc, n, 0.2f);
-    fill_normal(&r, p->v.W_dec, n * d, 0.5f);
-    fill_normal(&r, p->v.b_dec, d, 0.2f);
-    fill_normal(&r, x, (size_t)B * d, 1.0f);
 }
 
 /* ---------------------------------------------------------------- brute force */
@@ -153,14 +136,7 @@ static double fd_loss(const fd_ctx *f, unsigned char *pat)
         loss += tc->aux_coef * aux_value(f->p, f->w->pre, B, pat + k, f->e0);
     }
     k += (size_t)B * G;
-    for (int g0 = 0; g0 < n; g0 += tc->s)
-        for (int i = g0; i < g0 + tc->s; i++)
-            for (int j = g0; j < g0 + tc->s; j++) {
-                float dot = 0.0f;
-                for (int d = 0; d < tc->dim; d++)
-                    dot += f->p->v.W_dec[(size_t)i * tc->dim + d] * f->p->v.W_dec[(size_t)j * tc->dim + d];
-                pat[k++] = dot > 0.0f;
-            }
+    gradcheck_orth_signs(f->p, 1, pat + k);
     return loss;
 }
 
@@ -169,41 +145,7 @@ static size_t fd_pattern_len(const tk_case *tc)
     return (size_t)tc->B * tc->n + (size_t)tc->B * (tc->n / tc->s) + (size_t)tc->n * tc->s;
 }
 
-typedef struct {
-    int checked, skipped, bad;
-    double worst_ratio, worst_abs, worst_rel;
-} fd_stats;
-
-/* Central differences of every parameter against grad; tolerance |fd - g| <= 1e-2 max(|fd|,|g|) + 1e-3. */
-static void fd_all(const fd_ctx *f, const float *grad, const unsigned char *pat0, fd_stats *st)
-{
-    size_t np = f->p->n_params, plen = fd_pattern_len(f->tc);
-    unsigned char *pa = malloc(plen), *pb = malloc(plen);
-    const float h = 1e-2f;
-    for (size_t k = 0; k < np; k++) {
-        float saved = f->p->buf[k];
-        f->p->buf[k] = saved + h;
-        double lp = fd_loss(f, pa);
-        f->p->buf[k] = saved - h;
-        double lm = fd_loss(f, pb);
-        f->p->buf[k] = saved;
-        if (memcmp(pat0, pa, plen) || memcmp(pat0, pb, plen)) {
-            st->skipped++;
-            continue;
-        }
-        double fd = (lp - lm) / (2.0 * h), g = grad[k], err = fabs(fd - g);
-        double tol = 1e-2 * fmax(fabs(fd), fabs(g)) + 1e-3;
-        st->worst_ratio = fmax(st->worst_ratio, err / tol);
-        st->worst_abs = fmax(st->worst_abs, err);
-        if (fabs(fd) > 1e-2)
-            st->worst_rel = fmax(st->worst_rel, err / fabs(fd));
-        st->checked++;
-        if (err > tol && st->bad++ < 5)
-            fprintf(stderr, "  %s: param %zu: analytic %.6g, finite difference %.6g\n", f->tc->name, k, g, fd);
-    }
-    free(pa);
-    free(pb);
-}
+static double fd_loss_cb(void *ctx, unsigned char *pat) { return fd_loss(ctx, pat); }
 
 /* The C loss (with AuxK) at the base point against the one written here: the loss without AuxK plus
  * aux_coef mean_b ||e - e_hat||^2; the AuxK term must be there (some groups selected, a value > 0). */
@@ -235,7 +177,7 @@ static void test_fd_case(const tk_case *tc, double *worst_abs, double *worst_rel
     float *x = malloc((size_t)tc->B * tc->dim * sizeof(float)), *grad = malloc(p.n_params * sizeof(float));
     float *e0 = malloc((size_t)tc->B * tc->dim * sizeof(float));
     unsigned char *dead = malloc((size_t)tc->n), *pat0 = malloc(fd_pattern_len(tc));
-    random_sae(&p, x, tc->B, 11);
+    gradcheck_random_sae(&p, x, tc->B, 11);
     if (c.arch == SAE_BATCHTOPK)
         *theta_of(&p) = tc->theta;
     forced_dead(&c, dead);
@@ -252,16 +194,17 @@ static void test_fd_case(const tk_case *tc, double *worst_abs, double *worst_rel
         CHECK(grad[p.n_params - 1] == 0.0f, "%s: the threshold gets no gradient", tc->name);
     fd_loss(&f, pat0);
     check_base_loss(&f, loss, pat0);
-    fd_stats st = {0};
-    fd_all(&f, grad, pat0, &st);
+    gradcheck_stats st = {0};
+    gradcheck_job job = {tc->name, p.buf, grad, fd_loss_cb, &f, pat0, fd_pattern_len(tc)};
+    gradcheck_range(&job, 0, p.n_params, &st);
     CHECK(st.bad == 0, "%s: %d of %d gradients off (worst err/tol %.3g)", tc->name, st.bad, st.checked,
           st.worst_ratio);
     CHECK(st.checked >= (int)(0.8 * p.n_params), "%s: %d checked, %d skipped at kinks", tc->name, st.checked,
           st.skipped);
     printf("gradcheck %-20s %4d params checked, %3d at kinks skipped, worst err/tol %.3f, max abs err %.2e, "
-           "max rel err %.2e\n", tc->name, st.checked, st.skipped, st.worst_ratio, st.worst_abs, st.worst_rel);
+           "max rel err %.2e\n", tc->name, st.checked, st.skipped, st.worst_ratio, st.worst_abs, st.worst_rel_fd);
     *worst_abs = fmax(*worst_abs, st.worst_abs);
-    *worst_rel = fmax(*worst_rel, st.worst_rel);
+    *worst_rel = fmax(*worst_rel, st.worst_rel_fd);
     sae_params_free(&p);
     sae_work_free(&w);
     free(x);
@@ -348,7 +291,7 @@ static void test_selection_case(sae_arch arch, int s, int train, float theta)
     CHECK(sae_params_alloc(&p, &c) == 0 && sae_work_alloc(&w, &c, B) == 0, "alloc");
     float *x = malloc((size_t)B * 7 * sizeof(float)), *z = malloc((size_t)B * 24 * sizeof(float));
     unsigned char *keep = malloc((size_t)B * G);
-    random_sae(&p, x, B, 100 + (uint64_t)s);
+    gradcheck_random_sae(&p, x, B, 100 + (uint64_t)s);
     if (arch == SAE_BATCHTOPK)
         *theta_of(&p) = theta;
     if (train)
@@ -438,7 +381,7 @@ static void test_threshold_update(void)
     sae_params_alloc(&p, &c);
     sae_work_alloc(&w, &c, B);
     float *x = malloc((size_t)B * 7 * sizeof(float)), *grad = malloc(p.n_params * sizeof(float));
-    random_sae(&p, x, B, 21);
+    gradcheck_random_sae(&p, x, B, 21);
     CHECK(*theta_of(&p) == 0.0f, "threshold starts at 0");
     sae_loss_grad_train(&p, x, B, 0.0f, NULL, &w, grad, NULL);
     float m1 = min_positive(w.gnorm, (size_t)B * G);
@@ -447,7 +390,7 @@ static void test_threshold_update(void)
           *theta_of(&p), m1);
     rng_t r;
     rng_seed(&r, 77, 0);
-    fill_normal(&r, x, (size_t)B * 7, 1.0f);
+    gradcheck_fill_normal(&r, x, (size_t)B * 7, 1.0f);
     sae_loss_grad_train(&p, x, B, 0.0f, NULL, &w, grad, NULL);
     float m2 = min_positive(w.gnorm, (size_t)B * G);
     sae_train_update(&p, &w, B);
@@ -485,7 +428,7 @@ static void test_encode_case(sae_arch arch, float theta)
     sae_work_alloc(&w, &c, B);
     float *x = malloc((size_t)B * 7 * sizeof(float)), *z = malloc((size_t)B * 20 * sizeof(float));
     float *xh = malloc((size_t)B * 7 * sizeof(float));
-    random_sae(&p, x, B, 5);
+    gradcheck_random_sae(&p, x, B, 5);
     if (arch == SAE_BATCHTOPK)
         *theta_of(&p) = theta;
     sae_loss_grad(&p, x, B, 0.0f, &w, NULL, NULL);
@@ -555,44 +498,6 @@ static void test_config(void)
 
 /* ---------------------------------------------------------------- training */
 
-typedef struct {
-    int polls, stop_at_poll; /* should_stop returns TRAIN_SHUTDOWN on poll number stop_at_poll (1-based) */
-    int checkpoints;
-    void *blob;              /* the last checkpoint */
-    size_t blob_len;
-} hook_log;
-
-static train_stop hk_should_stop(void *ctx)
-{
-    hook_log *h = ctx;
-    return ++h->polls == h->stop_at_poll ? TRAIN_SHUTDOWN : TRAIN_CONTINUE;
-}
-
-static int hk_checkpoint(void *ctx, train_state *st)
-{
-    hook_log *h = ctx;
-    h->checkpoints++;
-    free(h->blob);
-    h->blob_len = train_checkpoint_size(st);
-    h->blob = malloc(h->blob_len);
-    train_checkpoint_write(st, h->blob);
-    return 0;
-}
-
-static train_hooks hooks_for(hook_log *h)
-{
-    train_hooks k = {h, NULL, NULL, hk_checkpoint, hk_should_stop};
-    return k;
-}
-
-static void *final_blob(train_state *st, size_t *len)
-{
-    *len = train_checkpoint_size(st);
-    void *b = malloc(*len);
-    train_checkpoint_write(st, b);
-    return b;
-}
-
 /* 30 steps straight, and 11 + shutdown checkpoint + restore + the rest: equal bit for bit. A short
  * dead_window makes AuxK active from step 3 on; batchtopk's threshold moves every step. */
 static void test_resume_case(const char *what, const sae_config *c, const data_source *src)
@@ -602,23 +507,23 @@ static void test_resume_case(const char *what, const sae_config *c, const data_s
     t.steps = 30, t.batch_size = 16, t.lr = 3e-3f, t.lr_warmup_steps = 5, t.eval_every = 7, t.eval_rows = 50;
     t.checkpoint_every = 0, t.dead_window = 3, t.seed = 9;
     char err[256];
-    hook_log ha = {0}, hb = {.stop_at_poll = 12}, hc = {0};
-    train_hooks h = hooks_for(&ha);
+    trainlog ha = {0}, hb = {.stop_at_poll = 12}, hc = {0};
+    train_hooks h = trainlog_hooks(&ha);
     train_state *a = train_create(c, &t, src, err, sizeof err);
     CHECK(a && train_run(a, &h) == TRAIN_DONE, "%s: straight run: %s", what, a ? train_error(a) : err);
     const train_metrics *m = train_last_metrics(a);
     CHECK(m->dead_frac > 0.0, "%s: latents die within the window, so AuxK runs (dead_frac %g)", what, m->dead_frac);
-    h = hooks_for(&hb);
+    h = trainlog_hooks(&hb);
     train_state *b = train_create(c, &t, src, err, sizeof err);
     CHECK(train_run(b, &h) == TRAIN_INTERRUPTED && hb.checkpoints == 1 && train_step_done(b) == 11,
           "%s: shutdown checkpoint at step 11", what);
     train_state *r = train_create(c, &t, src, err, sizeof err);
     int rc = train_checkpoint_restore(r, hb.blob, hb.blob_len, err, sizeof err);
     CHECK(rc == 0 && train_step_done(r) == 11, "%s: restore: %s", what, rc ? err : "ok");
-    h = hooks_for(&hc);
+    h = trainlog_hooks(&hc);
     CHECK(train_run(r, &h) == TRAIN_DONE, "%s: resumed run", what);
     size_t la, lr;
-    void *ba = final_blob(a, &la), *br = final_blob(r, &lr);
+    void *ba = trainlog_final_blob(a, &la), *br = trainlog_final_blob(r, &lr);
     CHECK(la == lr && memcmp(ba, br, la) == 0, "%s: resumed run matches the straight run bit for bit", what);
     const sae_params *pa = train_params(a);
     if (c->arch == SAE_BATCHTOPK)

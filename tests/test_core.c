@@ -5,10 +5,12 @@
 #include "check.h"
 #include "circles.h"
 #include "datasrc.h"
+#include "gradcheck.h"
 #include "npy.h"
 #include "rng.h"
 #include "sae.h"
 #include "train.h"
+#include "trainlog.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -307,26 +309,6 @@ typedef struct {
     float coef, orth, thr;
 } grad_case;
 
-static void fill_normal(rng_t *r, float *a, size_t n, float scale)
-{
-    for (size_t k = 0; k < n; k++)
-        a[k] = scale * rng_normal(r);
-}
-
-/* Random (untied, unnormalised) parameters and a batch. */
-static void random_sae(sae_params *p, float *x, int B, uint64_t seed)
-{
-    rng_t r;
-    rng_seed(&r, seed, 0);
-    const sae_config *c = &p->cfg;
-    size_t n = c->n_latents, d = c->dim;
-    fill_normal(&r, p->v.W_enc, d * n, 0.6f);
-    fill_normal(&r, p->v.b_enc, n, 0.2f);
-    fill_normal(&r, p->v.W_dec, n * d, 0.5f);
-    fill_normal(&r, p->v.b_dec, d, 0.2f);
-    fill_normal(&r, x, (size_t)B * d, 1.0f);
-}
-
 /* The sign pattern the loss is smooth within: active latents and positive orth dots. */
 static void loss_pattern(const sae_params *p, const sae_work *w, int B, unsigned char *pat)
 {
@@ -334,14 +316,22 @@ static void loss_pattern(const sae_params *p, const sae_work *w, int B, unsigned
     size_t k = 0, nz = (size_t)B * c->n_latents;
     for (; k < nz; k++)
         pat[k] = w->z[k] > 0.0f;
-    for (int g0 = 0; g0 < c->n_latents; g0 += c->group_size)
-        for (int i = g0; i < g0 + c->group_size; i++)
-            for (int j = i + 1; j < g0 + c->group_size; j++) {
-                float dot = 0.0f;
-                for (int d = 0; d < c->dim; d++)
-                    dot += p->v.W_dec[(size_t)i * c->dim + d] * p->v.W_dec[(size_t)j * c->dim + d];
-                pat[k++] = dot > 0.0f;
-            }
+    gradcheck_orth_signs(p, 0, pat + k);
+}
+
+typedef struct {
+    sae_params *p;
+    const float *x;
+    const grad_case *gc;
+    sae_work *w;
+} grad_ctx;
+
+static double grad_loss(void *ctx, unsigned char *pat)
+{
+    grad_ctx *g = ctx;
+    double loss = sae_loss_grad(g->p, g->x, g->gc->B, g->gc->coef, g->w, NULL, NULL);
+    loss_pattern(g->p, g->w, g->gc->B, pat);
+    return loss;
 }
 
 /* Central differences of every parameter; tolerance |fd - g| <= 1e-2 max(|fd|,|g|) + 1e-3. */
@@ -353,10 +343,10 @@ static void test_grad_case(const grad_case *gc)
     sae_work w;
     size_t npat = (size_t)gc->B * gc->n + (size_t)gc->n * gc->s;
     float *x = malloc((size_t)gc->B * gc->dim * sizeof(float));
-    unsigned char *pat0 = calloc(npat, 1), *pat1 = calloc(npat, 1), *pat2 = calloc(npat, 1);
+    unsigned char *pat0 = calloc(npat, 1); /* (npat) the base point's pattern */
     CHECK(sae_params_alloc(&p, &c) == 0 && sae_work_alloc(&w, &c, gc->B) == 0, "alloc");
     float *grad = malloc(p.n_params * sizeof(float));
-    random_sae(&p, x, gc->B, 11);
+    gradcheck_random_sae(&p, x, gc->B, 11);
     sae_loss_terms t;
     sae_loss_grad(&p, x, gc->B, gc->coef, &w, grad, &t);
     loss_pattern(&p, &w, gc->B, pat0);
@@ -371,40 +361,21 @@ static void test_grad_case(const grad_case *gc)
         CHECK(t0.l0_groups > t.l0_groups + 0.5, "%s: threshold zeroes groups (%g -> %g)", gc->name, t0.l0_groups,
               t.l0_groups);
     }
-    const float h = 1e-2f;
-    int checked = 0, skipped = 0, bad = 0;
-    double worst = 0.0;
-    for (size_t k = 0; k < p.n_params; k++) {
-        float saved = p.buf[k];
-        p.buf[k] = saved + h;
-        double lp = sae_loss_grad(&p, x, gc->B, gc->coef, &w, NULL, NULL);
-        loss_pattern(&p, &w, gc->B, pat1);
-        p.buf[k] = saved - h;
-        double lm = sae_loss_grad(&p, x, gc->B, gc->coef, &w, NULL, NULL);
-        loss_pattern(&p, &w, gc->B, pat2);
-        p.buf[k] = saved;
-        if (memcmp(pat0, pat1, npat) || memcmp(pat0, pat2, npat)) {
-            skipped++; /* a kink between the two points */
-            continue;
-        }
-        double fd = (lp - lm) / (2.0 * h), g = grad[k], err = fabs(fd - g);
-        double tol = 1e-2 * fmax(fabs(fd), fabs(g)) + 1e-3;
-        worst = fmax(worst, err / tol);
-        checked++;
-        if (err > tol && bad++ < 5)
-            fprintf(stderr, "  %s: param %zu: analytic %.6g, finite difference %.6g\n", gc->name, k, g, fd);
-    }
-    CHECK(bad == 0, "%s: %d of %d gradients off (worst err/tol %.3g)", gc->name, bad, checked, worst);
-    CHECK(checked >= (int)(0.8 * p.n_params), "%s: %d checked, %d skipped at kinks", gc->name, checked, skipped);
-    printf("gradcheck %-18s %4d params checked, %3d at kinks skipped, worst err/tol %.3f\n", gc->name, checked,
-           skipped, worst);
+    grad_ctx ctx = {&p, x, gc, &w};
+    gradcheck_job job = {gc->name, p.buf, grad, grad_loss, &ctx, pat0, npat};
+    gradcheck_stats st = {0};
+    gradcheck_range(&job, 0, p.n_params, &st);
+    CHECK(st.bad == 0, "%s: %d of %d gradients off (worst err/tol %.3g)", gc->name, st.bad, st.checked,
+          st.worst_ratio);
+    CHECK(st.checked >= (int)(0.8 * p.n_params), "%s: %d checked, %d skipped at kinks", gc->name, st.checked,
+          st.skipped);
+    printf("gradcheck %-18s %4d params checked, %3d at kinks skipped, worst err/tol %.3f\n", gc->name, st.checked,
+           st.skipped, st.worst_ratio);
     sae_params_free(&p);
     sae_work_free(&w);
     free(grad);
     free(x);
     free(pat0);
-    free(pat1);
-    free(pat2);
 }
 
 static void test_gradients(void)
@@ -433,7 +404,7 @@ static void test_encode(void)
     float *xh = malloc((size_t)B * 7 * sizeof(float));
     sae_params_alloc(&p, &c);
     sae_work_alloc(&w, &c, B);
-    random_sae(&p, x, B, 5);
+    gradcheck_random_sae(&p, x, B, 5);
     sae_loss_grad(&p, x, B, 0.1f, &w, NULL, NULL);
     CHECK(sae_encode(&p, x, B, z, xh) == 0, "encode");
     CHECK(memcmp(z, w.z, (size_t)B * 10 * sizeof(float)) == 0, "encode z matches the training forward");
@@ -471,7 +442,7 @@ static void test_decoder_norm(void)
     float *g = malloc(p.n_params * sizeof(float));
     rng_t r;
     rng_seed(&r, 1, 1);
-    fill_normal(&r, g, p.n_params, 1.0f);
+    gradcheck_fill_normal(&r, g, p.n_params, 1.0f);
     float *before = malloc(p.n_params * sizeof(float));
     memcpy(before, g, p.n_params * sizeof(float));
     sae_project_decoder_grad(&p, g);
@@ -564,67 +535,18 @@ static int mem_get_rows(void *ctx, const uint64_t *idx, int n, float *out)
     return 0;
 }
 
-typedef struct {
-    int polls, stop_at_poll;   /* should_stop returns `stop` on poll number stop_at_poll (1-based) */
-    train_stop stop;
-    int checkpoints, evals, eval_steps[16];
-    void *blob;                /* the last checkpoint */
-    size_t blob_len;
-} hook_log;
-
-static train_stop hk_should_stop(void *ctx)
-{
-    hook_log *h = ctx;
-    return ++h->polls == h->stop_at_poll ? h->stop : TRAIN_CONTINUE;
-}
-
-static int hk_checkpoint(void *ctx, train_state *st)
-{
-    hook_log *h = ctx;
-    h->checkpoints++;
-    free(h->blob);
-    h->blob_len = train_checkpoint_size(st);
-    h->blob = malloc(h->blob_len);
-    train_checkpoint_write(st, h->blob);
-    return 0;
-}
-
-static int hk_eval(void *ctx, const train_metrics *m)
-{
-    hook_log *h = ctx;
-    if (h->evals < 16)
-        h->eval_steps[h->evals] = m->step;
-    h->evals++;
-    return 0;
-}
-
-static train_hooks hooks_for(hook_log *h)
-{
-    train_hooks k = {h, hk_eval, NULL, hk_checkpoint, hk_should_stop};
-    return k;
-}
-
-/* A finished run's checkpoint blob (params, moments, counters). */
-static void *final_blob(train_state *st, size_t *len)
-{
-    *len = train_checkpoint_size(st);
-    void *b = malloc(*len);
-    train_checkpoint_write(st, b);
-    return b;
-}
-
 /* Runs N steps straight, and k steps + checkpoint + restore + the rest; the two must agree bit for bit. */
 static void test_resume_with(const char *what, const sae_config *c, const train_config *t, const data_source *src,
                              int k)
 {
     char err[256];
-    hook_log ha = {0}, hb = {0}, hc = {0};
-    train_hooks h = hooks_for(&ha);
+    trainlog ha = {0}, hb = {0}, hc = {0};
+    train_hooks h = trainlog_hooks(&ha);
     train_state *a = train_create(c, t, src, err, sizeof err);
     CHECK(a && train_run(a, &h) == TRAIN_DONE, "%s: straight run", what);
     hb.stop_at_poll = k + 1;
     hb.stop = TRAIN_SHUTDOWN;
-    h = hooks_for(&hb);
+    h = trainlog_hooks(&hb);
     train_state *b = train_create(c, t, src, err, sizeof err);
     train_result rb = train_run(b, &h);
     CHECK(rb == TRAIN_INTERRUPTED && hb.checkpoints == 1 && train_step_done(b) == k,
@@ -632,10 +554,10 @@ static void test_resume_with(const char *what, const sae_config *c, const train_
     train_state *r = train_create(c, t, src, err, sizeof err);
     int rc = train_checkpoint_restore(r, hb.blob, hb.blob_len, err, sizeof err);
     CHECK(rc == 0 && train_step_done(r) == k, "%s: restore: %s", what, rc ? err : "ok");
-    h = hooks_for(&hc);
+    h = trainlog_hooks(&hc);
     CHECK(train_run(r, &h) == TRAIN_DONE, "%s: resumed run", what);
     size_t la, lr;
-    void *ba = final_blob(a, &la), *br = final_blob(r, &lr);
+    void *ba = trainlog_final_blob(a, &la), *br = trainlog_final_blob(r, &lr);
     CHECK(la == lr && memcmp(ba, br, la) == 0, "%s: resumed run matches the straight run bit for bit", what);
     CHECK(memcmp(train_params(a)->buf, train_params(r)->buf, train_params(a)->n_params * sizeof(float)) == 0,
           "%s: params identical", what);
@@ -653,18 +575,7 @@ static void small_configs(sae_config *c, train_config *t, int dim)
 {
     *c = (sae_config){.arch = SAE_RELU, .dim = dim, .n_latents = 32, .group_size = 2,
                       .sparsity_coef = 0.05f, .orth_coef = 0.1f, .threshold = 0.0f};
-    train_config_default(t);
-    t->steps = 30;
-    t->batch_size = 64;
-    t->lr = 3e-3f;
-    t->lr_warmup_steps = 5;
-    t->sparsity_warmup_steps = 10;
-    t->eval_every = 7;
-    t->eval_rows = 50;
-    t->checkpoint_every = 0;
-    t->dead_window = 10;
-    t->grad_clip = 1.0f;
-    t->seed = 9;
+    trainlog_small_config(t);
 }
 
 static void test_resume(const circles *circ, const float *rows, int n_rows)
@@ -691,8 +602,8 @@ static void test_trainer_contract(const circles *circ)
     small_configs(&c, &t, 16);
     t.checkpoint_every = 10;
     datasrc_from_circles(&src, circ);
-    hook_log hl = {0};
-    train_hooks h = hooks_for(&hl);
+    trainlog hl = {0};
+    train_hooks h = trainlog_hooks(&hl);
     train_state *st = train_create(&c, &t, &src, err, sizeof err);
     CHECK(train_run(st, &h) == TRAIN_DONE, "run");
     CHECK(hl.evals == 5 && hl.eval_steps[0] == 7 && hl.eval_steps[3] == 28 && hl.eval_steps[4] == 30,
@@ -721,8 +632,8 @@ static void test_trainer_contract(const circles *circ)
     train_free(st);
     free(hl.blob);
 
-    hook_log hc = {.stop_at_poll = 4, .stop = TRAIN_CANCEL};
-    h = hooks_for(&hc);
+    trainlog hc = {.stop_at_poll = 4, .stop = TRAIN_CANCEL};
+    h = trainlog_hooks(&hc);
     st = train_create(&c, &t, &src, err, sizeof err);
     CHECK(train_run(st, &h) == TRAIN_CANCELLED && hc.checkpoints == 0 && train_step_done(st) == 3,
           "cancel stops between steps without a checkpoint");
@@ -732,8 +643,8 @@ static void test_trainer_contract(const circles *circ)
     t.lr_warmup_steps = 0;
     t.grad_clip = 0.0f;
     st = train_create(&c, &t, &src, err, sizeof err);
-    hook_log hn = {0};
-    h = hooks_for(&hn);
+    trainlog hn = {0};
+    h = trainlog_hooks(&hn);
     CHECK(train_run(st, &h) == TRAIN_ERROR && strstr(train_error(st), "lower train.lr"),
           "non-finite loss stops with advice: %s", train_error(st));
     train_free(st);

@@ -13,15 +13,12 @@
  * norm, AuxK's likewise, batchtopk's threshold) or orth dot product sits
  * within a margin of its kink, where float32 and float64 could disagree. */
 #include "check.h"
-#include "npy.h"
+#include "gradcheck.h"
+#include "reftest.h"
 #include "rng.h"
 #include "sae.h"
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#define PYTHON "/usr/bin/python3"
 #define MARGIN 1e-3
 
 typedef struct {
@@ -48,35 +45,6 @@ static const ref_case ref_cases[] = {
     {"batchtopk_s1_infer_orth", SAE_BATCHTOPK, 7, 12, 1, 6, 2, 0, 0.2f, 0.0f, 0, 0, 0.4f},
 };
 #define N_CASES (int)(sizeof ref_cases / sizeof ref_cases[0])
-
-static const char *ref_files[] = {"config.txt", "W_enc.npy", "b_enc.npy", "W_dec.npy", "b_dec.npy",
-                                  "threshold.npy", "x.npy", "dead.npy", "loss.npy", "z.npy", "x_hat.npy",
-                                  "grad_W_enc.npy", "grad_b_enc.npy", "grad_W_dec.npy", "grad_b_dec.npy",
-                                  "grad_threshold.npy"};
-
-static int write_npy(const char *dir, const char *name, const float *data, const int64_t *shape, int ndim)
-{
-    char path[512], hdr[NPY_HEADER_MAX];
-    size_t count = 1;
-    for (int i = 0; i < ndim; i++)
-        count *= (size_t)shape[i];
-    snprintf(path, sizeof path, "%.400s/%.60s.npy", dir, name);
-    size_t hl = npy_header(hdr, sizeof hdr, "<f4", shape, ndim);
-    FILE *f = fopen(path, "wb");
-    if (!f || hl == 0) {
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    int ok = fwrite(hdr, 1, hl, f) == hl && fwrite(data, sizeof(float), count, f) == count;
-    return (fclose(f) == 0 && ok) ? 0 : -1;
-}
-
-static void fill_normal(rng_t *r, float *a, size_t n, float scale)
-{
-    for (size_t k = 0; k < n; k++)
-        a[k] = scale * rng_normal(r);
-}
 
 /* Dead latents: every group g with g % 3 != 0, and latent 0 alone (its group stays alive for s > 1). */
 static void forced_dead(const sae_config *c, float *dead)
@@ -149,20 +117,10 @@ static int selection_ok(const sae_config *c, const ref_case *rc, const float *pr
 static int away_from_kinks(const sae_params *p, const ref_case *rc, const sae_work *w, const float *dead)
 {
     const sae_config *c = &p->cfg;
-    int n = c->n_latents, s = c->group_size, dim = c->dim;
-    for (size_t i = 0; i < (size_t)rc->B * n; i++)
+    for (size_t i = 0; i < (size_t)rc->B * c->n_latents; i++)
         if (fabsf(w->pre[i]) < MARGIN)
             return 0;
-    for (int g0 = 0; g0 < n; g0 += s)
-        for (int i = g0; i < g0 + s; i++)
-            for (int j = i + 1; j < g0 + s; j++) {
-                double dot = 0.0;
-                for (int d = 0; d < dim; d++)
-                    dot += (double)p->v.W_dec[(size_t)i * dim + d] * p->v.W_dec[(size_t)j * dim + d];
-                if (fabs(dot) < MARGIN)
-                    return 0;
-            }
-    return selection_ok(c, rc, w->pre, dead);
+    return reftest_orth_clear(p, MARGIN) && selection_ok(c, rc, w->pre, dead);
 }
 
 /* ---- one case ---- */
@@ -192,10 +150,10 @@ static int run_case(const ref_case *rc, int index, case_run *cr)
     rng_seed(&r, 4049, (uint64_t)index);
     int found = 0;
     for (int attempt = 0; attempt < 1000 && !found; attempt++) {
-        fill_normal(&r, cr->p.buf, cr->p.n_params, 0.5f);
+        gradcheck_fill_normal(&r, cr->p.buf, cr->p.n_params, 0.5f);
         if (c.arch == SAE_BATCHTOPK)
             cr->p.buf[cr->p.n_params - 1] = rc->theta;
-        fill_normal(&r, cr->x, (size_t)rc->B * rc->dim, 1.0f);
+        gradcheck_fill_normal(&r, cr->x, (size_t)rc->B * rc->dim, 1.0f);
         cr->loss = (float)(rc->train ? sae_loss_grad_train(&cr->p, cr->x, rc->B, 0.5f, rc->with_dead ? mask : NULL,
                                                            &cr->w, cr->grad, NULL)
                                      : sae_loss_grad(&cr->p, cr->x, rc->B, 0.5f, &cr->w, cr->grad, NULL));
@@ -207,37 +165,20 @@ static int run_case(const ref_case *rc, int index, case_run *cr)
     return found ? 0 : -1;
 }
 
-static int write_config(const ref_case *rc, const sae_config *c, const char *dir)
+static int write_case(int index, const char *dir)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%.400s/config.txt", dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "arch %s\ngroup_size %d\nk %d\naux_k %d\naux_k_coef %.9g\north_coef %.9g\ntrain %d\n",
-            sae_arch_name(rc->arch), rc->s, rc->k, sae_aux_k_groups(c), rc->aux_coef, rc->orth, rc->train);
-    return fclose(f);
-}
-
-static int write_case(const ref_case *rc, int index, const char *dir)
-{
+    const ref_case *rc = &ref_cases[index];
     case_run cr = {0};
     int rcode = run_case(rc, index, &cr);
-    sae_view g;
-    sae_views(&cr.p.cfg, cr.grad, &g);
-    int64_t s_enc[2] = {rc->dim, rc->n}, s_dec[2] = {rc->n, rc->dim}, s_n[1] = {rc->n}, s_d[1] = {rc->dim};
-    int64_t s_x[2] = {rc->B, rc->dim}, s_z[2] = {rc->B, rc->n}, s_1[1] = {1};
+    int64_t s_n[1] = {rc->n}, s_x[2] = {rc->B, rc->dim}, s_z[2] = {rc->B, rc->n};
     if (rcode == 0)
-        rcode = write_npy(dir, "W_enc", cr.p.v.W_enc, s_enc, 2) | write_npy(dir, "b_enc", cr.p.v.b_enc, s_n, 1) |
-                write_npy(dir, "W_dec", cr.p.v.W_dec, s_dec, 2) | write_npy(dir, "b_dec", cr.p.v.b_dec, s_d, 1) |
-                write_npy(dir, "x", cr.x, s_x, 2) | write_npy(dir, "dead", cr.dead, s_n, 1) |
-                write_npy(dir, "loss", &cr.loss, NULL, 0) | write_npy(dir, "z", cr.w.z, s_z, 2) |
-                write_npy(dir, "x_hat", cr.w.x_hat, s_x, 2) | write_npy(dir, "grad_W_enc", g.W_enc, s_enc, 2) |
-                write_npy(dir, "grad_b_enc", g.b_enc, s_n, 1) | write_npy(dir, "grad_W_dec", g.W_dec, s_dec, 2) |
-                write_npy(dir, "grad_b_dec", g.b_dec, s_d, 1) | write_config(rc, &cr.p.cfg, dir);
-    if (rcode == 0 && rc->arch == SAE_BATCHTOPK)
-        rcode = write_npy(dir, "threshold", cr.p.v.b_dec + rc->dim, s_1, 1) |
-                write_npy(dir, "grad_threshold", g.b_dec + rc->dim, s_1, 1);
+        rcode = reftest_write_params(dir, &cr.p, cr.grad) | reftest_write_npy(dir, "x", cr.x, s_x, 2) |
+                reftest_write_npy(dir, "dead", cr.dead, s_n, 1) | reftest_write_npy(dir, "loss", &cr.loss, NULL, 0) |
+                reftest_write_npy(dir, "z", cr.w.z, s_z, 2) | reftest_write_npy(dir, "x_hat", cr.w.x_hat, s_x, 2) |
+                reftest_write_text(dir, "config.txt",
+                                   "arch %s\ngroup_size %d\nk %d\naux_k %d\naux_k_coef %.9g\north_coef %.9g\n"
+                                   "train %d\n", sae_arch_name(rc->arch), rc->s, rc->k, sae_aux_k_groups(&cr.p.cfg),
+                                   rc->aux_coef, rc->orth, rc->train);
     sae_params_free(&cr.p);
     sae_work_free(&cr.w);
     free(cr.x);
@@ -246,76 +187,12 @@ static int write_case(const ref_case *rc, int index, const char *dir)
     return rcode ? -1 : 0;
 }
 
-static void remove_case(const char *dir)
-{
-    char path[512];
-    for (size_t i = 0; i < sizeof ref_files / sizeof ref_files[0]; i++) {
-        snprintf(path, sizeof path, "%.400s/%.60s", dir, ref_files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
-
-/* tests/ref_torch_tk.py beside this source file. */
-static void script_path(char *out, size_t cap)
-{
-    const char *src = __FILE__, *slash = strrchr(src, '/');
-    int dirlen = slash ? (int)(slash - src) + 1 : 0;
-    snprintf(out, cap, "%.*sref_torch_tk.py", dirlen, src);
-}
-
-/* Runs the reference over all case dirs, echoing its output, and CHECKs each case's verdict. */
-static void run_reference(const char *script, char dirs[][400], int n)
-{
-    char cmd[8192];
-    int len = snprintf(cmd, sizeof cmd, "%s %s", PYTHON, script);
-    for (int i = 0; i < n; i++)
-        len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %s", dirs[i]);
-    snprintf(cmd + len, sizeof cmd - (size_t)len, " 2>&1");
-    FILE *p = popen(cmd, "r");
-    CHECK(p != NULL, "could not start %s", PYTHON);
-    if (!p)
-        return;
-    int verdict[N_CASES] = {0}; /* 1 pass, -1 fail, 0 missing */
-    char line[1024];
-    while (fgets(line, sizeof line, p)) {
-        fputs(line, stdout);
-        for (int i = 0; i < n; i++) {
-            char want[512];
-            snprintf(want, sizeof want, "case %.400s: ", dirs[i]);
-            if (strncmp(line, want, strlen(want)) == 0)
-                verdict[i] = strncmp(line + strlen(want), "PASS", 4) == 0 ? 1 : -1;
-        }
-    }
-    int status = pclose(p);
-    for (int i = 0; i < n; i++)
-        CHECK(verdict[i] == 1, "case %s: %s against the PyTorch reference", ref_cases[i].name,
-              verdict[i] == 0 ? "no verdict" : "FAILED");
-    CHECK(status == 0, "%s exited with status %d", script, status);
-}
+static void check(int ok, const char *what) { CHECK(ok, "%s", what); }
 
 int main(void)
 {
-    char script[512];
-    script_path(script, sizeof script);
-    CHECK(access(script, R_OK) == 0, "reference script %s not found (run from the repository root)", script);
-    int has_torch = system(PYTHON " -c 'import torch, numpy' >/dev/null 2>&1") == 0;
-    CHECK(has_torch, PYTHON " cannot import torch and numpy: install Debian's python3-torch and python3-numpy "
-          "(scripts/deps.sh does)");
-    char tmpl[] = "/tmp/saed_test_ref_tk_XXXXXX";
-    char *root = mkdtemp(tmpl);
-    CHECK(root != NULL, "mkdtemp failed");
-    if (!root || !has_torch)
-        return check_report();
-    char dirs[N_CASES][400];
-    for (int i = 0; i < N_CASES; i++) {
-        snprintf(dirs[i], sizeof dirs[i], "%.300s/%.60s", root, ref_cases[i].name);
-        CHECK(mkdir(dirs[i], 0700) == 0 && write_case(&ref_cases[i], i, dirs[i]) == 0,
-              "writing case %s (drawn away from kinks)", ref_cases[i].name);
-    }
-    run_reference(script, dirs, N_CASES);
-    for (int i = 0; i < N_CASES; i++)
-        remove_case(dirs[i]);
-    rmdir(root);
+    reftest_suite s = {"ref_torch_tk.py", "saed_test_ref_tk", ref_cases, sizeof ref_cases[0], N_CASES, write_case,
+                       check};
+    reftest_run(&s);
     return check_report();
 }

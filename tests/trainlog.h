@@ -1,0 +1,26 @@
+/* trainlog — trainer hooks that record for the core's training tests
+ * (tests/test_core.c, test_archs_gj.c, test_archs_tk.c): evaluation steps,
+ * checkpoints (the last blob kept), and a stop on a chosen poll. */
+#ifndef SAED_TESTS_TRAINLOG_H
+#define SAED_TESTS_TRAINLOG_H
+#include "train.h"
+#include <stddef.h>
+
+typedef struct {
+    int polls, stop_at_poll; /* should_stop returns stop on poll number stop_at_poll (1-based) */
+    train_stop stop;         /* TRAIN_CONTINUE (0) stands for TRAIN_SHUTDOWN */
+    int checkpoints, evals, eval_steps[16];
+    void *blob;              /* the last checkpoint (free it) */
+    size_t blob_len;
+} trainlog;
+
+/* Hooks (eval, checkpoint, should_stop) that record into h. */
+train_hooks trainlog_hooks(trainlog *h);
+
+/* A finished run's checkpoint blob (params, moments, counters); malloc'd, *len its size. */
+void *trainlog_final_blob(train_state *st, size_t *len);
+
+/* The short runs the resume tests use: 30 steps of 64 rows, evaluations every 7, seed 9. */
+void trainlog_small_config(train_config *t);
+
+#endif
