@@ -120,3 +120,33 @@ clean:
 	rm -rf build build-san build-release
 
 -include $(ALL_OBJ:.o=.d) $(TEST_BIN:=.d)
+
+# make fuzz   libFuzzer targets (fuzz/fuzz_*.c), one per parser of outside input, each run for
+#             FUZZ_SECONDS on its seeds (fuzz/corpus/<target>/; new inputs go to build-fuzz/corpus/,
+#             crashes to build-fuzz/crashes/). clang with ASan + UBSan builds core and the parsers
+#             again into build-fuzz/ (own objects). Not part of `make test`.
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_DIR := build-fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -O1 -g -pthread -MMD -MP
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(wildcard core/*.c) api/spec.c api/spec_analysis.c api/http.c daemon/log.c fuzz/fuzzutil.c)
+FUZZ_BINS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
+.PHONY: fuzz fuzz-build fuzz-clean
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_DIR)/libfuzzsaed.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(FUZZ_BINS): $(FUZZ_DIR)/%: $(FUZZ_DIR)/obj/fuzz/%.o $(FUZZ_DIR)/libfuzzsaed.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS) -lm -pthread
+fuzz-build: $(FUZZ_BINS)
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_DIR=$(FUZZ_DIR) fuzz/run.sh $(notdir $(FUZZ_BINS))
+fuzz-clean:
+	rm -rf $(FUZZ_DIR)
+clean: fuzz-clean
+-include $(FUZZ_LIB_OBJ:.o=.d) $(patsubst $(FUZZ_DIR)/%,$(FUZZ_DIR)/obj/fuzz/%.d,$(FUZZ_BINS))

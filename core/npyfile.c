@@ -457,6 +457,8 @@ static int npyfile_stream_values(npyfile_stream *s, const unsigned char *p, size
             return -1;
         p += used;
         len -= used;
+        if (s->carry_len)
+            return 0; /* the chunk ended inside the carried value: keep it for the next one */
     }
     uint64_t whole = len / (size_t)elem, first = 0;
     int cls = 0;

@@ -5,6 +5,8 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libopenblas-dev
       zlib1g-dev libcurl4-openssl-dev python3-numpy python3-torch curl
       dataset-fashion-mnist chromium nodejs $(command -v npm >/dev/null || echo npm))
+# `deps.sh fuzz` (make fuzz): clang and its libFuzzer/sanitizer runtimes as well.
+if [ "${1:-}" = fuzz ]; then pkgs+=(clang libclang-rt-14-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -387,6 +387,8 @@ static void test_stream_bad(const char *dir)
         expect_stream_error(f8, n8, 0, 3, "astype('<f4')", "float64 upload");
         expect_stream_error(nan, nn, 0, 3, "row 3, column 4 is NaN", "NaN split across chunks");
         expect_stream_error(nan, nn, 0, 4096, "row 3, column 4 is NaN", "NaN in one chunk");
+        expect_stream_error(nan, nn, 0, 1, "row 3, column 4 is NaN", "NaN in byte chunks (a value over 4 chunks)");
+        expect_stream_error(nan, nn, 0, 2, "row 3, column 4 is NaN", "NaN in 2-byte chunks");
         expect_stream_error(inf2, n2, 0, 1, "row 5, column 2 is -inf", "-inf in byte chunks");
         b[0] = 'x';
         expect_stream_error(b, len, 0, 1, "not a .npy file", "bad magic");

@@ -1,0 +1,165 @@
+/* fuzz_spec — JSON request bodies to job configurations.
+ *
+ * One input is one request body. It goes through api_parse_object (the
+ * API's body parser), then every validator: spec_normalize_train (dataset
+ * dim known and unknown), spec_normalize_circles, spec_normalize_analyze and
+ * spec_normalize_pca (against a dataset with labels and an endless one).
+ * Checked: a refusal carries a 400/422 and at least one error; an accepted
+ * body's normalised spec reads back with the worker's parser and normalises
+ * to itself. The worker's parsers also get the raw bytes as a stored spec. */
+#include "../api/internal.h"
+#include "circles.h"
+#include "fuzzutil.h"
+#include "spec.h"
+#include "spec_analysis.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define FUZZ_SPEC_MAX_BYTES ((size_t)1 << 30)
+
+/* A refusal is well-formed; returns whether the spec was accepted. */
+static int fuzz_spec_verdict(const json_t *norm, const spec_errors *errs)
+{
+    char text[512];
+    if (norm) {
+        FUZZ_REQUIRE(errs->status == 0 && errs->n == 0);
+        return 1;
+    }
+    FUZZ_REQUIRE((errs->status == 400 || errs->status == 422) && errs->n >= 1 && errs->n <= SPEC_MAX_ERRORS);
+    spec_errors_text(errs, text, sizeof text);
+    FUZZ_REQUIRE(text[0] != '\0');
+    return 0;
+}
+
+static char *fuzz_spec_dump(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    FUZZ_REQUIRE(s != NULL);
+    return s;
+}
+
+static void fuzz_spec_train(const json_t *body, int dim)
+{
+    spec_errors errs = {0}, again = {0};
+    sae_config sc;
+    train_config tc;
+    char err[512];
+    json_t *n = spec_normalize_train(body, dim, FUZZ_SPEC_MAX_BYTES, &errs);
+    if (!fuzz_spec_verdict(n, &errs))
+        return;
+    char *s = fuzz_spec_dump(n);
+    FUZZ_REQUIRE(spec_train_configs(s, dim > 0 ? dim : 16, &sc, &tc, err, sizeof err) == 0 || dim <= 0);
+    json_t *n2 = spec_normalize_train(n, dim, FUZZ_SPEC_MAX_BYTES, &again);
+    FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
+    json_decref(n2);
+    free(s);
+    json_decref(n);
+}
+
+static void fuzz_spec_circles(const json_t *body)
+{
+    spec_errors errs = {0}, again = {0};
+    circles_params p;
+    char err[512];
+    json_t *n = spec_normalize_circles(body, &errs);
+    if (!fuzz_spec_verdict(n, &errs))
+        return;
+    char *s = fuzz_spec_dump(n);
+    FUZZ_REQUIRE(spec_circles_params(s, &p, err, sizeof err) == 0);
+    json_t *n2 = spec_normalize_circles(n, &again);
+    FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
+    if ((long long)p.n_circles * p.dim <= 4096) { /* the generator takes what the spec accepts */
+        circles *c = circles_create(&p);
+        FUZZ_REQUIRE(c != NULL);
+        float row[4096]; /* (dim) */
+        uint64_t idx = 7;
+        circles_rows(c, &idx, 1, row);
+        circles_free(c);
+    }
+    json_decref(n2);
+    free(s);
+    json_decref(n);
+}
+
+static void fuzz_spec_analyze(const json_t *body, const spec_refs *refs)
+{
+    spec_errors errs = {0}, again = {0};
+    spec_analyze a;
+    char err[512];
+    json_t *n = spec_normalize_analyze(body, refs, FUZZ_SPEC_MAX_BYTES, &errs);
+    if (!fuzz_spec_verdict(n, &errs))
+        return;
+    char *s = fuzz_spec_dump(n);
+    FUZZ_REQUIRE(spec_analyze_parse(s, &a, err, sizeof err) == 0);
+    json_t *n2 = spec_normalize_analyze(n, refs, FUZZ_SPEC_MAX_BYTES, &again);
+    FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
+    json_decref(n2);
+    free(s);
+    json_decref(n);
+}
+
+static void fuzz_spec_pca(const json_t *body, const spec_refs *refs)
+{
+    spec_errors errs = {0}, again = {0};
+    spec_pca p;
+    char err[512];
+    json_t *n = spec_normalize_pca(body, refs, &errs);
+    if (!fuzz_spec_verdict(n, &errs))
+        return;
+    char *s = fuzz_spec_dump(n);
+    FUZZ_REQUIRE(spec_pca_parse(s, &p, err, sizeof err) == 0);
+    FUZZ_REQUIRE((p.indices != NULL) + (p.labels != NULL) <= 1);
+    spec_pca_free(&p);
+    json_t *n2 = spec_normalize_pca(n, refs, &again);
+    FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
+    json_decref(n2);
+    free(s);
+    json_decref(n);
+}
+
+/* The worker's parsers on bytes that did not come from a normaliser. */
+static void fuzz_spec_stored(const uint8_t *data, size_t len)
+{
+    char *s = malloc(len + 1), err[512]; /* (len + 1) NUL-terminated copy */
+    sae_config sc;
+    train_config tc;
+    circles_params cp;
+    spec_analyze a;
+    spec_pca p;
+    FUZZ_REQUIRE(s != NULL);
+    memcpy(s, data, len);
+    s[len] = '\0';
+    spec_train_configs(s, 8, &sc, &tc, err, sizeof err);
+    spec_circles_params(s, &cp, err, sizeof err);
+    spec_analyze_parse(s, &a, err, sizeof err);
+    if (spec_pca_parse(s, &p, err, sizeof err) == 0)
+        spec_pca_free(&p);
+    free(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+{
+    char detail[512];
+    fuzz_spec_stored(data, len);
+    json_t *body = api_parse_object((const char *)data, len, detail, sizeof detail);
+    if (!body) {
+        FUZZ_REQUIRE(detail[0] != '\0');
+        return 0;
+    }
+    int64_t sae, dataset;
+    spec_analysis_ids(body, &sae, &dataset);
+    FUZZ_REQUIRE(sae >= 0 && dataset >= 0);
+    const spec_refs refs[2] = {
+        {1, 8, 16, 2, 1, 1, 1, 8, 100, 1},
+        {1, 8, 16, 4, 0, 1, 2, 8, -1, 0},
+    };
+    fuzz_spec_train(body, 8);
+    fuzz_spec_train(body, 0);
+    fuzz_spec_circles(body);
+    for (int i = 0; i < 2; i++) {
+        fuzz_spec_analyze(body, &refs[i]);
+        fuzz_spec_pca(body, &refs[i]);
+    }
+    json_decref(body);
+    return 0;
+}
