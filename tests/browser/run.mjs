@@ -29,7 +29,7 @@ const SAED = path.resolve(ROOT, BUILD, 'saed');
 const ARTIFACTS = path.join(ROOT, 'tests/browser/artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const HARD_LIMIT_MS = 170_000;   /* the whole run; a hang must not stall `make test` */
-const WAIT_MS = 60_000;          /* one wait for the page (generous for the sanitizer build) */
+const WAIT_MS = 240_000;         /* one wait for the page: generous, since a loaded machine and the sanitizer build train slowly */
 const SERIES_RGB = [[47, 111, 223], [232, 116, 59]]; /* charts.js PALETTE[0..1], #2f6fdf #e8743b */
 
 let passed = 0, failed = 0;
