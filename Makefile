@@ -1,8 +1,7 @@
-# saed — build, run, test, bench.
+# saed — build, run, test, fuzz.
 #   make run        install what is missing, build, start the daemon on 127.0.0.1:8321 (./var/saed.db)
 #   make test       install what is missing, build, run every test; last line "N passed, N failed"
 #   make SANITIZER=address,undefined test   the same under ASan/UBSan (separate build directory)
-#   make bench      release build, throughput side by side with references
 
 SANITIZER ?=
 ifeq ($(SANITIZER),)
@@ -32,7 +31,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LISTEN ?= 127.0.0.1:8321
 DATA_DIR ?= ./var
 
-.PHONY: all deps run test unit bench clean web
+.PHONY: all deps run test clean web
 all: $(BUILD)/saed $(TEST_BIN)
 
 deps:
@@ -111,10 +110,6 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory all web
 	@BUILD=$(BUILD) tests/run.sh
-
-bench: deps
-	@$(MAKE) --no-print-directory BUILD=build-release OPT="-O3 -march=native -g" build-release/saed
-	@bench/run.sh
 
 clean:
 	rm -rf build build-san build-release
