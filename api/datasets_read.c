@@ -10,9 +10,11 @@
  * Labels answer {"items": [strings], "offset", "limit", "total"}: npy labels
  * are the lines of labels.txt; idx labels are the class names (Fashion-MNIST
  * names when the dataset's params say "class_names": "fashion-mnist", else
- * the class number as text). A page stops early rather than exceed
- * DATASETS_LABELS_REPLY_MAX bytes of text. */
+ * the class number as text); storage's artifacts_labels_* holds those rules
+ * for this endpoint and the worker alike. A page stops early rather than
+ * exceed DATASETS_LABELS_REPLY_MAX bytes of text. */
 #include "datasets_int.h"
+#include "artifacts.h"
 #include "idx.h"
 #include "npyfile.h"
 #include <stdio.h>
@@ -122,46 +124,25 @@ enum MHD_Result datasets_rows_file(api_req *r, const store_dataset *d, long long
 
 /* ---- labels ---- */
 
-/* Appends the labels [offset, offset + count) of an npy dataset to items. 0, or -1 with err. */
-static int read_labels_npy(api_server *s, const store_dataset *d, int64_t offset, int64_t count, json_t *items,
-                           char *err, size_t errlen)
+/* Appends the labels [offset, offset + count) to items, read by storage's
+ * artifacts_labels_* (the worker's reader too). 0, or -1 with err. */
+static int read_labels(api_server *s, const store_dataset *d, int64_t offset, int64_t count, json_t *items,
+                       char *err, size_t errlen)
 {
-    char path[PATH_MAX];
-    npyfile_labels *l = NULL;
+    artifacts_labels *l = NULL;
     size_t bytes = 0;
-    datasets_file(s, d, DATASETS_NPY_LABELS, path, sizeof path);
-    if (npyfile_labels_open(path, d->n_rows, &l, err, errlen)) return -1;
+    int rc = artifacts_labels_open(s->cfg.data_dir, d, &l, err, errlen);
+    if (rc == 1) snprintf(err, errlen, "a %s dataset has no labels", d->kind);
+    if (rc) return -1;
     for (int64_t i = offset; i < offset + count && bytes < DATASETS_LABELS_REPLY_MAX; i++) {
         const char *text;
         size_t len;
-        if (npyfile_labels_get(l, i, &text, &len)) break;
+        if (artifacts_label(l, i, &text, &len)) break;
         json_t *v = json_stringn(text, len);
         json_array_append_new(items, v ? v : json_null());
         bytes += len + 4;
     }
-    npyfile_labels_close(l);
-    return 0;
-}
-
-static int read_labels_idx(api_server *s, const store_dataset *d, int64_t offset, int64_t count, json_t *items,
-                           char *err, size_t errlen)
-{
-    char path[PATH_MAX];
-    uint8_t *labels = NULL; /* (n) class ids */
-    int64_t n = 0;
-    datasets_file(s, d, DATASETS_IDX_LABELS, path, sizeof path);
-    if (idx_load_labels(path, &labels, &n, err, errlen)) return -1;
-    json_t *params = json_loads(d->params_json ? d->params_json : "{}", 0, NULL);
-    int names = !strcmp(json_string_value(json_object_get(params, "class_names")) ?
-                        json_string_value(json_object_get(params, "class_names")) : "", "fashion-mnist");
-    json_decref(params);
-    for (int64_t i = offset; i < offset + count && i < n; i++) {
-        const char *name = names ? idx_class_name(labels[i]) : NULL;
-        char num[8];
-        snprintf(num, sizeof num, "%d", labels[i]);
-        json_array_append_new(items, json_string(name ? name : num));
-    }
-    free(labels);
+    artifacts_labels_close(l);
     return 0;
 }
 
@@ -175,11 +156,7 @@ enum MHD_Result datasets_labels_file(api_req *r, const store_dataset *d)
     int64_t count = offset >= d->n_rows ? 0 : d->n_rows - offset;
     if (count > limit) count = limit;
     json_t *items = json_array();
-    int rc = -1;
-    if (!strcmp(d->kind, "npy")) rc = read_labels_npy(r->srv, d, offset, count, items, err, sizeof err);
-    else if (!strcmp(d->kind, "idx")) rc = read_labels_idx(r->srv, d, offset, count, items, err, sizeof err);
-    else snprintf(err, sizeof err, "a %s dataset has no labels", d->kind);
-    if (rc) {
+    if (read_labels(r->srv, d, offset, count, items, err, sizeof err)) {
         json_decref(items);
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld labels: %s", (long long)d->id, err);
     }

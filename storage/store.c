@@ -332,6 +332,30 @@ int store_read_all(store *st, sqlite3_stmt *s, store_reader read, store_clearer 
     return STORE_ERROR;
 }
 
+int store_get_id(store *st, const char *sql, int64_t id, store_reader read, void *out, size_t elsize,
+                 const char *what)
+{
+    memset(out, 0, elsize);
+    sqlite3_stmt *s = store_stmt(st, sql);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    return store_read_one(st, s, read, out, what, id);
+}
+
+int store_list_after(store *st, const char *sql, int64_t after, int limit, store_reader read, store_clearer clear,
+                     size_t elsize, void **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *s = store_stmt(st, sql);
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, after);
+    store_bind_limit(s, 2, limit);
+    return store_read_all(st, s, read, clear, elsize, out, n);
+}
+
 /* ---- opening and migrating ---- */
 
 static int store_user_version(store *st, int *v)

@@ -255,11 +255,7 @@ int store_sae_analysis_save(store *st, const store_sae_analysis *a, const store_
 
 int store_sae_analysis_get(store *st, int64_t sae_id, store_sae_analysis *out)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = store_stmt(st, SQL_SAEAN_GET);
-    if (!s) return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, sae_id);
-    return store_read_one(st, s, saean_read, out, "analysis of SAE", sae_id);
+    return store_get_id(st, SQL_SAEAN_GET, sae_id, saean_read, out, sizeof *out, "analysis of SAE");
 }
 
 void store_sae_analysis_clear(store_sae_analysis *a)
@@ -283,6 +279,18 @@ static int analysis_list(store *st, const char *sql, int64_t sae_id, int64_t aft
     return store_read_all(st, s, read, clear, elsize, out, n);
 }
 
+/* Binds (sae, index) and reads the one latent or group row. */
+static int analysis_get(store *st, const char *sql, int64_t sae_id, int index, store_reader read, void *out,
+                        size_t elsize, const char *what)
+{
+    memset(out, 0, elsize);
+    sqlite3_stmt *s = store_stmt(st, sql);
+    if (!s) return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, sae_id);
+    sqlite3_bind_int(s, 2, index);
+    return store_read_one(st, s, read, out, what, index);
+}
+
 int store_sae_latents_list(store *st, int64_t sae_id, int sort, int64_t after, int limit, store_latent **out, int *n)
 {
     const char *sql = sort == STORE_SORT_DENSITY ? SQL_LAT_BY_DENSITY : SQL_LAT_BY_ID;
@@ -291,12 +299,7 @@ int store_sae_latents_list(store *st, int64_t sae_id, int sort, int64_t after, i
 
 int store_sae_latent_get(store *st, int64_t sae_id, int latent, store_latent *out)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = store_stmt(st, SQL_LAT_GET);
-    if (!s) return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, sae_id);
-    sqlite3_bind_int(s, 2, latent);
-    return store_read_one(st, s, latent_read, out, "latent", latent);
+    return analysis_get(st, SQL_LAT_GET, sae_id, latent, latent_read, out, sizeof *out, "latent");
 }
 
 void store_latent_clear(store_latent *l)
@@ -321,12 +324,7 @@ int store_sae_groups_list(store *st, int64_t sae_id, int sort, int64_t after, in
 
 int store_sae_group_get(store *st, int64_t sae_id, int group, store_group *out)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = store_stmt(st, SQL_GRP_GET);
-    if (!s) return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, sae_id);
-    sqlite3_bind_int(s, 2, group);
-    return store_read_one(st, s, group_read, out, "group", group);
+    return analysis_get(st, SQL_GRP_GET, sae_id, group, group_read, out, sizeof *out, "group");
 }
 
 void store_group_clear(store_group *g)
@@ -413,11 +411,7 @@ int store_analysis_insert(store *st, const store_analysis *a, int64_t *id_out)
 
 int store_analysis_get(store *st, int64_t id, store_analysis *out)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = store_stmt(st, SQL_ANALYSIS_GET);
-    if (!s) return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, id);
-    return store_read_one(st, s, analysis_read, out, "analysis", id);
+    return store_get_id(st, SQL_ANALYSIS_GET, id, analysis_read, out, sizeof *out, "analysis");
 }
 
 void store_analysis_clear(store_analysis *a)

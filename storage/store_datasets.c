@@ -68,24 +68,12 @@ int store_dataset_insert(store *st, const store_dataset *d, int64_t *id_out)
 
 int store_dataset_get(store *st, int64_t id, store_dataset *out)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = store_stmt(st, SQL_DS_GET);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, id);
-    return store_read_one(st, s, ds_read, out, "dataset", id);
+    return store_get_id(st, SQL_DS_GET, id, ds_read, out, sizeof *out, "dataset");
 }
 
 int store_dataset_list(store *st, int64_t after, int limit, store_dataset **out, int *n)
 {
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *s = store_stmt(st, SQL_DS_LIST);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, after);
-    store_bind_limit(s, 2, limit);
-    return store_read_all(st, s, ds_read, ds_clear, sizeof **out, (void **)out, n);
+    return store_list_after(st, SQL_DS_LIST, after, limit, ds_read, ds_clear, sizeof **out, (void **)out, n);
 }
 
 int store_dataset_set_labels(store *st, int64_t id, int has_labels)

@@ -66,6 +66,15 @@ int store_read_one(store *st, sqlite3_stmt *s, store_reader read, void *out, con
 int store_read_all(store *st, sqlite3_stmt *s, store_reader read, store_clearer clear, size_t elsize,
                    void **out, int *n);
 
+/* The by-id and paged-list queries every table has: store_get_id zeroes
+ * out (elsize bytes), binds ?1 = id to sql and reads its one row
+ * (store_read_one); store_list_after binds ?1 = after, ?2 = limit
+ * (store_bind_limit) and reads every row (store_read_all). */
+int store_get_id(store *st, const char *sql, int64_t id, store_reader read, void *out, size_t elsize,
+                 const char *what);
+int store_list_after(store *st, const char *sql, int64_t after, int limit, store_reader read, store_clearer clear,
+                     size_t elsize, void **out, int *n);
+
 /* Grows a malloc'd array of elsize-byte items so that it holds n + 1. 0 or -1. */
 int store_grow(void **items, int *cap, int n, size_t elsize);
 

@@ -113,12 +113,7 @@ int store_job_insert(store *st, const char *type, const char *spec_json, int64_t
 
 int store_job_get(store *st, int64_t id, store_job *out)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = store_stmt(st, SQL_JOB_GET);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, id);
-    return store_read_one(st, s, store_job_read, out, "job", id);
+    return store_get_id(st, SQL_JOB_GET, id, store_job_read, out, sizeof *out, "job");
 }
 
 int store_job_list(store *st, int state_filter, int64_t after, int limit, store_job **out, int *n)

@@ -64,24 +64,12 @@ int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *i
 
 int store_sae_get(store *st, int64_t id, store_sae *out)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = store_stmt(st, SQL_SAE_GET);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, id);
-    return store_read_one(st, s, sae_read, out, "SAE", id);
+    return store_get_id(st, SQL_SAE_GET, id, sae_read, out, sizeof *out, "SAE");
 }
 
 int store_sae_list(store *st, int64_t after, int limit, store_sae **out, int *n)
 {
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *s = store_stmt(st, SQL_SAE_LIST);
-    if (!s)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, after);
-    store_bind_limit(s, 2, limit);
-    return store_read_all(st, s, sae_read, sae_clear_item, sizeof **out, (void **)out, n);
+    return store_list_after(st, SQL_SAE_LIST, after, limit, sae_read, sae_clear_item, sizeof **out, (void **)out, n);
 }
 
 void store_sae_clear(store_sae *a)
