@@ -2,7 +2,8 @@
  *
  *   encoder:  xc = x - b_dec; pre = xc W_enc + b_enc            (B, n)
  *   act:      z = act(pre) (per arch; relu: ReLU, then groups with
- *             ||z_g|| < threshold zeroed)                       (B, n)
+ *             ||z_g|| < threshold zeroed, straight-through in the
+ *             backward pass)                                    (B, n)
  *   decoder:  x_hat = z W_dec + b_dec                           (B, dim)
  *   loss:     mean_rows [ ||x_hat - x||^2 + c sum_g ||z_g|| ] + orth_coef * orth(W_dec)
  *
@@ -53,11 +54,14 @@ static void relu_act_forward(const sae_config *c, const float *pre, int B, float
     }
 }
 
+/* dz (B, n) holds the reconstruction gradient of every latent, plus the sparsity term on kept
+ * groups only (sae_sparsity_backward skips gnorm 0). Masking by pre > 0, not z > 0, passes a
+ * zeroed group's positive latents straight through the threshold (include/sae.h). */
 static void relu_act_backward(const sae_config *c, const float *pre, const float *z, int B, float *dz)
 {
-    (void)pre; /* z > 0 exactly when pre > 0 and the group was kept */
+    (void)z;
     for (size_t k = 0; k < (size_t)B * c->n_latents; k++)
-        if (!(z[k] > 0.0f))
+        if (!(pre[k] > 0.0f))
             dz[k] = 0.0f;
 }
 

@@ -29,7 +29,8 @@ typedef struct {
     int group_size;      /* s >= 1; default 2 in the API, 1 = ordinary SAE */
     float sparsity_coef; /* c at the end of warm-up; default 0.01 */
     float orth_coef;     /* weight of the within-group orthogonality penalty; default 0 */
-    float threshold;     /* groups with ||z_g|| below it are zeroed; default 0 */
+    float threshold;     /* relu: groups with ||z_g|| below it are zeroed, straight-through
+                          * gradient (see sae_loss_grad below); default 0 */
     int k;               /* topk/batchtopk: groups kept per row; 0 = unset */
     float bandwidth;     /* jumprelu: width eps of the rectangle kernel of theta's pseudo-derivatives;
                           * default 0.001 in the API; must be > 0 for jumprelu, >= 0 (unused) otherwise */
@@ -113,16 +114,25 @@ size_t sae_train_bytes(const sae_config *c, int batch_size);
 
 /* ---- Loss and gradients of one batch (the trainer's and the tests' entry) ----
  *
- * Gradients are exact for the loss above, with these choices:
+ * Gradients are exact for the loss above (but for the threshold's straight-through
+ * term), with these choices:
  *  - d||z_g||/dz_g = z_g / ||z_g||, and 0 when ||z_g|| = 0 (group_size 1: 1 where
  *    z > 0, else 0, the L1 subgradient);
  *  - ReLU'(0) = 0;
- *  - threshold > 0: after the ReLU, a group with ||z_g|| < threshold is set to
- *    0. A kept group's gradient is the exact ReLU gradient; a zeroed group gets
- *    none (its latents are locally constant 0). The threshold is a fixed
- *    hyperparameter: it gets no gradient, and the jump at ||z_g|| = threshold
- *    is not differentiated (JumpReLU-style; a learnt threshold is the
- *    `jumprelu` arch's job). The same rule holds at inference (sae_encode).
+ *  - threshold > 0 (relu): after the ReLU, a group with ||ReLU(pre_g)|| < threshold
+ *    is set to 0 (gnorm 0), in training and at inference (sae_encode). The
+ *    backward pass is straight-through for zeroed groups:
+ *      d loss/d pre_i = [pre_i > 0] * (dx_hat . d_i + kept_g * (c/B) z_i/||z_g||)
+ *    with dx_hat the reconstruction gradient at the forward's z and kept_g 1
+ *    for kept groups, 0 for zeroed ones. So a kept group's gradient is the
+ *    exact ReLU gradient, and a zeroed group's positive latents get the
+ *    reconstruction gradient as if they had passed (no sparsity term): a group
+ *    below the threshold that would help reconstruction is pushed up and can
+ *    cross it. This is the gradient of the surrogate loss in which zeroed
+ *    groups contribute ReLU(pre) - stop_gradient(ReLU(pre)) to z; it differs
+ *    from the true derivative (0) only there. group_size 1: ||z_g|| = z_i.
+ *    Nothing reaches W_dec from zeroed groups (their z is 0). The threshold
+ *    is a fixed hyperparameter with no gradient (a learnt one is `jumprelu`).
  *  - orth: the sum runs over ordered pairs, so each unordered pair counts
  *    twice; d/dd_i = 2 orth_coef sum_{j != i in g, d_i.d_j > 0} d_j. It is not
  *    divided by the batch size.

@@ -12,7 +12,9 @@ The loss is recomputed here from the definition in include/sae.h:
   loss = mean_b [ sum_d (x_hat - x)^2 + coef * sum_g ||z_g|| ] + orth_coef * sum_g sum_{i!=j} relu(d_i.d_j)
 
 with d||z_g||/dz_g = 0 at z_g = 0, and (threshold > 0) groups whose ||relu(pre)_g|| is
-below the threshold zeroed by a constant mask. Every tensor must satisfy
+below the threshold zeroed with a straight-through gradient: their z is
+relu(pre) - detach(relu(pre)) (value 0, gradient that of relu) and their norm is not
+penalised, so d loss/d pre_i = [pre_i > 0] (dx_hat . d_i) there. Every tensor must satisfy
     max|c - ref| <= ABS_TOL + REL_TOL * max|ref|
 Prints one line per tensor and "case DIR: PASS|FAIL" per case; exits 1 if any case fails.
 """
@@ -31,9 +33,10 @@ def reference(cfg, p, x):
     a = torch.relu(pre).view(-1, n // s, s)
     norm = group_norm(a)
     if cfg["threshold"] > 0:
-        keep = (norm >= cfg["threshold"]).to(a.dtype).detach()
-        a = a * keep.unsqueeze(-1)
-        norm = norm * keep
+        keep = (norm >= cfg["threshold"]).to(a.dtype).detach().unsqueeze(-1)
+        # zeroed groups: value 0, gradient straight through the ReLU (no sparsity term)
+        a = a * keep + (a - a.detach()) * (1.0 - keep)
+        norm = norm * keep.squeeze(-1)
     z = a.reshape(-1, n)
     x_hat = z @ p["W_dec"] + p["b_dec"]
     mse = ((x_hat - x) ** 2).sum(1).mean()

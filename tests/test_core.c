@@ -309,14 +309,17 @@ typedef struct {
     float coef, orth, thr;
 } grad_case;
 
-/* The sign pattern the loss is smooth within: active latents and positive orth dots. */
+/* The sign pattern the loss is smooth within: active latents, positive pre-activations (the
+ * straight-through surrogate's kinks) and positive orth dots; 2 B n + n s bytes at most. */
 static void loss_pattern(const sae_params *p, const sae_work *w, int B, unsigned char *pat)
 {
     const sae_config *c = &p->cfg;
     size_t k = 0, nz = (size_t)B * c->n_latents;
-    for (; k < nz; k++)
+    for (; k < nz; k++) {
         pat[k] = w->z[k] > 0.0f;
-    gradcheck_orth_signs(p, 0, pat + k);
+        pat[nz + k] = w->pre[k] > 0.0f;
+    }
+    gradcheck_orth_signs(p, 0, pat + 2 * nz);
 }
 
 typedef struct {
@@ -324,24 +327,81 @@ typedef struct {
     const float *x;
     const grad_case *gc;
     sae_work *w;
+    const float *pre0; /* (B, n) the base point's pre-activations: the surrogate loss; NULL: the true loss */
 } grad_ctx;
+
+/* What the threshold's straight-through surrogate adds to the true loss at w's forward pass
+ * (mean squared error term sae_mse): zeroed groups (gnorm 0) contribute z = ReLU(pre) - ReLU(pre0)
+ * with pre0 frozen at the base point, which is 0 there and has the gradient sae_loss_grad returns
+ * ([pre > 0] times the reconstruction gradient, no sparsity term). */
+static double ste_correction(const sae_params *p, const float *x, const sae_work *w, const float *pre0, int B,
+                             double sae_mse)
+{
+    const sae_config *c = &p->cfg;
+    int n = c->n_latents, s = c->group_size, dim = c->dim;
+    double *xh = malloc((size_t)dim * sizeof(double)); /* (dim) one row's surrogate x_hat */
+    double sse = 0.0;
+    for (int b = 0; b < B; b++) {
+        for (int d = 0; d < dim; d++)
+            xh[d] = w->x_hat[(size_t)b * dim + d];
+        for (int i = 0; i < n; i++) {
+            size_t k = (size_t)b * n + i;
+            if (w->gnorm[k / s] > 0.0f)
+                continue; /* a kept group, or z is already exact */
+            double delta = fmax(w->pre[k], 0.0) - fmax(pre0[k], 0.0);
+            for (int d = 0; d < dim; d++)
+                xh[d] += delta * p->v.W_dec[(size_t)i * dim + d];
+        }
+        for (int d = 0; d < dim; d++) {
+            double e = xh[d] - x[(size_t)b * dim + d];
+            sse += e * e;
+        }
+    }
+    free(xh);
+    return sse / B - sae_mse;
+}
 
 static double grad_loss(void *ctx, unsigned char *pat)
 {
     grad_ctx *g = ctx;
-    double loss = sae_loss_grad(g->p, g->x, g->gc->B, g->gc->coef, g->w, NULL, NULL);
+    sae_loss_terms t;
+    double loss = sae_loss_grad(g->p, g->x, g->gc->B, g->gc->coef, g->w, NULL, &t);
+    if (g->pre0)
+        loss += ste_correction(g->p, g->x, g->w, g->pre0, g->gc->B, t.mse);
     loss_pattern(g->p, g->w, g->gc->B, pat);
     return loss;
 }
 
-/* Central differences of every parameter; tolerance |fd - g| <= 1e-2 max(|fd|,|g|) + 1e-3. */
+/* threshold > 0: the straight-through gradient is checked above against the surrogate; here the
+ * true loss (zeroed groups constant 0) must agree on W_dec, which the surrogate term does not
+ * reach, and disagree somewhere else (so the cases exercise the straight-through term). */
+static void test_grad_true_loss(const grad_case *gc, sae_params *p, const float *x, sae_work *w,
+                                const float *grad, const unsigned char *pat0, size_t npat)
+{
+    grad_ctx ctx = {p, x, gc, w, NULL};
+    gradcheck_job job = {gc->name, p->buf, grad, grad_loss, &ctx, pat0, npat};
+    gradcheck_stats dec = {0}, all = {0};
+    size_t k0 = (size_t)(p->v.W_dec - p->buf), k1 = k0 + (size_t)gc->n * gc->dim;
+    gradcheck_range(&job, k0, k1, &dec);
+    gradcheck_range(&job, 0, p->n_params, &all);
+    CHECK(dec.bad == 0 && dec.checked > 0, "%s: W_dec against the true loss: %d of %d off", gc->name, dec.bad,
+          dec.checked);
+    CHECK(all.bad > 0, "%s: the true loss's derivative differs from the straight-through gradient somewhere",
+          gc->name);
+    printf("gradcheck %-18s true loss: W_dec %d checked, all ok; %d of %d params differ (straight-through)\n",
+           gc->name, dec.checked, all.bad, all.checked);
+}
+
+/* Central differences of every parameter; tolerance |fd - g| <= 1e-2 max(|fd|,|g|) + 1e-3. With a
+ * threshold the differences are those of the straight-through surrogate (ste_correction), whose
+ * gradient sae_loss_grad returns; test_grad_true_loss then compares with the true loss. */
 static void test_grad_case(const grad_case *gc)
 {
     sae_config c = {.arch = SAE_RELU, .dim = gc->dim, .n_latents = gc->n, .group_size = gc->s,
                     .sparsity_coef = gc->coef, .orth_coef = gc->orth, .threshold = gc->thr};
     sae_params p;
     sae_work w;
-    size_t npat = (size_t)gc->B * gc->n + (size_t)gc->n * gc->s;
+    size_t npat = 2 * (size_t)gc->B * gc->n + (size_t)gc->n * gc->s;
     float *x = malloc((size_t)gc->B * gc->dim * sizeof(float));
     unsigned char *pat0 = calloc(npat, 1); /* (npat) the base point's pattern */
     CHECK(sae_params_alloc(&p, &c) == 0 && sae_work_alloc(&w, &c, gc->B) == 0, "alloc");
@@ -361,7 +421,9 @@ static void test_grad_case(const grad_case *gc)
         CHECK(t0.l0_groups > t.l0_groups + 0.5, "%s: threshold zeroes groups (%g -> %g)", gc->name, t0.l0_groups,
               t.l0_groups);
     }
-    grad_ctx ctx = {&p, x, gc, &w};
+    float *pre0 = malloc((size_t)gc->B * gc->n * sizeof(float)); /* (B, n) */
+    memcpy(pre0, w.pre, (size_t)gc->B * gc->n * sizeof(float));
+    grad_ctx ctx = {&p, x, gc, &w, gc->thr > 0.0f ? pre0 : NULL};
     gradcheck_job job = {gc->name, p.buf, grad, grad_loss, &ctx, pat0, npat};
     gradcheck_stats st = {0};
     gradcheck_range(&job, 0, p.n_params, &st);
@@ -371,6 +433,9 @@ static void test_grad_case(const grad_case *gc)
           st.skipped);
     printf("gradcheck %-18s %4d params checked, %3d at kinks skipped, worst err/tol %.3f\n", gc->name, st.checked,
            st.skipped, st.worst_ratio);
+    if (gc->thr > 0.0f)
+        test_grad_true_loss(gc, &p, x, &w, grad, pat0, npat);
+    free(pre0);
     sae_params_free(&p);
     sae_work_free(&w);
     free(grad);

@@ -9,7 +9,9 @@
  * per-tensor diffs and "case DIR: PASS|FAIL"; each case's verdict and the
  * exit status are CHECKed here. Without torch the test fails, saying so.
  * Cases are drawn so no pre-activation, group norm or orth dot product sits
- * within a margin of its kink, where float32 and float64 could disagree. */
+ * within a margin of its kink, where float32 and float64 could disagree. The
+ * _thr cases have groups the threshold zeroes although some pre-activation is
+ * positive, so their straight-through gradient (include/sae.h) is exercised. */
 #include "check.h"
 #include "gradcheck.h"
 #include "reftest.h"
