@@ -1,5 +1,6 @@
 # saed — build, run, test, fuzz.
-#   make run        install what is missing, build, start the daemon on 127.0.0.1:8321 (./var/saed.db)
+#   make run        install what is missing, build (release flags, build-release/), start the daemon
+#                   on 127.0.0.1:8321 (./var/saed.db)
 #   make test       install what is missing, build, run every test; last line "N passed, N failed"
 #   make SANITIZER=address,undefined test   the same under ASan/UBSan (separate build directory)
 
@@ -30,6 +31,9 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LISTEN ?= 127.0.0.1:8321
 DATA_DIR ?= ./var
+# What `make run` starts and `make bench` measures: optimised for this machine's CPU.
+RELEASE_DIR := build-release
+RELEASE_OPT ?= -O3 -march=native -g
 
 .PHONY: all deps run test clean web
 all: $(BUILD)/saed $(TEST_BIN)
@@ -58,6 +62,8 @@ $(BUILD)/saed: $(BUILD)/daemon/main.o $(LAYERS)
 TEST_HELPERS := $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out tests/test_%.c,$(wildcard tests/*.c)))
 LINK_TEST = $(CC) $(filter %.o %.a,$^) -o $@ $(LIBS)
 $(BUILD)/tests/test_core: $(BUILD)/tests/test_core.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/trainlog.o $(BUILD)/libcore.a
+	$(LINK_TEST)
+$(BUILD)/tests/test_fast: $(BUILD)/tests/test_fast.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_analysis: $(BUILD)/tests/test_analysis.o $(BUILD)/libcore.a
 	$(LINK_TEST)
@@ -104,15 +110,16 @@ web/vendor/uPlot.%: node_modules/.package-lock.json
 web: $(WEB_VENDOR)
 
 run: deps
-	@$(MAKE) --no-print-directory $(BUILD)/saed web
-	$(BUILD)/saed --listen $(LISTEN) --data-dir $(DATA_DIR)
+	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_OPT)' $(RELEASE_DIR)/saed
+	@$(MAKE) --no-print-directory web
+	$(RELEASE_DIR)/saed --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 test: deps
 	@$(MAKE) --no-print-directory all web
 	@BUILD=$(BUILD) tests/run.sh
 
 clean:
-	rm -rf build build-san build-release
+	rm -rf build build-san $(RELEASE_DIR)
 
 -include $(ALL_OBJ:.o=.d) $(TEST_BIN:=.d)
 
@@ -145,3 +152,21 @@ fuzz-clean:
 	rm -rf $(FUZZ_DIR)
 clean: fuzz-clean
 -include $(FUZZ_LIB_OBJ:.o=.d) $(patsubst $(FUZZ_DIR)/%,$(FUZZ_DIR)/obj/fuzz/%.d,$(FUZZ_BINS))
+
+# make bench  the release build (RELEASE_OPT, in build-release/, the one `make run` starts) of saed and
+#             the bench programs, then bench/run.sh: the encoder-GEMM bound, saed's steady-state
+#             training, the NumPy and PyTorch dense references, ratios, Jaccard and the API under
+#             wrk; printed and written to bench/RESULTS.md (bench/run.sh: the env vars that shrink
+#             or lengthen it). Takes ~40 minutes and both cores; never part of `make test`.
+BENCH_BINS := $(RELEASE_DIR)/saed $(RELEASE_DIR)/bench/bench_train $(RELEASE_DIR)/bench/bench_jaccard
+.PHONY: bench bench-build
+.PRECIOUS: $(BUILD)/bench/%.o
+$(BUILD)/bench/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libcore.a
+	$(CC) $(filter %.o %.a,$^) -o $@ $(LIBS)
+bench-build:
+	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_OPT)' $(BENCH_BINS)
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory bench-build web
+	@BENCH_BUILD=$(RELEASE_DIR) bench/run.sh
+-include $(wildcard $(BUILD)/bench/*.d)

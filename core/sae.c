@@ -6,6 +6,7 @@
  * table (name, whether it is implemented, how many extra parameters it has);
  * their forward/backward pairs live in sae_grad.c. */
 #include "sae.h"
+#include "sae_fast.h"
 #include "rng.h"
 #include "sae_gj.h"
 #include "sae_topk.h"
@@ -174,10 +175,10 @@ void sae_params_init(sae_params *p, uint64_t seed)
             p->v.W_enc[(size_t)d * n + i] = scale * p->v.W_dec[(size_t)i * dim + d];
 }
 
-void sae_normalize_decoder(sae_params *p)
+void sae_normalize_decoder_rows(sae_params *p, int i0, int i1)
 {
     int dim = p->cfg.dim;
-    for (int i = 0; i < p->cfg.n_latents; i++) {
+    for (int i = i0; i < i1; i++) {
         float *row = p->v.W_dec + (size_t)i * dim; /* (dim) */
         double norm2 = 0.0;
         for (int d = 0; d < dim; d++)
@@ -189,6 +190,8 @@ void sae_normalize_decoder(sae_params *p)
         }
     }
 }
+
+void sae_normalize_decoder(sae_params *p) { sae_normalize_decoder_rows(p, 0, p->cfg.n_latents); }
 
 size_t sae_work_bytes(const sae_config *c, int B)
 {
@@ -205,15 +208,16 @@ size_t sae_train_bytes(const sae_config *c, int batch_size)
     size_t batch = b * d * sizeof(float) + b * sizeof(uint64_t);
     size_t dead = n * sizeof(int32_t);
     size_t checkpoint = 3 * sae_n_params(c) * sizeof(float); /* a blob the worker holds while saving */
-    return params + sae_work_bytes(c, batch_size) + batch + dead + checkpoint + ((size_t)1 << 20);
+    size_t work = sae_fast_supports(c) ? sae_fast_bytes(c, batch_size, 1) : sae_work_bytes(c, batch_size);
+    return params + work + batch + dead + n + checkpoint + ((size_t)1 << 20);
 }
 
-void sae_project_decoder_grad(const sae_params *p, float *grad)
+void sae_project_decoder_grad_rows(const sae_params *p, float *grad, int i0, int i1)
 {
     int dim = p->cfg.dim;
     sae_view g;
     sae_views(&p->cfg, grad, &g);
-    for (int i = 0; i < p->cfg.n_latents; i++) {
+    for (int i = i0; i < i1; i++) {
         const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
         float *gd = g.W_dec + (size_t)i * dim;         /* (dim) */
         double dd = 0.0, gdd = 0.0;
@@ -227,6 +231,11 @@ void sae_project_decoder_grad(const sae_params *p, float *grad)
                 gd[k] -= f * d[k];
         }
     }
+}
+
+void sae_project_decoder_grad(const sae_params *p, float *grad)
+{
+    sae_project_decoder_grad_rows(p, grad, 0, p->cfg.n_latents);
 }
 
 /* ---- named tensors and the input scale ---- */

@@ -2,11 +2,13 @@
  *
  * One step t (0-based): read the batch (a function of t, see train.h), loss
  * and gradient at sparsity coefficient c(t) under the training rules
- * (sae_loss_grad_train, given the dead latents for AuxK), mark latents that
- * fired, update the gradient-free state (sae_train_update), project
- * the decoder rows' gradient onto their tangent space, clip the global norm
- * (optional), Adam with bias correction at lr(t), renormalise the decoder
- * rows. Everything a step reads is in the checkpoint (params, Adam moments,
+ * (sae_fast_loss_grad for relu — in blocks of latents, sparse where the batch is sparse —
+ * else sae_loss_grad_train, given the dead latents for AuxK), mark latents that
+ * fired, update the gradient-free state (sae_train_update), then the
+ * parameter update (train_update.c): project the decoder rows' gradient onto
+ * their tangent space, clip the global norm (optional), Adam with bias
+ * correction at lr(t), renormalise the decoder rows. The element-wise passes
+ * run on the trainer's pool of train.threads threads (include/par.h). Everything a step reads is in the checkpoint (params, Adam moments,
  * step, dead counters, input scale) or is a pure function of the
  * configuration, so a restored run continues bit for bit. With
  * normalize_input every row read (training and evaluation) is multiplied by
@@ -22,6 +24,13 @@
 #include <time.h>
 
 #define TRAIN_SHUFFLE_SALT UINT64_C(0x53485546464c45) /* "SHUFFLE": seed of the epoch streams */
+
+static double train_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* ---- configuration ---- */
 
@@ -43,6 +52,7 @@ void train_config_default(train_config *t)
     t->adam_eps = 1e-8f;
     t->grad_clip = 0.0f;
     t->normalize_input = 0;
+    t->threads = 1;
 }
 
 static const char *const train_decay_names[] = {"none", "linear", "cosine"};
@@ -100,6 +110,8 @@ int train_config_check(const train_config *t, char *field, size_t fl, char *msg,
         return train_reject(field, fl, msg, ml, "adam_eps", "adam_eps must be a finite number > 0 (e.g. 1e-8)");
     if (!isfinite(t->grad_clip) || t->grad_clip < 0.0f)
         return train_reject(field, fl, msg, ml, "grad_clip", "grad_clip must be a finite number >= 0 (0 = off)");
+    if (t->threads < 1 || t->threads > TRAIN_MAX_THREADS)
+        return train_reject(field, fl, msg, ml, "threads", "threads must be between 1 and 64");
     if (t->normalize_input != 0 && t->normalize_input != 1)
         return train_reject(field, fl, msg, ml, "normalize_input", "normalize_input must be true or false");
     return 0;
@@ -176,8 +188,12 @@ static int train_alloc(train_state *st)
 {
     const sae_config *c = &st->sc;
     size_t np = sae_n_params(c), B = (size_t)st->tc.batch_size;
-    if (sae_params_alloc(&st->p, c) != 0 || sae_work_alloc(&st->w, c, st->tc.batch_size) != 0)
+    if (sae_params_alloc(&st->p, c) != 0 || !(st->pool = par_create(st->tc.threads)))
         return -1;
+    if (sae_fast_supports(c) ? !(st->fast = sae_fast_create(c, st->tc.batch_size, 0, st->pool))
+                             : sae_work_alloc(&st->w, c, st->tc.batch_size) != 0)
+        return -1;
+    st->fired = calloc((size_t)c->n_latents, 1);
     st->grad = calloc(np, sizeof(float));
     st->m = calloc(np, sizeof(float));
     st->v = calloc(np, sizeof(float));
@@ -187,7 +203,7 @@ static int train_alloc(train_state *st)
     st->dead = calloc((size_t)c->n_latents, 1);
     if (st->n_train >= 0)
         st->perm = malloc((size_t)st->n_train * sizeof(uint32_t));
-    if (!st->grad || !st->m || !st->v || !st->x || !st->idx || !st->last_fired || !st->dead ||
+    if (!st->grad || !st->m || !st->v || !st->x || !st->idx || !st->last_fired || !st->dead || !st->fired ||
         (st->n_train >= 0 && !st->perm))
         return -1;
     return 0;
@@ -260,6 +276,9 @@ void train_free(train_state *st)
         return;
     sae_params_free(&st->p);
     sae_work_free(&st->w);
+    sae_fast_free(st->fast);
+    par_free(st->pool);
+    free(st->fired);
     free(st->grad);
     free(st->m);
     free(st->v);
@@ -332,16 +351,23 @@ static int train_read(train_state *st, int n)
 
 /* ---- one step ---- */
 
-static void train_mark_fired(train_state *st, int B)
+/* st->fired from the dense scratch's z (B, n), for the archs sae_fast does not serve. */
+static void train_fired_from_z(train_state *st, int B)
 {
     int n = st->sc.n_latents;
-    int32_t now = st->step + 1;
     for (int b = 0; b < B; b++) {
         const float *z = st->w.z + (size_t)b * n; /* (n) */
         for (int i = 0; i < n; i++)
-            if (z[i] > 0.0f)
-                st->last_fired[i] = now;
+            st->fired[i] |= z[i] > 0.0f;
     }
+}
+
+static void train_mark_fired(train_state *st)
+{
+    int32_t now = st->step + 1;
+    for (int i = 0; i < st->sc.n_latents; i++)
+        if (st->fired[i])
+            st->last_fired[i] = now;
 }
 
 /* The latents dead before this step (the rule of dead_frac: none fired in the
@@ -356,36 +382,6 @@ static const unsigned char *train_dead_mask(train_state *st)
     return st->dead;
 }
 
-/* Global L2 norm of the gradient; scales it down to grad_clip if above. */
-static double train_clip(train_state *st)
-{
-    double sum = 0.0;
-    for (size_t k = 0; k < st->p.n_params; k++)
-        sum += (double)st->grad[k] * st->grad[k];
-    double norm = sqrt(sum);
-    if (st->tc.grad_clip > 0.0f && norm > st->tc.grad_clip) {
-        float f = (float)(st->tc.grad_clip / norm);
-        for (size_t k = 0; k < st->p.n_params; k++)
-            st->grad[k] *= f;
-    }
-    return norm;
-}
-
-static void train_adam(train_state *st, double lr)
-{
-    const train_config *t = &st->tc;
-    double n = st->step + 1.0;
-    float step_size = (float)(lr / (1.0 - pow(t->adam_beta1, n)));
-    float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(t->adam_beta2, n)));
-    float b1 = t->adam_beta1, b2 = t->adam_beta2, eps = t->adam_eps;
-    float *p = st->p.buf, *g = st->grad, *m = st->m, *v = st->v;
-    for (size_t k = 0; k < st->p.n_params; k++) {
-        m[k] = b1 * m[k] + (1.0f - b1) * g[k];
-        v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
-        p[k] -= step_size * m[k] / (sqrtf(v[k]) * inv_sqrt_bc2 + eps);
-    }
-}
-
 static int train_nonfinite(train_state *st, const char *what, double lr)
 {
     return train_fail(st, "the %s became non-finite at step %d (lr %g); lower train.lr (e.g. to %g) "
@@ -396,20 +392,31 @@ static int train_step(train_state *st)
 {
     int t = st->step, B = st->tc.batch_size;
     double lr = train_lr_at(&st->tc, t);
+    double t0 = train_now(), t1;
     train_batch_rows(st, t);
     if (train_read(st, B) != 0)
         return -1;
+    st->t_read += (t1 = train_now()) - t0;
     float coef = (float)train_sparsity_coef_at(&st->sc, &st->tc, t);
-    double loss = sae_loss_grad_train(&st->p, st->x, B, coef, train_dead_mask(st), &st->w, st->grad, NULL);
+    memset(st->fired, 0, (size_t)st->sc.n_latents);
+    double loss;
+    if (st->fast) {
+        loss = sae_fast_loss_grad(st->fast, &st->p, st->x, B, coef, st->grad, st->fired, NULL);
+    } else {
+        loss = sae_loss_grad_train(&st->p, st->x, B, coef, train_dead_mask(st), &st->w, st->grad, NULL);
+        train_fired_from_z(st, B);
+        sae_train_update(&st->p, &st->w, B); /* batchtopk's threshold */
+    }
+    st->t_loss += (t0 = train_now()) - t1;
     if (!isfinite(loss))
         return train_nonfinite(st, "loss", lr);
-    train_mark_fired(st, B);
-    sae_train_update(&st->p, &st->w, B); /* batchtopk's threshold */
-    sae_project_decoder_grad(&st->p, st->grad);
-    if (!isfinite(train_clip(st)))
+    train_mark_fired(st);
+    double norm = train_update_norm(st); /* after projecting the decoder rows' gradient */
+    if (!isfinite(norm))
         return train_nonfinite(st, "gradient", lr);
-    train_adam(st, lr);
-    sae_normalize_decoder(&st->p);
+    float clip = st->tc.grad_clip > 0.0f && norm > st->tc.grad_clip ? (float)(st->tc.grad_clip / norm) : 1.0f;
+    train_update_apply(st, lr, clip);
+    st->t_update += train_now() - t0;
     st->step++;
     return 0;
 }
@@ -469,17 +476,27 @@ static int train_evaluate(train_state *st, train_metrics *m)
     if (st->sst < 0.0 && train_eval_sst(st) != 0)
         return -1;
     double loss = 0.0, sse = 0.0, l0 = 0.0, l0g = 0.0;
+    if (st->fast)
+        sae_fast_set_timing(st->fast, 0); /* train_timing counts training steps only */
     for (int i0 = 0; i0 < R; i0 += B) {
         int n = R - i0 < B ? R - i0 : B;
         sae_loss_terms terms;
-        if (train_read_eval(st, i0, n) != 0)
+        if (train_read_eval(st, i0, n) != 0) {
+            if (st->fast)
+                sae_fast_set_timing(st->fast, 1);
             return -1;
-        sae_loss_grad(&st->p, st->x, n, coef, &st->w, NULL, &terms);
+        }
+        if (st->fast)
+            sae_fast_loss_grad(st->fast, &st->p, st->x, n, coef, NULL, NULL, &terms);
+        else
+            sae_loss_grad(&st->p, st->x, n, coef, &st->w, NULL, &terms);
         loss += terms.loss * n;
         sse += terms.mse * n;
         l0 += terms.l0 * n;
         l0g += terms.l0_groups * n;
     }
+    if (st->fast)
+        sae_fast_set_timing(st->fast, 1);
     memset(m, 0, sizeof *m);
     m->step = st->step;
     m->loss = loss / R;
@@ -496,13 +513,6 @@ static int train_evaluate(train_state *st, train_metrics *m)
 }
 
 /* ---- the loop ---- */
-
-static double train_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Evaluates, reports, and starts a new throughput window. */
 static int train_eval_report(train_state *st, const train_hooks *h)
@@ -562,6 +572,37 @@ train_result train_run(train_state *st, const train_hooks *h)
 }
 
 const char *train_error(const train_state *st) { return st->err; }
+int train_warm_start(train_state *st, const train_state *from, char *err, size_t errlen)
+{
+    const sae_config *a = &st->sc, *b = &from->sc;
+    if (a->arch != b->arch || a->dim != b->dim || a->n_latents != b->n_latents || a->group_size != b->group_size ||
+        st->p.n_params != from->p.n_params || st->in_scale != from->in_scale) {
+        snprintf(err, errlen, "a warm start needs the same SAE shape (arch, dim, n_latents, group_size) and "
+                 "input scale");
+        return -1;
+    }
+    if (from->step >= st->tc.steps) {
+        snprintf(err, errlen, "a warm start at step %d needs train.steps above it, not %d", from->step,
+                 st->tc.steps);
+        return -1;
+    }
+    size_t np = st->p.n_params;
+    memcpy(st->p.buf, from->p.buf, np * sizeof(float));
+    memcpy(st->m, from->m, np * sizeof(float));
+    memcpy(st->v, from->v, np * sizeof(float));
+    memcpy(st->last_fired, from->last_fired, (size_t)st->sc.n_latents * sizeof(int32_t));
+    st->step = from->step;
+    return 0;
+}
+
+void train_get_timing(const train_state *st, train_timing *out)
+{
+    *out = (train_timing){.read = st->t_read, .loss_grad = st->t_loss, .update = st->t_update,
+                          .has_fast = st->fast != NULL};
+    if (st->fast)
+        out->fast = sae_fast_get_stats(st->fast);
+}
+
 int train_step_done(const train_state *st) { return st->step; }
 const sae_params *train_params(const train_state *st) { return &st->p; }
 float train_input_scale(const train_state *st) { return st->in_scale; }

@@ -1,8 +1,10 @@
-/* train_state — the trainer's state, shared by train.c (the loop) and
- * train_ckpt.c (checkpoints). Private to core/. */
+/* train_state — the trainer's state, shared by train.c (the loop),
+ * train_update.c (the parameter update) and train_ckpt.c (checkpoints).
+ * Private to core/. */
 #ifndef SAED_TRAIN_STATE_H
 #define SAED_TRAIN_STATE_H
 #include "train.h"
+#include "sae_fast.h"
 
 struct train_state {
     sae_config sc;
@@ -12,7 +14,10 @@ struct train_state {
     float *grad;          /* (n_params) gradient, params layout */
     float *m;             /* (n_params) Adam first moment */
     float *v;             /* (n_params) Adam second moment */
-    sae_work w;           /* scratch for batch_size rows */
+    par_pool *pool;       /* train.threads threads for the element-wise passes */
+    sae_fast *fast;       /* the chunked sparse core, for the archs it serves (relu); else NULL */
+    sae_work w;           /* scratch for batch_size rows when fast is NULL; zeroed otherwise */
+    unsigned char *fired; /* (n_latents) 1 = fired in the current batch */
     float *x;             /* (batch_size, dim) current rows */
     uint64_t *idx;        /* (batch_size) their row indices */
     int32_t *last_fired;  /* (n_latents) last step (1-based) the latent fired in; 0 never */
@@ -28,9 +33,15 @@ struct train_state {
     train_metrics last;   /* from the last evaluation */
     int have_last;
     /* throughput since the last evaluation (wall time of steps only) */
+    double t_read, t_loss, t_update; /* train_timing */
     double window_s;
     int64_t window_samples;
     char err[256];
 };
+
+/* Projects the decoder rows' gradient onto their tangent spaces; returns the global gradient norm. */
+double train_update_norm(train_state *st);
+/* Adam at lr on grad * grad_scale, then the decoder rows back to unit norm. */
+void train_update_apply(train_state *st, double lr, float grad_scale);
 
 #endif

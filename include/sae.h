@@ -97,12 +97,14 @@ void sae_params_free(sae_params *p);
 /* Tied initialisation: random unit decoder rows, W_enc = W_dec^T * min(1, dim/n),
  * biases 0 (the scale keeps the first reconstructions at the data's scale). */
 void sae_params_init(sae_params *p, uint64_t seed);
-/* Rescales every decoder row to unit norm. */
+/* Rescales every decoder row to unit norm; _rows: rows [i0, i1) only. */
 void sae_normalize_decoder(sae_params *p);
+void sae_normalize_decoder_rows(sae_params *p, int i0, int i1);
 /* Removes from each decoder row's gradient (grad: sae_n_params floats, the
  * params layout) its component along that row, so a step moves along the
- * unit sphere to first order. */
+ * unit sphere to first order; _rows: rows [i0, i1) only. */
 void sae_project_decoder_grad(const sae_params *p, float *grad);
+void sae_project_decoder_grad_rows(const sae_params *p, float *grad, int i0, int i1);
 
 /* Inference: z (B, n) for x (B, dim); x_hat (B, dim) if non-NULL. Uses the
  * trained architecture's inference rule. Returns 0 or -1 (out of memory). */

@@ -1,7 +1,8 @@
 /* train — the training loop: Adam, LR and sparsity schedules, evaluation on
  * held-out rows, dead-latent tracking, checkpoints as opaque blobs.
  *
- * The trainer owns no threads and does no I/O: the caller (a worker) passes
+ * The trainer does no I/O and owns only a small pool of helper threads for
+ * its element-wise passes (train.threads; BLAS has its own): the caller (a worker) passes
  * a data source and hooks. Training rows for step t are rows
  * [t*B, (t+1)*B) of an endless source, or a per-epoch shuffle of a finite
  * one (shuffle seeded by (seed, epoch)), so the data position is a function
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "sae.h"
+#include "sae_fast.h"
 #include "datasrc.h"
 
 #define TRAIN_EVAL_ROW0 (UINT64_C(1) << 62)
@@ -37,7 +39,13 @@ typedef struct {
     float adam_eps;            /* default 1e-8 */
     float grad_clip;           /* default 0 = off; else max global gradient L2 norm */
     int normalize_input;       /* default 0; 1: train on s*x, see "Input normalisation" below */
+    int threads;               /* default 1, at most TRAIN_MAX_THREADS: the pool for the element-wise
+                                * passes (not from the API: the daemon sets its threads per worker).
+                                * Results are bitwise reproducible for a given value; another value
+                                * sums in another order (float rounding) */
 } train_config;
+
+#define TRAIN_MAX_THREADS 64
 
 typedef struct {
     int step;            /* steps completed */
@@ -84,6 +92,22 @@ void train_free(train_state *st);
  * reason is in train_error(). */
 train_result train_run(train_state *st, const train_hooks *hooks);
 const char *train_error(const train_state *st);
+
+/* Continues from another trainer's state: parameters, Adam moments, dead-latent counters and
+ * step count (so Adam's bias correction carries on), under st's own configuration (another
+ * batch size, schedule or coefficients). Needs the same SAE shape (arch, dim, n_latents,
+ * group_size) and input scale, and
+ * st's train.steps above from's step. 0, or -1 with err set. (make bench: train small
+ * batches until the SAE is sparse, then time batch 4096.) */
+int train_warm_start(train_state *st, const train_state *from, char *err, size_t errlen);
+
+/* Where the training steps' time went, since creation (a clock read per phase). */
+typedef struct {
+    double read, loss_grad, update; /* seconds: rows, loss and gradient, the parameter update */
+    int has_fast;                   /* 1: loss_grad ran on sae_fast, broken down in fast */
+    sae_fast_stats fast;
+} train_timing;
+void train_get_timing(const train_state *st, train_timing *out);
 
 int train_step_done(const train_state *st);
 const sae_params *train_params(const train_state *st);

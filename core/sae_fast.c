@@ -1,0 +1,742 @@
+/* sae_fast — the relu SAE's loss and gradient in blocks of latents, sparse
+ * where the batch is sparse (design: include/sae_fast.h).
+ *
+ * One call (P: on the pool, split by thread index; thread t always owns the
+ * same rows, par_range(B, 1, t, T), and so its rows' x_hat and dx):
+ *   P rows: xc = x - b_dec, x_hat = b_dec
+ *   for each block of latents [i0, i0 + l):
+ *     pre = xc W_enc[:, block] (B, l)                                GEMM
+ *     P rows: flag pre + b_enc > 0 (a vectorised pass), then 8 flags at a
+ *       time, skipped while all zero: group norms, threshold, entries
+ *       (row, latent, z, sparsity gradient) into the thread's segment
+ *     sparse block: P rows: x_hat[r] += z d_i over the thread's new entries
+ *     dense block (a thread overflowed): its entries are dropped; P groups:
+ *       z, gnorm; x_hat += z W_dec[block]                             GEMM
+ *   P rows: dx = 2 (x_hat - x) / B, squared error
+ *   gradient:
+ *     dense blocks: pre again (GEMM), z again; gW_dec[block] = z^T dx,
+ *       dz = dx W_dec[block]^T; P groups: dpre = [u > 0] (dz + s), colsum;
+ *       gW_enc[:, block] = xc^T dpre                                  GEMMs
+ *     sparse blocks: counting sort of the entries by latent; P latents:
+ *       gW_dec[i] = sum z dx, gencT[i] = sum dpre xc, colsum[i] = sum dpre;
+ *       P latent tiles: gW_enc[:, i] = gencT[i]
+ *     orth term; g.b_enc = colsum; g.b_dec = sum dx - W_enc colsum
+ *
+ * An entry is a latent with u = pre + b_enc > 0. In a group the threshold
+ * zeroes, its entries carry z = 0 and no sparsity term but still receive
+ * the reconstruction gradient (the straight-through rule of `threshold`,
+ * include/sae.h); a dense block keeps gnorm 0 for such groups, which gives
+ * the same rule. */
+#include "sae_fast.h"
+#include "sae_stages.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SAE_FAST_BLOCK_FLOATS (4u << 20) /* a block's pre-activations (B, L): at most 16 MiB */
+#define SAE_FAST_MIN_BLOCK 64            /* latents per block at least (very large batches) */
+#define SAE_FAST_TILE 32                 /* tile edge of the gencT transposition */
+
+/* What a thread's part of a pass adds up. */
+typedef struct {
+    double sse, sparsity;
+    size_t active, groups;
+    int overflow; /* the scan: more entries than the block may hold */
+} sae_fast_sums;
+
+struct sae_fast {
+    sae_config c;
+    par_pool *pool;          /* not owned; NULL: the caller's thread */
+    int T;                   /* threads */
+    int max_rows, L;         /* rows per call at most; latents per block */
+    int n_blocks;
+    double frac;             /* a thread's rows of a block may hold frac * rows * L entries */
+    size_t seg_cap;          /* entries per thread segment */
+    sae_path path;
+    int timing;              /* 1: phases add their time to stats.seconds */
+    sae_fast_stats stats;
+    float *xc;               /* (max_rows, dim) x - b_dec */
+    float *x_hat;            /* (max_rows, dim) reconstructions */
+    float *dx;               /* (max_rows, dim) d loss/d x_hat */
+    float *pre;              /* (max_rows, L) a block's xc W_enc, without b_enc; dense backward: dpre */
+    float *z;                /* (max_rows, L) a dense block's activations, then dz */
+    float *gnorm;            /* (max_rows, L/s) a dense block's kept group norms; 0 if silent or zeroed */
+    unsigned char *dense;    /* (n_blocks) 1 = the block ran dense in this call */
+    int32_t *ent_row;        /* (T * seg_cap) batch row of each entry */
+    int32_t *ent_i;          /* (T * seg_cap) its latent */
+    float *ent_z;            /* (T * seg_cap) its activation (0 in a zeroed group) */
+    float *ent_s;            /* (T * seg_cap) its sparsity gradient coef/B * z / ||z_g|| (0 if zeroed) */
+    size_t *seg_used;        /* (T) end of the entries in each thread's segment */
+    size_t *seg_mark;        /* (T) ... before the current block */
+    size_t *lat_ptr;         /* (n + 1) sorted entries of latent i: [lat_ptr[i], lat_ptr[i+1]) */
+    int32_t *srt_row;        /* (T * seg_cap) the sorted entries' rows */
+    float *srt_z, *srt_s;    /* (T * seg_cap) their z and sparsity gradient */
+    float *gencT;            /* (n, dim) latent-major encoder gradient of the sparse entries */
+    float *colsum;           /* (n) column sums of d loss/d pre */
+    float *acc;              /* (T, 2 dim) per-thread accumulators of the latent pass */
+    unsigned char *flag;     /* (T, L + 8) per-thread scan scratch: [pre + b_enc > 0] of one row */
+    sae_fast_sums *part;     /* (T) per-thread sums of the current pass */
+};
+
+/* Everything a parallel region reads. */
+typedef struct {
+    sae_fast *f;
+    const sae_params *p;
+    const float *x;          /* (B, dim) the call's rows */
+    int B;
+    int i0, l;               /* the current block: latents [i0, i0 + l) */
+    float sc;                /* coef / B */
+    sae_view *g;             /* NULL: forward only */
+    unsigned char *fired;    /* (n) or NULL */
+    int forward;             /* the activation pass counts and marks (forward) or only recomputes */
+} sae_fast_job;
+
+int sae_fast_supports(const sae_config *c) { return c->arch == SAE_RELU; }
+
+/* Latents per block for c and max_rows (block 0), or block rounded up to the group size. */
+static int sae_fast_block_size(const sae_config *c, int max_rows, int block)
+{
+    size_t L = block > 0 ? (size_t)block : SAE_FAST_BLOCK_FLOATS / (size_t)max_rows / 32 * 32;
+    size_t s = (size_t)c->group_size, n = (size_t)c->n_latents;
+    if (block <= 0 && L < SAE_FAST_MIN_BLOCK)
+        L = SAE_FAST_MIN_BLOCK;
+    L = (L + s - 1) / s * s;
+    return (int)(L < n ? L : n);
+}
+
+/* Entries one thread's rows of one block may hold: frac of rows * L. */
+static size_t sae_fast_limit_of(double frac, size_t rows, size_t L) { return (size_t)(frac * (double)rows * L); }
+
+/* Entries per thread segment: every block at the limit for the largest share of rows. */
+static size_t sae_fast_seg_cap_of(double frac, size_t n, size_t max_rows, size_t L, size_t T)
+{
+    size_t blocks = (n + L - 1) / L;
+    return blocks * sae_fast_limit_of(frac, (max_rows + T - 1) / T, L) + 1;
+}
+
+size_t sae_fast_bytes(const sae_config *c, int max_rows, int threads)
+{
+    size_t n = (size_t)c->n_latents, d = (size_t)c->dim, B = (size_t)max_rows, T = (size_t)threads;
+    size_t L = (size_t)sae_fast_block_size(c, max_rows, 0), s = (size_t)c->group_size;
+    size_t seg = sae_fast_seg_cap_of(SAE_FAST_DENSE_ABOVE, n, B, L, T);
+    size_t floats = 3 * B * d + 2 * B * L + B * (L / s) + n * d + n + T * 2 * d;
+    return floats * sizeof(float) + (n + 1 + 2 * T) * sizeof(size_t) + T * seg * 7 * 4 +
+           T * (sizeof(sae_fast_sums) + L + 8) + n / L + 1;
+}
+
+static int sae_fast_alloc_entries(sae_fast *f)
+{
+    free(f->ent_row), free(f->ent_i), free(f->ent_z), free(f->ent_s);
+    free(f->srt_row), free(f->srt_z), free(f->srt_s);
+    f->seg_cap = sae_fast_seg_cap_of(f->frac, (size_t)f->c.n_latents, (size_t)f->max_rows, (size_t)f->L,
+                                     (size_t)f->T);
+    size_t all = f->seg_cap * (size_t)f->T;
+    f->ent_row = malloc(all * sizeof(int32_t));
+    f->ent_i = malloc(all * sizeof(int32_t));
+    f->ent_z = malloc(all * sizeof(float));
+    f->ent_s = malloc(all * sizeof(float));
+    f->srt_row = malloc(all * sizeof(int32_t));
+    f->srt_z = malloc(all * sizeof(float));
+    f->srt_s = malloc(all * sizeof(float));
+    return f->ent_row && f->ent_i && f->ent_z && f->ent_s && f->srt_row && f->srt_z && f->srt_s ? 0 : -1;
+}
+
+sae_fast *sae_fast_create(const sae_config *c, int max_rows, int block, par_pool *pool)
+{
+    sae_fast *f = calloc(1, sizeof *f);
+    if (!f || max_rows < 1)
+        return free(f), NULL;
+    f->c = *c;
+    f->pool = pool;
+    f->T = par_threads(pool);
+    f->max_rows = max_rows;
+    f->L = sae_fast_block_size(c, max_rows, block);
+    f->n_blocks = (c->n_latents + f->L - 1) / f->L;
+    f->frac = SAE_FAST_DENSE_ABOVE;
+    f->timing = 1;
+    size_t L = (size_t)f->L, n = (size_t)c->n_latents, d = (size_t)c->dim, B = (size_t)max_rows;
+    size_t T = (size_t)f->T;
+    f->xc = malloc(B * d * sizeof(float));
+    f->x_hat = malloc(B * d * sizeof(float));
+    f->dx = malloc(B * d * sizeof(float));
+    f->pre = malloc(B * L * sizeof(float));
+    f->z = malloc(B * L * sizeof(float));
+    f->gnorm = malloc(B * (L / (size_t)c->group_size) * sizeof(float));
+    f->dense = malloc((size_t)f->n_blocks);
+    f->seg_used = malloc(T * sizeof(size_t));
+    f->seg_mark = malloc(T * sizeof(size_t));
+    f->lat_ptr = malloc((n + 1) * sizeof(size_t));
+    f->gencT = malloc(n * d * sizeof(float));
+    f->colsum = malloc(n * sizeof(float));
+    f->acc = malloc(T * 2 * d * sizeof(float));
+    f->flag = malloc(T * (L + 8));
+    f->part = malloc(T * sizeof(sae_fast_sums));
+    if (sae_fast_alloc_entries(f) != 0 || !f->xc || !f->x_hat || !f->dx || !f->pre || !f->z || !f->gnorm ||
+        !f->dense || !f->seg_used || !f->seg_mark || !f->lat_ptr || !f->gencT || !f->colsum || !f->acc ||
+        !f->flag || !f->part) {
+        sae_fast_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void sae_fast_free(sae_fast *f)
+{
+    if (!f)
+        return;
+    free(f->xc), free(f->x_hat), free(f->dx), free(f->pre), free(f->z), free(f->gnorm), free(f->dense);
+    free(f->seg_used), free(f->seg_mark), free(f->lat_ptr), free(f->gencT), free(f->colsum), free(f->acc);
+    free(f->flag), free(f->part);
+    free(f->ent_row), free(f->ent_i), free(f->ent_z), free(f->ent_s);
+    free(f->srt_row), free(f->srt_z), free(f->srt_s);
+    free(f);
+}
+
+int sae_fast_set_path(sae_fast *f, sae_path path)
+{
+    double frac = path == SAE_PATH_SPARSE ? 1.0 : SAE_FAST_DENSE_ABOVE;
+    f->path = path;
+    if (frac == f->frac)
+        return 0;
+    f->frac = frac;
+    return sae_fast_alloc_entries(f);
+}
+
+sae_fast_stats sae_fast_get_stats(const sae_fast *f) { return f->stats; }
+void sae_fast_set_timing(sae_fast *f, int on) { f->timing = on; }
+
+const char *sae_fast_phase_name(sae_fast_phase ph)
+{
+    static const char *const names[SAE_FAST_N_PHASES] = {"gemm", "scan", "decode", "dense", "rows",
+                                                         "sort", "latents", "transpose", "orth"};
+    return (unsigned)ph < SAE_FAST_N_PHASES ? names[ph] : "?";
+}
+
+static double sae_fast_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Adds the time since *t0 to phase ph and restarts the clock. */
+static void sae_fast_tick(sae_fast *f, sae_fast_phase ph, double *t0)
+{
+    double t = sae_fast_now();
+    f->stats.seconds[ph] += f->timing ? t - *t0 : 0.0;
+    *t0 = t;
+}
+
+/* ---- small kernels (dim-long rows; 8 partial sums so the compiler vectorises) ---- */
+
+static float sae_fast_dot(const float *a, const float *b, int dim)
+{
+    float acc[8] = {0};
+    int d = 0;
+    for (; d + 8 <= dim; d += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += a[d + k] * b[d + k];
+    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; d < dim; d++)
+        sum += a[d] * b[d];
+    return sum;
+}
+
+/* y (dim) += a * x (dim) */
+static void sae_fast_axpy(float a, const float *restrict x, float *restrict y, int dim)
+{
+    for (int d = 0; d < dim; d++)
+        y[d] += a * x[d];
+}
+
+/* flag (l) = [pre + b > 0] for one row of a block: one branch-free pass that vectorises. */
+static void sae_fast_flags(const float *restrict pre, const float *restrict b, int l, unsigned char *restrict flag)
+{
+    for (int k = 0; k < l; k++)
+        flag[k] = pre[k] + b[k] > 0.0f;
+}
+
+static sae_fast_sums sae_fast_total(const sae_fast *f)
+{
+    sae_fast_sums s = {0};
+    for (int t = 0; t < f->T; t++) {
+        s.sse += f->part[t].sse;
+        s.sparsity += f->part[t].sparsity;
+        s.active += f->part[t].active;
+        s.groups += f->part[t].groups;
+        s.overflow |= f->part[t].overflow;
+    }
+    return s;
+}
+
+static void sae_fast_add(sae_fast_sums *sum, const sae_fast_sums *s)
+{
+    sum->sse += s->sse;
+    sum->sparsity += s->sparsity;
+    sum->active += s->active;
+    sum->groups += s->groups;
+}
+
+/* ---- rows (P rows) ---- */
+
+static void sae_fast_prep_part(void *ctx, int t, int T)
+{
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    const float *b_dec = j->p->v.b_dec;
+    size_t lo, hi, dim = (size_t)f->c.dim;
+    par_range((size_t)j->B, 1, t, T, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        for (size_t d = 0; d < dim; d++)
+            f->xc[r * dim + d] = j->x[r * dim + d] - b_dec[d];
+        memcpy(f->x_hat + r * dim, b_dec, dim * sizeof(float));
+    }
+}
+
+static void sae_fast_error_part(void *ctx, int t, int T)
+{
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    size_t lo, hi, dim = (size_t)f->c.dim;
+    float scale = 2.0f / (float)j->B;
+    par_range((size_t)j->B, 1, t, T, &lo, &hi);
+    double sse = 0.0;
+    for (size_t k = lo * dim; k < hi * dim; k++) {
+        float err = f->x_hat[k] - j->x[k];
+        sse += (double)err * err;
+        f->dx[k] = scale * err;
+    }
+    f->part[t] = (sae_fast_sums){.sse = sse};
+}
+
+/* ---- the sparse scan of a block (P rows) ---- */
+
+/* Row r's group at latent g0 of the block: its entries at e; returns the count after them, or
+ * lim + 1 if they do not fit under lim. pre, b (l) are the row's block and the block's b_enc. */
+static size_t sae_fast_group_entries(sae_fast *f, const sae_fast_job *j, const float *pre, const float *b, int r,
+                                     int g0, size_t e, size_t lim, sae_fast_sums *sum)
+{
+    int s = f->c.group_size;
+    float norm2 = 0.0f;
+    int pos = 0;
+    for (int k = g0; k < g0 + s; k++) {
+        float u = pre[k] + b[k];
+        if (u > 0.0f)
+            norm2 += u * u, pos++;
+    }
+    if (e + (size_t)pos > lim)
+        return lim + 1;
+    float norm = s == 1 ? pre[g0] + b[g0] : sqrtf(norm2);
+    int kept = !(f->c.threshold > 0.0f && norm < f->c.threshold);
+    for (int k = g0; k < g0 + s; k++) {
+        float u = pre[k] + b[k];
+        if (!(u > 0.0f))
+            continue;
+        f->ent_row[e] = r;
+        f->ent_i[e] = j->i0 + k;
+        f->ent_z[e] = kept ? u : 0.0f;
+        f->ent_s[e] = kept ? j->sc * u / norm : 0.0f;
+        e++;
+    }
+    if (kept) {
+        sum->sparsity += norm;
+        sum->groups++;
+        sum->active += (size_t)pos;
+    }
+    return e;
+}
+
+/* Row r of the block: entries after e (> lim: overflowed). flag (l + 8) is the thread's scratch. */
+static size_t sae_fast_scan_row(sae_fast *f, const sae_fast_job *j, int r, size_t e, size_t lim,
+                                unsigned char *flag, sae_fast_sums *sum)
+{
+    int l = j->l, s = f->c.group_size;
+    const float *pre = f->pre + (size_t)r * l, *b = j->p->v.b_enc + j->i0; /* (l) each */
+    sae_fast_flags(pre, b, l, flag);
+    memset(flag + l, 0, 8);
+    for (int w = 0; w < l && e <= lim; w += 8) {
+        uint64_t word;
+        memcpy(&word, flag + w, 8);
+        if (!word)
+            continue;
+        for (int k = w; k < w + 8 && k < l && e <= lim; k++) {
+            if (!flag[k])
+                continue;
+            int g0 = k - k % s;
+            e = sae_fast_group_entries(f, j, pre, b, r, g0, e, lim, sum);
+            memset(flag + g0, 0, (size_t)s); /* the group is done: its later members must not start it again */
+        }
+    }
+    return e;
+}
+
+static void sae_fast_scan_part(void *ctx, int t, int T)
+{
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    size_t lo, hi;
+    par_range((size_t)j->B, 1, t, T, &lo, &hi);
+    sae_fast_sums sum = {0};
+    size_t e = f->seg_used[t], lim = e + sae_fast_limit_of(f->frac, hi - lo, (size_t)j->l);
+    unsigned char *flag = f->flag + (size_t)t * (f->L + 8);
+    f->seg_mark[t] = e;
+    for (size_t r = lo; r < hi && e <= lim; r++)
+        e = sae_fast_scan_row(f, j, (int)r, e, lim, flag, &sum);
+    sum.overflow = e > lim;
+    f->seg_used[t] = sum.overflow ? f->seg_mark[t] : e;
+    f->part[t] = sum;
+}
+
+/* x_hat[r] += z d_i over the thread's entries of the block (its own rows), d_i in L2. */
+static void sae_fast_decode_part(void *ctx, int t, int T)
+{
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    const float *W_dec = j->p->v.W_dec;
+    int dim = f->c.dim;
+    (void)T;
+    for (size_t e = f->seg_mark[t]; e < f->seg_used[t]; e++)
+        if (f->ent_z[e] > 0.0f)
+            sae_fast_axpy(f->ent_z[e], W_dec + (size_t)f->ent_i[e] * dim, f->x_hat + (size_t)f->ent_row[e] * dim,
+                          dim);
+}
+
+/* ---- dense blocks ---- */
+
+/* pre (B, l) = xc W_enc[:, block]. */
+static void sae_fast_block_gemm(const sae_fast_job *j)
+{
+    sae_fast *f = j->f;
+    int n = f->c.n_latents, dim = f->c.dim;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->B, j->l, dim, 1.0f, f->xc, dim,
+                j->p->v.W_enc + j->i0, n, 0.0f, f->pre, j->l);
+}
+
+/* z (B, l) and gnorm (B, l/s) for the thread's groups of the block; forward: sums and fired. */
+static void sae_fast_act_part(void *ctx, int t, int T)
+{
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    int l = j->l, s = f->c.group_size, G = l / s;
+    float thr = f->c.threshold;
+    const float *b = j->p->v.b_enc + j->i0; /* (l) */
+    size_t g0, g1;
+    par_range((size_t)G, 1, t, T, &g0, &g1);
+    sae_fast_sums sum = {0};
+    for (int r = 0; r < j->B; r++) {
+        const float *pre = f->pre + (size_t)r * l; /* (l) */
+        float *z = f->z + (size_t)r * l;           /* (l) */
+        float *gn = f->gnorm + (size_t)r * G;      /* (G) */
+        for (size_t g = g0; g < g1; g++) {
+            float norm2 = 0.0f;
+            int pos = 0;
+            for (size_t k = g * s; k < (g + 1) * s; k++) {
+                float u = pre[k] + b[k];
+                z[k] = u > 0.0f ? u : 0.0f;
+                norm2 += z[k] * z[k];
+                pos += u > 0.0f;
+            }
+            float norm = s == 1 ? z[g] : sqrtf(norm2);
+            int kept = pos > 0 && !(thr > 0.0f && norm < thr);
+            gn[g] = kept ? norm : 0.0f;
+            for (size_t k = g * s; k < (g + 1) * s; k++) {
+                z[k] = kept ? z[k] : 0.0f;
+                if (j->forward && j->fired && z[k] > 0.0f)
+                    j->fired[j->i0 + k] = 1;
+            }
+            if (kept) {
+                sum.sparsity += norm;
+                sum.groups++;
+                sum.active += (size_t)pos;
+            }
+        }
+    }
+    f->part[t] = sum;
+}
+
+/* dpre into f->pre for the thread's groups, from dz (f->z) and the pre-activations still in
+ * f->pre: [u > 0] (dz + sc u / ||z_g||), the norm term only for kept groups (gnorm > 0); colsum. */
+static void sae_fast_dpre_part(void *ctx, int t, int T)
+{
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    int l = j->l, s = f->c.group_size, G = l / s;
+    const float *b = j->p->v.b_enc + j->i0; /* (l) */
+    float *colsum = f->colsum + j->i0;      /* (l) */
+    size_t g0, g1;
+    par_range((size_t)G, 1, t, T, &g0, &g1);
+    for (int r = 0; r < j->B; r++) {
+        float *pre = f->pre + (size_t)r * l;        /* (l) */
+        const float *dz = f->z + (size_t)r * l;     /* (l) */
+        const float *gn = f->gnorm + (size_t)r * G; /* (G) */
+        for (size_t g = g0; g < g1; g++)
+            for (size_t k = g * s; k < (g + 1) * s; k++) {
+                float u = pre[k] + b[k];
+                float dpre = u > 0.0f ? dz[k] + (gn[g] > 0.0f ? j->sc * u / gn[g] : 0.0f) : 0.0f;
+                pre[k] = dpre;
+                colsum[k] += dpre;
+            }
+    }
+}
+
+/* A dense block's reconstruction: x_hat += z W_dec[block], after the activation pass. */
+static void sae_fast_dense_forward(sae_fast_job *j)
+{
+    sae_fast *f = j->f;
+    int dim = f->c.dim;
+    j->forward = 1;
+    par_run(f->pool, sae_fast_act_part, j);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->B, dim, j->l, 1.0f, f->z, j->l,
+                j->p->v.W_dec + (size_t)j->i0 * dim, dim, 1.0f, f->x_hat, dim);
+}
+
+/* A dense block's gradient: its W_dec rows, W_enc columns and colsum entries, all written here. */
+static void sae_fast_dense_backward(sae_fast_job *j)
+{
+    sae_fast *f = j->f;
+    int n = f->c.n_latents, dim = f->c.dim, B = j->B, l = j->l;
+    const float *W_dec = j->p->v.W_dec + (size_t)j->i0 * dim; /* (l, dim) */
+    sae_fast_block_gemm(j);
+    j->forward = 0;
+    par_run(f->pool, sae_fast_act_part, j);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, dim, B, 1.0f, f->z, l, f->dx, dim, 0.0f,
+                j->g->W_dec + (size_t)j->i0 * dim, dim);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, l, dim, 1.0f, f->dx, dim, W_dec, dim, 0.0f, f->z, l);
+    par_run(f->pool, sae_fast_dpre_part, j);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dim, l, B, 1.0f, f->xc, dim, f->pre, l, 0.0f,
+                j->g->W_enc + j->i0, n);
+}
+
+/* ---- the latent-major backward of the sparse entries ---- */
+
+/* Counting sort of every segment's entries by latent into lat_ptr / srt_*. */
+static void sae_fast_sort(sae_fast *f)
+{
+    size_t n = (size_t)f->c.n_latents, *ptr = f->lat_ptr;
+    memset(ptr, 0, (n + 1) * sizeof(size_t));
+    for (int t = 0; t < f->T; t++)
+        for (size_t e = (size_t)t * f->seg_cap; e < f->seg_used[t]; e++)
+            ptr[f->ent_i[e] + 1]++;
+    for (size_t i = 0; i < n; i++)
+        ptr[i + 1] += ptr[i];
+    for (int t = 0; t < f->T; t++) /* ptr[i] walks to the end of latent i's run... */
+        for (size_t e = (size_t)t * f->seg_cap; e < f->seg_used[t]; e++) {
+            size_t k = ptr[f->ent_i[e]]++;
+            f->srt_row[k] = f->ent_row[e];
+            f->srt_z[k] = f->ent_z[e];
+            f->srt_s[k] = f->ent_s[e];
+        }
+    for (size_t i = n; i > 0; i--) /* ...so shift it back to the start */
+        ptr[i] = ptr[i - 1];
+    ptr[0] = 0;
+}
+
+/* Latents [*lo, *hi) for thread t: contiguous, with about equal entries each. */
+static void sae_fast_latent_range(const sae_fast *f, int t, int T, size_t *lo, size_t *hi)
+{
+    size_t n = (size_t)f->c.n_latents, total = f->lat_ptr[n];
+    size_t bounds[2];
+    for (int k = 0; k < 2; k++) {
+        size_t target = total * (size_t)(t + k) / (size_t)T, a = 0, b = n;
+        while (a < b) { /* the first latent whose run starts at or after target */
+            size_t mid = (a + b) / 2;
+            if (f->lat_ptr[mid] < target)
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        bounds[k] = t + k == T ? n : t + k == 0 ? 0 : a;
+    }
+    *lo = bounds[0], *hi = bounds[1];
+}
+
+/* Latent i's decoder gradient, encoder gradient row (into gencT), colsum and fired mark. */
+static void sae_fast_latent(sae_fast_job *j, size_t i, float *acc_dec, float *acc_enc)
+{
+    sae_fast *f = j->f;
+    int dim = f->c.dim, fired = 0;
+    const float *d_i = j->p->v.W_dec + i * dim; /* (dim) */
+    float cs = 0.0f;
+    memset(acc_dec, 0, (size_t)dim * sizeof(float));
+    memset(acc_enc, 0, (size_t)dim * sizeof(float));
+    for (size_t e = f->lat_ptr[i]; e < f->lat_ptr[i + 1]; e++) {
+        size_t r = (size_t)f->srt_row[e];
+        const float *dxr = f->dx + r * dim, *xcr = f->xc + r * dim; /* (dim) each */
+        if (e + 1 < f->lat_ptr[i + 1]) { /* the next entry's rows: in L3, not L1 */
+            size_t r1 = (size_t)f->srt_row[e + 1];
+            __builtin_prefetch(f->dx + r1 * dim);
+            __builtin_prefetch(f->xc + r1 * dim);
+        }
+        float dpre = sae_fast_dot(dxr, d_i, dim) + f->srt_s[e];
+        if (f->srt_z[e] > 0.0f) {
+            sae_fast_axpy(f->srt_z[e], dxr, acc_dec, dim);
+            fired = 1;
+        }
+        sae_fast_axpy(dpre, xcr, acc_enc, dim);
+        cs += dpre;
+    }
+    memcpy(j->g->W_dec + i * dim, acc_dec, (size_t)dim * sizeof(float));
+    memcpy(f->gencT + i * dim, acc_enc, (size_t)dim * sizeof(float));
+    f->colsum[i] = cs;
+    if (j->fired && fired)
+        j->fired[i] = 1;
+}
+
+static void sae_fast_latents_part(void *ctx, int t, int T)
+{
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    int dim = f->c.dim;
+    float *acc_dec = f->acc + (size_t)t * 2 * dim, *acc_enc = acc_dec + dim; /* (dim) each */
+    size_t lo, hi;
+    sae_fast_latent_range(f, t, T, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        if (f->dense[i / f->L])
+            continue; /* its gradient came from GEMMs */
+        if (f->lat_ptr[i + 1] > f->lat_ptr[i])
+            sae_fast_latent(j, i, acc_dec, acc_enc);
+        else
+            memset(j->g->W_dec + i * dim, 0, (size_t)dim * sizeof(float)), f->colsum[i] = 0.0f;
+    }
+}
+
+/* gW_enc (dim, n) = gencT^T for the thread's tiles of latents in sparse blocks (0 for latents
+ * without entries). */
+static void sae_fast_transpose_part(void *ctx, int t, int T)
+{
+    enum { TL = SAE_FAST_TILE };
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    size_t n = (size_t)f->c.n_latents, dim = (size_t)f->c.dim, i0, i1;
+    float *gW = j->g->W_enc;
+    par_range(n, TL, t, T, &i0, &i1);
+    for (size_t a = i0; a < i1; a += TL)
+        for (size_t d0 = 0; d0 < dim; d0 += TL)
+            for (size_t d = d0; d < d0 + TL && d < dim; d++)
+                for (size_t i = a; i < a + TL && i < i1; i++) {
+                    if (f->dense[i / f->L])
+                        continue;
+                    gW[d * n + i] = f->lat_ptr[i + 1] > f->lat_ptr[i] ? f->gencT[i * dim + d] : 0.0f;
+                }
+}
+
+/* ---- one call ---- */
+
+/* The block [i0, i0 + l): encoder GEMM, scan, then its reconstruction (sparse or dense). */
+static void sae_fast_block(sae_fast_job *j, int k, sae_fast_sums *sum)
+{
+    sae_fast *f = j->f;
+    double t0 = sae_fast_now();
+    sae_fast_block_gemm(j);
+    sae_fast_tick(f, SAE_FAST_T_GEMM, &t0);
+    int sparse = 0;
+    if (f->path != SAE_PATH_DENSE) { /* forced sparse never overflows: frac = 1 */
+        par_run(f->pool, sae_fast_scan_part, j);
+        sparse = !sae_fast_total(f).overflow;
+        sae_fast_tick(f, SAE_FAST_T_SCAN, &t0);
+    }
+    f->dense[k] = !sparse;
+    if (sparse) {
+        f->stats.sparse_blocks++;
+        par_run(f->pool, sae_fast_decode_part, j);
+        sae_fast_tick(f, SAE_FAST_T_DECODE, &t0);
+    } else {
+        f->stats.dense_blocks++;
+        for (int t = 0; t < f->T; t++) /* threads that did not overflow drop the block's entries too */
+            f->seg_used[t] = f->seg_mark[t];
+        sae_fast_dense_forward(j);
+        sae_fast_tick(f, SAE_FAST_T_DENSE, &t0);
+    }
+    sae_fast_sums s = sae_fast_total(f);
+    sae_fast_add(sum, &s);
+}
+
+static void sae_fast_set_block(sae_fast_job *j, int k)
+{
+    j->i0 = k * j->f->L;
+    j->l = j->f->c.n_latents - j->i0 < j->f->L ? j->f->c.n_latents - j->i0 : j->f->L;
+}
+
+/* Marks fired from the sparse entries (forward-only calls; with a gradient the latent pass does it). */
+static void sae_fast_mark_fired(const sae_fast *f, unsigned char *fired)
+{
+    for (int t = 0; t < f->T; t++)
+        for (size_t e = (size_t)t * f->seg_cap; e < f->seg_used[t]; e++)
+            if (f->ent_z[e] > 0.0f)
+                fired[f->ent_i[e]] = 1;
+}
+
+/* The gradient once dx is known; returns the orth term. */
+static double sae_fast_backward(sae_fast_job *j)
+{
+    sae_fast *f = j->f;
+    const sae_config *c = &f->c;
+    int n = c->n_latents, dim = c->dim;
+    double t0 = sae_fast_now();
+    for (int k = 0; k < f->n_blocks; k++)
+        if (f->dense[k]) {
+            sae_fast_set_block(j, k);
+            sae_fast_dense_backward(j);
+        }
+    sae_fast_tick(f, SAE_FAST_T_DENSE, &t0);
+    sae_fast_sort(f);
+    sae_fast_tick(f, SAE_FAST_T_SORT, &t0);
+    par_run(f->pool, sae_fast_latents_part, j);
+    sae_fast_tick(f, SAE_FAST_T_LATENTS, &t0);
+    par_run(f->pool, sae_fast_transpose_part, j);
+    sae_fast_tick(f, SAE_FAST_T_TRANSPOSE, &t0);
+    double orth = c->orth_coef > 0.0f ? sae_orth_forward_backward(c, j->p->v.W_dec, c->orth_coef, j->g->W_dec) : 0.0;
+    sae_fast_tick(f, SAE_FAST_T_ORTH, &t0);
+    memcpy(j->g->b_enc, f->colsum, (size_t)n * sizeof(float));
+    memset(j->g->b_dec, 0, (size_t)dim * sizeof(float));
+    for (int b = 0; b < j->B; b++)
+        for (int d = 0; d < dim; d++)
+            j->g->b_dec[d] += f->dx[(size_t)b * dim + d];
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, dim, n, -1.0f, j->p->v.W_enc, n, f->colsum, 1, 1.0f, j->g->b_dec, 1);
+    sae_fast_tick(f, SAE_FAST_T_ROWS, &t0);
+    return orth;
+}
+
+double sae_fast_loss_grad(sae_fast *f, const sae_params *p, const float *x, int B, float coef, float *grad,
+                          unsigned char *fired, sae_loss_terms *terms)
+{
+    const sae_config *c = &f->c;
+    sae_view g;
+    sae_fast_job j = {.f = f, .p = p, .x = x, .B = B, .sc = coef / (float)B, .fired = fired};
+    if (grad) {
+        sae_views(c, grad, &g);
+        j.g = &g;
+        memset(f->colsum, 0, (size_t)c->n_latents * sizeof(float));
+    }
+    for (int t = 0; t < f->T; t++)
+        f->seg_used[t] = (size_t)t * f->seg_cap;
+    double t0 = sae_fast_now();
+    par_run(f->pool, sae_fast_prep_part, &j);
+    sae_fast_tick(f, SAE_FAST_T_ROWS, &t0);
+    sae_fast_sums sum = {0};
+    for (int k = 0; k < f->n_blocks; k++) {
+        sae_fast_set_block(&j, k);
+        sae_fast_block(&j, k, &sum);
+    }
+    t0 = sae_fast_now();
+    par_run(f->pool, sae_fast_error_part, &j);
+    sum.sse = sae_fast_total(f).sse;
+    sae_fast_tick(f, SAE_FAST_T_ROWS, &t0);
+    if (fired && !grad)
+        sae_fast_mark_fired(f, fired);
+    sae_loss_terms t = {0};
+    t.orth = grad ? sae_fast_backward(&j)
+                  : c->orth_coef > 0.0f ? sae_orth_forward_backward(c, p->v.W_dec, c->orth_coef, NULL) : 0.0;
+    f->stats.density = (double)sum.active / ((double)B * c->n_latents);
+    t.mse = sum.sse / B;
+    t.sparsity = sum.sparsity / B;
+    t.loss = t.mse + (double)coef * t.sparsity + (double)c->orth_coef * t.orth;
+    t.l0 = (double)sum.active / B;
+    t.l0_groups = (double)sum.groups / B;
+    if (terms)
+        *terms = t;
+    return t.loss;
+}
