@@ -13,6 +13,9 @@ static const char config_usage[] =
     "  --data-dir DIR       database and artifacts (default ./var; saed.db inside)\n"
     "  --workers N          training jobs run in parallel (default 1)\n"
     "  --blas-threads N     OpenBLAS threads per worker (default cores / workers)\n"
+    "  --api-threads N      the HTTP server's event-loop threads (default 2)\n"
+    "  --job-nice N         niceness 0-19 of job threads, so the API answers at once while jobs\n"
+    "                       use every core (default 10; 0 = same priority as the API)\n"
     "  --import-dir DIR     directory npy datasets may be imported from by path\n"
     "  --web-dir DIR        dashboard files (default: web/ beside the build)\n"
     "  --openapi FILE       openapi.json to serve (default: beside the build)\n"
@@ -30,6 +33,8 @@ static void config_defaults(saed_config *c)
     c->port = 8321;
     snprintf(c->data_dir, sizeof c->data_dir, "./var");
     c->workers = 1;
+    c->job_nice = 10;
+    c->api_threads = 2;
     c->level = LOG_LEVEL_INFO;
     c->max_body = 1 << 20;
     c->max_job_mb = 8192;
@@ -95,7 +100,8 @@ static int config_set(saed_config *c, const char *key, const char *v, char *err,
     struct { const char *name; long lo, hi; } ints[] = {
         { "workers", 1, 64 }, { "blas-threads", 0, 256 },
         { "max-body", 1024, 1L << 30 }, { "max-job-mb", 1, 1L << 24 },
-        { "max-upload-mb", 1, 1L << 30 },
+        { "max-upload-mb", 1, 1L << 30 }, { "job-nice", 0, 19 },
+        { "api-threads", 1, 64 },
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].name)) continue;
@@ -107,7 +113,9 @@ static int config_set(saed_config *c, const char *key, const char *v, char *err,
         else if (i == 1) c->blas_threads = (int)x;
         else if (i == 2) c->max_body = (size_t)x;
         else if (i == 3) c->max_job_mb = (size_t)x;
-        else c->max_upload_mb = (size_t)x;
+        else if (i == 4) c->max_upload_mb = (size_t)x;
+        else if (i == 5) c->job_nice = (int)x;
+        else c->api_threads = (int)x;
         return 0;
     }
     snprintf(err, errlen, "unknown option '%s' (see saed --help)", key);

@@ -252,8 +252,9 @@ void jobrun_train(const jobrun_ctx *ctx)
     jobrun_train_state s = { .ctx = ctx };
     train_state *ts = NULL;
     jobrun_path(ctx, NULL, dir, sizeof dir);
-    if (spec_train_configs(ctx->job->spec_json, data.src.dim, &sc, &tc, err, sizeof err) ||
-        files_mkdirs(dir, err, sizeof err) ||
+    int bad = spec_train_configs(ctx->job->spec_json, data.src.dim, &sc, &tc, err, sizeof err);
+    tc.threads = ctx->threads > 0 ? ctx->threads : 1; /* the daemon's setting, not the job's */
+    if (bad || files_mkdirs(dir, err, sizeof err) ||
         !(ts = train_create(&sc, &tc, &data.src, err, sizeof err))) {
         jobrun_fail(ctx, err);
         jobrun_close_data(&data);

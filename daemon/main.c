@@ -12,7 +12,9 @@
 #include "log.h"
 #include "store.h"
 #include "worker.h"
+#include <dirent.h>
 #include <limits.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +38,35 @@ static int main_prepare_store(const char *db_path, char *err, size_t errlen)
     return 0;
 }
 
-static void main_size_blas(const saed_config *c)
+/* BLAS's threads exist by now (OpenBLAS starts them when loaded and when resized), and nothing
+ * else does but this thread: they get the jobs' niceness; threads made later inherit this
+ * thread's (the API's stay at 0, the workers lower their own). */
+static void main_lower_blas_priority(int nice)
+{
+    DIR *d = nice > 0 ? opendir("/proc/self/task") : NULL;
+    struct dirent *e;
+    int n = 0;
+    pid_t self = gettid();
+    while (d && (e = readdir(d))) {
+        long tid = strtol(e->d_name, NULL, 10);
+        if (tid > 0 && tid != self && setpriority(PRIO_PROCESS, (id_t)tid, nice) == 0)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    if (nice > 0)
+        LOGI("job threads run at nice %d (%d BLAS thread(s) lowered); --job-nice changes it", nice, n);
+}
+
+/* Sets BLAS's threads; returns them (also the trainer's pool size per worker). */
+static int main_size_blas(const saed_config *c)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = c->blas_threads ? c->blas_threads : (int)(cores / c->workers);
     if (threads < 1) threads = 1;
     openblas_set_num_threads(threads);
     LOGI("%d worker(s) x %d BLAS thread(s) on %ld core(s)", c->workers, threads, cores);
+    return threads;
 }
 
 static int main_wait_signal(void)
@@ -56,15 +80,17 @@ static int main_wait_signal(void)
     return sig;
 }
 
-static int main_serve(const saed_config *c, const char *db_path)
+static int main_serve(const saed_config *c, const char *db_path, int threads)
 {
     char err[512];
-    worker_config wc = { .db_path = db_path, .data_dir = c->data_dir, .n_workers = c->workers };
+    worker_config wc = { .db_path = db_path, .data_dir = c->data_dir, .n_workers = c->workers,
+                         .threads = threads, .nice = c->job_nice };
     api_config ac = { .host = c->host, .port = c->port, .db_path = db_path, .data_dir = c->data_dir,
                       .import_dir = c->import_dir[0] ? c->import_dir : NULL, .web_dir = c->web_dir,
                       .openapi_path = c->openapi_path, .max_body = c->max_body,
                       .max_upload = (uint64_t)c->max_upload_mb << 20,
-                      .max_job_bytes = c->max_job_mb << 20, .version = SAED_VERSION };
+                      .max_job_bytes = c->max_job_mb << 20, .version = SAED_VERSION,
+                      .threads = c->api_threads };
     worker_pool *pool = worker_pool_start(&wc, err, sizeof err);
     if (!pool) { LOGE("%s", err); return 1; }
     api_server *api = api_start(&ac, err, sizeof err);
@@ -97,6 +123,7 @@ int main(int argc, char **argv)
     if (files_mkdirs(cfg.data_dir, err, sizeof err)) { LOGE("data directory: %s", err); return 1; }
     snprintf(db_path, sizeof db_path, "%s/saed.db", cfg.data_dir);
     if (main_prepare_store(db_path, err, sizeof err)) { LOGE("database %s: %s", db_path, err); return 1; }
-    main_size_blas(&cfg);
-    return main_serve(&cfg, db_path);
+    int threads = main_size_blas(&cfg);
+    main_lower_blas_priority(cfg.job_nice);
+    return main_serve(&cfg, db_path, threads);
 }

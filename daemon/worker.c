@@ -2,7 +2,9 @@
  *
  * One mutex + condition variable guard the stop flag so an idle worker wakes
  * at once on shutdown; a busy worker sees the atomic flag between training
- * steps, checkpoints and requeues its job. */
+ * steps, checkpoints and requeues its job. Each worker thread lowers its own
+ * priority to cfg.nice at start, so the threads it creates (the trainer's
+ * pool) inherit it, and the API's threads win the CPU whenever they want it. */
 #include "worker.h"
 #include "jobrun.h"
 #include "log.h"
@@ -13,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 struct worker_pool {
     worker_config cfg;
@@ -41,7 +45,8 @@ static void worker_idle(worker_pool *p, int ms)
 
 static void worker_run_one(worker_pool *p, store *st, store_job *job)
 {
-    jobrun_ctx ctx = { .st = st, .data_dir = p->cfg.data_dir, .job = job, .stopping = &p->stopping };
+    jobrun_ctx ctx = { .st = st, .data_dir = p->cfg.data_dir, .job = job, .stopping = &p->stopping,
+                       .threads = p->cfg.threads };
     LOGI("job %lld (%s) started, attempt %d", (long long)job->id, job->type, job->attempts);
     jobrun_dispatch(&ctx);
     store_job done;
@@ -56,6 +61,8 @@ static void *worker_main(void *arg)
 {
     worker_pool *p = arg;
     char err[512];
+    if (p->cfg.nice > 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), p->cfg.nice) != 0)
+        LOGW("worker cannot lower its priority (nice %d): %s", p->cfg.nice, strerror(errno));
     store *st = store_open(p->cfg.db_path, err, sizeof err);
     if (!st) { LOGE("worker cannot open the database: %s", err); return NULL; }
     while (!atomic_load(&p->stopping)) {

@@ -19,6 +19,8 @@ typedef struct {
     char openapi_path[PATH_MAX]; /* default <exe>/../openapi.json */
     int workers;               /* default 1 */
     int blas_threads;          /* 0 = cores / workers */
+    int api_threads;           /* the HTTP server's event-loop threads; default 2 */
+    int job_nice;              /* niceness of job threads (workers, BLAS); default 10, 0 = as the API */
     log_level level;           /* default info */
     size_t max_body;           /* bytes of a JSON request body; default 1 MiB */
     size_t max_job_mb;         /* memory limit of one job; default 8192 */

@@ -12,6 +12,7 @@ typedef struct {
     const char *data_dir;        /* artifacts under data_dir/jobs/{id}/ */
     const store_job *job;        /* the claimed job (state running) */
     const atomic_int *stopping;  /* set when the daemon shuts down */
+    int threads;                 /* the trainer's pool (train.threads) */
 } jobrun_ctx;
 
 void jobrun_train(const jobrun_ctx *ctx);

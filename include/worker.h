@@ -16,6 +16,8 @@ typedef struct {
     const char *db_path;
     const char *data_dir;
     int n_workers;        /* >= 1 */
+    int threads;          /* >= 1: a trainer's pool per worker (and BLAS's threads) */
+    int nice;             /* 0-19: each worker thread's niceness (its pool threads inherit it) */
 } worker_config;
 
 typedef struct worker_pool worker_pool;
