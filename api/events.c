@@ -1,9 +1,12 @@
 /* api/events.c — GET /v1/jobs/{id}/events, a Server-Sent Events stream.
  *
  * The reply is an MHD callback response of unknown length (chunked). Its
- * reader runs on the connection's own thread (thread-per-connection), so it
- * may block: it polls the job row every 200 ms through a pooled store handle
- * (taken for the one read, then given back), and writes
+ * reader runs on one of MHD's few event-loop threads, so it never blocks:
+ * it polls the job row through a pooled store handle (taken for the one
+ * read, then given back); with nothing to send it suspends its connection
+ * and joins the server's list of sleeping streams, and a ticker thread
+ * resumes each one EVENTS_POLL_MS later (suspend, list and resume all
+ * happen under sse_mu, so a stop never misses a stream). It writes
  *   event: state     data = the job object, whenever the state changes
  *                    (the first poll always sends one);
  *   event: progress  id = step, data = the progress object plus "latest",
@@ -12,18 +15,24 @@
  * A terminal state ends the stream after its state event (progress first,
  * so the last step is never lost). Last-Event-ID (header, or ?last_event_id=
  * for clients that cannot set headers) resumes: progress at or below it is
- * not repeated. The reader returns promptly once the server is stopping. */
+ * not repeated. Once the server is stopping, every stream is resumed and
+ * ends. */
 #include "internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EVENTS_POLL_MS 200
-#define EVENTS_SLICE_MS 50
+#define EVENTS_TICK_MS 50
 #define EVENTS_KEEPALIVE_MS 15000
 
-typedef struct {
+typedef struct events_stream {
     api_server *srv;
+    struct MHD_Connection *conn;
+    struct events_stream *next; /* in srv->sse_sleeping while asleep */
+    int asleep;
+    double wake_at;             /* CLOCK_MONOTONIC seconds */
     int64_t job_id;
     long long last_step;   /* highest progress id sent (or resumed from) */
     int last_state;        /* -1 before the first state event */
@@ -32,6 +41,13 @@ typedef struct {
     char *out;             /* (cap) pending output, out[pos..len) unsent */
     size_t len, pos, cap;
 } events_stream;
+
+static double events_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static int events_append(events_stream *s, const char *text, size_t n)
 {
@@ -93,10 +109,21 @@ static int events_poll(events_stream *s)
     return fail ? -1 : 0;
 }
 
-static void events_sleep_ms(int ms)
+/* Suspends the stream's connection until the ticker wakes it; 0, or -1 if the server is stopping. */
+static int events_sleep(events_stream *s)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
+    api_server *srv = s->srv;
+    pthread_mutex_lock(&srv->sse_mu);
+    int stopping = atomic_load(&srv->stopping);
+    if (!stopping) {
+        MHD_suspend_connection(s->conn);
+        s->asleep = 1;
+        s->wake_at = events_now() + EVENTS_POLL_MS / 1000.0;
+        s->next = srv->sse_sleeping;
+        srv->sse_sleeping = s;
+    }
+    pthread_mutex_unlock(&srv->sse_mu);
+    return stopping ? -1 : 0;
 }
 
 static ssize_t events_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -114,19 +141,90 @@ static ssize_t events_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->done || atomic_load(&s->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
         if (events_poll(s)) return MHD_CONTENT_READER_END_WITH_ERROR;
         if (s->len || s->done) { s->idle_ms = 0; continue; }
-        for (int t = 0; t < EVENTS_POLL_MS && !atomic_load(&s->srv->stopping); t += EVENTS_SLICE_MS)
-            events_sleep_ms(EVENTS_SLICE_MS);
-        s->idle_ms += EVENTS_POLL_MS;
         if (s->idle_ms >= EVENTS_KEEPALIVE_MS) {
             s->idle_ms = 0;
             if (events_append(s, ": keep-alive\n\n", 14)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
+        s->idle_ms += EVENTS_POLL_MS;
+        return events_sleep(s) ? MHD_CONTENT_READER_END_OF_STREAM : 0; /* MHD calls again once resumed */
+    }
+}
+
+/* Removes s from the sleeping list if it is there (caller holds sse_mu). */
+static void events_unlink(events_stream *s)
+{
+    for (events_stream **p = &s->srv->sse_sleeping; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    s->asleep = 0;
+}
+
+/* Every EVENTS_TICK_MS: resumes the streams whose time has come. */
+static void *events_ticker(void *arg)
+{
+    api_server *srv = arg;
+    pthread_mutex_lock(&srv->sse_mu);
+    while (!atomic_load(&srv->stopping)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += EVENTS_TICK_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&srv->sse_cv, &srv->sse_mu, &until);
+        double now = events_now();
+        for (events_stream **p = &srv->sse_sleeping; *p;) {
+            events_stream *s = *p;
+            if (s->wake_at > now && !atomic_load(&srv->stopping)) {
+                p = &s->next;
+                continue;
+            }
+            *p = s->next;
+            s->asleep = 0;
+            MHD_resume_connection(s->conn);
         }
     }
+    pthread_mutex_unlock(&srv->sse_mu);
+    return NULL;
+}
+
+int events_start(api_server *s, char *err, size_t errlen)
+{
+    int rc = pthread_create(&s->sse_ticker, NULL, events_ticker, s);
+    if (rc) {
+        snprintf(err, errlen, "api: cannot start the event-stream ticker: %s", strerror(rc));
+        return -1;
+    }
+    s->sse_started = 1;
+    return 0;
+}
+
+void events_stop(api_server *s)
+{
+    if (!s->sse_started) return;
+    pthread_mutex_lock(&s->sse_mu);
+    pthread_cond_signal(&s->sse_cv); /* `stopping` is set: the ticker resumes everything and exits */
+    pthread_mutex_unlock(&s->sse_mu);
+    pthread_join(s->sse_ticker, NULL);
+    pthread_mutex_lock(&s->sse_mu);
+    while (s->sse_sleeping) { /* streams that went to sleep after the ticker's last pass */
+        events_stream *e = s->sse_sleeping;
+        s->sse_sleeping = e->next;
+        e->asleep = 0;
+        MHD_resume_connection(e->conn);
+    }
+    s->sse_started = 0;
+    pthread_mutex_unlock(&s->sse_mu);
 }
 
 static void events_free(void *cls)
 {
     events_stream *s = cls;
+    pthread_mutex_lock(&s->srv->sse_mu);
+    if (s->asleep) events_unlink(s);
+    pthread_mutex_unlock(&s->srv->sse_mu);
     free(s->out);
     free(s);
 }
@@ -155,7 +253,8 @@ enum MHD_Result events_job(api_req *r)
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read job: %s", store_errmsg(st));
     events_stream *s = calloc(1, sizeof *s);
     if (!s) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    s->srv = r->srv, s->job_id = r->ids[0], s->last_state = -1, s->last_step = events_resume_from(r);
+    s->srv = r->srv, s->conn = r->conn, s->job_id = r->ids[0], s->last_state = -1;
+    s->last_step = events_resume_from(r);
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, events_read, s, events_free);
     if (!resp) { events_free(s); return MHD_NO; }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");

@@ -68,6 +68,11 @@ enum MHD_Result api_created(api_req *r, unsigned status, const char *location, j
     return http_send_dumped(r, status, body, "application/json", location);
 }
 
+enum MHD_Result api_send_owned_text(api_req *r, unsigned status, const char *content_type, char *text)
+{
+    return api_queue(r, status, http_text_response(text, content_type));
+}
+
 enum MHD_Result api_send_text(api_req *r, unsigned status, const char *content_type, const char *text)
 {
     char *copy = strdup(text);

@@ -35,6 +35,13 @@ struct api_server {
     store **pool;                   /* (pool_cap) idle store handles, pool_n of them valid */
     int pool_n, pool_cap;
     atomic_ullong by_class[6];      /* responses by status class: [1]=1xx .. [5]=5xx, [0]=other */
+    /* SSE streams waiting for news (events.c): suspended connections the ticker resumes */
+    pthread_mutex_t sse_mu;         /* guards sse_sleeping and the suspend/resume calls; lives as s */
+    pthread_cond_t sse_cv;          /* wakes the ticker at stop */
+    struct events_stream *sse_sleeping; /* a list through events_stream.next */
+    pthread_t sse_ticker;
+    int sse_started;                /* the ticker runs */
+    struct jobs_cache *jobs_cache;  /* GET /v1/jobs/{id} bodies */
 };
 
 /* A streamed request body (uploads, datasets_upload.c): chosen on the first
@@ -44,6 +51,14 @@ typedef struct api_sink {
     void (*feed)(struct api_sink *k, const char *data, size_t n);
     void (*free)(struct api_sink *k);
 } api_sink;
+
+/* GET /v1/jobs/{id} bodies reused while the row is unchanged (jobs_cache.c). */
+typedef struct jobs_cache jobs_cache;
+jobs_cache *jobs_cache_create(void);
+void jobs_cache_free(jobs_cache *c);
+/* A malloc'd copy of the body cached for a row equal to j, or NULL. */
+char *jobs_cache_get(jobs_cache *c, const store_job *j);
+void jobs_cache_put(jobs_cache *c, const store_job *j, const char *body);
 
 typedef struct api_req {
     api_server *srv;
@@ -72,6 +87,7 @@ double api_uptime_s(const api_server *s);
 enum MHD_Result api_queue(api_req *r, unsigned status, struct MHD_Response *resp);
 enum MHD_Result api_send_json(api_req *r, unsigned status, json_t *body); /* steals body */
 enum MHD_Result api_send_text(api_req *r, unsigned status, const char *content_type, const char *text);
+enum MHD_Result api_send_owned_text(api_req *r, unsigned status, const char *content_type, char *text); /* frees text */
 /* Takes ownership of buf (malloc'd). */
 enum MHD_Result api_send_buffer(api_req *r, unsigned status, const char *content_type, void *buf, size_t len);
 enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_type, const char *cache_control);
@@ -134,6 +150,10 @@ enum MHD_Result jobs_metrics(api_req *r);
 json_t *jobs_object(const store_job *j);      /* the API's job object */
 
 enum MHD_Result events_job(api_req *r);
+/* The ticker that wakes sleeping SSE streams; events_stop resumes them all and joins it
+ * (after `stopping` is set, before MHD_stop_daemon). */
+int events_start(api_server *s, char *err, size_t errlen);
+void events_stop(api_server *s);
 
 enum MHD_Result saes_list(api_req *r);
 enum MHD_Result saes_get(api_req *r);

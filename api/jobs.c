@@ -185,9 +185,16 @@ enum MHD_Result jobs_get(api_req *r)
 {
     store_job j = { 0 };
     if (jobs_load(r, &j)) return MHD_YES;
-    json_t *obj = jobs_object(&j);
+    char *text = jobs_cache_get(r->srv->jobs_cache, &j);
+    if (!text) {
+        json_t *obj = jobs_object(&j);
+        text = obj ? json_dumps(obj, API_JSON_FLAGS) : NULL;
+        json_decref(obj);
+        if (text) jobs_cache_put(r->srv->jobs_cache, &j, text);
+    }
     store_job_clear(&j);
-    return api_send_json(r, MHD_HTTP_OK, obj);
+    if (!text) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory while writing the reply");
+    return api_send_owned_text(r, MHD_HTTP_OK, "application/json", text);
 }
 
 /* ---- cancel, delete ---- */

@@ -21,6 +21,7 @@ typedef struct {
     size_t max_body;        /* request body cap in bytes (413 beyond) */
     uint64_t max_upload;    /* cap of one streamed upload (.npy, labels) in bytes; 0 = 16 GiB */
     size_t max_job_bytes;   /* memory limit for one job (422 beyond) */
+    int threads;            /* MHD's event-loop threads; 0 = 2 */
     const char *version;
 } api_config;
 
