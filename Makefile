@@ -63,7 +63,7 @@ TEST_HELPERS := $(patsubst tests/%.c,$(BUILD)/tests/%.o,$(filter-out tests/test_
 LINK_TEST = $(CC) $(filter %.o %.a,$^) -o $@ $(LIBS)
 $(BUILD)/tests/test_core: $(BUILD)/tests/test_core.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/trainlog.o $(BUILD)/libcore.a
 	$(LINK_TEST)
-$(BUILD)/tests/test_fast: $(BUILD)/tests/test_fast.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
+$(BUILD)/tests/test_fast: $(BUILD)/tests/test_fast.o $(BUILD)/tests/gradcheck.o $(BUILD)/tests/trainlog.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_analysis: $(BUILD)/tests/test_analysis.o $(BUILD)/libcore.a
 	$(LINK_TEST)

@@ -415,6 +415,27 @@ static void sae_fast_block_gemm(const sae_fast_job *j)
                 j->p->v.W_enc + j->i0, n, 0.0f, f->pre, j->l);
 }
 
+/* Group size 1: latents [k0, k1) of one row, in branch-free loops that vectorise. */
+static void sae_fast_act_row_s1(const sae_fast_job *j, const float *restrict pre, const float *restrict b,
+                                float *restrict z, float *restrict gn, size_t k0, size_t k1, sae_fast_sums *sum)
+{
+    float thr = j->f->c.threshold, total = 0.0f;
+    int active = 0;
+    for (size_t k = k0; k < k1; k++) {
+        float u = pre[k] + b[k];
+        float v = u > 0.0f && !(u < thr) ? u : 0.0f; /* thr 0: every positive u is kept */
+        z[k] = gn[k] = v;
+        total += v;
+        active += v > 0.0f;
+    }
+    if (j->forward && j->fired)
+        for (size_t k = k0; k < k1; k++)
+            j->fired[j->i0 + k] |= z[k] > 0.0f;
+    sum->sparsity += total;
+    sum->groups += (size_t)active;
+    sum->active += (size_t)active;
+}
+
 /* z (B, l) and gnorm (B, l/s) for the thread's groups of the block; forward: sums and fired. */
 static void sae_fast_act_part(void *ctx, int t, int T)
 {
@@ -426,7 +447,10 @@ static void sae_fast_act_part(void *ctx, int t, int T)
     size_t g0, g1;
     par_range((size_t)G, 1, t, T, &g0, &g1);
     sae_fast_sums sum = {0};
-    for (int r = 0; r < j->B; r++) {
+    for (int r = 0; s == 1 && r < j->B; r++)
+        sae_fast_act_row_s1(j, f->pre + (size_t)r * l, b, f->z + (size_t)r * l, f->gnorm + (size_t)r * G, g0, g1,
+                            &sum);
+    for (int r = 0; s > 1 && r < j->B; r++) {
         const float *pre = f->pre + (size_t)r * l; /* (l) */
         float *z = f->z + (size_t)r * l;           /* (l) */
         float *gn = f->gnorm + (size_t)r * G;      /* (G) */
@@ -469,10 +493,17 @@ static void sae_fast_dpre_part(void *ctx, int t, int T)
     size_t g0, g1;
     par_range((size_t)G, 1, t, T, &g0, &g1);
     for (int r = 0; r < j->B; r++) {
-        float *pre = f->pre + (size_t)r * l;        /* (l) */
-        const float *dz = f->z + (size_t)r * l;     /* (l) */
-        const float *gn = f->gnorm + (size_t)r * G; /* (G) */
-        for (size_t g = g0; g < g1; g++)
+        float *restrict pre = f->pre + (size_t)r * l;        /* (l) */
+        const float *restrict dz = f->z + (size_t)r * l;     /* (l) */
+        const float *restrict gn = f->gnorm + (size_t)r * G; /* (G) */
+        if (s == 1) /* gn = z: the sparsity term is sc where kept */
+            for (size_t k = g0; k < g1; k++) {
+                float u = pre[k] + b[k];
+                float dpre = u > 0.0f ? dz[k] + (gn[k] > 0.0f ? j->sc : 0.0f) : 0.0f;
+                pre[k] = dpre;
+                colsum[k] += dpre;
+            }
+        for (size_t g = g0; s > 1 && g < g1; g++)
             for (size_t k = g * s; k < (g + 1) * s; k++) {
                 float u = pre[k] + b[k];
                 float dpre = u > 0.0f ? dz[k] + (gn[g] > 0.0f ? j->sc * u / gn[g] : 0.0f) : 0.0f;
@@ -493,15 +524,18 @@ static void sae_fast_dense_forward(sae_fast_job *j)
                 j->p->v.W_dec + (size_t)j->i0 * dim, dim, 1.0f, f->x_hat, dim);
 }
 
-/* A dense block's gradient: its W_dec rows, W_enc columns and colsum entries, all written here. */
-static void sae_fast_dense_backward(sae_fast_job *j)
+/* A dense block's gradient: its W_dec rows, W_enc columns and colsum entries, all written here.
+ * pre, z and gnorm are recomputed unless they still hold this block (the forward's last). */
+static void sae_fast_dense_backward(sae_fast_job *j, int warm)
 {
     sae_fast *f = j->f;
     int n = f->c.n_latents, dim = f->c.dim, B = j->B, l = j->l;
     const float *W_dec = j->p->v.W_dec + (size_t)j->i0 * dim; /* (l, dim) */
-    sae_fast_block_gemm(j);
-    j->forward = 0;
-    par_run(f->pool, sae_fast_act_part, j);
+    if (!warm) {
+        sae_fast_block_gemm(j);
+        j->forward = 0;
+        par_run(f->pool, sae_fast_act_part, j);
+    }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, dim, B, 1.0f, f->z, l, f->dx, dim, 0.0f,
                 j->g->W_dec + (size_t)j->i0 * dim, dim);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, l, dim, 1.0f, f->dx, dim, W_dec, dim, 0.0f, f->z, l);
@@ -565,10 +599,12 @@ static void sae_fast_latent(sae_fast_job *j, size_t i, float *acc_dec, float *ac
     for (size_t e = f->lat_ptr[i]; e < f->lat_ptr[i + 1]; e++) {
         size_t r = (size_t)f->srt_row[e];
         const float *dxr = f->dx + r * dim, *xcr = f->xc + r * dim; /* (dim) each */
-        if (e + 1 < f->lat_ptr[i + 1]) { /* the next entry's rows: in L3, not L1 */
-            size_t r1 = (size_t)f->srt_row[e + 1];
-            __builtin_prefetch(f->dx + r1 * dim);
-            __builtin_prefetch(f->xc + r1 * dim);
+        if (e + 1 < f->lat_ptr[i + 1]) { /* the next entry's rows, all of them: in L3, not L1 */
+            const float *dx1 = f->dx + (size_t)f->srt_row[e + 1] * dim, *xc1 = f->xc + (size_t)f->srt_row[e + 1] * dim;
+            for (int d = 0; d < dim; d += 16) {
+                __builtin_prefetch(dx1 + d);
+                __builtin_prefetch(xc1 + d);
+            }
         }
         float dpre = sae_fast_dot(dxr, d_i, dim) + f->srt_s[e];
         if (f->srt_z[e] > 0.0f) {
@@ -676,10 +712,10 @@ static double sae_fast_backward(sae_fast_job *j)
     const sae_config *c = &f->c;
     int n = c->n_latents, dim = c->dim;
     double t0 = sae_fast_now();
-    for (int k = 0; k < f->n_blocks; k++)
+    for (int k = f->n_blocks - 1; k >= 0; k--) /* the last block first: its buffers are still warm */
         if (f->dense[k]) {
             sae_fast_set_block(j, k);
-            sae_fast_dense_backward(j);
+            sae_fast_dense_backward(j, k == f->n_blocks - 1);
         }
     sae_fast_tick(f, SAE_FAST_T_DENSE, &t0);
     sae_fast_sort(f);

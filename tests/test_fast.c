@@ -9,9 +9,13 @@
  * Tolerance: |a - b| <= 2e-5 max|ref| + 1e-6 per tensor (float sums in a
  * different order; the reference adds b_enc before the product, this after). */
 #include "check.h"
+#include "circles.h"
+#include "datasrc.h"
 #include "gradcheck.h"
 #include "sae.h"
 #include "sae_fast.h"
+#include "train.h"
+#include "trainlog.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +193,48 @@ static void fast_check_mixed(par_pool *pool)
     free(x), free(want.grad), free(want.fired), free(got.grad), free(got.fired);
 }
 
+/* The trainer on a pool of 2 threads (sae_fast's passes and train_update's split): two runs of
+ * the same spec end bit for bit equal, and so does one interrupted at step 11, checkpointed,
+ * restored into a fresh trainer and finished. The run passes through dense and sparse blocks. */
+static void fast_check_train_pool(int group_size)
+{
+    circles_params cp = {40, 16, 0.08, 1.0f, 1.0f, 3};
+    circles *circ = circles_create(&cp);
+    data_source src;
+    datasrc_from_circles(&src, circ);
+    sae_config c = {.arch = SAE_RELU, .dim = 16, .n_latents = 320, .group_size = group_size, .sparsity_coef = 1.0f,
+                    .orth_coef = group_size > 1 ? 0.1f : 0.0f};
+    train_config t;
+    trainlog_small_config(&t);
+    t.threads = 2, t.steps = 120, t.lr = 3e-2f, t.sparsity_warmup_steps = 5, t.eval_every = 40;
+    char err[256], what[64];
+    snprintf(what, sizeof what, "pool of 2, group size %d", group_size);
+    trainlog ha = {0}, hb = {.stop_at_poll = 12}, hc = {0}, hd = {0};
+    train_hooks h = trainlog_hooks(&ha);
+    train_state *a = train_create(&c, &t, &src, err, sizeof err), *d = train_create(&c, &t, &src, err, sizeof err);
+    CHECK(a && d && train_run(a, &h) == TRAIN_DONE, "%s: straight run: %s", what, a ? train_error(a) : err);
+    h = trainlog_hooks(&hd);
+    CHECK(train_run(d, &h) == TRAIN_DONE, "%s: second straight run", what);
+    train_timing tm;
+    train_get_timing(a, &tm);
+    CHECK(tm.has_fast && tm.fast.sparse_blocks > 0 && tm.fast.dense_blocks > 0,
+          "%s: the run used both paths (%ld sparse, %ld dense blocks)", what, tm.fast.sparse_blocks,
+          tm.fast.dense_blocks);
+    h = trainlog_hooks(&hb);
+    train_state *b = train_create(&c, &t, &src, err, sizeof err), *r = train_create(&c, &t, &src, err, sizeof err);
+    CHECK(train_run(b, &h) == TRAIN_INTERRUPTED && train_step_done(b) == 11, "%s: stopped at step 11", what);
+    CHECK(train_checkpoint_restore(r, hb.blob, hb.blob_len, err, sizeof err) == 0, "%s: restore: %s", what, err);
+    h = trainlog_hooks(&hc);
+    CHECK(train_run(r, &h) == TRAIN_DONE, "%s: resumed run", what);
+    size_t la, ld, lr;
+    void *ba = trainlog_final_blob(a, &la), *bd = trainlog_final_blob(d, &ld), *br = trainlog_final_blob(r, &lr);
+    CHECK(la == ld && memcmp(ba, bd, la) == 0, "%s: two straight runs are equal bit for bit", what);
+    CHECK(la == lr && memcmp(ba, br, la) == 0, "%s: the resumed run matches bit for bit", what);
+    free(ba), free(bd), free(br), free(ha.blob), free(hb.blob), free(hc.blob), free(hd.blob);
+    train_free(a), train_free(b), train_free(d), train_free(r);
+    circles_free(circ);
+}
+
 int main(void)
 {
     sae_config relu = {.arch = SAE_RELU}, topk = {.arch = SAE_TOPK};
@@ -202,5 +248,7 @@ int main(void)
         par_free(pool);
     }
     fast_check_choice();
+    fast_check_train_pool(1);
+    fast_check_train_pool(2);
     return check_report();
 }
