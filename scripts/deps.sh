@@ -7,6 +7,8 @@ pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
       dataset-fashion-mnist chromium nodejs $(command -v npm >/dev/null || echo npm))
 # `deps.sh fuzz` (make fuzz): clang and its libFuzzer/sanitizer runtimes as well.
 if [ "${1:-}" = fuzz ]; then pkgs+=(clang libclang-rt-14-dev); fi
+# `deps.sh bench` (make bench): wrk as well, for the API under load.
+if [ "${1:-}" = bench ]; then pkgs+=(wrk); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
