@@ -447,10 +447,14 @@ static void sae_fast_act_part(void *ctx, int t, int T)
     size_t g0, g1;
     par_range((size_t)G, 1, t, T, &g0, &g1);
     sae_fast_sums sum = {0};
-    for (int r = 0; s == 1 && r < j->B; r++)
-        sae_fast_act_row_s1(j, f->pre + (size_t)r * l, b, f->z + (size_t)r * l, f->gnorm + (size_t)r * G, g0, g1,
-                            &sum);
-    for (int r = 0; s > 1 && r < j->B; r++) {
+    if (s == 1) {
+        for (int r = 0; r < j->B; r++)
+            sae_fast_act_row_s1(j, f->pre + (size_t)r * l, b, f->z + (size_t)r * l, f->gnorm + (size_t)r * G, g0,
+                                g1, &sum);
+        f->part[t] = sum;
+        return;
+    }
+    for (int r = 0; r < j->B; r++) {
         const float *pre = f->pre + (size_t)r * l; /* (l) */
         float *z = f->z + (size_t)r * l;           /* (l) */
         float *gn = f->gnorm + (size_t)r * G;      /* (G) */
@@ -463,7 +467,7 @@ static void sae_fast_act_part(void *ctx, int t, int T)
                 norm2 += z[k] * z[k];
                 pos += u > 0.0f;
             }
-            float norm = s == 1 ? z[g] : sqrtf(norm2);
+            float norm = sqrtf(norm2);
             int kept = pos > 0 && !(thr > 0.0f && norm < thr);
             gn[g] = kept ? norm : 0.0f;
             for (size_t k = g * s; k < (g + 1) * s; k++) {
