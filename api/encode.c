@@ -107,7 +107,7 @@ enum MHD_Result encode_post(api_req *r)
         return api_problem(r, MHD_HTTP_CONFLICT, "cannot load the SAE's weights: %s", err);
     }
     float *z = malloc((size_t)B * n * sizeof *z), *xh = malloc((size_t)B * dim * sizeof *xh);
-    rc = z && xh ? sae_encode(&p, x, B, z, xh) : -1;
+    rc = z && xh ? sae_encode(&p, NULL, x, B, z, xh) : -1;
     json_t *out = rc ? NULL : encode_reply(z, xh, B, n, dim);
     sae_params_free(&p);
     free(x), free(z), free(xh);

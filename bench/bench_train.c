@@ -144,7 +144,7 @@ static void bt_train_config(const bt_opts *o, train_config *t)
     t->decay = LR_DECAY_NONE; /* a steady state: the lr stays put while we measure */
     t->eval_every = o->warmup;
     t->seed = o->seed;
-    t->threads = o->threads; /* the trainer's pool, as the daemon sizes it: BLAS's threads */
+    t->threads = o->threads; /* the trainer's pool, as the daemon sizes it */
 }
 
 /* The small-batch trainer's configuration. */
@@ -311,7 +311,7 @@ static int bt_train(const bt_opts *o)
 
 static const char bt_usage[] =
     "usage: bench_train --machine | --gemm N | --width N --group-size S [options]\n"
-    "  --threads T         OpenBLAS threads (default: OpenBLAS's own)\n"
+    "  --threads T         threads: BLAS's for --gemm, the trainer's pool otherwise (default: the cores)\n"
     "  --batch B           rows per step (default 4096)\n"
     "  --warmup W          warm-up steps before measuring (default 300)\n"
     "  --steps M           measured steps (default 100)\n"
@@ -413,9 +413,11 @@ int main(int argc, char **argv)
     bt_defaults(&o);
     if (bt_parse(argc, argv, &o, &mode) != 0)
         return 2;
-    if (o.threads > 0)
-        openblas_set_num_threads(o.threads);
-    o.threads = openblas_get_num_threads();
+    if (o.threads <= 0)
+        o.threads = openblas_get_num_procs();
+    /* The bound is one product on BLAS's threads; training runs BLAS single-threaded inside the
+     * trainer's pool of o.threads, as the daemon does (include/par_gemm.h). */
+    openblas_set_num_threads(mode == 'g' || mode == 'm' ? o.threads : 1);
     if (mode == 'm') {
         printf("openblas config=\"%s\" corename=%s threads=%d\n", openblas_get_config(), openblas_get_corename(),
                o.threads);

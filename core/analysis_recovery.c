@@ -204,7 +204,7 @@ int analysis_sae_encode(void *ctx, const float *x, int rows, float *x_hat)
     float *z = malloc((size_t)rows * p->cfg.n_latents * sizeof *z); /* (rows, n) */
     if (!z)
         return -1;
-    int rc = sae_encode(p, x, rows, z, x_hat);
+    int rc = sae_encode(p, NULL, x, rows, z, x_hat);
     free(z);
     return rc;
 }

@@ -5,13 +5,15 @@
  * same rows, par_range(B, 1, t, T), and so its rows' x_hat and dx):
  *   P rows: xc = x - b_dec, x_hat = b_dec
  *   for each block of latents [i0, i0 + l):
- *     pre = xc W_enc[:, block] (B, l)                                GEMM
- *     P rows: flag pre + b_enc > 0 (a vectorised pass), then 8 flags at a
- *       time, skipped while all zero: group norms, threshold, entries
- *       (row, latent, z, sparsity gradient) into the thread's segment
+ *     P rows, R at a time: tile (R, l) = xc[rows] W_enc[:, block]     GEMM per tile
+ *       then for each row of the tile: flag pre + b_enc > 0 (a vectorised
+ *       pass), then 8 flags at a time, skipped while all zero: group norms,
+ *       threshold, entries (row, latent, z, sparsity gradient) into the
+ *       thread's segment; a thread that overflows stops the others
  *     sparse block: P rows: x_hat[r] += z d_i over the thread's new entries
- *     dense block (a thread overflowed): its entries are dropped; P groups:
- *       z, gnorm; x_hat += z W_dec[block]                             GEMM
+ *     dense block (a thread overflowed): its entries are dropped;
+ *       pre = xc W_enc[:, block] (B, l), P groups: z, gnorm;
+ *       x_hat += z W_dec[block]                                       GEMMs
  *   P rows: dx = 2 (x_hat - x) / B, squared error
  *   gradient:
  *     dense blocks: pre again (GEMM), z again; gW_dec[block] = z^T dx,
@@ -28,9 +30,11 @@
  * include/sae.h); a dense block keeps gnorm 0 for such groups, which gives
  * the same rule. */
 #include "sae_fast.h"
+#include "par_gemm.h"
 #include "sae_stages.h"
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +43,8 @@
 #define SAE_FAST_BLOCK_FLOATS (4u << 20) /* a block's pre-activations (B, L): at most 16 MiB */
 #define SAE_FAST_MIN_BLOCK 64            /* latents per block at least (very large batches) */
 #define SAE_FAST_TILE 32                 /* tile edge of the gencT transposition */
+#define SAE_FAST_ENC_TILE (128u << 10)   /* a thread's encoder tile (R, L): at most 512 KiB, in L2 */
+#define SAE_FAST_MIN_TILE_ROWS 16
 
 /* What a thread's part of a pass adds up. */
 typedef struct {
@@ -56,12 +62,16 @@ struct sae_fast {
     double frac;             /* a thread's rows of a block may hold frac * rows * L entries */
     size_t seg_cap;          /* entries per thread segment */
     sae_path path;
+    double gemm_s;           /* the last encode pass: thread 0's seconds in its products */
+    atomic_int overflowed;   /* the encode pass: some thread overflowed, so the block runs dense */
     int timing;              /* 1: phases add their time to stats.seconds */
     sae_fast_stats stats;
     float *xc;               /* (max_rows, dim) x - b_dec */
     float *x_hat;            /* (max_rows, dim) reconstructions */
     float *dx;               /* (max_rows, dim) d loss/d x_hat */
-    float *pre;              /* (max_rows, L) a block's xc W_enc, without b_enc; dense backward: dpre */
+    int R;                   /* rows per encoder tile */
+    float *tile;             /* (T, R, L) each thread's encoder tile: xc W_enc for R rows of the block */
+    float *pre;              /* (max_rows, L) a dense block's xc W_enc, without b_enc; dense backward: dpre */
     float *z;                /* (max_rows, L) a dense block's activations, then dz */
     float *gnorm;            /* (max_rows, L/s) a dense block's kept group norms; 0 if silent or zeroed */
     unsigned char *dense;    /* (n_blocks) 1 = the block ran dense in this call */
@@ -107,6 +117,14 @@ static int sae_fast_block_size(const sae_config *c, int max_rows, int block)
     return (int)(L < n ? L : n);
 }
 
+/* Rows per encoder tile for blocks of L latents. */
+static int sae_fast_tile_rows(int max_rows, int L)
+{
+    int R = (int)(SAE_FAST_ENC_TILE / (unsigned)L);
+    R = R < SAE_FAST_MIN_TILE_ROWS ? SAE_FAST_MIN_TILE_ROWS : R;
+    return R < max_rows ? R : max_rows;
+}
+
 /* Entries one thread's rows of one block may hold: frac of rows * L. */
 static size_t sae_fast_limit_of(double frac, size_t rows, size_t L) { return (size_t)(frac * (double)rows * L); }
 
@@ -122,7 +140,8 @@ size_t sae_fast_bytes(const sae_config *c, int max_rows, int threads)
     size_t n = (size_t)c->n_latents, d = (size_t)c->dim, B = (size_t)max_rows, T = (size_t)threads;
     size_t L = (size_t)sae_fast_block_size(c, max_rows, 0), s = (size_t)c->group_size;
     size_t seg = sae_fast_seg_cap_of(SAE_FAST_DENSE_ABOVE, n, B, L, T);
-    size_t floats = 3 * B * d + 2 * B * L + B * (L / s) + n * d + n + T * 2 * d;
+    size_t R = (size_t)sae_fast_tile_rows(max_rows, (int)L);
+    size_t floats = 3 * B * d + 2 * B * L + B * (L / s) + n * d + n + T * 2 * d + T * R * L;
     return floats * sizeof(float) + (n + 1 + 2 * T) * sizeof(size_t) + T * seg * 7 * 4 +
            T * (sizeof(sae_fast_sums) + L + 8) + n / L + 1;
 }
@@ -162,6 +181,8 @@ sae_fast *sae_fast_create(const sae_config *c, int max_rows, int block, par_pool
     f->xc = malloc(B * d * sizeof(float));
     f->x_hat = malloc(B * d * sizeof(float));
     f->dx = malloc(B * d * sizeof(float));
+    f->R = sae_fast_tile_rows(max_rows, f->L);
+    f->tile = malloc(T * (size_t)f->R * L * sizeof(float));
     f->pre = malloc(B * L * sizeof(float));
     f->z = malloc(B * L * sizeof(float));
     f->gnorm = malloc(B * (L / (size_t)c->group_size) * sizeof(float));
@@ -174,7 +195,7 @@ sae_fast *sae_fast_create(const sae_config *c, int max_rows, int block, par_pool
     f->acc = malloc(T * 2 * d * sizeof(float));
     f->flag = malloc(T * (L + 8));
     f->part = malloc(T * sizeof(sae_fast_sums));
-    if (sae_fast_alloc_entries(f) != 0 || !f->xc || !f->x_hat || !f->dx || !f->pre || !f->z || !f->gnorm ||
+    if (sae_fast_alloc_entries(f) != 0 || !f->xc || !f->x_hat || !f->dx || !f->tile || !f->pre || !f->z || !f->gnorm ||
         !f->dense || !f->seg_used || !f->seg_mark || !f->lat_ptr || !f->gencT || !f->colsum || !f->acc ||
         !f->flag || !f->part) {
         sae_fast_free(f);
@@ -187,7 +208,7 @@ void sae_fast_free(sae_fast *f)
 {
     if (!f)
         return;
-    free(f->xc), free(f->x_hat), free(f->dx), free(f->pre), free(f->z), free(f->gnorm), free(f->dense);
+    free(f->xc), free(f->x_hat), free(f->dx), free(f->tile), free(f->pre), free(f->z), free(f->gnorm), free(f->dense);
     free(f->seg_used), free(f->seg_mark), free(f->lat_ptr), free(f->gencT), free(f->colsum), free(f->acc);
     free(f->flag), free(f->part);
     free(f->ent_row), free(f->ent_i), free(f->ent_z), free(f->ent_s);
@@ -203,6 +224,14 @@ int sae_fast_set_path(sae_fast *f, sae_path path)
         return 0;
     f->frac = frac;
     return sae_fast_alloc_entries(f);
+}
+
+int sae_fast_set_tile_rows(sae_fast *f, int rows)
+{
+    if (rows < 1 || rows > f->R)
+        return -1;
+    f->R = rows;
+    return 0;
 }
 
 sae_fast_stats sae_fast_get_stats(const sae_fast *f) { return f->stats; }
@@ -349,12 +378,13 @@ static size_t sae_fast_group_entries(sae_fast *f, const sae_fast_job *j, const f
     return e;
 }
 
-/* Row r of the block: entries after e (> lim: overflowed). flag (l + 8) is the thread's scratch. */
-static size_t sae_fast_scan_row(sae_fast *f, const sae_fast_job *j, int r, size_t e, size_t lim,
+/* Row r of the block, pre (l) its xc W_enc: entries after e (> lim: overflowed). flag (l + 8) is
+ * the thread's scratch. */
+static size_t sae_fast_scan_row(sae_fast *f, const sae_fast_job *j, int r, const float *pre, size_t e, size_t lim,
                                 unsigned char *flag, sae_fast_sums *sum)
 {
     int l = j->l, s = f->c.group_size;
-    const float *pre = f->pre + (size_t)r * l, *b = j->p->v.b_enc + j->i0; /* (l) each */
+    const float *b = j->p->v.b_enc + j->i0; /* (l) */
     sae_fast_flags(pre, b, l, flag);
     memset(flag + l, 0, 8);
     for (int w = 0; w < l && e <= lim; w += 8) {
@@ -373,21 +403,39 @@ static size_t sae_fast_scan_row(sae_fast *f, const sae_fast_job *j, int r, size_
     return e;
 }
 
-static void sae_fast_scan_part(void *ctx, int t, int T)
+/* The thread's rows of the block, R at a time: the encoder's product for the tile (one
+ * single-threaded GEMM into the thread's tile, which stays in its core's cache), then the scan
+ * of each of its rows. Thread 0 also times its products (stats: gemm, the rest is scan). */
+static void sae_fast_encode_part(void *ctx, int t, int T)
 {
     sae_fast_job *j = ctx;
     sae_fast *f = j->f;
+    int n = f->c.n_latents, dim = f->c.dim, l = j->l;
     size_t lo, hi;
     par_range((size_t)j->B, 1, t, T, &lo, &hi);
     sae_fast_sums sum = {0};
-    size_t e = f->seg_used[t], lim = e + sae_fast_limit_of(f->frac, hi - lo, (size_t)j->l);
+    size_t e = f->seg_used[t], lim = e + sae_fast_limit_of(f->frac, hi - lo, (size_t)l);
     unsigned char *flag = f->flag + (size_t)t * (f->L + 8);
+    float *tile = f->tile + (size_t)t * f->R * f->L; /* (R, l) */
+    double gemm_s = 0.0;
     f->seg_mark[t] = e;
-    for (size_t r = lo; r < hi && e <= lim; r++)
-        e = sae_fast_scan_row(f, j, (int)r, e, lim, flag, &sum);
+    for (size_t r0 = lo; r0 < hi && e <= lim && !atomic_load_explicit(&f->overflowed, memory_order_relaxed);
+         r0 += (size_t)f->R) {
+        int rows = hi - r0 < (size_t)f->R ? (int)(hi - r0) : f->R;
+        double t0 = t == 0 && f->timing ? sae_fast_now() : 0.0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, l, dim, 1.0f, f->xc + r0 * dim, dim,
+                    j->p->v.W_enc + j->i0, n, 0.0f, tile, l);
+        gemm_s += t == 0 && f->timing ? sae_fast_now() - t0 : 0.0;
+        for (int r = 0; r < rows && e <= lim; r++)
+            e = sae_fast_scan_row(f, j, (int)r0 + r, tile + (size_t)r * l, e, lim, flag, &sum);
+    }
     sum.overflow = e > lim;
+    if (sum.overflow) /* the others stop at their next tile: their work would be dropped */
+        atomic_store_explicit(&f->overflowed, 1, memory_order_relaxed);
     f->seg_used[t] = sum.overflow ? f->seg_mark[t] : e;
     f->part[t] = sum;
+    if (t == 0)
+        f->gemm_s = gemm_s;
 }
 
 /* x_hat[r] += z d_i over the thread's entries of the block (its own rows), d_i in L2. */
@@ -406,13 +454,12 @@ static void sae_fast_decode_part(void *ctx, int t, int T)
 
 /* ---- dense blocks ---- */
 
-/* pre (B, l) = xc W_enc[:, block]. */
+/* pre (B, l) = xc W_enc[:, block] (a dense block). */
 static void sae_fast_block_gemm(const sae_fast_job *j)
 {
     sae_fast *f = j->f;
     int n = f->c.n_latents, dim = f->c.dim;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->B, j->l, dim, 1.0f, f->xc, dim,
-                j->p->v.W_enc + j->i0, n, 0.0f, f->pre, j->l);
+    par_sgemm(f->pool, 0, 0, j->B, j->l, dim, 1.0f, f->xc, dim, j->p->v.W_enc + j->i0, n, 0.0f, f->pre, j->l);
 }
 
 /* Group size 1: latents [k0, k1) of one row, in branch-free loops that vectorise. */
@@ -524,8 +571,8 @@ static void sae_fast_dense_forward(sae_fast_job *j)
     int dim = f->c.dim;
     j->forward = 1;
     par_run(f->pool, sae_fast_act_part, j);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->B, dim, j->l, 1.0f, f->z, j->l,
-                j->p->v.W_dec + (size_t)j->i0 * dim, dim, 1.0f, f->x_hat, dim);
+    par_sgemm(f->pool, 0, 0, j->B, dim, j->l, 1.0f, f->z, j->l, j->p->v.W_dec + (size_t)j->i0 * dim, dim, 1.0f,
+              f->x_hat, dim);
 }
 
 /* A dense block's gradient: its W_dec rows, W_enc columns and colsum entries, all written here.
@@ -540,12 +587,10 @@ static void sae_fast_dense_backward(sae_fast_job *j, int warm)
         j->forward = 0;
         par_run(f->pool, sae_fast_act_part, j);
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, dim, B, 1.0f, f->z, l, f->dx, dim, 0.0f,
-                j->g->W_dec + (size_t)j->i0 * dim, dim);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, l, dim, 1.0f, f->dx, dim, W_dec, dim, 0.0f, f->z, l);
+    par_sgemm(f->pool, 1, 0, l, dim, B, 1.0f, f->z, l, f->dx, dim, 0.0f, j->g->W_dec + (size_t)j->i0 * dim, dim);
+    par_sgemm(f->pool, 0, 1, B, l, dim, 1.0f, f->dx, dim, W_dec, dim, 0.0f, f->z, l);
     par_run(f->pool, sae_fast_dpre_part, j);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dim, l, B, 1.0f, f->xc, dim, f->pre, l, 0.0f,
-                j->g->W_enc + j->i0, n);
+    par_sgemm(f->pool, 1, 0, dim, l, B, 1.0f, f->xc, dim, f->pre, l, 0.0f, j->g->W_enc + j->i0, n);
 }
 
 /* ---- the latent-major backward of the sparse entries ---- */
@@ -670,12 +715,13 @@ static void sae_fast_block(sae_fast_job *j, int k, sae_fast_sums *sum)
 {
     sae_fast *f = j->f;
     double t0 = sae_fast_now();
-    sae_fast_block_gemm(j);
-    sae_fast_tick(f, SAE_FAST_T_GEMM, &t0);
     int sparse = 0;
     if (f->path != SAE_PATH_DENSE) { /* forced sparse never overflows: frac = 1 */
-        par_run(f->pool, sae_fast_scan_part, j);
-        sparse = !sae_fast_total(f).overflow;
+        atomic_store(&f->overflowed, 0);
+        par_run(f->pool, sae_fast_encode_part, j);
+        sparse = !atomic_load(&f->overflowed);
+        f->stats.seconds[SAE_FAST_T_GEMM] += f->timing ? f->gemm_s : 0.0;
+        t0 += f->timing ? f->gemm_s : 0.0;
         sae_fast_tick(f, SAE_FAST_T_SCAN, &t0);
     }
     f->dense[k] = !sparse;
@@ -687,6 +733,7 @@ static void sae_fast_block(sae_fast_job *j, int k, sae_fast_sums *sum)
         f->stats.dense_blocks++;
         for (int t = 0; t < f->T; t++) /* threads that did not overflow drop the block's entries too */
             f->seg_used[t] = f->seg_mark[t];
+        sae_fast_block_gemm(j);
         sae_fast_dense_forward(j);
         sae_fast_tick(f, SAE_FAST_T_DENSE, &t0);
     }

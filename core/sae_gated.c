@@ -17,8 +17,8 @@
  * W_mag) from the reconstruction. group_size 1 is the paper's SAE exactly:
  * open = pi_gate > 0 and the penalty is the L1 norm of ReLU(pi_gate).
  * Inference (sae_encode) uses the same z. sae.threshold must be 0. */
+#include "par_gemm.h"
 #include "sae_gj.h"
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,12 +86,12 @@ static float gated_group(const sae_params *p, const float *e, int i0, const floa
 }
 
 /* res (B, dim) = 2/B (ReLU(pi_gate) W_dec + b_dec - x); returns the sum of squares before scaling. */
-static double gated_aux_forward(const sae_params *p, const float *x, int B, const float *u, float *res)
+static double gated_aux_forward(const sae_params *p, par_pool *pool, const float *x, int B, const float *u, float *res)
 {
     int n = p->cfg.n_latents, dim = p->cfg.dim;
     for (int b = 0; b < B; b++)
         memcpy(res + (size_t)b * dim, p->v.b_dec, (size_t)dim * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, dim, n, 1.0f, u, n, p->v.W_dec, dim, 1.0f, res, dim);
+    par_sgemm(pool, 0, 0, B, dim, n, 1.0f, u, n, p->v.W_dec, dim, 1.0f, res, dim);
     double sse = 0.0;
     float scale = 2.0f / (float)B;
     for (size_t k = 0; k < (size_t)B * dim; k++) {
@@ -117,7 +117,7 @@ static double gated_forward(const sae_params *p, const float *x, int B, sae_work
     }
     for (size_t k = 0; k < (size_t)B * n; k++)
         g.u[k] = w->pre[k] > 0.0f ? w->pre[k] : 0.0f;
-    *extra = gated_aux_forward(p, x, B, g.u, g.res);
+    *extra = gated_aux_forward(p, w->pool, x, B, g.u, g.res);
     return sparsity;
 }
 
@@ -153,8 +153,7 @@ static void gated_backward(const sae_params *p, int B, float coef, sae_work *w, 
     sae_views(c, grad, &g);
     float *g_r_mag = sae_gj_extras(c, &g), *g_b_mag = g_r_mag + n; /* (n), (n) */
     /* d aux/d u (B, n) = res W_dec^T, over u (no longer needed) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, dim, 1.0f, sc.res, dim, p->v.W_dec, dim, 0.0f,
-                sc.u, n);
+    par_sgemm(w->pool, 0, 1, B, n, dim, 1.0f, sc.res, dim, p->v.W_dec, dim, 0.0f, sc.u, n);
     float sp_scale = coef / (float)B;
     for (size_t k0 = 0; k0 < (size_t)B * n; k0 += s)
         gated_group_backward(p, &sc, k0, sp_scale, w->pre + k0, w->dz + k0, sc.u + k0, g.b_enc, g_r_mag, g_b_mag);

@@ -16,6 +16,7 @@
  * pipeline over these stages (sae_topk.c, sae_stages.h). Everything is dense for now;
  * sparse paths over the active latents come later. */
 #include "sae.h"
+#include "par_gemm.h"
 #include "sae_gj.h"
 #include "sae_stages.h"
 #include "sae_topk.h"
@@ -96,25 +97,24 @@ static void sae_colsum(const float *m, int B, int cols, float *out)
 
 /* ---- encoder ---- */
 
-void sae_encoder_forward(const sae_config *c, const sae_view *v, const float *x, int B,
-                                float *xc, float *pre)
+void sae_encoder_forward(const sae_config *c, par_pool *pool, const sae_view *v, const float *x, int B,
+                         float *xc, float *pre)
 {
     int n = c->n_latents, dim = c->dim;
     for (int b = 0; b < B; b++)
         for (int d = 0; d < dim; d++)
             xc[(size_t)b * dim + d] = x[(size_t)b * dim + d] - v->b_dec[d];
     sae_broadcast_rows(pre, v->b_enc, B, n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, n, dim, 1.0f, xc, dim, v->W_enc, n, 1.0f,
-                pre, n);
+    par_sgemm(pool, 0, 0, B, n, dim, 1.0f, xc, dim, v->W_enc, n, 1.0f, pre, n);
 }
 
 /* dpre (B, n) -> g.W_enc (set), g.b_enc (added to: gated puts its own term there first),
  * g.b_dec (decremented, as xc = x - b_dec). */
-void sae_encoder_backward(const sae_config *c, const sae_view *v, const float *xc, const float *dpre,
-                                 int B, float *colsum, sae_view *g)
+void sae_encoder_backward(const sae_config *c, par_pool *pool, const sae_view *v, const float *xc,
+                          const float *dpre, int B, float *colsum, sae_view *g)
 {
     int n = c->n_latents, dim = c->dim;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dim, n, B, 1.0f, xc, dim, dpre, n, 0.0f, g->W_enc, n);
+    par_sgemm(pool, 1, 0, dim, n, B, 1.0f, xc, dim, dpre, n, 0.0f, g->W_enc, n);
     sae_colsum(dpre, B, n, colsum);
     for (int j = 0; j < n; j++)
         g->b_enc[j] += colsum[j];
@@ -124,23 +124,21 @@ void sae_encoder_backward(const sae_config *c, const sae_view *v, const float *x
 
 /* ---- decoder ---- */
 
-void sae_decoder_forward(const sae_config *c, const sae_view *v, const float *z, int B, float *x_hat)
+void sae_decoder_forward(const sae_config *c, par_pool *pool, const sae_view *v, const float *z, int B, float *x_hat)
 {
     int n = c->n_latents, dim = c->dim;
     sae_broadcast_rows(x_hat, v->b_dec, B, dim);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, dim, n, 1.0f, z, n, v->W_dec, dim, 1.0f,
-                x_hat, dim);
+    par_sgemm(pool, 0, 0, B, dim, n, 1.0f, z, n, v->W_dec, dim, 1.0f, x_hat, dim);
 }
 
 /* dx_hat (B, dim) -> g.W_dec, g.b_dec (set) and dz (B, n) (set). */
-void sae_decoder_backward(const sae_config *c, const sae_view *v, const float *z, const float *dx_hat,
-                                 int B, float *dz, sae_view *g)
+void sae_decoder_backward(const sae_config *c, par_pool *pool, const sae_view *v, const float *z,
+                          const float *dx_hat, int B, float *dz, sae_view *g)
 {
     int n = c->n_latents, dim = c->dim;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, dim, B, 1.0f, z, n, dx_hat, dim, 0.0f, g->W_dec, dim);
+    par_sgemm(pool, 1, 0, n, dim, B, 1.0f, z, n, dx_hat, dim, 0.0f, g->W_dec, dim);
     sae_colsum(dx_hat, B, dim, g->b_dec);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, n, dim, 1.0f, dx_hat, dim, v->W_dec, dim, 0.0f,
-                dz, n);
+    par_sgemm(pool, 0, 1, B, n, dim, 1.0f, dx_hat, dim, v->W_dec, dim, 0.0f, dz, n);
 }
 
 /* ---- reconstruction error ---- */
@@ -276,7 +274,7 @@ static void sae_backward(const sae_params *p, int B, float coef, sae_work *w, fl
     sae_view g;
     sae_views(c, grad, &g);
     memset(grad, 0, p->n_params * sizeof(float)); /* arch extras start at 0 too */
-    sae_decoder_backward(c, &p->v, w->z, w->dx_hat, B, w->dz, &g);
+    sae_decoder_backward(c, w->pool, &p->v, w->z, w->dx_hat, B, w->dz, &g);
     if (c->orth_coef > 0.0f)
         sae_orth_forward_backward(c, p->v.W_dec, c->orth_coef, g.W_dec);
     const sae_gj_ops *gj = sae_gj_ops_for(c);
@@ -286,7 +284,7 @@ static void sae_backward(const sae_params *p, int B, float coef, sae_work *w, fl
         sae_sparsity_backward(c, w->z, w->gnorm, B, coef / (float)B, w->dz);
         sae_act(c)->act_backward(c, w->pre, w->z, B, w->dz);
     }
-    sae_encoder_backward(c, &p->v, w->xc, w->dz, B, w->colsum, &g);
+    sae_encoder_backward(c, w->pool, &p->v, w->xc, w->dz, B, w->colsum, &g);
 }
 
 double sae_loss_grad(const sae_params *p, const float *x, int B, float coef, sae_work *w, float *grad,
@@ -299,14 +297,14 @@ double sae_loss_grad(const sae_params *p, const float *x, int B, float coef, sae
         return sae_topk_loss_grad(p, x, B, 0, NULL, w, grad, terms);
     const sae_gj_ops *gj = sae_gj_ops_for(c);
     double extra = 0.0; /* gated: the auxiliary reconstruction's sum over the batch */
-    sae_encoder_forward(c, &p->v, x, B, w->xc, w->pre);
+    sae_encoder_forward(c, w->pool, &p->v, x, B, w->xc, w->pre);
     if (gj) {
         t.sparsity = gj->forward(p, x, B, w, &extra) / B;
     } else {
         sae_act(c)->act_forward(c, w->pre, B, w->z, w->gnorm);
         t.sparsity = sae_sparsity_forward(c, w->gnorm, B) / B;
     }
-    sae_decoder_forward(c, &p->v, w->z, B, w->x_hat);
+    sae_decoder_forward(c, w->pool, &p->v, w->z, B, w->x_hat);
     t.mse = sae_mse_forward_backward(x, w->x_hat, B, c->dim, grad ? w->dx_hat : NULL) / B;
     t.orth = c->orth_coef > 0.0f ? sae_orth_forward_backward(c, p->v.W_dec, 0.0f, NULL) : 0.0;
     t.loss = t.mse + (double)coef * t.sparsity + (double)c->orth_coef * t.orth + extra / B;
@@ -320,12 +318,12 @@ double sae_loss_grad(const sae_params *p, const float *x, int B, float coef, sae
 
 #define SAE_ENCODE_CHUNK 256
 
-int sae_encode(const sae_params *p, const float *x, int B, float *z, float *x_hat)
+int sae_encode(const sae_params *p, par_pool *pool, const float *x, int B, float *z, float *x_hat)
 {
     const sae_config *c = &p->cfg;
     int n = c->n_latents, dim = c->dim, chunk = B < SAE_ENCODE_CHUNK ? B : SAE_ENCODE_CHUNK;
     if (sae_topk_is(c))
-        return sae_topk_encode(p, x, B, z, x_hat);
+        return sae_topk_encode(p, pool, x, B, z, x_hat);
     float *xc = malloc((size_t)(chunk > 0 ? chunk : 1) * dim * sizeof(float));              /* (chunk, dim) */
     float *gnorm = malloc((size_t)(chunk > 0 ? chunk : 1) * (n / c->group_size) * sizeof(float)); /* (chunk, G) */
     if (!xc || !gnorm) {
@@ -336,7 +334,7 @@ int sae_encode(const sae_params *p, const float *x, int B, float *z, float *x_ha
     for (int b0 = 0; b0 < B; b0 += chunk) {
         int m = B - b0 < chunk ? B - b0 : chunk;
         float *zc = z + (size_t)b0 * n; /* (m, n) */
-        sae_encoder_forward(c, &p->v, x + (size_t)b0 * dim, m, xc, zc);
+        sae_encoder_forward(c, pool, &p->v, x + (size_t)b0 * dim, m, xc, zc);
         if (!sae_gj_ops_for(c))
             sae_act(c)->act_forward(c, zc, m, zc, gnorm);
         else if (sae_gj_ops_for(c)->encode(p, zc, m, gnorm) != 0) {
@@ -345,7 +343,7 @@ int sae_encode(const sae_params *p, const float *x, int B, float *z, float *x_ha
             return -1;
         }
         if (x_hat)
-            sae_decoder_forward(c, &p->v, zc, m, x_hat + (size_t)b0 * dim);
+            sae_decoder_forward(c, pool, &p->v, zc, m, x_hat + (size_t)b0 * dim);
     }
     free(xc);
     free(gnorm);

@@ -5,16 +5,18 @@
 #ifndef SAED_SAE_STAGES_H
 #define SAED_SAE_STAGES_H
 #include "sae.h"
+#include "par.h"
 
+/* The products run on pool (NULL: the calling thread). */
 /* xc (B, dim) = x - b_dec; pre (B, n) = xc W_enc + b_enc. */
-void sae_encoder_forward(const sae_config *c, const sae_view *v, const float *x, int B, float *xc, float *pre);
+void sae_encoder_forward(const sae_config *c, par_pool *pool, const sae_view *v, const float *x, int B, float *xc, float *pre);
 /* dpre (B, n) -> g.W_enc (set), g.b_enc (added to), g.b_dec (decremented); colsum (n) scratch. */
-void sae_encoder_backward(const sae_config *c, const sae_view *v, const float *xc, const float *dpre, int B,
+void sae_encoder_backward(const sae_config *c, par_pool *pool, const sae_view *v, const float *xc, const float *dpre, int B,
                           float *colsum, sae_view *g);
 /* x_hat (B, dim) = z W_dec + b_dec. */
-void sae_decoder_forward(const sae_config *c, const sae_view *v, const float *z, int B, float *x_hat);
+void sae_decoder_forward(const sae_config *c, par_pool *pool, const sae_view *v, const float *z, int B, float *x_hat);
 /* dx_hat (B, dim) -> g.W_dec, g.b_dec (set) and dz (B, n) (set). */
-void sae_decoder_backward(const sae_config *c, const sae_view *v, const float *z, const float *dx_hat, int B,
+void sae_decoder_backward(const sae_config *c, par_pool *pool, const sae_view *v, const float *z, const float *dx_hat, int B,
                           float *dz, sae_view *g);
 /* Sum over the batch of ||x_hat - x||^2; dx_hat (B, dim) = 2 (x_hat - x) / B if non-NULL. */
 double sae_mse_forward_backward(const float *x, const float *x_hat, int B, int dim, float *dx_hat);

@@ -362,21 +362,21 @@ double sae_topk_loss_grad(const sae_params *p, const float *x, int B, int train,
     int aux = train && dead && c->aux_k_coef > 0.0f && tk_any_dead_group(c, dead);
     double aux_sum = 0.0;
     assert(B >= 1 && B <= w->B);
-    sae_encoder_forward(c, &p->v, x, B, w->xc, w->pre);
+    sae_encoder_forward(c, w->pool, &p->v, x, B, w->xc, w->pre);
     tk_act_forward(p, w->pre, B, train, w->z, w->gnorm, w->dz);
-    sae_decoder_forward(c, &p->v, w->z, B, w->x_hat);
+    sae_decoder_forward(c, w->pool, &p->v, w->z, B, w->x_hat);
     tk_terms(p, x, B, w, grad != NULL, &t);
     if (grad) {
         sae_view g;
         sae_views(c, grad, &g);
         memset(grad, 0, p->n_params * sizeof(float)); /* theta's gradient stays 0 */
-        sae_decoder_backward(c, &p->v, w->z, w->dx_hat, B, w->dz, &g);
+        sae_decoder_backward(c, w->pool, &p->v, w->z, w->dx_hat, B, w->dz, &g);
         if (c->orth_coef > 0.0f)
             sae_orth_forward_backward(c, p->v.W_dec, c->orth_coef, g.W_dec);
         tk_act_backward(w->z, (size_t)B * c->n_latents, w->dz);
         if (aux)
             aux_sum = tk_aux(p, x, B, dead, w, &g);
-        sae_encoder_backward(c, &p->v, w->xc, w->dz, B, w->colsum, &g);
+        sae_encoder_backward(c, w->pool, &p->v, w->xc, w->dz, B, w->colsum, &g);
     } else if (aux) {
         aux_sum = tk_aux(p, x, B, dead, w, NULL);
     }
@@ -411,7 +411,7 @@ void sae_train_update(sae_params *p, const sae_work *w, int B)
 
 /* ---- inference ---- */
 
-int sae_topk_encode(const sae_params *p, const float *x, int B, float *z, float *x_hat)
+int sae_topk_encode(const sae_params *p, par_pool *pool, const float *x, int B, float *z, float *x_hat)
 {
     const sae_config *c = &p->cfg;
     int n = c->n_latents, dim = c->dim, G = n / c->group_size;
@@ -423,10 +423,10 @@ int sae_topk_encode(const sae_params *p, const float *x, int B, float *z, float 
     for (int b0 = 0; rc == 0 && b0 < B; b0 += (int)chunk) {
         int m = B - b0 < (int)chunk ? B - b0 : (int)chunk;
         float *zc = z + (size_t)b0 * n; /* (m, n) */
-        sae_encoder_forward(c, &p->v, x + (size_t)b0 * dim, m, xc, zc);
+        sae_encoder_forward(c, pool, &p->v, x + (size_t)b0 * dim, m, xc, zc);
         tk_act_forward(p, zc, m, 0, zc, gnorm, scratch);
         if (x_hat)
-            sae_decoder_forward(c, &p->v, zc, m, x_hat + (size_t)b0 * dim);
+            sae_decoder_forward(c, pool, &p->v, zc, m, x_hat + (size_t)b0 * dim);
     }
     free(xc);
     free(gnorm);

@@ -20,6 +20,6 @@ double sae_topk_loss_grad(const sae_params *p, const float *x, int B, int train,
                           sae_work *w, float *grad, sae_loss_terms *terms);
 
 /* sae_encode for topk/batchtopk (the inference rules). 0 or -1 (out of memory). */
-int sae_topk_encode(const sae_params *p, const float *x, int B, float *z, float *x_hat);
+int sae_topk_encode(const sae_params *p, par_pool *pool, const float *x, int B, float *z, float *x_hat);
 
 #endif

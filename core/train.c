@@ -193,6 +193,7 @@ static int train_alloc(train_state *st)
     if (sae_fast_supports(c) ? !(st->fast = sae_fast_create(c, st->tc.batch_size, 0, st->pool))
                              : sae_work_alloc(&st->w, c, st->tc.batch_size) != 0)
         return -1;
+    st->w.pool = st->pool; /* the generic path's products (unused by sae_fast) */
     st->fired = calloc((size_t)c->n_latents, 1);
     st->grad = calloc(np, sizeof(float));
     st->m = calloc(np, sizeof(float));

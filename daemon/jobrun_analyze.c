@@ -71,6 +71,10 @@ static int an_setup(an_job *j)
         return -1;
     }
     if (artifacts_sae_load(&j->sae, &j->p, j->err, sizeof j->err)) return -1;
+    if (!(j->pool = par_create(ctx->threads > 0 ? ctx->threads : 1))) {
+        snprintf(j->err, sizeof j->err, "cannot start the analysis's threads");
+        return -1;
+    }
     if (jobrun_dataset_open(ctx, &j->ds, &j->src, j->err, sizeof j->err) || an_open_circles(j)) return -1;
     j->n = j->sae.n_latents;
     j->dim = j->sae.dim;
@@ -126,7 +130,7 @@ static int an_batch(an_job *j, an_stream *s, int64_t r0, int b)
         snprintf(j->err, sizeof j->err, "cannot read rows %lld.. of the dataset", (long long)r0);
         return AN_ERROR;
     }
-    if (sae_encode(&j->p, s->x, b, s->z, NULL)) {
+    if (sae_encode(&j->p, j->pool, s->x, b, s->z, NULL)) {
         snprintf(j->err, sizeof j->err, "out of memory encoding a batch");
         return AN_ERROR;
     }
@@ -385,6 +389,7 @@ static void an_free(an_job *j)
     circles_free(j->circ);
     jobrun_dataset_close(j->ds);
     sae_params_free(&j->p);
+    par_free(j->pool);
     store_sae_clear(&j->sae);
 }
 

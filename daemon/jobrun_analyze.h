@@ -30,6 +30,7 @@ typedef struct {
     spec_analyze spec;
     store_sae sae;
     sae_params p;
+    par_pool *pool;            /* ctx->threads threads for the encoder's products */
     jobrun_dataset *ds;
     data_source src;
     circles *circ;             /* ground truth when the dataset is circles, else NULL */

@@ -30,6 +30,7 @@ typedef struct {
     spec_pca spec;
     store_sae sae;
     sae_params p;
+    par_pool *pool;           /* ctx->threads threads for the encoder's products */
     jobrun_dataset *ds;
     data_source src;
     artifacts_labels *labels; /* NULL when the dataset has none */
@@ -59,6 +60,10 @@ static int pca_setup(pca_job *j)
     int rc = artifacts_labels_open(ctx->data_dir, &d, &j->labels, j->err, sizeof j->err);
     store_dataset_clear(&d);
     if (rc < 0 || artifacts_sae_load(&j->sae, &j->p, j->err, sizeof j->err)) return -1;
+    if (!(j->pool = par_create(ctx->threads > 0 ? ctx->threads : 1))) {
+        snprintf(j->err, sizeof j->err, "cannot start the PCA's threads");
+        return -1;
+    }
     if (jobrun_dataset_open(ctx, &j->ds, &j->src, j->err, sizeof j->err)) return -1;
     if (j->src.dim != j->sae.dim) {
         snprintf(j->err, sizeof j->err, "the dataset's rows have %d values but the SAE expects %d", j->src.dim,
@@ -155,7 +160,7 @@ static int pca_encode_batch(pca_job *j, int a, int b, float *x, float *zd, uint6
 {
     for (int k = 0; k < b; k++) idx[k] = (uint64_t)j->rows[a + k];
     if (j->src.get_rows(j->src.ctx, idx, b, x)) return snprintf(j->err, sizeof j->err, "cannot read the rows"), -1;
-    if (sae_encode(&j->p, x, b, zd, NULL)) return snprintf(j->err, sizeof j->err, "out of memory encoding"), -1;
+    if (sae_encode(&j->p, j->pool, x, b, zd, NULL)) return snprintf(j->err, sizeof j->err, "out of memory encoding"), -1;
     if (analysis_csr_from_dense(tmp, zd, b, j->sae.n_latents) || pca_append(&j->z, tmp))
         return snprintf(j->err, sizeof j->err, "out of memory keeping the activations"), -1;
     return 0;
@@ -265,6 +270,7 @@ static void pca_free(pca_job *j)
     spec_pca_free(&j->spec);
     store_sae_clear(&j->sae);
     sae_params_free(&j->p);
+    par_free(j->pool);
     jobrun_dataset_close(j->ds);
     artifacts_labels_close(j->labels);
     free(j->rows);

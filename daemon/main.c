@@ -1,8 +1,9 @@
 /* saed — the daemon's entry point.
  *
  * Start-up: parse config, create the data directory, open SQLite (migrating
- * it) and put jobs a crash left running back in the queue, size OpenBLAS so
- * that BLAS threads x workers <= cores, start the worker pool and the HTTP
+ * it) and put jobs a crash left running back in the queue, give each worker
+ * cores / workers threads (its jobs' own pools; OpenBLAS runs single-threaded
+ * inside them, include/par_gemm.h), start the worker pool and the HTTP
  * server. Signals are blocked in every thread and taken synchronously here
  * with sigwait(): SIGTERM/SIGINT stop accepting requests, let running jobs
  * checkpoint and requeue, and exit 0. */
@@ -38,8 +39,8 @@ static int main_prepare_store(const char *db_path, char *err, size_t errlen)
     return 0;
 }
 
-/* BLAS's threads exist by now (OpenBLAS starts them when loaded and when resized), and nothing
- * else does but this thread: they get the jobs' niceness; threads made later inherit this
+/* BLAS's threads exist by now (OpenBLAS starts them when loaded; single-threaded, it leaves them
+ * idle), and nothing else does but this thread: they get the jobs' niceness; threads made later inherit this
  * thread's (the API's stay at 0, the workers lower their own). */
 static void main_lower_blas_priority(int nice)
 {
@@ -58,14 +59,15 @@ static void main_lower_blas_priority(int nice)
         LOGI("job threads run at nice %d (%d BLAS thread(s) lowered); --job-nice changes it", nice, n);
 }
 
-/* Sets BLAS's threads; returns them (also the trainer's pool size per worker). */
-static int main_size_blas(const saed_config *c)
+/* Makes BLAS single-threaded (every product runs inside a job's pool, or on the API thread that
+ * asked for it); returns the threads of each worker's jobs' pools. */
+static int main_size_threads(const saed_config *c)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = c->blas_threads ? c->blas_threads : (int)(cores / c->workers);
     if (threads < 1) threads = 1;
-    openblas_set_num_threads(threads);
-    LOGI("%d worker(s) x %d BLAS thread(s) on %ld core(s)", c->workers, threads, cores);
+    openblas_set_num_threads(1);
+    LOGI("%d worker(s) x %d thread(s) on %ld core(s)", c->workers, threads, cores);
     return threads;
 }
 
@@ -123,7 +125,7 @@ int main(int argc, char **argv)
     if (files_mkdirs(cfg.data_dir, err, sizeof err)) { LOGE("data directory: %s", err); return 1; }
     snprintf(db_path, sizeof db_path, "%s/saed.db", cfg.data_dir);
     if (main_prepare_store(db_path, err, sizeof err)) { LOGE("database %s: %s", db_path, err); return 1; }
-    int threads = main_size_blas(&cfg);
+    int threads = main_size_threads(&cfg);
     main_lower_blas_priority(cfg.job_nice);
     return main_serve(&cfg, db_path, threads);
 }

@@ -19,6 +19,7 @@
 #define SAED_SAE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "par.h"
 
 typedef enum { SAE_RELU = 0, SAE_GATED, SAE_TOPK, SAE_BATCHTOPK, SAE_JUMPRELU } sae_arch;
 
@@ -107,8 +108,9 @@ void sae_project_decoder_grad(const sae_params *p, float *grad);
 void sae_project_decoder_grad_rows(const sae_params *p, float *grad, int i0, int i1);
 
 /* Inference: z (B, n) for x (B, dim); x_hat (B, dim) if non-NULL. Uses the
- * trained architecture's inference rule. Returns 0 or -1 (out of memory). */
-int sae_encode(const sae_params *p, const float *x, int B, float *z, float *x_hat);
+ * trained architecture's inference rule; the products run on pool (NULL: the
+ * calling thread; include/par_gemm.h). Returns 0 or -1 (out of memory). */
+int sae_encode(const sae_params *p, par_pool *pool, const float *x, int B, float *z, float *x_hat);
 
 /* Bytes a training job of this shape needs (params, grads, Adam moments, batch
  * activations), for the API's 422 "too large for the memory limit". */
@@ -151,6 +153,7 @@ typedef struct {
     float *gnorm;   /* (B, n/s) group norms ||z_g|| (0 for zeroed groups) */
     float *colsum;  /* (n) column sums of d loss/d pre */
     float *arch_scratch; /* gated (n + 2Bn + B dim), jumprelu (n/s); NULL for other archs (core/sae_gj.h) */
+    par_pool *pool; /* not owned: threads for the products (par_sgemm); NULL after sae_work_alloc = the caller's */
 } sae_work;
 
 typedef struct {

@@ -3,12 +3,14 @@
  *
  * The latents are cut into blocks of L (the batch's pre-activations for one
  * block, (B, L), take at most 16 MiB; L = 1024 at batch 4096), so nothing of
- * size (B, n) is allocated, and the one dense product no SAE can skip (the
- * encoder's) runs as one GEMM per block, big enough for BLAS to reach its
- * peak. Each block's pre-activations are consumed while they are in cache:
- * a scan (parallel over rows) applies the bias, ReLU, group norms and
- * threshold, collects the active latents (entries) and adds each entry's
- * z d_i to its row's reconstruction, with the block's decoder rows in L2.
+ * size (B, n) is allocated. The one dense product no SAE can skip (the
+ * encoder's) is fused with what consumes it: each pool thread takes its
+ * rows of the block R at a time (a tile (R, L) of at most 512 KiB, R = 128
+ * at L = 1024), runs one single-threaded GEMM into the tile and scans it
+ * while it is in its core's L2: bias, ReLU, group norms and threshold,
+ * collecting the active latents (entries). The product's output never goes
+ * to memory. Then each entry's z d_i is added to its row's reconstruction,
+ * with the block's decoder rows in L2.
  * If every thread's rows hold at most SAE_FAST_DENSE_ABOVE * rows * L
  * entries the block is sparse; otherwise it is dense and its activations
  * and reconstruction go through GEMMs instead. So the path follows the
@@ -28,8 +30,9 @@
  * only the summation order differs. For a given pool size the result is
  * deterministic (work is split by thread index alone).
  *
- * Threading: the GEMMs use BLAS's threads; the passes in between run on the
- * pool (include/par.h), NULL meaning the calling thread alone. */
+ * Threading: everything runs on the pool (include/par.h; NULL meaning the
+ * calling thread alone), the products as single-threaded BLAS calls per
+ * thread (tiles, or par_sgemm's slabs: include/par_gemm.h). */
 #ifndef SAED_SAE_FAST_H
 #define SAED_SAE_FAST_H
 #include "par.h"
@@ -41,8 +44,8 @@ typedef enum { SAE_PATH_AUTO = 0, SAE_PATH_DENSE, SAE_PATH_SPARSE } sae_path;
 
 /* Seconds spent in each phase, summed over calls (a clock read per phase: cheap). */
 typedef enum {
-    SAE_FAST_T_GEMM,     /* the encoder's GEMMs (forward) */
-    SAE_FAST_T_SCAN,     /* the sparse scans */
+    SAE_FAST_T_GEMM,     /* the encoder's tile GEMMs (forward; thread 0's share of the fused pass) */
+    SAE_FAST_T_SCAN,     /* the rest of the fused pass: the scans */
     SAE_FAST_T_DECODE,   /* sparse reconstructions */
     SAE_FAST_T_DENSE,    /* dense blocks, forward and backward (GEMMs and passes) */
     SAE_FAST_T_ROWS,     /* xc, the error, b_dec's gradient */
@@ -72,6 +75,8 @@ int sae_fast_supports(const sae_config *c);
  * NULL) must outlive the object. */
 sae_fast *sae_fast_create(const sae_config *c, int max_rows, int block, par_pool *pool);
 void sae_fast_free(sae_fast *f);
+/* Rows per encoder tile, at most the default (tests: several tiles per thread); 0 or -1. */
+int sae_fast_set_tile_rows(sae_fast *f, int rows);
 /* Forces a path (tests); SAE_PATH_AUTO (the default) chooses per block by density.
  * Forcing sparse grows the entry lists to max_rows * n; 0, or -1 when out of memory. */
 int sae_fast_set_path(sae_fast *f, sae_path path);

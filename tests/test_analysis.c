@@ -705,7 +705,7 @@ static void test_sae_callback(void)
     rng_seed(&g, 9, 0);
     for (int k = 0; k < 24; k++)
         x[k] = rng_normal(&g);
-    CHECK(analysis_sae_encode(&p, x, 3, a) == 0 && sae_encode(&p, x, 3, z, b) == 0, "encode");
+    CHECK(analysis_sae_encode(&p, x, 3, a) == 0 && sae_encode(&p, NULL, x, 3, z, b) == 0, "encode");
     CHECK(memcmp(a, b, sizeof a) == 0, "the callback reconstructs as sae_encode does");
     float planes[2 * 2 * 8] = {0}, fve[2];
     for (int k = 0; k < 32; k++)

@@ -428,7 +428,7 @@ static void test_encode_case(const gj_case *gc)
     float *z = malloc((size_t)B * n * sizeof(float)), *xh = malloc((size_t)B * dim * sizeof(float));
     sae_loss_terms t;
     sae_loss_grad(&p, x, B, gc->coef, &w, NULL, &t);
-    CHECK(sae_encode(&p, x, B, z, xh) == 0, "%s: encode", gc->name);
+    CHECK(sae_encode(&p, NULL, x, B, z, xh) == 0, "%s: encode", gc->name);
     CHECK(memcmp(z, w.z, (size_t)B * n * sizeof(float)) == 0, "%s: encode z matches the training forward", gc->name);
     CHECK(memcmp(xh, w.x_hat, (size_t)B * dim * sizeof(float)) == 0, "%s: encode x_hat matches", gc->name);
     CHECK(t.l0 > 0.5 && t.l0 < n - 0.5 && t.l0_groups <= t.l0, "%s: l0 %g, l0_groups %g", gc->name, t.l0,

@@ -432,7 +432,7 @@ static void test_encode_case(sae_arch arch, float theta)
     if (arch == SAE_BATCHTOPK)
         *theta_of(&p) = theta;
     sae_loss_grad(&p, x, B, 0.0f, &w, NULL, NULL);
-    CHECK(sae_encode(&p, x, B, z, xh) == 0, "encode");
+    CHECK(sae_encode(&p, NULL, x, B, z, xh) == 0, "encode");
     CHECK(memcmp(z, w.z, (size_t)B * 20 * sizeof(float)) == 0, "%s: encode z matches the inference forward",
           sae_arch_name(arch));
     CHECK(memcmp(xh, w.x_hat, (size_t)B * 7 * sizeof(float)) == 0, "%s: encode x_hat matches", sae_arch_name(arch));

@@ -471,7 +471,7 @@ static void test_encode(void)
     sae_work_alloc(&w, &c, B);
     gradcheck_random_sae(&p, x, B, 5);
     sae_loss_grad(&p, x, B, 0.1f, &w, NULL, NULL);
-    CHECK(sae_encode(&p, x, B, z, xh) == 0, "encode");
+    CHECK(sae_encode(&p, NULL, x, B, z, xh) == 0, "encode");
     CHECK(memcmp(z, w.z, (size_t)B * 10 * sizeof(float)) == 0, "encode z matches the training forward");
     CHECK(memcmp(xh, w.x_hat, (size_t)B * 7 * sizeof(float)) == 0, "encode x_hat matches");
     CHECK(sae_train_bytes(&c, 64) > 4 * sae_n_params(&c) * sizeof(float) + sae_work_bytes(&c, 64),
@@ -742,7 +742,7 @@ static void test_eval_metrics(const float *rows, int n_rows)
     int R = t.eval_rows;
     const float *ev = rows + (size_t)(n_rows - R) * 16; /* (R, 16) the held-out rows */
     float *z = malloc((size_t)R * 32 * sizeof(float)), *xh = malloc((size_t)R * 16 * sizeof(float));
-    sae_encode(train_params(st), ev, R, z, xh);
+    sae_encode(train_params(st), NULL, ev, R, z, xh);
     double mean[16] = {0}, sse = 0, sst = 0, l0 = 0;
     for (int k = 0; k < R * 16; k++)
         mean[k % 16] += ev[k] / R;

@@ -122,7 +122,7 @@ static void check_fold(const sae_config *c, float s, const char *what)
         scaled[k] = raw[k] * s;
     float *z1 = malloc((size_t)B * n * sizeof(float)), *z2 = malloc((size_t)B * n * sizeof(float));
     float *xh1 = malloc((size_t)B * dim * sizeof(float)), *xh2 = malloc((size_t)B * dim * sizeof(float));
-    CHECK(sae_encode(&p, scaled, B, z1, xh1) == 0 && sae_encode(&f, raw, B, z2, xh2) == 0, "%s: encode", what);
+    CHECK(sae_encode(&p, NULL, scaled, B, z1, xh1) == 0 && sae_encode(&f, NULL, raw, B, z2, xh2) == 0, "%s: encode", what);
     size_t active = 0, same_support = 0;
     for (size_t k = 0; k < (size_t)B * n; k++) {
         active += z1[k] > 0.0f;

@@ -7,15 +7,20 @@
  * dense, forced sparse), with and without the gradient: the loss terms, the
  * latents that fired and every gradient tensor must match the reference.
  * Tolerance: |a - b| <= 2e-5 max|ref| + 1e-6 per tensor (float sums in a
- * different order; the reference adds b_enc before the product, this after). */
+ * different order; the reference adds b_enc before the product, this after).
+ * Also par_sgemm (include/par_gemm.h) against one cblas_sgemm: every
+ * transpose, both split directions, ragged slabs, beta, on pools of 1-3. */
 #include "check.h"
 #include "circles.h"
 #include "datasrc.h"
 #include "gradcheck.h"
+#include "par_gemm.h"
+#include "rng.h"
 #include "sae.h"
 #include "sae_fast.h"
 #include "train.h"
 #include "trainlog.h"
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,10 +124,14 @@ static void fast_run_case_on(const fast_case *fc, par_pool *pool)
         CHECK(want.passed_through > 0, "%s: some groups are below the threshold", fc->name);
     sae_fast *f = sae_fast_create(&c, fc->B, fc->block, pool);
     CHECK(f != NULL, "sae_fast_create");
-    const char *paths[] = {"auto", "dense", "sparse"};
-    for (int path = SAE_PATH_AUTO; path <= SAE_PATH_SPARSE; path++) {
+    const char *paths[] = {"auto", "dense", "sparse", "auto, tiles of 3 rows", "sparse, tiles of 3 rows"};
+    for (int run = 0; run < 5; run++) {
+        int path = run < 3 ? run : run == 3 ? SAE_PATH_AUTO : SAE_PATH_SPARSE;
         char what[96];
-        snprintf(what, sizeof what, "%s, %s path, %d threads", fc->name, paths[path], par_threads(pool));
+        snprintf(what, sizeof what, "%s, %s path, %d threads", fc->name, paths[run], par_threads(pool));
+        if (run == 3) /* several encoder tiles per thread, the last one short */
+            CHECK(sae_fast_set_tile_rows(f, fc->B < 3 ? fc->B : 3) == 0 && sae_fast_set_tile_rows(f, fc->B + 1) == -1,
+                  "tile rows");
         CHECK(sae_fast_set_path(f, (sae_path)path) == 0, "set path");
         memset(got.fired, 0, (size_t)fc->n);
         got.loss = sae_fast_loss_grad(f, &p, x, fc->B, fc->coef, got.grad, got.fired, &got.t);
@@ -235,8 +244,48 @@ static void fast_check_train_pool(int group_size)
     circles_free(circ);
 }
 
+/* par_sgemm with (M, N, K), transposes ta/tb, on pool: C within 1e-5 relative of one cblas_sgemm, and
+ * bitwise the same on a second call. Leading dimensions exceed the widths (sub-matrices). */
+static void fast_check_par_gemm_case(par_pool *pool, int M, int N, int K, int ta, int tb)
+{
+    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
+    int ar = ta ? K : M, br = tb ? N : K; /* rows of A and B as stored */
+    float *A = malloc((size_t)ar * lda * sizeof(float)), *B = malloc((size_t)br * ldb * sizeof(float));
+    float *C0 = malloc((size_t)M * ldc * sizeof(float)), *C1 = malloc((size_t)M * ldc * sizeof(float));
+    float *C2 = malloc((size_t)M * ldc * sizeof(float));
+    rng_t r;
+    rng_seed(&r, 3, (uint64_t)(M * 1000 + N));
+    for (size_t k = 0; k < (size_t)ar * lda; k++) A[k] = rng_normal(&r);
+    for (size_t k = 0; k < (size_t)br * ldb; k++) B[k] = rng_normal(&r);
+    for (size_t k = 0; k < (size_t)M * ldc; k++) C0[k] = C1[k] = C2[k] = rng_normal(&r);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 0.5f, A,
+                lda, B, ldb, 0.25f, C0, ldc);
+    par_sgemm(pool, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 0.25f, C1, ldc);
+    par_sgemm(pool, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 0.25f, C2, ldc);
+    double worst = 0.0, scale = fast_maxabs(C0, (size_t)M * ldc);
+    for (size_t k = 0; k < (size_t)M * ldc; k++)
+        worst = fabs(C1[k] - C0[k]) > worst ? fabs(C1[k] - C0[k]) : worst;
+    CHECK(worst <= 1e-5 * scale, "par_sgemm %dx%dx%d ta %d tb %d, %d threads: max diff %g (scale %g)", M, N, K, ta,
+          tb, par_threads(pool), worst, scale);
+    CHECK(memcmp(C1, C2, (size_t)M * ldc * sizeof(float)) == 0, "par_sgemm %dx%dx%d: the same bits twice", M, N, K);
+    free(A), free(B), free(C0), free(C1), free(C2);
+}
+
+static void fast_check_par_gemm(void)
+{
+    static const int shapes[][3] = {{70, 19, 13}, {19, 70, 13}, {33, 33, 1}, {5, 3, 40}, {1, 50, 7}};
+    for (int threads = 1; threads <= 3; threads++) {
+        par_pool *pool = threads > 1 ? par_create(threads) : NULL;
+        for (int k = 0; k < 5; k++)
+            for (int t = 0; t < 4; t++)
+                fast_check_par_gemm_case(pool, shapes[k][0], shapes[k][1], shapes[k][2], t & 1, t >> 1);
+        par_free(pool);
+    }
+}
+
 int main(void)
 {
+    fast_check_par_gemm();
     sae_config relu = {.arch = SAE_RELU}, topk = {.arch = SAE_TOPK};
     CHECK(sae_fast_supports(&relu) && !sae_fast_supports(&topk), "sae_fast serves relu only");
     for (int threads = 1; threads <= 3; threads++) {

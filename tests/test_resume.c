@@ -1,8 +1,8 @@
 /* test_resume — resume proved end to end, and the SAELens export.
  *
- * One daemon, run with --blas-threads 1 throughout (OpenBLAS splits a
- * product differently for different thread counts, which changes float
- * rounding; with the same count every run does the same arithmetic) and
+ * One daemon, run with --blas-threads 2 throughout (the trainer's pool
+ * splits its work, products included, by its thread count, which fixes the
+ * float rounding; with the same count every run does the same arithmetic) and
  * --log-level info (so "resumed from step N" is in its log). On a circles
  * dataset of small rows (normalize_input scales them up about 8x):
  *  A  one train job, uninterrupted;
@@ -295,7 +295,7 @@ static void test_spec(long long ds, long long job_a)
 
 int main(void)
 {
-    static const char *const flags[] = { "--blas-threads", "1", "--log-level", "info", NULL };
+    static const char *const flags[] = { "--blas-threads", "2", "--log-level", "info", NULL };
     at_daemon d;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int up = at_daemon_start(&d, "resume", flags);
