@@ -215,7 +215,8 @@ static void spec_sae_defaults(sae_config *sc)
     sc->orth_coef = 0.0f;
     sc->threshold = 0.0f;
     sc->k = 0;
-    sc->bandwidth = 0.001f; /* jumprelu's kernel width; validated by sae_config_check */
+    sc->bandwidth = 0.001f; /* jumprelu's kernel width (relu with a threshold: threshold / 2, set in
+                             * spec_parse_sae); validated by sae_config_check */
     sc->aux_k_coef = 0.03125f; /* topk/batchtopk: AuxK weight 1/32 (Gao et al. 2024) */
     sc->aux_k = 0;             /* topk/batchtopk: null = auto (sae_aux_k_groups) */
 }
@@ -246,7 +247,10 @@ static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
     spec_float_into(sae, "sae", "sparsity_coef", &sc->sparsity_coef, errs);
     spec_float_into(sae, "sae", "orth_coef", &sc->orth_coef, errs);
     spec_float_into(sae, "sae", "threshold", &sc->threshold, errs);
-    spec_float_into(sae, "sae", "bandwidth", &sc->bandwidth, errs);
+    if (json_object_get(sae, "bandwidth"))
+        spec_float_into(sae, "sae", "bandwidth", &sc->bandwidth, errs);
+    else if (sc->arch == SAE_RELU && sc->threshold > 0.0f)
+        sc->bandwidth = sc->threshold / 2; /* the threshold's kernel: a window of +-threshold/4 */
     spec_parse_sae_aux(sae, sc, errs);
     if (json_is_null(json_object_get(sae, "k"))) return;
     if (spec_get_int(sae, "sae", "k", 1, INT_MAX, &x, errs) == 1) sc->k = (int)x;

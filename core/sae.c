@@ -98,12 +98,15 @@ int sae_config_check(const sae_config *c, char *field, size_t fieldlen, char *ms
     return 0;
 }
 
-/* The gated/jumprelu options (sae_gj.h): sae.bandwidth and what sae.threshold means for them. */
+/* sae.bandwidth (jumprelu's, and relu's with a threshold) and what sae.threshold means for gated. */
 static int sae_check_gj(const sae_config *c, char *field, size_t fieldlen, char *msg, size_t msglen)
 {
-    if (!isfinite(c->bandwidth) || c->bandwidth < 0.0f || (c->arch == SAE_JUMPRELU && c->bandwidth <= 0.0f))
+    int needed = c->arch == SAE_JUMPRELU || (c->arch == SAE_RELU && c->threshold > 0.0f);
+    if (!isfinite(c->bandwidth) || c->bandwidth < 0.0f || (needed && c->bandwidth <= 0.0f))
         return sae_reject(field, fieldlen, msg, msglen, "bandwidth",
-                          "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
+                          c->arch == SAE_RELU ? "bandwidth must be a finite number > 0 with a threshold (e.g. "
+                                                "threshold / 2, the default)"
+                                              : "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
     if (c->arch == SAE_GATED && c->threshold > 0.0f)
         return sae_reject(field, fieldlen, msg, msglen, "threshold",
                           "threshold must be 0 for arch gated: its gate decides which groups are active");

@@ -24,11 +24,12 @@
  *       P latent tiles: gW_enc[:, i] = gencT[i]
  *     orth term; g.b_enc = colsum; g.b_dec = sum dx - W_enc colsum
  *
- * An entry is a latent with u = pre + b_enc > 0. In a group the threshold
- * zeroes, its entries carry z = 0 and no sparsity term but still receive
- * the reconstruction gradient (the straight-through rule of `threshold`,
- * include/sae.h); a dense block keeps gnorm 0 for such groups, which gives
- * the same rule. */
+ * An entry is a latent with u = pre + b_enc > 0 in a group the threshold
+ * keeps, or in a zeroed group within the threshold's kernel window (z = 0:
+ * only its jump term, include/sae.h). Entries of window groups also keep u;
+ * once dx is known a pass over them adds each group's jump term q_g/(eps
+ * rho_g) u_i to their sparsity gradient (ent_s). A dense block computes the
+ * same from its pre-activations. */
 #include "sae_fast.h"
 #include "par_gemm.h"
 #include "sae_stages.h"
@@ -78,7 +79,9 @@ struct sae_fast {
     int32_t *ent_row;        /* (T * seg_cap) batch row of each entry */
     int32_t *ent_i;          /* (T * seg_cap) its latent */
     float *ent_z;            /* (T * seg_cap) its activation (0 in a zeroed group) */
-    float *ent_s;            /* (T * seg_cap) its sparsity gradient coef/B * z / ||z_g|| (0 if zeroed) */
+    float *ent_s;            /* (T * seg_cap) its sparsity gradient coef/B * z / ||z_g|| (0 if zeroed), and
+                              * after sae_fast_jump_part the threshold's jump term */
+    float *ent_u;            /* (T * seg_cap) its ReLU(pre) if its group is in the threshold's window, else 0 */
     size_t *seg_used;        /* (T) end of the entries in each thread's segment */
     size_t *seg_mark;        /* (T) ... before the current block */
     size_t *lat_ptr;         /* (n + 1) sorted entries of latent i: [lat_ptr[i], lat_ptr[i+1]) */
@@ -142,13 +145,13 @@ size_t sae_fast_bytes(const sae_config *c, int max_rows, int threads)
     size_t seg = sae_fast_seg_cap_of(SAE_FAST_DENSE_ABOVE, n, B, L, T);
     size_t R = (size_t)sae_fast_tile_rows(max_rows, (int)L);
     size_t floats = 3 * B * d + 2 * B * L + B * (L / s) + n * d + n + T * 2 * d + T * R * L;
-    return floats * sizeof(float) + (n + 1 + 2 * T) * sizeof(size_t) + T * seg * 7 * 4 +
+    return floats * sizeof(float) + (n + 1 + 2 * T) * sizeof(size_t) + T * seg * 8 * 4 +
            T * (sizeof(sae_fast_sums) + L + 8) + n / L + 1;
 }
 
 static int sae_fast_alloc_entries(sae_fast *f)
 {
-    free(f->ent_row), free(f->ent_i), free(f->ent_z), free(f->ent_s);
+    free(f->ent_row), free(f->ent_i), free(f->ent_z), free(f->ent_s), free(f->ent_u);
     free(f->srt_row), free(f->srt_z), free(f->srt_s);
     f->seg_cap = sae_fast_seg_cap_of(f->frac, (size_t)f->c.n_latents, (size_t)f->max_rows, (size_t)f->L,
                                      (size_t)f->T);
@@ -157,10 +160,11 @@ static int sae_fast_alloc_entries(sae_fast *f)
     f->ent_i = malloc(all * sizeof(int32_t));
     f->ent_z = malloc(all * sizeof(float));
     f->ent_s = malloc(all * sizeof(float));
+    f->ent_u = malloc(all * sizeof(float));
     f->srt_row = malloc(all * sizeof(int32_t));
     f->srt_z = malloc(all * sizeof(float));
     f->srt_s = malloc(all * sizeof(float));
-    return f->ent_row && f->ent_i && f->ent_z && f->ent_s && f->srt_row && f->srt_z && f->srt_s ? 0 : -1;
+    return f->ent_row && f->ent_i && f->ent_z && f->ent_s && f->ent_u && f->srt_row && f->srt_z && f->srt_s ? 0 : -1;
 }
 
 sae_fast *sae_fast_create(const sae_config *c, int max_rows, int block, par_pool *pool)
@@ -211,7 +215,7 @@ void sae_fast_free(sae_fast *f)
     free(f->xc), free(f->x_hat), free(f->dx), free(f->tile), free(f->pre), free(f->z), free(f->gnorm), free(f->dense);
     free(f->seg_used), free(f->seg_mark), free(f->lat_ptr), free(f->gencT), free(f->colsum), free(f->acc);
     free(f->flag), free(f->part);
-    free(f->ent_row), free(f->ent_i), free(f->ent_z), free(f->ent_s);
+    free(f->ent_row), free(f->ent_i), free(f->ent_z), free(f->ent_s), free(f->ent_u);
     free(f->srt_row), free(f->srt_z), free(f->srt_s);
     free(f);
 }
@@ -359,7 +363,9 @@ static size_t sae_fast_group_entries(sae_fast *f, const sae_fast_job *j, const f
     if (e + (size_t)pos > lim)
         return lim + 1;
     float norm = s == 1 ? pre[g0] + b[g0] : sqrtf(norm2);
-    int kept = !(f->c.threshold > 0.0f && norm < f->c.threshold);
+    int kept = !(f->c.threshold > 0.0f && norm < f->c.threshold), window = sae_relu_in_window(&f->c, norm);
+    if (!kept && !window)
+        return e; /* no value, no gradient */
     for (int k = g0; k < g0 + s; k++) {
         float u = pre[k] + b[k];
         if (!(u > 0.0f))
@@ -368,6 +374,7 @@ static size_t sae_fast_group_entries(sae_fast *f, const sae_fast_job *j, const f
         f->ent_i[e] = j->i0 + k;
         f->ent_z[e] = kept ? u : 0.0f;
         f->ent_s[e] = kept ? j->sc * u / norm : 0.0f;
+        f->ent_u[e] = window ? u : 0.0f;
         e++;
     }
     if (kept) {
@@ -532,6 +539,32 @@ static void sae_fast_act_part(void *ctx, int t, int T)
     f->part[t] = sum;
 }
 
+/* One row's groups [g0, g1) of a dense block: pre (l) holds xc W_enc, b (l) the block's b_enc, dz (l)
+ * the reconstruction gradient, gn (l/s) the kept norms; pre becomes dpre (include/sae.h: the exact
+ * term for kept groups plus the threshold's jump term near it), added to colsum (l). */
+static void sae_fast_dpre_groups(const sae_fast_job *j, float *pre, const float *b, const float *dz,
+                                 const float *gn, size_t g0, size_t g1, float *colsum)
+{
+    const sae_config *c = &j->f->c;
+    int s = c->group_size;
+    for (size_t g = g0; g < g1; g++) {
+        float rho2 = 0.0f, dot = 0.0f;
+        for (size_t k = g * s; k < (g + 1) * s; k++) {
+            float u = pre[k] + b[k];
+            if (u > 0.0f)
+                rho2 += u * u, dot += u * dz[k];
+        }
+        float jump = sae_relu_jump_of(c, sqrtf(rho2), dot, j->sc);
+        float f = gn[g] > 0.0f ? j->sc / gn[g] : 0.0f;
+        for (size_t k = g * s; k < (g + 1) * s; k++) {
+            float u = pre[k] + b[k], a = u > 0.0f ? u : 0.0f;
+            float dpre = (gn[g] > 0.0f && u > 0.0f ? dz[k] + f * u : 0.0f) + jump * a;
+            pre[k] = dpre;
+            colsum[k] += dpre;
+        }
+    }
+}
+
 /* dpre into f->pre for the thread's groups, from dz (f->z) and the pre-activations still in
  * f->pre: [u > 0] (dz + sc u / ||z_g||), the norm term only for kept groups (gnorm > 0); colsum. */
 static void sae_fast_dpre_part(void *ctx, int t, int T)
@@ -547,20 +580,14 @@ static void sae_fast_dpre_part(void *ctx, int t, int T)
         float *restrict pre = f->pre + (size_t)r * l;        /* (l) */
         const float *restrict dz = f->z + (size_t)r * l;     /* (l) */
         const float *restrict gn = f->gnorm + (size_t)r * G; /* (G) */
-        if (s == 1) /* gn = z: the sparsity term is sc where kept */
+        if (s == 1 && !(f->c.threshold > 0.0f)) /* gn = z: the sparsity term is sc where kept */
             for (size_t k = g0; k < g1; k++) {
-                float u = pre[k] + b[k];
-                float dpre = u > 0.0f ? dz[k] + (gn[k] > 0.0f ? j->sc : 0.0f) : 0.0f;
+                float dpre = gn[k] > 0.0f ? dz[k] + j->sc : 0.0f;
                 pre[k] = dpre;
                 colsum[k] += dpre;
             }
-        for (size_t g = g0; s > 1 && g < g1; g++)
-            for (size_t k = g * s; k < (g + 1) * s; k++) {
-                float u = pre[k] + b[k];
-                float dpre = u > 0.0f ? dz[k] + (gn[g] > 0.0f ? j->sc * u / gn[g] : 0.0f) : 0.0f;
-                pre[k] = dpre;
-                colsum[k] += dpre;
-            }
+        else
+            sae_fast_dpre_groups(j, pre, b, dz, gn, g0, g1, colsum);
     }
 }
 
@@ -594,6 +621,37 @@ static void sae_fast_dense_backward(sae_fast_job *j, int warm)
 }
 
 /* ---- the latent-major backward of the sparse entries ---- */
+
+/* The threshold's jump terms (include/sae.h) of the thread's entries in window groups, added to
+ * ent_s: a group's entries are consecutive in the segment (the scan emits them together). */
+static void sae_fast_jump_part(void *ctx, int t, int T)
+{
+    sae_fast_job *j = ctx;
+    sae_fast *f = j->f;
+    int s = f->c.group_size, dim = f->c.dim;
+    size_t e = (size_t)t * f->seg_cap, end = f->seg_used[t];
+    (void)T;
+    while (e < end) {
+        if (!(f->ent_u[e] > 0.0f)) {
+            e++;
+            continue;
+        }
+        size_t e1 = e + 1;
+        while (e1 < end && f->ent_row[e1] == f->ent_row[e] && f->ent_i[e1] / s == f->ent_i[e] / s)
+            e1++;
+        const float *dxr = f->dx + (size_t)f->ent_row[e] * dim; /* (dim) */
+        float rho2 = 0.0f, dot = 0.0f;
+        for (size_t k = e; k < e1; k++) {
+            float u = f->ent_u[k];
+            rho2 += u * u;
+            dot += u * sae_fast_dot(dxr, j->p->v.W_dec + (size_t)f->ent_i[k] * dim, dim);
+        }
+        float jump = sae_relu_jump_of(&f->c, sqrtf(rho2), dot, j->sc);
+        for (size_t k = e; k < e1; k++)
+            f->ent_s[k] += jump * f->ent_u[k];
+        e = e1;
+    }
+}
 
 /* Counting sort of every segment's entries by latent into lat_ptr / srt_*. */
 static void sae_fast_sort(sae_fast *f)
@@ -655,7 +713,7 @@ static void sae_fast_latent(sae_fast_job *j, size_t i, float *acc_dec, float *ac
                 __builtin_prefetch(xc1 + d);
             }
         }
-        float dpre = sae_fast_dot(dxr, d_i, dim) + f->srt_s[e];
+        float dpre = (f->srt_z[e] > 0.0f ? sae_fast_dot(dxr, d_i, dim) : 0.0f) + f->srt_s[e]; /* z 0: jump only */
         if (f->srt_z[e] > 0.0f) {
             sae_fast_axpy(f->srt_z[e], dxr, acc_dec, dim);
             fired = 1;
@@ -769,6 +827,8 @@ static double sae_fast_backward(sae_fast_job *j)
             sae_fast_dense_backward(j, k == f->n_blocks - 1);
         }
     sae_fast_tick(f, SAE_FAST_T_DENSE, &t0);
+    if (c->threshold > 0.0f)
+        par_run(f->pool, sae_fast_jump_part, j);
     sae_fast_sort(f);
     sae_fast_tick(f, SAE_FAST_T_SORT, &t0);
     par_run(f->pool, sae_fast_latents_part, j);

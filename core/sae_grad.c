@@ -2,8 +2,8 @@
  *
  *   encoder:  xc = x - b_dec; pre = xc W_enc + b_enc            (B, n)
  *   act:      z = act(pre) (per arch; relu: ReLU, then groups with
- *             ||z_g|| < threshold zeroed, straight-through in the
- *             backward pass)                                    (B, n)
+ *             ||z_g|| < threshold zeroed, JumpReLU's straight-through
+ *             pseudo-derivative in the backward pass)          (B, n)
  *   decoder:  x_hat = z W_dec + b_dec                           (B, dim)
  *   loss:     mean_rows [ ||x_hat - x||^2 + c sum_g ||z_g|| ] + orth_coef * orth(W_dec)
  *
@@ -29,8 +29,10 @@
 typedef struct {
     /* pre (B, n) -> z (B, n), gnorm (B, n/s); z may alias pre. */
     void (*act_forward)(const sae_config *c, const float *pre, int B, float *z, float *gnorm);
-    /* dz (B, n): d loss/d z in, d loss/d pre out. */
-    void (*act_backward)(const sae_config *c, const float *pre, const float *z, int B, float *dz);
+    /* dz (B, n): d loss/d z of the reconstruction in, d loss/d pre out, the sparsity term (scale
+     * c/B) included. */
+    void (*act_backward)(const sae_config *c, const float *pre, const float *z, const float *gnorm, int B,
+                         float scale, float *dz);
 } sae_act_ops;
 
 /* ---- relu ---- */
@@ -55,15 +57,44 @@ static void relu_act_forward(const sae_config *c, const float *pre, int B, float
     }
 }
 
-/* dz (B, n) holds the reconstruction gradient of every latent, plus the sparsity term on kept
- * groups only (sae_sparsity_backward skips gnorm 0). Masking by pre > 0, not z > 0, passes a
- * zeroed group's positive latents straight through the threshold (include/sae.h). */
-static void relu_act_backward(const sae_config *c, const float *pre, const float *z, int B, float *dz)
+/* The threshold's jump term of one row's group (include/sae.h): q_g / eps / rho_g, by which each
+ * member's a_i is multiplied, or 0 outside the kernel's window. pre, dz (s): the group's
+ * pre-activations and reconstruction gradients dx_hat . d_i. */
+float sae_relu_jump(const sae_config *c, const float *pre, const float *dz, float scale)
 {
-    (void)z;
-    for (size_t k = 0; k < (size_t)B * c->n_latents; k++)
-        if (!(pre[k] > 0.0f))
-            dz[k] = 0.0f;
+    int s = c->group_size;
+    float rho2 = 0.0f, dot = 0.0f;
+    for (int k = 0; k < s; k++)
+        if (pre[k] > 0.0f)
+            rho2 += pre[k] * pre[k], dot += pre[k] * dz[k];
+    return sae_relu_jump_of(c, sqrtf(rho2), dot, scale);
+}
+
+int sae_relu_in_window(const sae_config *c, float rho)
+{
+    return c->threshold > 0.0f && rho > 0.0f && fabsf(rho - c->threshold) < 0.5f * c->bandwidth;
+}
+
+float sae_relu_jump_of(const sae_config *c, float rho, float dot, float scale)
+{
+    return sae_relu_in_window(c, rho) ? (dot + scale * rho) / (c->bandwidth * rho) : 0.0f;
+}
+
+/* dz (B, n): the reconstruction gradient in; out: [z > 0] (dz + scale z_i / ||z_g||), the exact
+ * gradient (0 in zeroed groups), plus the threshold's jump term near the threshold. */
+static void relu_act_backward(const sae_config *c, const float *pre, const float *z, const float *gnorm, int B,
+                              float scale, float *dz)
+{
+    int s = c->group_size;
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++) {
+        const float *p = pre + bg * s, *zg = z + bg * s; /* (s) each */
+        float *d = dz + bg * s;                          /* (s) */
+        float jump = sae_relu_jump(c, p, d, scale), f = gnorm[bg] > 0.0f ? scale / gnorm[bg] : 0.0f;
+        for (int k = 0; k < s; k++) {
+            float a = p[k] > 0.0f ? p[k] : 0.0f;
+            d[k] = (zg[k] > 0.0f ? d[k] + f * zg[k] : 0.0f) + jump * a;
+        }
+    }
 }
 
 static const sae_act_ops sae_acts[] = {
@@ -167,20 +198,6 @@ static double sae_sparsity_forward(const sae_config *c, const float *gnorm, int 
     return sum;
 }
 
-/* dz (B, n) += scale * z_g / ||z_g|| for every non-zero group. */
-static void sae_sparsity_backward(const sae_config *c, const float *z, const float *gnorm, int B, float scale,
-                                  float *dz)
-{
-    int s = c->group_size;
-    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++) {
-        if (!(gnorm[bg] > 0.0f))
-            continue;
-        float f = scale / gnorm[bg];
-        for (int k = 0; k < s; k++)
-            dz[bg * s + k] += f * z[bg * s + k];
-    }
-}
-
 /* ---- orthogonality within groups: sum_g sum_{i != j} ReLU(d_i . d_j) ---- */
 
 static float sae_dot(const float *a, const float *b, int dim)
@@ -281,8 +298,7 @@ static void sae_backward(const sae_params *p, int B, float coef, sae_work *w, fl
     if (gj) {
         gj->backward(p, B, coef, w, grad);
     } else {
-        sae_sparsity_backward(c, w->z, w->gnorm, B, coef / (float)B, w->dz);
-        sae_act(c)->act_backward(c, w->pre, w->z, B, w->dz);
+        sae_act(c)->act_backward(c, w->pre, w->z, w->gnorm, B, coef / (float)B, w->dz);
     }
     sae_encoder_backward(c, w->pool, &p->v, w->xc, w->dz, B, w->colsum, &g);
 }

@@ -22,6 +22,14 @@ void sae_decoder_backward(const sae_config *c, par_pool *pool, const sae_view *v
 double sae_mse_forward_backward(const float *x, const float *x_hat, int B, int dim, float *dx_hat);
 /* sum_g sum_{i != j in g} ReLU(d_i . d_j); if gW_dec (n, dim) is non-NULL adds coef * its gradient. */
 double sae_orth_forward_backward(const sae_config *c, const float *W_dec, float coef, float *gW_dec);
+/* relu's threshold: the jump term q_g / (eps rho_g) of one row's group (include/sae.h), 0 outside
+ * the kernel's window or without a threshold; pre, dz (s) its pre-activations and dx_hat . d_i;
+ * scale = c / B. */
+float sae_relu_jump(const sae_config *c, const float *pre, const float *dz, float scale);
+/* The same from rho_g = ||ReLU(pre_g)|| and dot = sum_i ReLU(pre_i) dx_hat . d_i. */
+float sae_relu_jump_of(const sae_config *c, float rho, float dot, float scale);
+/* 1 if a group of norm rho gets the jump term (threshold > 0, rho > 0, |rho - tau| < eps/2). */
+int sae_relu_in_window(const sae_config *c, float rho);
 /* t->l0, t->l0_groups from z (B, n) and gnorm (B, n/s). */
 void sae_count_active(const sae_config *c, const float *z, const float *gnorm, int B, sae_loss_terms *t);
 

@@ -30,11 +30,13 @@ typedef struct {
     int group_size;      /* s >= 1; default 2 in the API, 1 = ordinary SAE */
     float sparsity_coef; /* c at the end of warm-up; default 0.01 */
     float orth_coef;     /* weight of the within-group orthogonality penalty; default 0 */
-    float threshold;     /* relu: groups with ||z_g|| below it are zeroed, straight-through
-                          * gradient (see sae_loss_grad below); default 0 */
+    float threshold;     /* relu: groups with ||z_g|| below it are zeroed, with JumpReLU's
+                          * straight-through gradient (see sae_loss_grad below); default 0 */
     int k;               /* topk/batchtopk: groups kept per row; 0 = unset */
-    float bandwidth;     /* jumprelu: width eps of the rectangle kernel of theta's pseudo-derivatives;
-                          * default 0.001 in the API; must be > 0 for jumprelu, >= 0 (unused) otherwise */
+    float bandwidth;     /* width eps of the rectangle kernel of the straight-through pseudo-derivatives:
+                          * jumprelu's (of theta; API default 0.001) and relu's with threshold > 0 (of
+                          * rho_g; API default threshold / 2); must be > 0 for those, >= 0 (unused)
+                          * otherwise */
     float aux_k_coef;    /* topk/batchtopk: weight of the AuxK loss; default 1/32 in the API; 0 = off */
     int aux_k;           /* topk/batchtopk: dead groups AuxK uses per row; 0 = auto (sae_aux_k_groups) */
 } sae_config;
@@ -123,20 +125,23 @@ size_t sae_train_bytes(const sae_config *c, int batch_size);
  *  - d||z_g||/dz_g = z_g / ||z_g||, and 0 when ||z_g|| = 0 (group_size 1: 1 where
  *    z > 0, else 0, the L1 subgradient);
  *  - ReLU'(0) = 0;
- *  - threshold > 0 (relu): after the ReLU, a group with ||ReLU(pre_g)|| < threshold
- *    is set to 0 (gnorm 0), in training and at inference (sae_encode). The
- *    backward pass is straight-through for zeroed groups:
- *      d loss/d pre_i = [pre_i > 0] * (dx_hat . d_i + kept_g * (c/B) z_i/||z_g||)
- *    with dx_hat the reconstruction gradient at the forward's z and kept_g 1
- *    for kept groups, 0 for zeroed ones. So a kept group's gradient is the
- *    exact ReLU gradient, and a zeroed group's positive latents get the
- *    reconstruction gradient as if they had passed (no sparsity term): a group
- *    below the threshold that would help reconstruction is pushed up and can
- *    cross it. This is the gradient of the surrogate loss in which zeroed
- *    groups contribute ReLU(pre) - stop_gradient(ReLU(pre)) to z; it differs
- *    from the true derivative (0) only there. group_size 1: ||z_g|| = z_i.
- *    Nothing reaches W_dec from zeroed groups (their z is 0). The threshold
- *    is a fixed hyperparameter with no gradient (a learnt one is `jumprelu`).
+ *  - threshold tau > 0 (relu): with a = ReLU(pre) and rho_g = ||a_g|| (a_i for
+ *    group_size 1), z_g = H(rho_g - tau) a_g: a group below the threshold is set
+ *    to 0 (gnorm 0), in training and at inference (sae_encode). The step H gets
+ *    JumpReLU's straight-through pseudo-derivative (Rajamanoharan et al. 2024),
+ *    a rectangle kernel of width eps = bandwidth, taken with respect to rho (the
+ *    threshold itself is fixed): dH/drho := [|rho - tau| < eps/2] / eps. So
+ *      d loss/d pre_i = [z_i > 0] (dx_hat . d_i + (c/B) z_i / rho_g)
+ *                     + [pre_i > 0] [|rho_g - tau| < eps/2] (q_g / eps) a_i / rho_g,
+ *      q_g = dx_hat . (sum_j a_j d_j) + (c/B) rho_g,
+ *    q_g being d loss/d H at the forward's reconstruction (dx_hat = 2 (x_hat -
+ *    x) / B): what switching the group on costs (> 0) or saves (< 0). The first
+ *    line is the exact gradient (0 for zeroed groups); the second, only for
+ *    groups within eps/2 of the threshold on either side, pushes a group across
+ *    the threshold when that lowers the loss. It is the exact gradient of the
+ *    loss plus sum_{b,g in the window} stop_gradient(q_g / eps) (rho_g - rho_g0),
+ *    rho_g0 the forward's value (tests/test_core.c checks it so). Nothing reaches
+ *    W_dec from zeroed groups (their z is 0). A learnt threshold is `jumprelu`.
  *  - orth: the sum runs over ordered pairs, so each unordered pair counts
  *    twice; d/dd_i = 2 orth_coef sum_{j != i in g, d_i.d_j > 0} d_j. It is not
  *    divided by the batch size.

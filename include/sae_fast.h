@@ -49,7 +49,7 @@ typedef enum {
     SAE_FAST_T_DECODE,   /* sparse reconstructions */
     SAE_FAST_T_DENSE,    /* dense blocks, forward and backward (GEMMs and passes) */
     SAE_FAST_T_ROWS,     /* xc, the error, b_dec's gradient */
-    SAE_FAST_T_SORT,     /* sorting the entries by latent */
+    SAE_FAST_T_SORT,     /* the threshold's jump terms, sorting the entries by latent */
     SAE_FAST_T_LATENTS,  /* the latent-major backward */
     SAE_FAST_T_TRANSPOSE,/* gencT into grad's W_enc */
     SAE_FAST_T_ORTH,     /* the orthogonality term */

@@ -4,17 +4,17 @@
 Usage: ref_torch.py CASE_DIR [CASE_DIR ...]
 
 Each CASE_DIR (written by tests/test_ref.c) holds config.txt ("key value" lines:
-group_size, coef, orth_coef, threshold), the parameters W_enc (dim, n), b_enc (n),
+group_size, coef, orth_coef, threshold, bandwidth), the parameters W_enc (dim, n), b_enc (n),
 W_dec (n, dim), b_dec (dim), the batch x (B, dim), and the C results: loss (),
 z (B, n), x_hat (B, dim) and grad_<param> for every parameter, all as .npy.
 The loss is recomputed here from the definition in include/sae.h:
 
   loss = mean_b [ sum_d (x_hat - x)^2 + coef * sum_g ||z_g|| ] + orth_coef * sum_g sum_{i!=j} relu(d_i.d_j)
 
-with d||z_g||/dz_g = 0 at z_g = 0, and (threshold > 0) groups whose ||relu(pre)_g|| is
-below the threshold zeroed with a straight-through gradient: their z is
-relu(pre) - detach(relu(pre)) (value 0, gradient that of relu) and their norm is not
-penalised, so d loss/d pre_i = [pre_i > 0] (dx_hat . d_i) there. Every tensor must satisfy
+with d||z_g||/dz_g = 0 at z_g = 0, and (threshold > 0) z_g = H(rho_g - threshold) relu(pre_g),
+rho_g = ||relu(pre_g)||, where the step H is a custom autograd Function whose backward is
+JumpReLU's rectangle-kernel pseudo-derivative with respect to rho:
+dH/drho = [|rho - threshold| < bandwidth/2] / bandwidth (rho > 0). Every tensor must satisfy
     max|c - ref| <= ABS_TOL + REL_TOL * max|ref|
 Prints one line per tensor and "case DIR: PASS|FAIL" per case; exits 1 if any case fails.
 """
@@ -25,6 +25,22 @@ from ref_common import compare_all, group_norm, load64, main, orth_penalty, read
 PARAMS = ["W_enc", "b_enc", "W_dec", "b_dec"]
 
 
+class Step(torch.autograd.Function):
+    """H(rho - threshold) with the rectangle-kernel pseudo-derivative in rho."""
+
+    @staticmethod
+    def forward(ctx, rho, threshold, bandwidth):
+        ctx.save_for_backward(rho)
+        ctx.threshold, ctx.bandwidth = threshold, bandwidth
+        return (rho >= threshold).to(rho.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (rho,) = ctx.saved_tensors
+        window = ((rho - ctx.threshold).abs() < ctx.bandwidth / 2) & (rho > 0)
+        return g * window.to(rho.dtype) / ctx.bandwidth, None, None
+
+
 def reference(cfg, p, x):
     """Loss, z, x_hat (float64) and the parameter gradients by autograd."""
     s = int(cfg["group_size"])
@@ -33,10 +49,9 @@ def reference(cfg, p, x):
     a = torch.relu(pre).view(-1, n // s, s)
     norm = group_norm(a)
     if cfg["threshold"] > 0:
-        keep = (norm >= cfg["threshold"]).to(a.dtype).detach().unsqueeze(-1)
-        # zeroed groups: value 0, gradient straight through the ReLU (no sparsity term)
-        a = a * keep + (a - a.detach()) * (1.0 - keep)
-        norm = norm * keep.squeeze(-1)
+        keep = Step.apply(norm, cfg["threshold"], cfg["bandwidth"])
+        a = a * keep.unsqueeze(-1)
+        norm = norm * keep
     z = a.reshape(-1, n)
     x_hat = z @ p["W_dec"] + p["b_dec"]
     mse = ((x_hat - x) ** 2).sum(1).mean()

@@ -244,6 +244,18 @@ static void test_validation(long long ds)
     AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"jumprelu\",\"n_latents\":16,\"bandwidth\":-0.5}"), 422,
            "sae.bandwidth");
     AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"jumprelu\",\"n_latents\":16,\"bandwith\":0.1}"), 400, "sae.bandwith");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"relu\",\"n_latents\":16,\"threshold\":0.2,\"bandwidth\":0}"), 422,
+           "sae.bandwidth");
+    /* relu with a threshold and no bandwidth: the kernel is threshold / 2 wide */
+    json_t *j = at_expect_json(at_http("POST", "/v1/jobs", SB("{\"arch\":\"relu\",\"n_latents\":16,\"threshold\":0.4}")),
+                               202);
+    json_t *sae = json_object_get(json_object_get(j, "spec"), "sae");
+    CHECK(fabs(json_number_value(json_object_get(sae, "bandwidth")) - 0.2) < 1e-6,
+          "relu threshold 0.4 without a bandwidth gets 0.2");
+    long long id = json_integer_value(json_object_get(j, "id"));
+    at_resp r = at_http("POST", at_fmt("/v1/jobs/%lld/cancel", id), NULL);
+    at_resp_free(&r);
+    json_decref(j);
 #undef SB
 }
 

@@ -306,11 +306,11 @@ static void test_npy(void)
 typedef struct {
     const char *name;
     int dim, n, s, B;
-    float coef, orth, thr;
+    float coef, orth, thr; /* thr > 0: bandwidth thr too (a wide window, so it holds groups) */
 } grad_case;
 
 /* The sign pattern the loss is smooth within: active latents, positive pre-activations (the
- * straight-through surrogate's kinks) and positive orth dots; 2 B n + n s bytes at most. */
+ * surrogate's kinks) and positive orth dots; 2 B n + n s bytes at most. */
 static void loss_pattern(const sae_params *p, const sae_work *w, int B, unsigned char *pat)
 {
     const sae_config *c = &p->cfg;
@@ -322,59 +322,74 @@ static void loss_pattern(const sae_params *p, const sae_work *w, int B, unsigned
     gradcheck_orth_signs(p, 0, pat + 2 * nz);
 }
 
+/* The threshold's surrogate, frozen at the base point: per row and group, the group norm rho0 and
+ * q0/eps where the group is in the kernel window, else 0 (include/sae.h). */
+typedef struct {
+    double *rho0; /* (B, G) */
+    double *qe;   /* (B, G) q_g / eps in the window, 0 outside */
+} jump_frozen;
+
 typedef struct {
     sae_params *p;
     const float *x;
     const grad_case *gc;
     sae_work *w;
-    const float *pre0; /* (B, n) the base point's pre-activations: the surrogate loss; NULL: the true loss */
+    const jump_frozen *jf; /* the surrogate loss; NULL: the true loss */
 } grad_ctx;
 
-/* What the threshold's straight-through surrogate adds to the true loss at w's forward pass
- * (mean squared error term sae_mse): zeroed groups (gnorm 0) contribute z = ReLU(pre) - ReLU(pre0)
- * with pre0 frozen at the base point, which is 0 there and has the gradient sae_loss_grad returns
- * ([pre > 0] times the reconstruction gradient, no sparsity term). */
-static double ste_correction(const sae_params *p, const float *x, const sae_work *w, const float *pre0, int B,
-                             double sae_mse)
+/* rho_g = ||ReLU(pre_g)|| of row-group bg from w's pre-activations. */
+static double group_rho(const sae_work *w, int s, size_t bg)
+{
+    double r2 = 0.0;
+    for (int k = 0; k < s; k++)
+        r2 += w->pre[bg * s + k] > 0.0f ? (double)w->pre[bg * s + k] * w->pre[bg * s + k] : 0.0;
+    return sqrt(r2);
+}
+
+/* Freezes rho0 and q0/eps = (dx_hat . sum_j a_j d_j + c/B rho0) / eps at w's forward pass (the base point). */
+static void jump_freeze(const sae_params *p, const float *x, const sae_work *w, int B, float coef, jump_frozen *jf)
 {
     const sae_config *c = &p->cfg;
-    int n = c->n_latents, s = c->group_size, dim = c->dim;
-    double *xh = malloc((size_t)dim * sizeof(double)); /* (dim) one row's surrogate x_hat */
-    double sse = 0.0;
-    for (int b = 0; b < B; b++) {
-        for (int d = 0; d < dim; d++)
-            xh[d] = w->x_hat[(size_t)b * dim + d];
-        for (int i = 0; i < n; i++) {
-            size_t k = (size_t)b * n + i;
-            if (w->gnorm[k / s] > 0.0f)
-                continue; /* a kept group, or z is already exact */
-            double delta = fmax(w->pre[k], 0.0) - fmax(pre0[k], 0.0);
-            for (int d = 0; d < dim; d++)
-                xh[d] += delta * p->v.W_dec[(size_t)i * dim + d];
+    int n = c->n_latents, s = c->group_size, dim = c->dim, G = n / s;
+    for (size_t bg = 0; bg < (size_t)B * G; bg++) {
+        size_t b = bg / G;
+        double rho = group_rho(w, s, bg), q = coef / (double)B * rho;
+        for (int k = 0; k < s; k++) {
+            size_t i = (bg % G) * s + k;
+            double a = fmax(w->pre[bg * s + k], 0.0);
+            for (int d = 0; d < dim && a > 0.0; d++)
+                q += a * 2.0 * (w->x_hat[b * dim + d] - x[b * dim + d]) / B * p->v.W_dec[i * dim + d];
         }
-        for (int d = 0; d < dim; d++) {
-            double e = xh[d] - x[(size_t)b * dim + d];
-            sse += e * e;
-        }
+        jf->rho0[bg] = rho;
+        jf->qe[bg] = rho > 0.0 && fabs(rho - c->threshold) < 0.5 * c->bandwidth ? q / c->bandwidth : 0.0;
     }
-    free(xh);
-    return sse / B - sae_mse;
+}
+
+/* What the surrogate adds to the true loss at w's forward pass: sum over window groups of
+ * (q0/eps) (rho - rho0), 0 at the base point, whose gradient is the jump term. */
+static double jump_correction(const sae_config *c, const sae_work *w, int B, const jump_frozen *jf)
+{
+    int s = c->group_size;
+    double sum = 0.0;
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++)
+        if (jf->qe[bg] != 0.0)
+            sum += jf->qe[bg] * (group_rho(w, s, bg) - jf->rho0[bg]);
+    return sum;
 }
 
 static double grad_loss(void *ctx, unsigned char *pat)
 {
     grad_ctx *g = ctx;
-    sae_loss_terms t;
-    double loss = sae_loss_grad(g->p, g->x, g->gc->B, g->gc->coef, g->w, NULL, &t);
-    if (g->pre0)
-        loss += ste_correction(g->p, g->x, g->w, g->pre0, g->gc->B, t.mse);
+    double loss = sae_loss_grad(g->p, g->x, g->gc->B, g->gc->coef, g->w, NULL, NULL);
+    if (g->jf)
+        loss += jump_correction(&g->p->cfg, g->w, g->gc->B, g->jf);
     loss_pattern(g->p, g->w, g->gc->B, pat);
     return loss;
 }
 
 /* threshold > 0: the straight-through gradient is checked above against the surrogate; here the
- * true loss (zeroed groups constant 0) must agree on W_dec, which the surrogate term does not
- * reach, and disagree somewhere else (so the cases exercise the straight-through term). */
+ * true loss must agree on W_dec, which the jump term does not reach, and disagree somewhere else
+ * (so the cases exercise the jump term). */
 static void test_grad_true_loss(const grad_case *gc, sae_params *p, const float *x, sae_work *w,
                                 const float *grad, const unsigned char *pat0, size_t npat)
 {
@@ -393,12 +408,12 @@ static void test_grad_true_loss(const grad_case *gc, sae_params *p, const float 
 }
 
 /* Central differences of every parameter; tolerance |fd - g| <= 1e-2 max(|fd|,|g|) + 1e-3. With a
- * threshold the differences are those of the straight-through surrogate (ste_correction), whose
- * gradient sae_loss_grad returns; test_grad_true_loss then compares with the true loss. */
+ * threshold the differences are those of the surrogate (jump_correction), whose gradient
+ * sae_loss_grad returns; test_grad_true_loss then compares with the true loss. */
 static void test_grad_case(const grad_case *gc)
 {
     sae_config c = {.arch = SAE_RELU, .dim = gc->dim, .n_latents = gc->n, .group_size = gc->s,
-                    .sparsity_coef = gc->coef, .orth_coef = gc->orth, .threshold = gc->thr};
+                    .sparsity_coef = gc->coef, .orth_coef = gc->orth, .threshold = gc->thr, .bandwidth = gc->thr};
     sae_params p;
     sae_work w;
     size_t npat = 2 * (size_t)gc->B * gc->n + (size_t)gc->n * gc->s;
@@ -421,9 +436,15 @@ static void test_grad_case(const grad_case *gc)
         CHECK(t0.l0_groups > t.l0_groups + 0.5, "%s: threshold zeroes groups (%g -> %g)", gc->name, t0.l0_groups,
               t.l0_groups);
     }
-    float *pre0 = malloc((size_t)gc->B * gc->n * sizeof(float)); /* (B, n) */
-    memcpy(pre0, w.pre, (size_t)gc->B * gc->n * sizeof(float));
-    grad_ctx ctx = {&p, x, gc, &w, gc->thr > 0.0f ? pre0 : NULL};
+    size_t BG = (size_t)gc->B * (gc->n / gc->s);
+    jump_frozen jf = {malloc(BG * sizeof(double)), malloc(BG * sizeof(double))};
+    sae_loss_grad(&p, x, gc->B, gc->coef, &w, NULL, NULL); /* w back at the base point */
+    jump_freeze(&p, x, &w, gc->B, gc->coef, &jf);
+    int window = 0;
+    for (size_t bg = 0; bg < BG; bg++)
+        window += jf.qe[bg] != 0.0;
+    CHECK(gc->thr == 0.0f || window > 0, "%s: %d groups in the threshold's window", gc->name, window);
+    grad_ctx ctx = {&p, x, gc, &w, gc->thr > 0.0f ? &jf : NULL};
     gradcheck_job job = {gc->name, p.buf, grad, grad_loss, &ctx, pat0, npat};
     gradcheck_stats st = {0};
     gradcheck_range(&job, 0, p.n_params, &st);
@@ -435,7 +456,7 @@ static void test_grad_case(const grad_case *gc)
            st.skipped, st.worst_ratio);
     if (gc->thr > 0.0f)
         test_grad_true_loss(gc, &p, x, &w, grad, pat0, npat);
-    free(pre0);
+    free(jf.rho0), free(jf.qe);
     sae_params_free(&p);
     sae_work_free(&w);
     free(grad);

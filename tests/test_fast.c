@@ -47,7 +47,7 @@ typedef struct {
     sae_loss_terms t;
     float *grad;          /* (n_params) */
     unsigned char *fired; /* (n) */
-    int passed_through;   /* groups with 0 < ||ReLU(pre_g)|| < threshold (the straight-through ones) */
+    int below, above;     /* groups in the threshold's kernel window below it (zeroed) and above it (kept) */
 } fast_result;
 
 static double fast_maxabs(const float *a, size_t n)
@@ -96,12 +96,13 @@ static void fast_reference(const sae_params *p, const float *x, int B, float coe
     memset(r->fired, 0, (size_t)n);
     for (size_t k = 0; k < (size_t)B * n; k++)
         r->fired[k % n] |= w.z[k] > 0.0f;
-    r->passed_through = 0;
+    r->below = r->above = 0;
     for (size_t k = 0; k < (size_t)B * n; k += (size_t)p->cfg.group_size) {
-        double norm2 = 0.0;
+        double norm2 = 0.0, thr = p->cfg.threshold, eps = p->cfg.bandwidth;
         for (int j = 0; j < p->cfg.group_size; j++)
             norm2 += w.pre[k + j] > 0.0f ? (double)w.pre[k + j] * w.pre[k + j] : 0.0;
-        r->passed_through += norm2 > 0.0 && sqrt(norm2) < p->cfg.threshold;
+        r->below += norm2 > 0.0 && sqrt(norm2) < thr && sqrt(norm2) > thr - eps / 2;
+        r->above += sqrt(norm2) >= thr && sqrt(norm2) < thr + eps / 2;
     }
     sae_work_free(&w);
 }
@@ -110,7 +111,7 @@ static void fast_reference(const sae_params *p, const float *x, int B, float coe
 static void fast_run_case_on(const fast_case *fc, par_pool *pool)
 {
     sae_config c = {.arch = SAE_RELU, .dim = fc->dim, .n_latents = fc->n, .group_size = fc->s,
-                    .sparsity_coef = fc->coef, .orth_coef = fc->orth, .threshold = fc->thr};
+                    .sparsity_coef = fc->coef, .orth_coef = fc->orth, .threshold = fc->thr, .bandwidth = fc->thr};
     sae_params p;
     CHECK(sae_params_alloc(&p, &c) == 0, "params alloc");
     float *x = malloc((size_t)fc->B * fc->dim * sizeof(float)); /* (B, dim) */
@@ -121,7 +122,8 @@ static void fast_run_case_on(const fast_case *fc, par_pool *pool)
     fast_result got = {.grad = malloc(p.n_params * sizeof(float)), .fired = malloc((size_t)fc->n)};
     fast_reference(&p, x, fc->B, fc->coef, &want);
     if (fc->thr > 0.0f)
-        CHECK(want.passed_through > 0, "%s: some groups are below the threshold", fc->name);
+        CHECK(want.below > 0 && want.above > 0, "%s: the threshold's window holds zeroed (%d) and kept (%d) groups",
+              fc->name, want.below, want.above);
     sae_fast *f = sae_fast_create(&c, fc->B, fc->block, pool);
     CHECK(f != NULL, "sae_fast_create");
     const char *paths[] = {"auto", "dense", "sparse", "auto, tiles of 3 rows", "sparse, tiles of 3 rows"};

@@ -10,8 +10,8 @@
  * exit status are CHECKed here. Without torch the test fails, saying so.
  * Cases are drawn so no pre-activation, group norm or orth dot product sits
  * within a margin of its kink, where float32 and float64 could disagree. The
- * _thr cases have groups the threshold zeroes although some pre-activation is
- * positive, so their straight-through gradient (include/sae.h) is exercised. */
+ * _thr cases (bandwidth = threshold) have zeroed and kept groups within the
+ * threshold's kernel window, so its jump term (include/sae.h) is exercised. */
 #include "check.h"
 #include "gradcheck.h"
 #include "reftest.h"
@@ -35,12 +35,14 @@ static const ref_case ref_cases[] = {
 };
 #define N_CASES (int)(sizeof ref_cases / sizeof ref_cases[0])
 
-/* 1 if every quantity with a kink is at least `margin` away from it, and a
- * threshold (if any) zeroes at least one group the ReLU alone would keep. */
+/* 1 if every quantity with a kink is at least `margin` away from it (the threshold and the edges
+ * of its kernel window included), and a threshold (if any) has zeroed and kept groups in its
+ * window (so the jump term is exercised on both sides). */
 static int away_from_kinks(const sae_params *p, const sae_work *w, int B, float margin)
 {
     const sae_config *c = &p->cfg;
-    int n = c->n_latents, s = c->group_size, zeroed = 0;
+    int n = c->n_latents, s = c->group_size, below = 0, above = 0;
+    double thr = c->threshold, half = 0.5 * c->bandwidth;
     for (int b = 0; b < B; b++)
         for (int g0 = 0; g0 < n; g0 += s) {
             double norm2 = 0.0;
@@ -50,11 +52,13 @@ static int away_from_kinks(const sae_params *p, const sae_work *w, int B, float 
                     return 0;
                 norm2 += v > 0 ? (double)v * v : 0.0;
             }
-            if (c->threshold > 0 && fabs(sqrt(norm2) - c->threshold) < margin)
+            double rho = sqrt(norm2);
+            if (thr > 0 && (fabs(rho - thr) < margin || fabs(fabs(rho - thr) - half) < margin))
                 return 0;
-            zeroed += norm2 > 0.0 && sqrt(norm2) < c->threshold;
+            below += rho > 0.0 && rho < thr && rho > thr - half;
+            above += rho >= thr && rho < thr + half;
         }
-    if (c->threshold > 0 && zeroed == 0)
+    if (thr > 0 && (below == 0 || above == 0))
         return 0;
     return reftest_orth_clear(p, margin);
 }
@@ -64,7 +68,7 @@ static int write_case(int index, const char *dir)
 {
     const ref_case *rc = &ref_cases[index];
     sae_config c = {.arch = SAE_RELU, .dim = rc->dim, .n_latents = rc->n, .group_size = rc->s,
-                    .sparsity_coef = rc->coef, .orth_coef = rc->orth, .threshold = rc->thr};
+                    .sparsity_coef = rc->coef, .orth_coef = rc->orth, .threshold = rc->thr, .bandwidth = rc->thr};
     sae_params p;
     sae_work w;
     if (sae_params_alloc(&p, &c) != 0 || sae_work_alloc(&w, &c, rc->B) != 0)
@@ -85,8 +89,9 @@ static int write_case(int index, const char *dir)
     int rcode = reftest_write_params(dir, &p, grad) | reftest_write_npy(dir, "x", x, s_x, 2) |
                 reftest_write_npy(dir, "loss", &loss, NULL, 0) | reftest_write_npy(dir, "z", w.z, s_z, 2) |
                 reftest_write_npy(dir, "x_hat", w.x_hat, s_x, 2);
-    rcode |= reftest_write_text(dir, "config.txt", "group_size %d\ncoef %.9g\north_coef %.9g\nthreshold %.9g\n",
-                                rc->s, rc->coef, rc->orth, rc->thr);
+    rcode |= reftest_write_text(dir, "config.txt",
+                                "group_size %d\ncoef %.9g\north_coef %.9g\nthreshold %.9g\nbandwidth %.9g\n", rc->s,
+                                rc->coef, rc->orth, rc->thr, rc->thr);
     sae_params_free(&p);
     sae_work_free(&w);
     free(x);
