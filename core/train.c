@@ -52,6 +52,7 @@ void train_config_default(train_config *t)
     t->adam_eps = 1e-8f;
     t->grad_clip = 0.0f;
     t->normalize_input = 0;
+    t->resample_every = 0;
     t->threads = 1;
 }
 
@@ -114,6 +115,18 @@ int train_config_check(const train_config *t, char *field, size_t fl, char *msg,
         return train_reject(field, fl, msg, ml, "threads", "threads must be between 1 and 64");
     if (t->normalize_input != 0 && t->normalize_input != 1)
         return train_reject(field, fl, msg, ml, "normalize_input", "normalize_input must be true or false");
+    if (t->resample_every < 0)
+        return train_reject(field, fl, msg, ml, "resample_every", "resample_every must be >= 0 (0 = off)");
+    return 0;
+}
+
+int train_config_check_for(const sae_config *c, const train_config *t, char *field, size_t fl, char *msg,
+                           size_t ml)
+{
+    if (t->resample_every > 0 && c->arch != SAE_RELU)
+        return train_reject(field, fl, msg, ml, "resample_every",
+                            "resample_every is for arch relu (topk and batchtopk revive dead groups with AuxK); "
+                            "set it to 0");
     return 0;
 }
 
@@ -159,7 +172,8 @@ static int train_create_check(const sae_config *c, const train_config *t, const 
 {
     char field[64], msg[192];
     if (sae_config_check(c, field, sizeof field, msg, sizeof msg) != 0 ||
-        train_config_check(t, field, sizeof field, msg, sizeof msg) != 0) {
+        train_config_check(t, field, sizeof field, msg, sizeof msg) != 0 ||
+        train_config_check_for(c, t, field, sizeof field, msg, sizeof msg) != 0) {
         snprintf(err, errlen, "%s: %s", field, msg);
         return -1;
     }
@@ -419,6 +433,12 @@ static int train_step(train_state *st)
     train_update_apply(st, lr, clip);
     st->t_update += train_now() - t0;
     st->step++;
+    if (train_resample_due(st)) {
+        int k = train_resample(st);
+        if (k < 0)
+            return train_fail(st, "out of memory resampling dead latents");
+        st->resampled += k;
+    }
     return 0;
 }
 
@@ -603,6 +623,8 @@ void train_get_timing(const train_state *st, train_timing *out)
     if (st->fast)
         out->fast = sae_fast_get_stats(st->fast);
 }
+
+long train_resampled(const train_state *st) { return st->resampled; }
 
 int train_step_done(const train_state *st) { return st->step; }
 const sae_params *train_params(const train_state *st) { return &st->p; }

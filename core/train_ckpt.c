@@ -71,6 +71,8 @@ static int train_ckpt_fields(const train_state *st, train_ckpt_field *f)
     f[k++] = (train_ckpt_field){"train.grad_clip", ck_f32bits(t->grad_clip)};
     f[k++] = (train_ckpt_field){"train.normalize_input", ck_int(t->normalize_input)};
     f[k++] = (train_ckpt_field){"the dataset's row count", ck_int(st->src.n_rows)};
+    if (t->resample_every > 0) /* only when on, so checkpoints written before it existed still restore */
+        f[k++] = (train_ckpt_field){"train.resample_every", ck_int(t->resample_every)};
     return k;
 }
 

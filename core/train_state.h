@@ -23,6 +23,7 @@ struct train_state {
     int32_t *last_fired;  /* (n_latents) last step (1-based) the latent fired in; 0 never */
     unsigned char *dead;  /* (n_latents) 1 = dead at the current step (AuxK's input); from last_fired */
     int step;             /* steps completed */
+    long resampled;       /* latents resampled (train.resample_every) by this trainer object */
     float in_scale;       /* input scale s (train.h); 1 when normalize_input is off */
     /* finite sources */
     int64_t n_train;      /* rows used for training (the rest are held out); -1 endless */
@@ -38,6 +39,11 @@ struct train_state {
     int64_t window_samples;
     char err[256];
 };
+
+/* train.resample_every (core/train_resample.c): 1 if the step just completed resamples; then
+ * train_resample re-initialises the dead latents and returns how many (-1: out of memory). */
+int train_resample_due(const train_state *st);
+int train_resample(train_state *st);
 
 /* Projects the decoder rows' gradient onto their tangent spaces; returns the global gradient norm. */
 double train_update_norm(train_state *st);

@@ -39,6 +39,9 @@ typedef struct {
     float adam_eps;            /* default 1e-8 */
     float grad_clip;           /* default 0 = off; else max global gradient L2 norm */
     int normalize_input;       /* default 0; 1: train on s*x, see "Input normalisation" below */
+    int resample_every;        /* default 0 = off; relu only: every this many steps, in the first half of
+                                * training, dead latents are re-initialised from badly reconstructed rows
+                                * of the batch (core/train_resample.c) */
     int threads;               /* default 1, at most TRAIN_MAX_THREADS: the pool for the element-wise
                                 * passes (not from the API: the daemon sets its threads per worker).
                                 * Results are bitwise reproducible for a given value; another value
@@ -72,6 +75,9 @@ typedef struct {
 void train_config_default(train_config *t);
 /* Same contract as sae_config_check; fields are named "train.<name>". */
 int train_config_check(const train_config *t, char *field, size_t fieldlen, char *msg, size_t msglen);
+/* The rules that need both configurations (train.resample_every is for relu); same contract. */
+int train_config_check_for(const sae_config *c, const train_config *t, char *field, size_t fieldlen, char *msg,
+                           size_t msglen);
 int lr_decay_parse(const char *name, lr_decay *out);
 const char *lr_decay_name(lr_decay d);
 
@@ -110,6 +116,8 @@ typedef struct {
 void train_get_timing(const train_state *st, train_timing *out);
 
 int train_step_done(const train_state *st);
+/* Latents train.resample_every re-initialised, by this trainer object (not counted across a restore). */
+long train_resampled(const train_state *st);
 const sae_params *train_params(const train_state *st);
 /* Final metrics (from the last evaluation); valid after TRAIN_DONE. */
 const train_metrics *train_last_metrics(const train_state *st);

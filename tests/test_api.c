@@ -302,7 +302,9 @@ static void check_normalized_spec(json_t *job)
           "sae defaults filled");
     CHECK_NEAR(json_number_value(json_object_get(tr, "adam_beta1")), 0.9, 1e-12, "adam_beta1 default (exact decimal)");
     CHECK_NEAR(json_number_value(json_object_get(tr, "adam_eps")), 1e-8, 1e-20, "adam_eps default");
-    CHECK(at_jint(tr, "eval_rows") == 512 && at_jint(tr, "dead_window") == 1000 && !strcmp(at_jstr(tr, "lr_decay"), "linear") &&
+    CHECK(at_jint(tr, "eval_rows") == 512 && at_jint(tr, "dead_window") == 1000 &&
+          json_is_integer(json_object_get(tr, "resample_every")) && at_jint(tr, "resample_every") == 0 &&
+          !strcmp(at_jstr(tr, "lr_decay"), "linear") &&
           json_is_integer(json_object_get(tr, "seed")) && json_is_number(json_object_get(tr, "grad_clip")),
           "train defaults filled");
 }

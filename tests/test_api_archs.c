@@ -246,6 +246,12 @@ static void test_validation(long long ds)
     AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"jumprelu\",\"n_latents\":16,\"bandwith\":0.1}"), 400, "sae.bandwith");
     AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"relu\",\"n_latents\":16,\"threshold\":0.2,\"bandwidth\":0}"), 422,
            "sae.bandwidth");
+    snprintf(b, sizeof b, "{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"topk\",\"n_latents\":16,\"k\":2},"
+             "\"train\":{\"resample_every\":100}}", ds);
+    AT_BAD("POST", "/v1/jobs", b, 422, "train.resample_every");
+    snprintf(b, sizeof b, "{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"relu\",\"n_latents\":16},"
+             "\"train\":{\"resample_every\":-1}}", ds);
+    AT_BAD("POST", "/v1/jobs", b, 422, "train.resample_every");
     /* relu with a threshold and no bandwidth: the kernel is threshold / 2 wide */
     json_t *j = at_expect_json(at_http("POST", "/v1/jobs", SB("{\"arch\":\"relu\",\"n_latents\":16,\"threshold\":0.4}")),
                                202);

@@ -823,6 +823,79 @@ static void test_train_circles(void)
     circles_free(circ);
 }
 
+/* train.resample_every: at step 40 the latents dead by then (and only they) are re-initialised as
+ * core/train_resample.c says, and a run stopped before or after it and resumed ends bit for bit
+ * like a straight one. */
+static void test_resample(void)
+{
+    circles_params cp = {20, 16, 0.1, 1.0f, 1.0f, 7};
+    circles *circ = circles_create(&cp);
+    data_source src;
+    datasrc_from_circles(&src, circ);
+    sae_config c = {.arch = SAE_RELU, .dim = 16, .n_latents = 64, .group_size = 2, .sparsity_coef = 3.0f,
+                    .orth_coef = 0.01f};
+    train_config t;
+    trainlog_small_config(&t);
+    t.steps = 120, t.lr = 3e-2f, t.sparsity_warmup_steps = 5, t.eval_every = 40, t.dead_window = 10;
+    t.resample_every = 40;
+    train_config t0 = t;
+    t0.resample_every = 0;
+    char err[256];
+    trainlog ha = {.stop_at_poll = 41}, hb = {.stop_at_poll = 41};
+    train_hooks h = trainlog_hooks(&ha);
+    train_state *a = train_create(&c, &t, &src, err, sizeof err), *b = train_create(&c, &t0, &src, err, sizeof err);
+    CHECK(a && b && train_run(a, &h) == TRAIN_INTERRUPTED && train_step_done(a) == 40, "resample run to step 40");
+    h = trainlog_hooks(&hb);
+    CHECK(train_run(b, &h) == TRAIN_INTERRUPTED && train_step_done(b) == 40, "plain run to step 40");
+    const sae_params *pa = train_params(a), *pb = train_params(b);
+    int n = c.n_latents, dim = c.dim, changed = 0, bad = 0;
+    double scale = -1.0;
+    for (int i = 0; i < n; i++) {
+        int same = pa->v.b_enc[i] == pb->v.b_enc[i];
+        double dn = 0.0, en = 0.0, dot = 0.0;
+        for (int d = 0; d < dim; d++) {
+            float da = pa->v.W_dec[i * dim + d], ea = pa->v.W_enc[d * n + i];
+            same &= da == pb->v.W_dec[i * dim + d] && ea == pb->v.W_enc[d * n + i];
+            dn += (double)da * da, en += (double)ea * ea, dot += (double)da * ea;
+        }
+        if (same)
+            continue;
+        changed++;
+        if (scale < 0)
+            scale = sqrt(en);
+        bad += pa->v.b_enc[i] != 0.0f || fabs(dn - 1.0) > 1e-5 || fabs(dot - sqrt(en)) > 1e-5 * sqrt(en) ||
+               fabs(sqrt(en) - scale) > 1e-5 * scale;
+    }
+    CHECK(train_resampled(a) > 0 && changed == train_resampled(a) && bad == 0,
+          "resampled %ld latents; %d differ from the plain run, %d not as specified", train_resampled(a), changed, bad);
+    printf("resample at step 40: %ld of %d latents, encoder norm %.4f\n", train_resampled(a), n, scale);
+    free(ha.blob), free(hb.blob);
+    train_free(a), train_free(b);
+    /* straight vs stopped at step 30 (before the resample) and 45 (after), each restored and finished */
+    trainlog hs = {0};
+    h = trainlog_hooks(&hs);
+    train_state *s = train_create(&c, &t, &src, err, sizeof err);
+    CHECK(s && train_run(s, &h) == TRAIN_DONE, "straight run with resampling");
+    size_t ls, lr;
+    void *bs = trainlog_final_blob(s, &ls);
+    for (int stop = 31; stop <= 46; stop += 15) {
+        trainlog hi = {.stop_at_poll = stop}, hr = {0};
+        h = trainlog_hooks(&hi);
+        train_state *i = train_create(&c, &t, &src, err, sizeof err), *r = train_create(&c, &t, &src, err, sizeof err);
+        CHECK(train_run(i, &h) == TRAIN_INTERRUPTED, "stopped at step %d", stop - 1);
+        CHECK(train_checkpoint_restore(r, hi.blob, hi.blob_len, err, sizeof err) == 0, "restore: %s", err);
+        h = trainlog_hooks(&hr);
+        CHECK(train_run(r, &h) == TRAIN_DONE, "resumed from step %d", stop - 1);
+        void *br = trainlog_final_blob(r, &lr);
+        CHECK(lr == ls && memcmp(br, bs, ls) == 0, "resampling: resumed from step %d equals the straight run", stop - 1);
+        free(br), free(hi.blob), free(hr.blob);
+        train_free(i), train_free(r);
+    }
+    free(bs), free(hs.blob);
+    train_free(s);
+    circles_free(circ);
+}
+
 /* ---------------------------------------------------------------- config checks */
 
 static void expect_sae_reject(sae_config c, const char *want_field, const char *want_msg)
@@ -930,6 +1003,7 @@ int main(void)
     test_trainer_contract(circ);
     test_eval_metrics(rows, n_rows);
     test_train_circles();
+    test_resample();
     free(rows);
     free(idx);
     circles_free(circ);

@@ -1,0 +1,141 @@
+/* train_resample — dead latents re-initialised from badly reconstructed rows
+ * (train.resample_every; relu only: topk/batchtopk have AuxK for the same job).
+ *
+ * After step t's update, if resample_every > 0, t % resample_every == 0 and
+ * t <= steps / 2 (t counting completed steps), every latent dead at that point
+ * (none fired in the last dead_window steps) is re-initialised, in index order:
+ *   - a row b of the step's batch is drawn with probability proportional to
+ *     ||x_b - x_hat_b||^2 (x_hat by sae_encode, the trained inference rule);
+ *   - d_i = r / ||r||, r = x_b - x_hat_b: the direction nothing explains yet;
+ *   - W_enc[:, i] = 0.2 * (mean norm of the live latents' encoder columns) * d_i,
+ *     b_enc[i] = 0, and the Adam moments of those parameters are zeroed;
+ *   - last_fired[i] = t, so it has a whole dead_window to start firing.
+ * This is the resampling of Anthropic's "Towards Monosemanticity" (2023) with
+ * the residual in place of the input. Latents are resampled one by one, so a
+ * dead member of a live group is resampled too. Everything it reads is in the
+ * checkpoint or a function of the step (the batch; the draws come from
+ * rng(seed, step)), so a resumed run resamples exactly as an uninterrupted one. */
+#include "train_state.h"
+#include "rng.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRAIN_RESAMPLE_STREAM UINT64_C(0x5245534d504c) /* "RESMPL" */
+#define TRAIN_RESAMPLE_CHUNK 256                        /* rows encoded at once */
+#define TRAIN_RESAMPLE_ENC_SCALE 0.2f
+
+int train_resample_due(const train_state *st)
+{
+    int every = st->tc.resample_every, t = st->step;
+    return every > 0 && t % every == 0 && t <= st->tc.steps / 2 && t >= st->tc.dead_window;
+}
+
+/* res (B, dim) = x_b - x_hat_b and err (B) = ||res_b||^2 for the step's batch; 0, or -1 when out of
+ * memory. */
+static int train_resample_residuals(train_state *st, int B, float *res, double *err)
+{
+    int n = st->sc.n_latents, dim = st->sc.dim, chunk = B < TRAIN_RESAMPLE_CHUNK ? B : TRAIN_RESAMPLE_CHUNK;
+    float *z = malloc((size_t)chunk * n * sizeof(float));      /* (chunk, n) */
+    float *xh = malloc((size_t)chunk * dim * sizeof(float));   /* (chunk, dim) */
+    int rc = z && xh ? 0 : -1;
+    for (int b0 = 0; rc == 0 && b0 < B; b0 += chunk) {
+        int m = B - b0 < chunk ? B - b0 : chunk;
+        const float *x = st->x + (size_t)b0 * dim; /* (m, dim) */
+        rc = sae_encode(&st->p, st->pool, x, m, z, xh);
+        for (int b = 0; rc == 0 && b < m; b++) {
+            float *r = res + (size_t)(b0 + b) * dim; /* (dim) */
+            double e2 = 0.0;
+            for (int d = 0; d < dim; d++) {
+                r[d] = x[(size_t)b * dim + d] - xh[(size_t)b * dim + d];
+                e2 += (double)r[d] * r[d];
+            }
+            err[b0 + b] = e2;
+        }
+    }
+    free(z);
+    free(xh);
+    return rc;
+}
+
+/* Mean norm of the live latents' encoder columns (1 if none is live). */
+static float train_resample_enc_norm(const train_state *st, const unsigned char *dead)
+{
+    int n = st->sc.n_latents, dim = st->sc.dim, live = 0;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (dead[i])
+            continue;
+        double s2 = 0.0;
+        for (int d = 0; d < dim; d++)
+            s2 += (double)st->p.v.W_enc[(size_t)d * n + i] * st->p.v.W_enc[(size_t)d * n + i];
+        sum += sqrt(s2);
+        live++;
+    }
+    return live ? (float)(sum / live) : 1.0f;
+}
+
+/* A row drawn with probability err[b] / total (total > 0). */
+static int train_resample_draw(rng_t *r, const double *err, int B, double total)
+{
+    double u = rng_uniform(r) * total, acc = 0.0;
+    for (int b = 0; b < B; b++) {
+        acc += err[b];
+        if (u < acc)
+            return b;
+    }
+    return B - 1;
+}
+
+/* Latent i from the residual r (dim); the Adam moments of its parameters zeroed. */
+static void train_resample_latent(train_state *st, int i, const float *r, float enc_scale)
+{
+    int n = st->sc.n_latents, dim = st->sc.dim;
+    float *d_i = st->p.v.W_dec + (size_t)i * dim; /* (dim) */
+    double norm2 = 0.0;
+    for (int d = 0; d < dim; d++) {
+        d_i[d] = r[d];
+        norm2 += (double)d_i[d] * d_i[d];
+    }
+    float inv = norm2 > 0.0 ? (float)(1.0 / sqrt(norm2)) : 0.0f;
+    size_t off_enc = (size_t)(st->p.v.W_enc - st->p.buf), off_dec = (size_t)(d_i - st->p.buf);
+    size_t off_b = (size_t)(st->p.v.b_enc - st->p.buf) + (size_t)i;
+    for (int d = 0; d < dim; d++) {
+        d_i[d] *= inv;
+        size_t k = off_enc + (size_t)d * n + (size_t)i;
+        st->p.buf[k] = enc_scale * d_i[d];
+        st->m[k] = st->v[k] = 0.0f;
+        st->m[off_dec + (size_t)d] = st->v[off_dec + (size_t)d] = 0.0f;
+    }
+    st->p.v.b_enc[i] = 0.0f;
+    st->m[off_b] = st->v[off_b] = 0.0f;
+    st->last_fired[i] = st->step;
+}
+
+int train_resample(train_state *st)
+{
+    int n = st->sc.n_latents, B = st->tc.batch_size, dim = st->sc.dim, W = st->tc.dead_window, count = 0;
+    unsigned char *dead = malloc((size_t)n); /* (n) */
+    float *res = malloc((size_t)B * dim * sizeof(float)); /* (B, dim) */
+    double *err = malloc((size_t)B * sizeof(double));     /* (B) */
+    int rc = dead && res && err ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++)
+        count += dead[i] = st->last_fired[i] <= st->step - W;
+    if (rc == 0 && count > 0)
+        rc = train_resample_residuals(st, B, res, err);
+    double total = 0.0;
+    for (int b = 0; rc == 0 && count > 0 && b < B; b++)
+        total += err[b];
+    if (rc == 0 && count > 0 && total > 0.0) {
+        float enc_scale = TRAIN_RESAMPLE_ENC_SCALE * train_resample_enc_norm(st, dead);
+        rng_t r;
+        rng_seed(&r, st->tc.seed ^ TRAIN_RESAMPLE_STREAM, (uint64_t)st->step);
+        for (int i = 0; i < n; i++)
+            if (dead[i])
+                train_resample_latent(st, i, res + (size_t)train_resample_draw(&r, err, B, total) * dim, enc_scale);
+    }
+    free(dead);
+    free(res);
+    free(err);
+    return rc == 0 ? (total > 0.0 ? count : 0) : -1;
+}
