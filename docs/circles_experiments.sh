@@ -3,18 +3,21 @@
 #
 #   docs/circles_experiments.sh [BASE_URL] < CONFIGS      (default http://127.0.0.1:8321/v1)
 #   docs/circles_experiments.sh BASE_URL --sae ID GROUP_SIZE   the figures of an SAE already trained
-#   docs/circles_experiments.sh BASE_URL --sae ID GROUP_SIZE   the figures of an SAE already trained
 #
 # Needs a running saed (make run). Creates (once) the reduced circles dataset
 # (N_CIRCLES circles in DIM-D, p_active P_ACTIVE, the seed's 3.2 active per row by default),
 # then submits one train job per config line on stdin
-#   NAME ARCH N_LATENTS GROUP_SIZE SPARSITY ORTH THRESHOLD K STEPS BATCH LR
-# (K is "-" unless arch is topk/batchtopk; "#" starts a comment), all at once so the daemon
+#   NAME ARCH N_LATENTS GROUP_SIZE SPARSITY ORTH THRESHOLD K STEPS BATCH LR [TRAIN_EXTRA]
+# (K is "-" unless arch is topk/batchtopk; TRAIN_EXTRA, optional, more train fields as
+# key=value[,key=value], e.g. resample_every=2000; "#" starts a comment), all at once so the daemon
 # runs them back to back, and as each succeeds prints one row of figures computed from the
 # daemon's own metrics and from decoder.npy and planes.npy:
 #   fve, L0 (latents, groups), dead fraction, rows in a circle plane (projection keeps
-#   >= 0.99 of the norm), circles with a row in their plane, mean rows per circle, and for
-#   group_size 2: groups whose two rows share one circle's plane, median within-group |cos|.
+#   >= 0.99 of the norm), circles with a row in their plane, mean rows per circle, the same
+#   counting only live rows (the latent fires on its own circle: each circle alone at radius
+#   1, 64 angles, through POST /saes/{id}/encode, the trained inference rule), and for
+#   group_size 2: groups whose two rows share one circle's plane, those whose two members
+#   both fire on that circle, and the median within-group |cos|.
 # Prints a markdown table on stdout; progress on stderr.
 set -euo pipefail
 BASE=${1:-http://127.0.0.1:8321/v1}
@@ -43,13 +46,14 @@ for d in json.load(sys.stdin)["items"]:
     echo "$id"
 }
 
-# submit DATASET ARCH N S C ORTH THR K STEPS BATCH LR: prints the job id.
+# submit DATASET ARCH N S C ORTH THR K STEPS BATCH LR [EXTRA]: prints the job id.
 submit() {
-    local k=""
+    local k="" extra="" kv
     [ "$8" != - ] && k=",\"k\":$8"
+    for kv in $(tr ',' ' ' <<<"${12:-}"); do extra+=",\"${kv%%=*}\":${kv#*=}"; done
     post /jobs "{\"type\":\"train\",\"dataset\":$1,\"sae\":{\"arch\":\"$2\",\"n_latents\":$3,\"group_size\":$4,
         \"sparsity_coef\":$5,\"orth_coef\":$6,\"threshold\":$7$k},\"train\":{\"steps\":$9,\"batch_size\":${10},
-        \"lr\":${11},\"lr_warmup_steps\":$(( $9 / 20 )),\"sparsity_warmup_steps\":$(( $9 / 10 ))}}" | json id
+        \"lr\":${11},\"lr_warmup_steps\":$(( $9 / 20 )),\"sparsity_warmup_steps\":$(( $9 / 10 ))$extra}}" | json id
 }
 
 # wait_sae JOB: prints the SAE id once the job succeeded; 1 if it failed.
@@ -69,10 +73,10 @@ wait_sae() {
 figures() {
     curl -sf "$BASE/saes/$1/decoder.npy" -o "$TMP/decoder.npy"
     curl -sf "$BASE/saes/$1" >"$TMP/sae.json"
-    "$PY" - "$TMP" "$2" <<'EOF'
-import json, sys
+    "$PY" - "$TMP" "$2" "$BASE/saes/$1/encode" <<'EOF'
+import json, sys, urllib.request
 import numpy as np
-tmp, s = sys.argv[1], int(sys.argv[2])
+tmp, s, encode_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 m = json.load(open(tmp + "/sae.json"))["metrics"]
 D = np.load(tmp + "/decoder.npy")                      # (n, dim)
 P = np.load(tmp + "/planes.npy")                       # (circles, 2, dim)
@@ -82,14 +86,25 @@ kept = np.linalg.norm(np.einsum("nd,ckd->nck", U, Q), axis=2)   # (n, circles)
 best, which = kept.max(1), kept.argmax(1)
 inp = best >= 0.99
 rows_per = np.bincount(which[inp], minlength=len(P))
+# live[i]: latent i fires somewhere on the circle whose plane holds its row (that circle alone)
+th = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+X = np.cos(th)[None, :, None] * P[:, None, 0] + np.sin(th)[None, :, None] * P[:, None, 1]   # (circles, 64, dim)
+fires = np.zeros((len(P), len(D)), bool)                                                       # (circles, n)
+for c0 in range(0, len(P), 8):   # 512 rows a request: under the daemon's 1 MiB body limit
+    body = json.dumps({"rows": np.round(X[c0:c0 + 8].reshape(-1, X.shape[2]), 6).tolist()}).encode()
+    req = urllib.request.Request(encode_url, body, {"Content-Type": "application/json"})
+    for r, lat in enumerate(json.load(urllib.request.urlopen(req))["latents"]):
+        fires[c0 + r // 64, [i for i, v in lat if v > 0]] = True
+live = inp & fires[which, np.arange(len(D))]
+live_per = np.bincount(which[live], minlength=len(P))
 cells = ["%.3f" % m["fve"], "%.1f (%.1f)" % (m["l0"], m["l0_groups"]), "%.3f" % m["dead_frac"],
-         "%.3f" % inp.mean(), "%d" % (rows_per > 0).sum(), "%.2f" % rows_per.mean()]
+         "%.3f" % inp.mean(), "%d" % (rows_per > 0).sum(), "%.2f" % rows_per.mean(), "%.2f" % live_per.mean()]
 if s == 2:
     a, b = inp[0::2] & inp[1::2], which[0::2] == which[1::2]
     cos = np.abs(np.einsum("gd,gd->g", U[0::2], U[1::2]))
-    cells += ["%.3f" % (a & b).mean(), "%.3f" % np.median(cos)]
+    cells += ["%.3f" % (a & b).mean(), "%.3f" % (live[0::2] & live[1::2] & b).mean(), "%.3f" % np.median(cos)]
 else:
-    cells += ["-", "-"]
+    cells += ["-", "-", "-"]
 print(" | ".join(cells))
 EOF
 }
@@ -98,13 +113,13 @@ main() {
     local ds
     ds=$(dataset)
     say "dataset $ds: $N_CIRCLES circles in $DIM-D, p_active $P_ACTIVE"
-    echo "| config | arch | width | group size | sparsity_coef | orth_coef | threshold | steps x batch | SAE | fve | L0 (groups) | dead | rows in a plane | circles found | rows / circle | groups in one plane | median within-group \|cos\| |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| config | arch | width | group size | sparsity_coef | orth_coef | threshold | steps x batch | SAE | fve | L0 (groups) | dead | rows in a plane | circles found | rows / circle | live rows / circle | groups in one plane | live groups in one plane | median within-group \|cos\| |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     local lines=() jobs=() line job sae
     while read -r line; do
         set -- $line
-        [ $# -eq 11 ] && [ "${1:0:1}" != "#" ] || continue
-        job=$(submit "$ds" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}" "${11}")
+        [ $# -ge 11 ] && [ $# -le 12 ] && [ "${1:0:1}" != "#" ] || continue
+        job=$(submit "$ds" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}" "${11}" "${12:-}")
         say "job $job: $line"
         lines+=("$line") jobs+=("$job")
     done
