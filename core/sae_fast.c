@@ -240,6 +240,7 @@ int sae_fast_set_tile_rows(sae_fast *f, int rows)
 
 sae_fast_stats sae_fast_get_stats(const sae_fast *f) { return f->stats; }
 void sae_fast_set_timing(sae_fast *f, int on) { f->timing = on; }
+void sae_fast_set_threshold(sae_fast *f, float threshold) { f->c.threshold = threshold; }
 
 const char *sae_fast_phase_name(sae_fast_phase ph)
 {

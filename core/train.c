@@ -154,6 +154,30 @@ double train_sparsity_coef_at(const sae_config *c, const train_config *t, int st
     return (double)c->sparsity_coef * step / t->sparsity_warmup_steps;
 }
 
+double train_threshold_at(const sae_config *c, const train_config *t, int step)
+{
+    if (c->arch != SAE_RELU || step >= t->sparsity_warmup_steps)
+        return c->threshold;
+    return (double)c->threshold * step / t->sparsity_warmup_steps;
+}
+
+/* Step t's threshold into the loss functions' configurations (st->p.cfg, sae_fast's copy);
+ * train_threshold_restore puts the full one back. */
+static void train_threshold_set(train_state *st, int t)
+{
+    float thr = (float)train_threshold_at(&st->sc, &st->tc, t);
+    st->p.cfg.threshold = thr;
+    if (st->fast)
+        sae_fast_set_threshold(st->fast, thr);
+}
+
+static void train_threshold_restore(train_state *st)
+{
+    st->p.cfg.threshold = st->sc.threshold;
+    if (st->fast)
+        sae_fast_set_threshold(st->fast, st->sc.threshold);
+}
+
 /* ---- creation ---- */
 
 static int train_fail(train_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -415,6 +439,7 @@ static int train_step(train_state *st)
     float coef = (float)train_sparsity_coef_at(&st->sc, &st->tc, t);
     memset(st->fired, 0, (size_t)st->sc.n_latents);
     double loss;
+    train_threshold_set(st, t);
     if (st->fast) {
         loss = sae_fast_loss_grad(st->fast, &st->p, st->x, B, coef, st->grad, st->fired, NULL);
     } else {
@@ -422,6 +447,7 @@ static int train_step(train_state *st)
         train_fired_from_z(st, B);
         sae_train_update(&st->p, &st->w, B); /* batchtopk's threshold */
     }
+    train_threshold_restore(st);
     st->t_loss += (t0 = train_now()) - t1;
     if (!isfinite(loss))
         return train_nonfinite(st, "loss", lr);
@@ -499,12 +525,14 @@ static int train_evaluate(train_state *st, train_metrics *m)
     double loss = 0.0, sse = 0.0, l0 = 0.0, l0g = 0.0;
     if (st->fast)
         sae_fast_set_timing(st->fast, 0); /* train_timing counts training steps only */
+    train_threshold_set(st, t);
     for (int i0 = 0; i0 < R; i0 += B) {
         int n = R - i0 < B ? R - i0 : B;
         sae_loss_terms terms;
         if (train_read_eval(st, i0, n) != 0) {
             if (st->fast)
                 sae_fast_set_timing(st->fast, 1);
+            train_threshold_restore(st);
             return -1;
         }
         if (st->fast)
@@ -518,6 +546,7 @@ static int train_evaluate(train_state *st, train_metrics *m)
     }
     if (st->fast)
         sae_fast_set_timing(st->fast, 1);
+    train_threshold_restore(st);
     memset(m, 0, sizeof *m);
     m->step = st->step;
     m->loss = loss / R;

@@ -81,6 +81,8 @@ int sae_fast_set_tile_rows(sae_fast *f, int rows);
  * Forcing sparse grows the entry lists to max_rows * n; 0, or -1 when out of memory. */
 int sae_fast_set_path(sae_fast *f, sae_path path);
 sae_fast_stats sae_fast_get_stats(const sae_fast *f);
+/* Sets the threshold the following calls use (the trainer's warm-up; include/train.h). */
+void sae_fast_set_threshold(sae_fast *f, float threshold);
 /* 0: calls add no time to stats.seconds (the trainer's evaluations); 1 (the default): they do. */
 void sae_fast_set_timing(sae_fast *f, int on);
 /* Bytes sae_fast_create(c, max_rows, 0, pool of `threads`) allocates. */

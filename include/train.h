@@ -85,9 +85,15 @@ const char *lr_decay_name(lr_decay d);
  * lr: lr * min(1, (t+1)/lr_warmup_steps), then after warm-up, with
  *     f = (t - W) / (steps - W) in [0, 1): none 1, linear 1 - f, cosine
  *     (1 + cos(pi f)) / 2, so it reaches 0 just after the last step.
- * sparsity: sparsity_coef * min(1, t / sparsity_warmup_steps) (0 at step 0). */
+ * sparsity: sparsity_coef * min(1, t / sparsity_warmup_steps) (0 at step 0).
+ * threshold (relu): sae.threshold on the same ramp, so training starts with every group open
+ *     (no group of the first, small activations is stuck below a fixed threshold, which gives
+ *     it no gradient) and reaches the full threshold with the full coefficient. Other archs:
+ *     sae.threshold as it is (jumprelu's is the initial theta). Evaluation uses the last
+ *     training step's value; the trained SAE (sae_encode, the export) the full threshold. */
 double train_lr_at(const train_config *t, int step);
 double train_sparsity_coef_at(const sae_config *c, const train_config *t, int step);
+double train_threshold_at(const sae_config *c, const train_config *t, int step);
 
 /* Creates a trainer with freshly initialised parameters. NULL with err set on failure. */
 train_state *train_create(const sae_config *c, const train_config *t, const data_source *src,

@@ -29,6 +29,11 @@ run_suite() {  # name, command...
   fi
 }
 
+# BLAS single-threaded, as the daemon runs it (include/par_gemm.h): a suite's pool of 2 is then 2
+# threads, not 2 plus OpenBLAS's own spinning on the same cores (test_core took 45 s instead of
+# 4 on a busy 2-core machine).
+export OPENBLAS_NUM_THREADS=1
+
 # Unit suites first, then the ones that drive a real daemon.
 suites=$(ls tests/test_*.c | sed 's|tests/||; s|\.c$||' | grep -v '^test_api$')
 for t in $suites test_api; do

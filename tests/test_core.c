@@ -823,6 +823,50 @@ static void test_train_circles(void)
     circles_free(circ);
 }
 
+/* relu's threshold ramps up with the sparsity coefficient (include/train.h), and a group SAE with
+ * a threshold trains: the groups open at the start (none is stuck below a fixed threshold) and
+ * the trained SAE zeroes groups below the full threshold. */
+static void test_threshold_warmup(void)
+{
+    /* 640 latents in 16-D: the tied init's encoder is scaled by 16/640, so the first activations
+     * (~0.03) are far below the threshold's window [0.375, 0.625] */
+    sae_config c = {.arch = SAE_RELU, .dim = 16, .n_latents = 640, .group_size = 2, .sparsity_coef = 0.3f,
+                    .orth_coef = 0.01f, .threshold = 0.5f, .bandwidth = 0.25f};
+    train_config t;
+    train_config_default(&t);
+    t.steps = 1500, t.batch_size = 128, t.lr = 3e-3f, t.lr_warmup_steps = 100, t.sparsity_warmup_steps = 300;
+    t.eval_every = 500, t.eval_rows = 1024, t.dead_window = 500;
+    CHECK(train_threshold_at(&c, &t, 0) == 0.0 && fabs(train_threshold_at(&c, &t, 150) - 0.25) < 1e-7 &&
+          train_threshold_at(&c, &t, 300) == (double)0.5f && train_threshold_at(&c, &t, 1499) == (double)0.5f,
+          "relu's threshold ramps 0 -> 0.5 over the sparsity warm-up");
+    sae_config j = c;
+    j.arch = SAE_JUMPRELU;
+    CHECK(train_threshold_at(&j, &t, 0) == (double)0.5f, "jumprelu's threshold (its initial theta) does not ramp");
+    circles_params cp = {20, 16, 0.1, 1.0f, 1.0f, 7};
+    circles *circ = circles_create(&cp);
+    data_source src;
+    datasrc_from_circles(&src, circ);
+    char err[256];
+    train_state *st = train_create(&c, &t, &src, err, sizeof err);
+    train_hooks h = {0};
+    CHECK(st && train_run(st, &h) == TRAIN_DONE, "train with a threshold: %s", st ? train_error(st) : err);
+    const train_metrics *m = train_last_metrics(st);
+    printf("threshold 0.5, group size 2, 20 circles in 16-D: fve %.4f l0 %.2f (%.2f groups) dead %.3f\n", m->fve,
+           m->l0, m->l0_groups, m->dead_frac);
+    CHECK(m->fve > 0.6 && m->l0_groups > 0.5 && m->dead_frac < 0.9, "it trains (fve %.3f, %.2f groups, dead %.3f)",
+          m->fve, m->l0_groups, m->dead_frac);
+    CHECK(train_params(st)->cfg.threshold == 0.5f, "the trained SAE keeps the full threshold");
+    train_free(st);
+    t.sparsity_warmup_steps = 0; /* no ramp: the first activations are all below the threshold's window */
+    st = train_create(&c, &t, &src, err, sizeof err);
+    CHECK(st && train_run(st, &h) == TRAIN_DONE, "train without the ramp");
+    m = train_last_metrics(st);
+    printf("the same without the ramp: fve %.4f l0 %.2f dead %.3f\n", m->fve, m->l0, m->dead_frac);
+    CHECK(m->l0 == 0.0 && m->dead_frac == 1.0, "without the ramp every group stays shut (l0 %.2f)", m->l0);
+    train_free(st);
+    circles_free(circ);
+}
+
 /* train.resample_every: at step 40 the latents dead by then (and only they) are re-initialised as
  * core/train_resample.c says, and a run stopped before or after it and resumed ends bit for bit
  * like a straight one. */
@@ -1003,6 +1047,7 @@ int main(void)
     test_trainer_contract(circ);
     test_eval_metrics(rows, n_rows);
     test_train_circles();
+    test_threshold_warmup();
     test_resample();
     free(rows);
     free(idx);
