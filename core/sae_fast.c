@@ -286,11 +286,22 @@ static void sae_fast_axpy(float a, const float *restrict x, float *restrict y, i
         y[d] += a * x[d];
 }
 
-/* flag (l) = [pre + b > 0] for one row of a block: one branch-free pass that vectorises. */
-static void sae_fast_flags(const float *restrict pre, const float *restrict b, int l, unsigned char *restrict flag)
+/* flag (l) = [pre + b > cut] for one row of a block: one branch-free pass that vectorises. */
+static void sae_fast_flags(const float *restrict pre, const float *restrict b, int l, float cut,
+                           unsigned char *restrict flag)
 {
     for (int k = 0; k < l; k++)
-        flag[k] = pre[k] + b[k] > 0.0f;
+        flag[k] = pre[k] + b[k] > cut;
+}
+
+/* The scan's cut: a group whose members are all <= cut is neither kept nor in the threshold's
+ * window (its norm is at most sqrt(s) max_i u_i < threshold - bandwidth/2), so it has no entry.
+ * 0 without a threshold; with one, most positive but small pre-activations are skipped by the
+ * vectorised pass instead of one group at a time. */
+static float sae_fast_scan_cut(const sae_config *c)
+{
+    float low = c->threshold - 0.5f * c->bandwidth;
+    return c->threshold > 0.0f && low > 0.0f ? low / sqrtf((float)c->group_size) : 0.0f;
 }
 
 static sae_fast_sums sae_fast_total(const sae_fast *f)
@@ -393,7 +404,7 @@ static size_t sae_fast_scan_row(sae_fast *f, const sae_fast_job *j, int r, const
 {
     int l = j->l, s = f->c.group_size;
     const float *b = j->p->v.b_enc + j->i0; /* (l) */
-    sae_fast_flags(pre, b, l, flag);
+    sae_fast_flags(pre, b, l, sae_fast_scan_cut(&f->c), flag);
     memset(flag + l, 0, 8);
     for (int w = 0; w < l && e <= lim; w += 8) {
         uint64_t word;
