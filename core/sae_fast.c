@@ -6,8 +6,9 @@
  *   P rows: xc = x - b_dec, x_hat = b_dec
  *   for each block of latents [i0, i0 + l):
  *     P rows, R at a time: tile (R, l) = xc[rows] W_enc[:, block]     GEMM per tile
- *       then for each row of the tile: flag pre + b_enc > 0 (a vectorised
- *       pass), then 8 flags at a time, skipped while all zero: group norms,
+ *       then for each row of the tile: flag pre + b_enc > cut (a vectorised
+ *       pass; cut 0, or with a threshold the bound below which a group cannot
+ *       reach its window), then 8 flags at a time, skipped while all zero: group norms,
  *       threshold, entries (row, latent, z, sparsity gradient) into the
  *       thread's segment; a thread that overflows stops the others
  *     sparse block: P rows: x_hat[r] += z d_i over the thread's new entries

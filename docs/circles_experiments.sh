@@ -35,7 +35,7 @@ print("" if v is None else v)' "$1"; }
 post() { curl -sf -XPOST "$BASE$1" -H 'Content-Type: application/json' -d "$2"; }
 
 dataset() {
-    local name="c${N_CIRCLES}d${DIM}" id
+    local name="c${N_CIRCLES}d${DIM}p${P_ACTIVE}" id
     id=$(curl -sf "$BASE/datasets?limit=1000" | "$PY" -c 'import json,sys
 for d in json.load(sys.stdin)["items"]:
     if d["name"] == sys.argv[1]: print(d["id"]); break' "$name")
