@@ -9,7 +9,8 @@
 # then submits one train job per config line on stdin
 #   NAME ARCH N_LATENTS GROUP_SIZE SPARSITY ORTH THRESHOLD K STEPS BATCH LR [TRAIN_EXTRA]
 # (K is "-" unless arch is topk/batchtopk; TRAIN_EXTRA, optional, more train fields as
-# key=value[,key=value], e.g. resample_every=2000; "#" starts a comment), all at once so the daemon
+# key=value[,key=value], e.g. resample_every=2000; a key sae.NAME goes to the sae object instead,
+# e.g. sae.bandwidth=0.05; "#" starts a comment), all at once so the daemon
 # runs them back to back, and as each succeeds prints one row of figures computed from the
 # daemon's own metrics and from decoder.npy and planes.npy:
 #   fve, L0 (latents, groups), dead fraction, rows in a circle plane (projection keeps
@@ -50,7 +51,12 @@ for d in json.load(sys.stdin)["items"]:
 submit() {
     local k="" extra="" kv
     [ "$8" != - ] && k=",\"k\":$8"
-    for kv in $(tr ',' ' ' <<<"${12:-}"); do extra+=",\"${kv%%=*}\":${kv#*=}"; done
+    for kv in $(tr ',' ' ' <<<"${12:-}"); do
+        case $kv in
+        sae.*) kv=${kv#sae.}; k+=",\"${kv%%=*}\":${kv#*=}" ;;
+        *) extra+=",\"${kv%%=*}\":${kv#*=}" ;;
+        esac
+    done
     post /jobs "{\"type\":\"train\",\"dataset\":$1,\"sae\":{\"arch\":\"$2\",\"n_latents\":$3,\"group_size\":$4,
         \"sparsity_coef\":$5,\"orth_coef\":$6,\"threshold\":$7$k},\"train\":{\"steps\":$9,\"batch_size\":${10},
         \"lr\":${11},\"lr_warmup_steps\":$(( $9 / 20 )),\"sparsity_warmup_steps\":$(( $9 / 10 ))$extra}}" | json id
