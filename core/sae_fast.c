@@ -8,7 +8,8 @@
  *     P rows, R at a time: tile (R, l) = xc[rows] W_enc[:, block]     GEMM per tile
  *       then for each row of the tile: flag pre + b_enc > cut (a vectorised
  *       pass; cut 0, or with a threshold the bound below which a group cannot
- *       reach its window), then 8 flags at a time, skipped while all zero: group norms,
+ *       reach its window; a row with no flag is done), then 8 flags at a
+ *       time, skipped while all zero: group norms,
  *       threshold, entries (row, latent, z, sparsity gradient) into the
  *       thread's segment; a thread that overflows stops the others
  *     sparse block: P rows: x_hat[r] += z d_i over the thread's new entries
