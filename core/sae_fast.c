@@ -92,7 +92,7 @@ struct sae_fast {
     float *gencT;            /* (n, dim) latent-major encoder gradient of the sparse entries */
     float *colsum;           /* (n) column sums of d loss/d pre */
     float *acc;              /* (T, 2 dim) per-thread accumulators of the latent pass */
-    unsigned char *flag;     /* (T, L + 8) per-thread scan scratch: [pre + b_enc > 0] of one row */
+    unsigned char *flag;     /* (T, L + 8) per-thread scan scratch: [pre + b_enc > cut] of one row */
     sae_fast_sums *part;     /* (T) per-thread sums of the current pass */
 };
 
@@ -104,6 +104,7 @@ typedef struct {
     int B;
     int i0, l;               /* the current block: latents [i0, i0 + l) */
     float sc;                /* coef / B */
+    float cut;               /* the scan's cut (sae_fast_scan_cut), once per call */
     sae_view *g;             /* NULL: forward only */
     unsigned char *fired;    /* (n) or NULL */
     int forward;             /* the activation pass counts and marks (forward) or only recomputes */
@@ -431,7 +432,7 @@ static size_t sae_fast_scan_row(sae_fast *f, const sae_fast_job *j, int r, const
 {
     int l = j->l, s = f->c.group_size;
     const float *b = j->p->v.b_enc + j->i0; /* (l) */
-    if (!sae_fast_flags(pre, b, l, sae_fast_scan_cut(&f->c), flag))
+    if (!sae_fast_flags(pre, b, l, j->cut, flag))
         return e;
     memset(flag + l, 0, 8);
     for (int w = 0; w < l; w += 8) {
@@ -895,7 +896,8 @@ double sae_fast_loss_grad(sae_fast *f, const sae_params *p, const float *x, int 
 {
     const sae_config *c = &f->c;
     sae_view g;
-    sae_fast_job j = {.f = f, .p = p, .x = x, .B = B, .sc = coef / (float)B, .fired = fired};
+    sae_fast_job j = {.f = f, .p = p, .x = x, .B = B, .sc = coef / (float)B, .cut = sae_fast_scan_cut(&f->c),
+                      .fired = fired};
     if (grad) {
         sae_views(c, grad, &g);
         j.g = &g;

@@ -49,16 +49,16 @@ for d in json.load(sys.stdin)["items"]:
 
 # submit DATASET ARCH N S C ORTH THR K STEPS BATCH LR [EXTRA]: prints the job id.
 submit() {
-    local k="" extra="" kv
-    [ "$8" != - ] && k=",\"k\":$8"
+    local more="" extra="" kv
+    [ "$8" != - ] && more=",\"k\":$8"
     for kv in $(tr ',' ' ' <<<"${12:-}"); do
         case $kv in
-        sae.*) kv=${kv#sae.}; k+=",\"${kv%%=*}\":${kv#*=}" ;;
+        sae.*) kv=${kv#sae.}; more+=",\"${kv%%=*}\":${kv#*=}" ;;
         *) extra+=",\"${kv%%=*}\":${kv#*=}" ;;
         esac
     done
     post /jobs "{\"type\":\"train\",\"dataset\":$1,\"sae\":{\"arch\":\"$2\",\"n_latents\":$3,\"group_size\":$4,
-        \"sparsity_coef\":$5,\"orth_coef\":$6,\"threshold\":$7$k},\"train\":{\"steps\":$9,\"batch_size\":${10},
+        \"sparsity_coef\":$5,\"orth_coef\":$6,\"threshold\":$7$more},\"train\":{\"steps\":$9,\"batch_size\":${10},
         \"lr\":${11},\"lr_warmup_steps\":$(( $9 / 20 )),\"sparsity_warmup_steps\":$(( $9 / 10 ))$extra}}" | json id
 }
 
