@@ -3,8 +3,8 @@
  * Pure functions: JSON in, structs and a normalised JSON out, errors as
  * (field, message) pairs with 400 (unknown field, wrong type, missing) or
  * 422 (well-formed but impossible). Parsing fills the structs starting from
- * the defaults (train_config_default, circles_params_default, and the API's
- * sae defaults here), then core's own checks (sae_config_check,
+ * the defaults (sae_config_default, train_config_default,
+ * circles_params_default), then core's own checks (sae_config_check,
  * train_config_check) judge the values, so every range rule lives in core.
  * The normalised JSON is written from the structs, so it shows exactly what
  * will run. The same parser reads a stored spec back for the worker. */
@@ -206,21 +206,6 @@ static const json_t *spec_object(const json_t *obj, const char *key, int require
 
 /* ---- sae ---- */
 
-static void spec_sae_defaults(sae_config *sc)
-{
-    memset(sc, 0, sizeof *sc);
-    sc->arch = SAE_RELU;
-    sc->group_size = 2;
-    sc->sparsity_coef = 0.01f;
-    sc->orth_coef = 0.0f;
-    sc->threshold = 0.0f;
-    sc->k = 0;
-    sc->bandwidth = 0.001f; /* jumprelu's kernel width (relu with a threshold: threshold / 2, set in
-                             * spec_parse_sae); validated by sae_config_check */
-    sc->aux_k_coef = 0.03125f; /* topk/batchtopk: AuxK weight 1/32 (Gao et al. 2024) */
-    sc->aux_k = 0;             /* topk/batchtopk: null = auto (sae_aux_k_groups) */
-}
-
 /* topk/batchtopk's AuxK options: aux_k_coef (a number), aux_k (null = auto, or >= 1). */
 static void spec_parse_sae_aux(const json_t *sae, sae_config *sc, spec_errors *errs)
 {
@@ -236,10 +221,10 @@ static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
     long long x;
     spec_check_fields(sae, "sae", spec_sae_keys, errs);
     int rc = spec_get_string(sae, "sae", "arch", &arch, errs);
-    if (rc == 0) spec_error_add(errs, 400, "sae.arch", "required: one of relu, gated, topk, batchtopk, jumprelu");
+    if (rc == 0) spec_error_add(errs, 400, "sae.arch", "required: one of %s", sae_arch_names());
     if (rc == 1 && sae_arch_parse(arch, &sc->arch))
-        spec_error_add(errs, 422, "sae.arch", "'%.40s' is not an architecture; use relu, gated, topk, batchtopk or "
-                       "jumprelu", arch);
+        spec_error_add(errs, 422, "sae.arch", "'%.40s' is not an architecture; use one of %s", arch,
+                       sae_arch_names());
     if (!json_object_get(sae, "n_latents"))
         spec_error_add(errs, 400, "sae.n_latents", "required: the number of latents, e.g. 12800");
     spec_int_into(sae, "sae", "n_latents", &sc->n_latents, errs);
@@ -249,8 +234,8 @@ static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
     spec_float_into(sae, "sae", "threshold", &sc->threshold, errs);
     if (json_object_get(sae, "bandwidth"))
         spec_float_into(sae, "sae", "bandwidth", &sc->bandwidth, errs);
-    else if (sc->arch == SAE_RELU && sc->threshold > 0.0f)
-        sc->bandwidth = sc->threshold / 2; /* the threshold's kernel: a window of +-threshold/4 */
+    else
+        sc->bandwidth = sae_config_default_bandwidth(sc); /* the arch's, given its threshold */
     spec_parse_sae_aux(sae, sc, errs);
     if (json_is_null(json_object_get(sae, "k"))) return;
     if (spec_get_int(sae, "sae", "k", 1, INT_MAX, &x, errs) == 1) sc->k = (int)x;
@@ -335,7 +320,7 @@ static void spec_parse_train_body(const json_t *body, int dim, size_t max_bytes,
     int n_before = errs->n;
     const char *type = NULL;
     long long ds;
-    spec_sae_defaults(sc);
+    sae_config_default(sc);
     train_config_default(tc);
     spec_check_fields(body, "", spec_train_top, errs);
     int rc = spec_get_string(body, "", "type", &type, errs);

@@ -2,14 +2,15 @@
  *
  * One contiguous float buffer holds every parameter; sae_views() carves it
  * into W_enc (dim, n) | b_enc (n) | W_dec (n, dim) | b_dec (dim) | extras, the
- * same for gradients and Adam moments. The architectures are listed in one
- * table (name, whether it is implemented, how many extra parameters it has);
- * their forward/backward pairs live in sae_grad.c. */
+ * same for gradients and Adam moments. The defaults and the checks shared by
+ * every architecture are here; what an architecture adds (its extras and
+ * their initial values, its own rules) comes from its registry row
+ * (include/sae_arch.h). The pass itself is core/sae_loss.c. */
 #include "sae.h"
-#include "sae_fast.h"
+#include "sae_arch.h"
+#include "sae_engine.h"
 #include "rng.h"
-#include "sae_gj.h"
-#include "sae_topk.h"
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,36 +18,43 @@
 
 #define SAE_INIT_STREAM UINT64_C(0x696e6974) /* "init": the decoder's random stream */
 #define SAE_MAX_MATRIX (INT64_C(1) << 31)   /* elements of W_enc / W_dec */
+#define SAE_DEFAULT_BANDWIDTH 0.001f        /* jumprelu's kernel width in the paper */
 
-static const struct {
-    const char *name;
-    int available; /* implemented in sae_grad.c */
-} sae_archs[] = {
-    [SAE_RELU] = {"relu", 1},
-    [SAE_GATED] = {"gated", 1},    /* sae_gated.c */
-    [SAE_TOPK] = {"topk", 1},           /* sae_topk.c */
-    [SAE_BATCHTOPK] = {"batchtopk", 1}, /* sae_topk.c */
-    [SAE_JUMPRELU] = {"jumprelu", 1}, /* sae_jumprelu.c */
-};
-#define SAE_N_ARCHS ((int)(sizeof sae_archs / sizeof sae_archs[0]))
+/* ---- configuration ---- */
 
-const char *sae_arch_name(sae_arch a)
+void sae_config_default(sae_config *c)
 {
-    return ((int)a >= 0 && (int)a < SAE_N_ARCHS) ? sae_archs[a].name : "unknown";
+    assert(c);
+    memset(c, 0, sizeof *c);
+    c->arch = SAE_RELU;
+    c->group_size = 2;
+    c->sparsity_coef = 0.01f;
+    c->orth_coef = 0.0f;
+    c->threshold = 0.0f;
+    c->k = 0;
+    c->aux_k_coef = 0.03125f; /* topk/batchtopk: AuxK weight 1/32 (Gao et al. 2024) */
+    c->aux_k = 0;             /* topk/batchtopk: auto (sae_aux_k_groups) */
+    c->bandwidth = sae_config_default_bandwidth(c);
 }
 
-int sae_arch_parse(const char *name, sae_arch *out)
+float sae_config_default_bandwidth(const sae_config *c)
 {
-    for (int i = 0; i < SAE_N_ARCHS; i++)
-        if (strcmp(name, sae_archs[i].name) == 0) {
-            *out = (sae_arch)i;
-            return 0;
-        }
-    return -1;
+    const sae_arch_def *a = sae_arch_get(c->arch);
+    if (a && a->threshold_ramps && c->threshold > 0.0f)
+        return c->threshold / 2; /* the threshold's kernel: a window of +-threshold/4 */
+    return SAE_DEFAULT_BANDWIDTH;
 }
 
-static int sae_reject(char *field, size_t fieldlen, char *msg, size_t msglen, const char *name,
-                      const char *text)
+int sae_aux_k_groups(const sae_config *c)
+{
+    int G = c->n_latents / c->group_size, a = c->dim / 2 / c->group_size;
+    assert(G >= 1);
+    if (c->aux_k > 0)
+        return c->aux_k < G ? c->aux_k : G;
+    return a < 1 ? 1 : a > G ? G : a;
+}
+
+static int sae_reject(char *field, size_t fieldlen, char *msg, size_t msglen, const char *name, const char *text)
 {
     snprintf(field, fieldlen, "sae.%s", name);
     snprintf(msg, msglen, "%s", text);
@@ -55,84 +63,85 @@ static int sae_reject(char *field, size_t fieldlen, char *msg, size_t msglen, co
 
 static int sae_coef_bad(float v) { return !isfinite(v) || v < 0.0f; }
 
-static int sae_check_gj(const sae_config *c, char *field, size_t fieldlen, char *msg, size_t msglen);
+/* The shape: dim, n_latents, group_size and what they must satisfy together. */
+static int sae_check_shape(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
+{
+    char text[160];
+    if (c->dim < 1)
+        return sae_reject(field, fl, msg, ml, "dim", "dim must be at least 1");
+    if (c->n_latents < 1)
+        return sae_reject(field, fl, msg, ml, "n_latents", "n_latents must be at least 1");
+    if (c->group_size < 1)
+        return sae_reject(field, fl, msg, ml, "group_size", "group_size must be at least 1");
+    if (c->n_latents % c->group_size != 0) {
+        int lo = c->n_latents / c->group_size * c->group_size;
+        snprintf(text, sizeof text, "n_latents %d is not a multiple of group_size %d; use %d or %d", c->n_latents,
+                 c->group_size, lo > 0 ? lo : c->group_size, lo + c->group_size);
+        return sae_reject(field, fl, msg, ml, "n_latents", text);
+    }
+    if ((int64_t)c->dim * c->n_latents > SAE_MAX_MATRIX)
+        return sae_reject(field, fl, msg, ml, "n_latents", "dim * n_latents exceeds 2^31 weights; use fewer latents");
+    return 0;
+}
+
+/* The numbers every arch reads or carries: each finite and >= 0 (k, aux_k: >= 0). */
+static int sae_check_values(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
+{
+    if (sae_coef_bad(c->sparsity_coef))
+        return sae_reject(field, fl, msg, ml, "sparsity_coef", "sparsity_coef must be a finite number >= 0 (e.g. 0.01)");
+    if (sae_coef_bad(c->orth_coef))
+        return sae_reject(field, fl, msg, ml, "orth_coef", "orth_coef must be a finite number >= 0");
+    if (sae_coef_bad(c->threshold))
+        return sae_reject(field, fl, msg, ml, "threshold", "threshold must be a finite number >= 0");
+    if (c->k < 0)
+        return sae_reject(field, fl, msg, ml, "k", "k must be at least 1 (or unset)");
+    if (sae_coef_bad(c->bandwidth))
+        return sae_reject(field, fl, msg, ml, "bandwidth", "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
+    if (sae_coef_bad(c->aux_k_coef))
+        return sae_reject(field, fl, msg, ml, "aux_k_coef",
+                          "aux_k_coef must be a finite number >= 0 (default 0.03125 = 1/32; 0 turns AuxK off)");
+    if (c->aux_k < 0)
+        return sae_reject(field, fl, msg, ml, "aux_k", "aux_k must be at least 1 (or unset for the default)");
+    return 0;
+}
 
 int sae_config_check(const sae_config *c, char *field, size_t fieldlen, char *msg, size_t msglen)
 {
-    char text[160];
-    if ((int)c->arch < 0 || (int)c->arch >= SAE_N_ARCHS)
-        return sae_reject(field, fieldlen, msg, msglen, "arch",
-                          "unknown arch; use one of relu, gated, topk, batchtopk, jumprelu");
-    if (!sae_archs[c->arch].available) {
-        snprintf(text, sizeof text, "arch '%s' is not available yet; use 'relu'", sae_archs[c->arch].name);
+    char text[200];
+    assert(c && field && msg && fieldlen > 0 && msglen > 0);
+    const sae_arch_def *a = sae_arch_get(c->arch);
+    if (!a) {
+        snprintf(text, sizeof text, "unknown arch; use one of %s", sae_arch_names());
         return sae_reject(field, fieldlen, msg, msglen, "arch", text);
     }
-    if (c->dim < 1)
-        return sae_reject(field, fieldlen, msg, msglen, "dim", "dim must be at least 1");
-    if (c->n_latents < 1)
-        return sae_reject(field, fieldlen, msg, msglen, "n_latents", "n_latents must be at least 1");
-    if (c->group_size < 1)
-        return sae_reject(field, fieldlen, msg, msglen, "group_size", "group_size must be at least 1");
-    if (c->n_latents % c->group_size != 0) {
-        int lo = c->n_latents / c->group_size * c->group_size;
-        snprintf(text, sizeof text, "n_latents %d is not a multiple of group_size %d; use %d or %d",
-                 c->n_latents, c->group_size, lo > 0 ? lo : c->group_size, lo + c->group_size);
-        return sae_reject(field, fieldlen, msg, msglen, "n_latents", text);
-    }
-    if ((int64_t)c->dim * c->n_latents > SAE_MAX_MATRIX)
-        return sae_reject(field, fieldlen, msg, msglen, "n_latents",
-                          "dim * n_latents exceeds 2^31 weights; use fewer latents");
-    if (sae_coef_bad(c->sparsity_coef))
-        return sae_reject(field, fieldlen, msg, msglen, "sparsity_coef",
-                          "sparsity_coef must be a finite number >= 0 (e.g. 0.01)");
-    if (sae_coef_bad(c->orth_coef))
-        return sae_reject(field, fieldlen, msg, msglen, "orth_coef", "orth_coef must be a finite number >= 0");
-    if (sae_coef_bad(c->threshold))
-        return sae_reject(field, fieldlen, msg, msglen, "threshold", "threshold must be a finite number >= 0");
-    if (c->k < 0)
-        return sae_reject(field, fieldlen, msg, msglen, "k", "k must be at least 1 (or unset)");
-    if (sae_check_gj(c, field, fieldlen, msg, msglen) != 0)
+    if (sae_check_shape(c, field, fieldlen, msg, msglen) || sae_check_values(c, field, fieldlen, msg, msglen))
         return -1;
-    if (sae_topk_config_check(c, field, fieldlen, msg, msglen) != 0) /* aux_k_coef, aux_k; topk/batchtopk's k */
-        return -1;
-    return 0;
+    return a->check ? a->check(c, field, fieldlen, msg, msglen) : 0;
 }
 
-/* sae.bandwidth (jumprelu's, and relu's with a threshold) and what sae.threshold means for gated. */
-static int sae_check_gj(const sae_config *c, char *field, size_t fieldlen, char *msg, size_t msglen)
-{
-    int needed = c->arch == SAE_JUMPRELU || (c->arch == SAE_RELU && c->threshold > 0.0f);
-    if (!isfinite(c->bandwidth) || c->bandwidth < 0.0f || (needed && c->bandwidth <= 0.0f))
-        return sae_reject(field, fieldlen, msg, msglen, "bandwidth",
-                          c->arch == SAE_RELU ? "bandwidth must be a finite number > 0 with a threshold (e.g. "
-                                                "threshold / 2, the default)"
-                                              : "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
-    if (c->arch == SAE_GATED && c->threshold > 0.0f)
-        return sae_reject(field, fieldlen, msg, msglen, "threshold",
-                          "threshold must be 0 for arch gated: its gate decides which groups are active");
-    return 0;
-}
+/* ---- the buffer ---- */
 
-static size_t sae_n_extra(const sae_config *c)
+/* Floats of one extra tensor. */
+static size_t sae_extra_floats(const sae_config *c, sae_extra_len len)
 {
     size_t n = (size_t)c->n_latents;
-    switch (c->arch) {
-    case SAE_GATED: return 2 * n;                                   /* r_mag, b_mag */
-    case SAE_JUMPRELU: return c->group_size > 0 ? n / (size_t)c->group_size : 0; /* log_theta */
-    case SAE_BATCHTOPK: return 1;                                   /* threshold */
-    default: return 0;
-    }
+    return len == SAE_EXTRA_ONE ? 1 : len == SAE_EXTRA_PER_GROUP ? n / (size_t)c->group_size : n;
 }
 
 size_t sae_n_params(const sae_config *c)
 {
-    size_t n = (size_t)c->n_latents, d = (size_t)c->dim;
-    return 2 * d * n + n + d + sae_n_extra(c);
+    const sae_arch_def *a = sae_arch_of(c);
+    size_t n = (size_t)c->n_latents, d = (size_t)c->dim, extra = 0;
+    assert(c->group_size >= 1);
+    for (int i = 0; i < a->n_extras; i++)
+        extra += sae_extra_floats(c, a->extras[i].len);
+    return 2 * d * n + n + d + extra;
 }
 
 void sae_views(const sae_config *c, float *buf, sae_view *v)
 {
     size_t n = (size_t)c->n_latents, d = (size_t)c->dim;
+    assert(buf && v);
     v->W_enc = buf;
     v->b_enc = v->W_enc + d * n;
     v->W_dec = v->b_enc + n;
@@ -141,6 +150,7 @@ void sae_views(const sae_config *c, float *buf, sae_view *v)
 
 int sae_params_alloc(sae_params *p, const sae_config *c)
 {
+    assert(p && c && c->dim >= 1 && c->n_latents >= 1 && c->group_size >= 1);
     p->cfg = *c;
     p->n_params = sae_n_params(c);
     p->buf = calloc(p->n_params, sizeof(float));
@@ -165,11 +175,14 @@ void sae_params_free(sae_params *p)
 void sae_params_init(sae_params *p, uint64_t seed)
 {
     int n = p->cfg.n_latents, dim = p->cfg.dim;
+    const sae_arch_def *a = sae_arch_of(&p->cfg);
     float scale = n > dim ? (float)dim / (float)n : 1.0f;
     rng_t r;
+    assert(p->buf && p->n_params == sae_n_params(&p->cfg));
     rng_seed(&r, seed, SAE_INIT_STREAM);
     memset(p->buf, 0, p->n_params * sizeof(float));
-    sae_gj_init_extras(p);
+    if (a->init)
+        a->init(p);
     for (size_t k = 0; k < (size_t)n * dim; k++)
         p->v.W_dec[k] = rng_normal(&r);
     sae_normalize_decoder(p);
@@ -181,6 +194,7 @@ void sae_params_init(sae_params *p, uint64_t seed)
 void sae_normalize_decoder_rows(sae_params *p, int i0, int i1)
 {
     int dim = p->cfg.dim;
+    assert(0 <= i0 && i0 <= i1 && i1 <= p->cfg.n_latents);
     for (int i = i0; i < i1; i++) {
         float *row = p->v.W_dec + (size_t)i * dim; /* (dim) */
         double norm2 = 0.0;
@@ -196,14 +210,6 @@ void sae_normalize_decoder_rows(sae_params *p, int i0, int i1)
 
 void sae_normalize_decoder(sae_params *p) { sae_normalize_decoder_rows(p, 0, p->cfg.n_latents); }
 
-size_t sae_work_bytes(const sae_config *c, int B)
-{
-    size_t b = (size_t)B, n = (size_t)c->n_latents, d = (size_t)c->dim;
-    size_t groups = c->group_size > 0 ? n / (size_t)c->group_size : n;
-    size_t arch = c->group_size > 0 ? sae_gj_scratch_floats(c, B) : 0;
-    return (3 * b * d + 3 * b * n + b * groups + n + arch) * sizeof(float);
-}
-
 size_t sae_train_bytes(const sae_config *c, int batch_size)
 {
     size_t b = (size_t)batch_size, d = (size_t)c->dim, n = (size_t)c->n_latents;
@@ -211,7 +217,7 @@ size_t sae_train_bytes(const sae_config *c, int batch_size)
     size_t batch = b * d * sizeof(float) + b * sizeof(uint64_t);
     size_t dead = n * sizeof(int32_t);
     size_t checkpoint = 3 * sae_n_params(c) * sizeof(float); /* a blob the worker holds while saving */
-    size_t work = sae_fast_supports(c) ? sae_fast_bytes(c, batch_size, 1) : sae_work_bytes(c, batch_size);
+    size_t work = sae_engine_bytes(c, batch_size, 1);
     return params + work + batch + dead + n + checkpoint + ((size_t)1 << 20);
 }
 
@@ -219,6 +225,7 @@ void sae_project_decoder_grad_rows(const sae_params *p, float *grad, int i0, int
 {
     int dim = p->cfg.dim;
     sae_view g;
+    assert(grad && grad != p->buf && 0 <= i0 && i0 <= i1 && i1 <= p->cfg.n_latents);
     sae_views(&p->cfg, grad, &g);
     for (int i = i0; i < i1; i++) {
         const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
@@ -243,19 +250,6 @@ void sae_project_decoder_grad(const sae_params *p, float *grad)
 
 /* ---- named tensors and the input scale ---- */
 
-/* Architecture extras after b_dec, in layout order (see sae_n_extra):
- * per_group 0 = n floats, 1 = n/s floats, 2 = one float. */
-static const struct {
-    sae_arch arch;
-    const char *name;
-    int per_group;
-} sae_extras[] = {
-    {SAE_GATED, "r_mag", 0},
-    {SAE_GATED, "b_mag", 0},
-    {SAE_JUMPRELU, "log_theta", 1},
-    {SAE_BATCHTOPK, "threshold", 2},
-};
-
 static void sae_tensor_put(sae_tensor *out, int cap, int *k, const char *name, float *data, int64_t d0, int64_t d1)
 {
     if (*k < cap)
@@ -266,19 +260,18 @@ static void sae_tensor_put(sae_tensor *out, int cap, int *k, const char *name, f
 int sae_tensors(const sae_params *p, sae_tensor *out, int cap)
 {
     const sae_config *c = &p->cfg;
+    const sae_arch_def *a = sae_arch_of(c);
     int64_t n = c->n_latents, dim = c->dim;
     int k = 0;
+    assert(cap >= 0 && (cap == 0 || out));
     sae_tensor_put(out, cap, &k, "W_enc", p->v.W_enc, dim, n);
-    /* gated: b_enc is the gate's bias, which SAELens calls b_gate */
-    sae_tensor_put(out, cap, &k, c->arch == SAE_GATED ? "b_gate" : "b_enc", p->v.b_enc, n, 0);
+    sae_tensor_put(out, cap, &k, a->b_enc_name ? a->b_enc_name : "b_enc", p->v.b_enc, n, 0);
     sae_tensor_put(out, cap, &k, "W_dec", p->v.W_dec, n, dim);
     sae_tensor_put(out, cap, &k, "b_dec", p->v.b_dec, dim, 0);
     float *next = p->v.b_dec + dim; /* the extras, back to back */
-    for (size_t i = 0; i < sizeof sae_extras / sizeof sae_extras[0]; i++) {
-        if (sae_extras[i].arch != c->arch)
-            continue;
-        int64_t len = sae_extras[i].per_group == 2 ? 1 : sae_extras[i].per_group ? n / c->group_size : n;
-        sae_tensor_put(out, cap, &k, sae_extras[i].name, next, len, 0);
+    for (int i = 0; i < a->n_extras; i++) {
+        int64_t len = (int64_t)sae_extra_floats(c, a->extras[i].len);
+        sae_tensor_put(out, cap, &k, a->extras[i].name, next, len, 0);
         next += len;
     }
     return k;
@@ -287,6 +280,7 @@ int sae_tensors(const sae_params *p, sae_tensor *out, int cap)
 void sae_fold_input_scale(sae_params *p, float s)
 {
     size_t nd = (size_t)p->cfg.n_latents * (size_t)p->cfg.dim;
+    assert(s > 0.0f && isfinite(s));
     for (size_t k = 0; k < nd; k++) {
         p->v.W_enc[k] *= s;
         p->v.W_dec[k] /= s;

@@ -28,13 +28,15 @@
  *
  * An entry is a latent with u = pre + b_enc > 0 in a group the threshold
  * keeps, or in a zeroed group within the threshold's kernel window (z = 0:
- * only its jump term, include/sae.h). Entries of window groups also keep u;
+ * only its jump term, core/sae_relu.c). Entries of window groups also keep u;
  * once dx is known a pass over them adds each group's jump term q_g/(eps
  * rho_g) u_i to their sparsity gradient (ent_s). A dense block computes the
  * same from its pre-activations. */
 #include "sae_fast.h"
 #include "par_gemm.h"
-#include "sae_stages.h"
+#include "sae_arch.h"
+#include "sae_stage.h"
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -104,13 +106,12 @@ typedef struct {
     int B;
     int i0, l;               /* the current block: latents [i0, i0 + l) */
     float sc;                /* coef / B */
+    float thr;               /* the pass's threshold (0: none) */
     float cut;               /* the scan's cut (sae_fast_scan_cut), once per call */
     sae_view *g;             /* NULL: forward only */
     unsigned char *fired;    /* (n) or NULL */
     int forward;             /* the activation pass counts and marks (forward) or only recomputes */
 } sae_fast_job;
-
-int sae_fast_supports(const sae_config *c) { return c->arch == SAE_RELU; }
 
 /* Latents per block for c and max_rows (block 0), or block rounded up to the group size. */
 static int sae_fast_block_size(const sae_config *c, int max_rows, int block)
@@ -243,7 +244,6 @@ int sae_fast_set_tile_rows(sae_fast *f, int rows)
 
 sae_fast_stats sae_fast_get_stats(const sae_fast *f) { return f->stats; }
 void sae_fast_set_timing(sae_fast *f, int on) { f->timing = on; }
-void sae_fast_set_threshold(sae_fast *f, float threshold) { f->c.threshold = threshold; }
 
 const char *sae_fast_phase_name(sae_fast_phase ph)
 {
@@ -326,10 +326,10 @@ static int sae_fast_flags(const float *restrict pre, const float *restrict b, in
  * window (its norm is at most sqrt(s) max_i u_i < threshold - bandwidth/2), so it has no entry.
  * 0 without a threshold; with one, most positive but small pre-activations are skipped by the
  * vectorised pass instead of one group at a time. */
-static float sae_fast_scan_cut(const sae_config *c)
+static float sae_fast_scan_cut(const sae_config *c, float thr)
 {
-    float low = c->threshold - 0.5f * c->bandwidth;
-    return c->threshold > 0.0f && low > 0.0f ? low / sqrtf((float)c->group_size) : 0.0f;
+    float low = thr - 0.5f * c->bandwidth;
+    return thr > 0.0f && low > 0.0f ? low / sqrtf((float)c->group_size) : 0.0f;
 }
 
 static sae_fast_sums sae_fast_total(const sae_fast *f)
@@ -403,7 +403,7 @@ static size_t sae_fast_group_entries(sae_fast *f, const sae_fast_job *j, const f
     if (e + (size_t)pos > lim)
         return lim + 1;
     float norm = s == 1 ? pre[g0] + b[g0] : sqrtf(norm2);
-    int kept = !(f->c.threshold > 0.0f && norm < f->c.threshold), window = sae_relu_in_window(&f->c, norm);
+    int kept = !(j->thr > 0.0f && norm < j->thr), window = sae_stage_in_window(j->thr, f->c.bandwidth, norm);
     if (!kept && !window)
         return e; /* no value, no gradient */
     for (int k = g0; k < g0 + s; k++) {
@@ -516,7 +516,7 @@ static void sae_fast_block_gemm(const sae_fast_job *j)
 static void sae_fast_act_row_s1(const sae_fast_job *j, const float *restrict pre, const float *restrict b,
                                 float *restrict z, float *restrict gn, size_t k0, size_t k1, sae_fast_sums *sum)
 {
-    float thr = j->f->c.threshold, total = 0.0f;
+    float thr = j->thr, total = 0.0f;
     int active = 0;
     for (size_t k = k0; k < k1; k++) {
         float u = pre[k] + b[k];
@@ -539,7 +539,7 @@ static void sae_fast_act_part(void *ctx, int t, int T)
     sae_fast_job *j = ctx;
     sae_fast *f = j->f;
     int l = j->l, s = f->c.group_size, G = l / s;
-    float thr = f->c.threshold;
+    float thr = j->thr;
     const float *b = j->p->v.b_enc + j->i0; /* (l) */
     size_t g0, g1;
     par_range((size_t)G, 1, t, T, &g0, &g1);
@@ -583,7 +583,7 @@ static void sae_fast_act_part(void *ctx, int t, int T)
 }
 
 /* One row's groups [g0, g1) of a dense block: pre (l) holds xc W_enc, b (l) the block's b_enc, dz (l)
- * the reconstruction gradient, gn (l/s) the kept norms; pre becomes dpre (include/sae.h: the exact
+ * the reconstruction gradient, gn (l/s) the kept norms; pre becomes dpre (core/sae_relu.c: the exact
  * term for kept groups plus the threshold's jump term near it), added to colsum (l). */
 static void sae_fast_dpre_groups(const sae_fast_job *j, float *pre, const float *b, const float *dz,
                                  const float *gn, size_t g0, size_t g1, float *colsum)
@@ -597,7 +597,7 @@ static void sae_fast_dpre_groups(const sae_fast_job *j, float *pre, const float 
             if (u > 0.0f)
                 rho2 += u * u, dot += u * dz[k];
         }
-        float jump = sae_relu_jump_of(c, sqrtf(rho2), dot, j->sc);
+        float jump = sae_stage_jump(j->thr, c->bandwidth, sqrtf(rho2), dot, j->sc);
         float f = gn[g] > 0.0f ? j->sc / gn[g] : 0.0f;
         for (size_t k = g * s; k < (g + 1) * s; k++) {
             float u = pre[k] + b[k], a = u > 0.0f ? u : 0.0f;
@@ -623,7 +623,7 @@ static void sae_fast_dpre_part(void *ctx, int t, int T)
         float *restrict pre = f->pre + (size_t)r * l;        /* (l) */
         const float *restrict dz = f->z + (size_t)r * l;     /* (l) */
         const float *restrict gn = f->gnorm + (size_t)r * G; /* (G) */
-        if (s == 1 && !(f->c.threshold > 0.0f)) /* gn = z: the sparsity term is sc where kept */
+        if (s == 1 && !(j->thr > 0.0f)) /* gn = z: the sparsity term is sc where kept */
             for (size_t k = g0; k < g1; k++) {
                 float dpre = gn[k] > 0.0f ? dz[k] + j->sc : 0.0f;
                 pre[k] = dpre;
@@ -665,7 +665,7 @@ static void sae_fast_dense_backward(sae_fast_job *j, int warm)
 
 /* ---- the latent-major backward of the sparse entries ---- */
 
-/* The threshold's jump terms (include/sae.h) of the thread's entries in window groups, added to
+/* The threshold's jump terms (core/sae_relu.c) of the thread's entries in window groups, added to
  * ent_s: a group's entries are consecutive in the segment (the scan emits them together). */
 static void sae_fast_jump_part(void *ctx, int t, int T)
 {
@@ -689,7 +689,7 @@ static void sae_fast_jump_part(void *ctx, int t, int T)
             rho2 += u * u;
             dot += u * sae_fast_dot(dxr, j->p->v.W_dec + (size_t)f->ent_i[k] * dim, dim);
         }
-        float jump = sae_relu_jump_of(&f->c, sqrtf(rho2), dot, j->sc);
+        float jump = sae_stage_jump(j->thr, f->c.bandwidth, sqrtf(rho2), dot, j->sc);
         for (size_t k = e; k < e1; k++)
             f->ent_s[k] += jump * f->ent_u[k];
         e = e1;
@@ -871,7 +871,7 @@ static double sae_fast_backward(sae_fast_job *j)
             sae_fast_dense_backward(j, k == f->n_blocks - 1);
         }
     sae_fast_tick(f, SAE_FAST_T_DENSE, &t0);
-    if (c->threshold > 0.0f)
+    if (j->thr > 0.0f)
         par_run(f->pool, sae_fast_jump_part, j);
     sae_fast_sort(f);
     sae_fast_tick(f, SAE_FAST_T_SORT, &t0);
@@ -879,7 +879,7 @@ static double sae_fast_backward(sae_fast_job *j)
     sae_fast_tick(f, SAE_FAST_T_LATENTS, &t0);
     par_run(f->pool, sae_fast_transpose_part, j);
     sae_fast_tick(f, SAE_FAST_T_TRANSPOSE, &t0);
-    double orth = c->orth_coef > 0.0f ? sae_orth_forward_backward(c, j->p->v.W_dec, c->orth_coef, j->g->W_dec) : 0.0;
+    double orth = c->orth_coef > 0.0f ? sae_stage_orth(c, j->p->v.W_dec, c->orth_coef, j->g->W_dec) : 0.0;
     sae_fast_tick(f, SAE_FAST_T_ORTH, &t0);
     memcpy(j->g->b_enc, f->colsum, (size_t)n * sizeof(float));
     memset(j->g->b_dec, 0, (size_t)dim * sizeof(float));
@@ -891,13 +891,23 @@ static double sae_fast_backward(sae_fast_job *j)
     return orth;
 }
 
-double sae_fast_loss_grad(sae_fast *f, const sae_params *p, const float *x, int B, float coef, float *grad,
-                          unsigned char *fired, sae_loss_terms *terms)
+/* p's configuration is the one f was made for (threshold aside: the pass carries it). */
+static int sae_fast_same_config(const sae_config *a, const sae_config *b)
+{
+    return a->arch == b->arch && a->dim == b->dim && a->n_latents == b->n_latents &&
+           a->group_size == b->group_size && a->bandwidth == b->bandwidth && a->orth_coef == b->orth_coef;
+}
+
+double sae_fast_loss_grad(sae_fast *f, const sae_params *p, const float *x, int B, const sae_pass *pass,
+                          float *grad, unsigned char *fired, sae_loss_terms *terms)
 {
     const sae_config *c = &f->c;
     sae_view g;
-    sae_fast_job j = {.f = f, .p = p, .x = x, .B = B, .sc = coef / (float)B, .cut = sae_fast_scan_cut(&f->c),
-                      .fired = fired};
+    assert(B >= 1 && B <= f->max_rows && x && pass && p->buf);
+    assert(sae_fast_same_config(c, &p->cfg) && sae_arch_of(c)->fast);
+    assert(pass->threshold >= 0.0f && (!grad || grad != p->buf));
+    sae_fast_job j = {.f = f, .p = p, .x = x, .B = B, .sc = pass->coef / (float)B, .thr = pass->threshold,
+                      .cut = sae_fast_scan_cut(c, pass->threshold), .fired = fired};
     if (grad) {
         sae_views(c, grad, &g);
         j.g = &g;
@@ -921,11 +931,11 @@ double sae_fast_loss_grad(sae_fast *f, const sae_params *p, const float *x, int 
         sae_fast_mark_fired(f, fired);
     sae_loss_terms t = {0};
     t.orth = grad ? sae_fast_backward(&j)
-                  : c->orth_coef > 0.0f ? sae_orth_forward_backward(c, p->v.W_dec, c->orth_coef, NULL) : 0.0;
+                  : c->orth_coef > 0.0f ? sae_stage_orth(c, p->v.W_dec, c->orth_coef, NULL) : 0.0;
     f->stats.density = (double)sum.active / ((double)B * c->n_latents);
     t.mse = sum.sse / B;
     t.sparsity = sum.sparsity / B;
-    t.loss = t.mse + (double)coef * t.sparsity + (double)c->orth_coef * t.orth;
+    t.loss = t.mse + (double)pass->coef * t.sparsity + (double)c->orth_coef * t.orth;
     t.l0 = (double)sum.active / B;
     t.l0_groups = (double)sum.groups / B;
     if (terms)

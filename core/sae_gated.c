@@ -16,10 +16,14 @@
  * and auxiliary terms and the magnitude path (r_mag, b_mag, and W_enc through
  * W_mag) from the reconstruction. group_size 1 is the paper's SAE exactly:
  * open = pi_gate > 0 and the penalty is the L1 norm of ReLU(pi_gate).
- * Inference (sae_encode) uses the same z. sae.threshold must be 0. */
+ * Inference (sae_encode) uses the same z. sae.threshold must be 0. The
+ * registry row is at the end; b_enc is exported as SAELens's b_gate. */
 #include "par_gemm.h"
-#include "sae_gj.h"
+#include "sae_arch.h"
+#include "sae_stage.h"
+#include <assert.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,16 +42,19 @@ static gated_scratch gated_scratch_of(const sae_config *c, float *s, int B)
     return g;
 }
 
-size_t sae_gated_scratch_floats(const sae_config *c, int B)
+static size_t gated_scratch_floats(const sae_config *c, int B)
 {
     size_t n = (size_t)c->n_latents;
     return n + 2 * (size_t)B * n + (size_t)B * c->dim;
 }
 
+/* The extras r_mag (n), b_mag (n) of a buffer in the params layout (v: its views). */
+static float *gated_r_mag(const sae_config *c, const sae_view *v) { return v->b_dec + c->dim; }
+
 /* e (n) = exp(r_mag). */
 static void gated_exp(const sae_params *p, float *e)
 {
-    const float *r_mag = sae_gj_extras(&p->cfg, &p->v); /* (n) */
+    const float *r_mag = gated_r_mag(&p->cfg, &p->v); /* (n) */
     for (int i = 0; i < p->cfg.n_latents; i++)
         e[i] = expf(r_mag[i]);
 }
@@ -55,24 +62,13 @@ static void gated_exp(const sae_params *p, float *e)
 /* The magnitude pre-activation of latent i from its gate pre-activation. */
 static inline float gated_mag(float pre, float e, float b_enc, float b_mag) { return e * (pre - b_enc) + b_mag; }
 
-/* ||ReLU(pre_g)|| of one group (s values): the gate's norm. */
-static float gated_gate_norm(const float *pre, int s)
-{
-    if (s == 1)
-        return pre[0] > 0.0f ? pre[0] : 0.0f;
-    float norm2 = 0.0f;
-    for (int k = 0; k < s; k++)
-        norm2 += pre[k] > 0.0f ? pre[k] * pre[k] : 0.0f;
-    return sqrtf(norm2);
-}
-
 /* One row-group: z_g (s) from pre_g (s) and the latents' constants (from i0);
  * mag_g (s) if non-NULL. Returns ||z_g||. pre and z may alias. */
 static float gated_group(const sae_params *p, const float *e, int i0, const float *pre, float *z, float *mag)
 {
     int s = p->cfg.group_size;
-    const float *b_mag = sae_gj_extras(&p->cfg, &p->v) + p->cfg.n_latents; /* (n) */
-    int open = gated_gate_norm(pre, s) > 0.0f;
+    const float *b_mag = gated_r_mag(&p->cfg, &p->v) + p->cfg.n_latents; /* (n) */
+    int open = sae_stage_relu_norm(pre, s) > 0.0f;
     float norm2 = 0.0f;
     for (int k = 0; k < s; k++) {
         int i = i0 + k;
@@ -102,9 +98,11 @@ static double gated_aux_forward(const sae_params *p, par_pool *pool, const float
     return sse;
 }
 
-static double gated_forward(const sae_params *p, const float *x, int B, sae_work *w, double *extra)
+static double gated_forward(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
+                            double *extra)
 {
     const sae_config *c = &p->cfg;
+    (void)pass;
     int n = c->n_latents, s = c->group_size;
     gated_scratch g = gated_scratch_of(c, w->arch_scratch, B);
     gated_exp(p, g.e);
@@ -112,12 +110,12 @@ static double gated_forward(const sae_params *p, const float *x, int B, sae_work
     for (size_t bg = 0; bg < (size_t)B * (n / s); bg++) {
         size_t k0 = bg * s;
         int i0 = (int)(k0 % (size_t)n);
-        sparsity += gated_gate_norm(w->pre + k0, s);
+        sparsity += sae_stage_relu_norm(w->pre + k0, s);
         w->gnorm[bg] = gated_group(p, g.e, i0, w->pre + k0, w->z + k0, g.mag + k0);
     }
     for (size_t k = 0; k < (size_t)B * n; k++)
         g.u[k] = w->pre[k] > 0.0f ? w->pre[k] : 0.0f;
-    *extra = gated_aux_forward(p, w->pool, x, B, g.u, g.res);
+    *extra += gated_aux_forward(p, w->pool, x, B, g.u, g.res);
     return sparsity;
 }
 
@@ -127,8 +125,8 @@ static void gated_group_backward(const sae_params *p, const gated_scratch *sc, s
                                  float *g_b_mag)
 {
     int s = p->cfg.group_size, n = p->cfg.n_latents, i0 = (int)(k0 % (size_t)n);
-    const float *b_mag = sae_gj_extras(&p->cfg, &p->v) + n; /* (n) */
-    float gate = gated_gate_norm(pre, s);
+    const float *b_mag = gated_r_mag(&p->cfg, &p->v) + n; /* (n) */
+    float gate = sae_stage_relu_norm(pre, s);
     for (int k = 0; k < s; k++) {
         int i = i0 + k;
         float m = sc->mag[k0 + k];
@@ -144,34 +142,59 @@ static void gated_group_backward(const sae_params *p, const gated_scratch *sc, s
     }
 }
 
-static void gated_backward(const sae_params *p, int B, float coef, sae_work *w, float *grad)
+static void gated_backward(const sae_params *p, const sae_pass *pass, int B, sae_work *w, sae_view *g,
+                           float *grad)
 {
     const sae_config *c = &p->cfg;
     int n = c->n_latents, s = c->group_size, dim = c->dim;
     gated_scratch sc = gated_scratch_of(c, w->arch_scratch, B);
-    sae_view g;
-    sae_views(c, grad, &g);
-    float *g_r_mag = sae_gj_extras(c, &g), *g_b_mag = g_r_mag + n; /* (n), (n) */
+    float *g_r_mag = gated_r_mag(c, g), *g_b_mag = g_r_mag + n; /* (n), (n) */
+    (void)grad;
     /* d aux/d u (B, n) = res W_dec^T, over u (no longer needed) */
     par_sgemm(w->pool, 0, 1, B, n, dim, 1.0f, sc.res, dim, p->v.W_dec, dim, 0.0f, sc.u, n);
-    float sp_scale = coef / (float)B;
+    float sp_scale = pass->coef / (float)B;
     for (size_t k0 = 0; k0 < (size_t)B * n; k0 += s)
-        gated_group_backward(p, &sc, k0, sp_scale, w->pre + k0, w->dz + k0, sc.u + k0, g.b_enc, g_r_mag, g_b_mag);
+        gated_group_backward(p, &sc, k0, sp_scale, w->pre + k0, w->dz + k0, sc.u + k0, g->b_enc, g_r_mag, g_b_mag);
 }
 
-static int gated_encode(const sae_params *p, float *z, int B, float *gnorm)
+/* scratch (n): exp(r_mag). */
+static size_t gated_encode_floats(const sae_config *c, int B)
+{
+    (void)B;
+    return (size_t)c->n_latents;
+}
+
+static void gated_encode(const sae_params *p, float *z, int B, float *gnorm, float *e)
 {
     int n = p->cfg.n_latents, s = p->cfg.group_size;
-    float *e = malloc((size_t)n * sizeof(float)); /* (n) exp(r_mag) */
-    if (!e)
-        return -1;
     gated_exp(p, e);
     for (size_t bg = 0; bg < (size_t)B * (n / s); bg++) {
         size_t k0 = bg * s;
         gnorm[bg] = gated_group(p, e, (int)(k0 % (size_t)n), z + k0, z + k0, NULL);
     }
-    free(e);
+}
+
+static int gated_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
+{
+    if (c->threshold > 0.0f) {
+        snprintf(field, fl, "sae.threshold");
+        snprintf(msg, ml, "threshold must be 0 for arch gated: its gate decides which groups are active");
+        return -1;
+    }
     return 0;
 }
 
-const sae_gj_ops sae_gated_ops = {gated_forward, gated_backward, gated_encode};
+const sae_arch_def sae_arch_gated = {
+    .name = "gated",
+    .uses_sparsity_coef = 1,
+    .check = gated_check,
+    .n_extras = 2,
+    .extras = {{"r_mag", SAE_EXTRA_PER_LATENT}, {"b_mag", SAE_EXTRA_PER_LATENT}}, /* r_mag = b_mag = 0: W_mag = W_gate */
+    .b_enc_name = "b_gate",
+    .scratch_floats = gated_scratch_floats,
+    .forward = gated_forward,
+    .backward = gated_backward,
+    .encode_floats = gated_encode_floats,
+    .encode = gated_encode,
+    .saelens_arch = "gated",
+};

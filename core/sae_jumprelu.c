@@ -21,22 +21,30 @@
  * this is the paper's JumpReLU exactly. log_theta's gradient is theta times
  * theta's. The L0 pseudo-derivative is exactly the central difference of the
  * penalty in theta with step eps/2. Inference (sae_encode) uses the same z.
- * The initial theta is sae.threshold, or SAE_JUMPRELU_THETA0 if that is 0. */
-#include "sae_gj.h"
+ * The initial theta is sae.threshold, or JUMPRELU_THETA0 if that is 0.
+ * The registry row is at the end; SAELens's per-latent threshold is each
+ * latent's group's theta. */
+#include "sae_arch.h"
+#include "sae_stage.h"
 #include <math.h>
-#include <stdlib.h>
+#include <stdio.h>
 
-/* w->arch_scratch: theta (n/s). */
-size_t sae_jumprelu_scratch_floats(const sae_config *c, int B)
+#define JUMPRELU_THETA0 0.001f /* the initial theta when sae.threshold is 0 (the paper's) */
+
+/* The extra log_theta (n/s) of a buffer in the params layout (v: its views). */
+static float *jumprelu_log_theta(const sae_config *c, const sae_view *v) { return v->b_dec + c->dim; }
+
+/* w->arch_scratch, and encode's scratch: theta (n/s). */
+static size_t jumprelu_scratch_floats(const sae_config *c, int B)
 {
     (void)B;
     return (size_t)(c->n_latents / c->group_size);
 }
 
-void sae_jumprelu_init(sae_params *p)
+static void jumprelu_init(sae_params *p)
 {
-    float *log_theta = sae_gj_extras(&p->cfg, &p->v); /* (n/s) */
-    float theta0 = p->cfg.threshold > 0.0f ? p->cfg.threshold : SAE_JUMPRELU_THETA0;
+    float *log_theta = jumprelu_log_theta(&p->cfg, &p->v); /* (n/s) */
+    float theta0 = p->cfg.threshold > 0.0f ? p->cfg.threshold : JUMPRELU_THETA0;
     for (int g = 0; g < p->cfg.n_latents / p->cfg.group_size; g++)
         log_theta[g] = logf(theta0);
 }
@@ -44,7 +52,7 @@ void sae_jumprelu_init(sae_params *p)
 /* theta (n/s) = exp(log_theta). */
 static void jumprelu_theta(const sae_params *p, float *theta)
 {
-    const float *log_theta = sae_gj_extras(&p->cfg, &p->v); /* (n/s) */
+    const float *log_theta = jumprelu_log_theta(&p->cfg, &p->v); /* (n/s) */
     for (int g = 0; g < p->cfg.n_latents / p->cfg.group_size; g++)
         theta[g] = expf(log_theta[g]);
 }
@@ -55,13 +63,11 @@ static float jumprelu_rho(const float *pre, int s, int *argmax)
     *argmax = 0;
     if (s == 1)
         return pre[0];
-    float norm2 = 0.0f;
-    for (int k = 0; k < s; k++) {
-        norm2 += pre[k] > 0.0f ? pre[k] * pre[k] : 0.0f;
+    for (int k = 1; k < s; k++)
         if (pre[k] > pre[*argmax])
             *argmax = k;
-    }
-    return norm2 > 0.0f ? sqrtf(norm2) : pre[*argmax];
+    float norm = sae_stage_relu_norm(pre, s);
+    return norm > 0.0f ? norm : pre[*argmax];
 }
 
 /* One row-group: z_g (s) from pre_g (s); returns ||z_g|| (0 if closed). pre and z may alias. */
@@ -75,9 +81,10 @@ static float jumprelu_group(int s, float theta, const float *pre, float *z)
     return open ? rho : 0.0f;
 }
 
-static double jumprelu_forward(const sae_params *p, const float *x, int B, sae_work *w, double *extra)
+static double jumprelu_forward(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
+                               double *extra)
 {
-    (void)x;
+    (void)pass, (void)x, (void)extra;
     int s = p->cfg.group_size, G = p->cfg.n_latents / s;
     float *theta = w->arch_scratch; /* (G) */
     jumprelu_theta(p, theta);
@@ -86,7 +93,6 @@ static double jumprelu_forward(const sae_params *p, const float *x, int B, sae_w
         w->gnorm[bg] = jumprelu_group(s, theta[bg % G], w->pre + bg * s, w->z + bg * s);
         l0 += w->gnorm[bg] > 0.0f;
     }
-    *extra = 0.0;
     return l0;
 }
 
@@ -103,15 +109,15 @@ static float jumprelu_dir_dot(const float *pre, const float *dz, int s, float rh
     return dot / rho;
 }
 
-static void jumprelu_backward(const sae_params *p, int B, float coef, sae_work *w, float *grad)
+static void jumprelu_backward(const sae_params *p, const sae_pass *pass, int B, sae_work *w, sae_view *g,
+                              float *grad)
 {
     const sae_config *c = &p->cfg;
     int s = c->group_size, G = c->n_latents / s;
     const float *theta = w->arch_scratch; /* (G) from the forward */
-    float eps = c->bandwidth, l0_slope = coef / ((float)B * eps);
-    sae_view gv;
-    sae_views(c, grad, &gv);
-    float *g_lt = sae_gj_extras(c, &gv); /* (G) d loss/d theta, then d loss/d log_theta */
+    float eps = c->bandwidth, l0_slope = pass->coef / ((float)B * eps);
+    float *g_lt = jumprelu_log_theta(c, g); /* (G) d loss/d theta, then d loss/d log_theta */
+    (void)grad;
     for (size_t bg = 0; bg < (size_t)B * G; bg++) {
         int g = (int)(bg % G), argmax;
         const float *pre = w->pre + bg * s;
@@ -127,17 +133,44 @@ static void jumprelu_backward(const sae_params *p, int B, float coef, sae_work *
         g_lt[g] *= theta[g];
 }
 
-static int jumprelu_encode(const sae_params *p, float *z, int B, float *gnorm)
+static void jumprelu_encode(const sae_params *p, float *z, int B, float *gnorm, float *theta)
 {
     int s = p->cfg.group_size, G = p->cfg.n_latents / s;
-    float *theta = malloc((size_t)G * sizeof(float)); /* (G) */
-    if (!theta)
-        return -1;
     jumprelu_theta(p, theta);
     for (size_t bg = 0; bg < (size_t)B * G; bg++)
         gnorm[bg] = jumprelu_group(s, theta[bg % G], z + bg * s, z + bg * s);
-    free(theta);
+}
+
+static int jumprelu_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
+{
+    if (!(c->bandwidth > 0.0f)) {
+        snprintf(field, fl, "sae.bandwidth");
+        snprintf(msg, ml, "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
+        return -1;
+    }
     return 0;
 }
 
-const sae_gj_ops sae_jumprelu_ops = {jumprelu_forward, jumprelu_backward, jumprelu_encode};
+/* SAELens's per-latent threshold (n): theta of each latent's group. */
+static void jumprelu_saelens_threshold(const sae_params *p, float *out)
+{
+    const float *log_theta = jumprelu_log_theta(&p->cfg, &p->v); /* (n/s) */
+    for (int i = 0; i < p->cfg.n_latents; i++)
+        out[i] = expf(log_theta[i / p->cfg.group_size]);
+}
+
+const sae_arch_def sae_arch_jumprelu = {
+    .name = "jumprelu",
+    .uses_sparsity_coef = 1,
+    .check = jumprelu_check,
+    .n_extras = 1,
+    .extras = {{"log_theta", SAE_EXTRA_PER_GROUP}},
+    .init = jumprelu_init,
+    .scratch_floats = jumprelu_scratch_floats,
+    .forward = jumprelu_forward,
+    .backward = jumprelu_backward,
+    .encode_floats = jumprelu_scratch_floats,
+    .encode = jumprelu_encode,
+    .saelens_arch = "jumprelu",
+    .saelens_threshold = jumprelu_saelens_threshold,
+};

@@ -1,10 +1,10 @@
 /* train — the training loop: batches, Adam, schedules, evaluation.
  *
  * One step t (0-based): read the batch (a function of t, see train.h), loss
- * and gradient at sparsity coefficient c(t) under the training rules
- * (sae_fast_loss_grad for relu — in blocks of latents, sparse where the batch is sparse —
- * else sae_loss_grad_train, given the dead latents for AuxK), mark latents that
- * fired, update the gradient-free state (sae_train_update), then the
+ * and gradient of the pass at sparsity coefficient c(t) and threshold tau(t)
+ * under the training rules, given the dead latents for AuxK (sae_engine: the
+ * arch's registry row picks the blocked sparse core or the dense pipeline),
+ * mark latents that fired, update the gradient-free state, then the
  * parameter update (train_update.c): project the decoder rows' gradient onto
  * their tangent space, clip the global norm (optional), Adam with bias
  * correction at lr(t), renormalise the decoder rows. The element-wise passes
@@ -16,6 +16,8 @@
  * called between steps. Checkpoints are in train_ckpt.c. */
 #include "train_state.h"
 #include "rng.h"
+#include "sae_arch.h"
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,10 +125,12 @@ int train_config_check(const train_config *t, char *field, size_t fl, char *msg,
 int train_config_check_for(const sae_config *c, const train_config *t, char *field, size_t fl, char *msg,
                            size_t ml)
 {
-    if (t->resample_every > 0 && c->arch != SAE_RELU)
-        return train_reject(field, fl, msg, ml, "resample_every",
-                            "resample_every is for arch relu (topk and batchtopk revive dead groups with AuxK); "
-                            "set it to 0");
+    char text[200];
+    if (t->resample_every > 0 && !sae_arch_of(c)->resamples) {
+        snprintf(text, sizeof text, "resample_every is not available for arch '%s' (it is relu's; topk and "
+                 "batchtopk revive dead groups with AuxK); set it to 0", sae_arch_name(c->arch));
+        return train_reject(field, fl, msg, ml, "resample_every", text);
+    }
     return 0;
 }
 
@@ -156,26 +160,16 @@ double train_sparsity_coef_at(const sae_config *c, const train_config *t, int st
 
 double train_threshold_at(const sae_config *c, const train_config *t, int step)
 {
-    if (c->arch != SAE_RELU || step >= t->sparsity_warmup_steps)
+    if (!sae_arch_of(c)->threshold_ramps || step >= t->sparsity_warmup_steps)
         return c->threshold;
     return (double)c->threshold * step / t->sparsity_warmup_steps;
 }
 
-/* Step t's threshold into the loss functions' configurations (st->p.cfg, sae_fast's copy);
- * train_threshold_restore puts the full one back. */
-static void train_threshold_set(train_state *st, int t)
+/* The pass of step t: c(t), tau(t); train: the training rules with the dead mask. */
+static sae_pass train_pass_at(const train_state *st, int t, int train, const unsigned char *dead)
 {
-    float thr = (float)train_threshold_at(&st->sc, &st->tc, t);
-    st->p.cfg.threshold = thr;
-    if (st->fast)
-        sae_fast_set_threshold(st->fast, thr);
-}
-
-static void train_threshold_restore(train_state *st)
-{
-    st->p.cfg.threshold = st->sc.threshold;
-    if (st->fast)
-        sae_fast_set_threshold(st->fast, st->sc.threshold);
+    return (sae_pass){.coef = (float)train_sparsity_coef_at(&st->sc, &st->tc, t),
+                      .threshold = (float)train_threshold_at(&st->sc, &st->tc, t), .train = train, .dead = dead};
 }
 
 /* ---- creation ---- */
@@ -226,12 +220,9 @@ static int train_alloc(train_state *st)
 {
     const sae_config *c = &st->sc;
     size_t np = sae_n_params(c), B = (size_t)st->tc.batch_size;
-    if (sae_params_alloc(&st->p, c) != 0 || !(st->pool = par_create(st->tc.threads)))
+    if (sae_params_alloc(&st->p, c) != 0 || !(st->pool = par_create(st->tc.threads)) ||
+        !(st->engine = sae_engine_create(c, st->tc.batch_size, st->pool)))
         return -1;
-    if (sae_fast_supports(c) ? !(st->fast = sae_fast_create(c, st->tc.batch_size, 0, st->pool))
-                             : sae_work_alloc(&st->w, c, st->tc.batch_size) != 0)
-        return -1;
-    st->w.pool = st->pool; /* the generic path's products (unused by sae_fast) */
     st->fired = calloc((size_t)c->n_latents, 1);
     st->grad = calloc(np, sizeof(float));
     st->m = calloc(np, sizeof(float));
@@ -314,8 +305,7 @@ void train_free(train_state *st)
     if (!st)
         return;
     sae_params_free(&st->p);
-    sae_work_free(&st->w);
-    sae_fast_free(st->fast);
+    sae_engine_free(st->engine);
     par_free(st->pool);
     free(st->fired);
     free(st->grad);
@@ -390,17 +380,6 @@ static int train_read(train_state *st, int n)
 
 /* ---- one step ---- */
 
-/* st->fired from the dense scratch's z (B, n), for the archs sae_fast does not serve. */
-static void train_fired_from_z(train_state *st, int B)
-{
-    int n = st->sc.n_latents;
-    for (int b = 0; b < B; b++) {
-        const float *z = st->w.z + (size_t)b * n; /* (n) */
-        for (int i = 0; i < n; i++)
-            st->fired[i] |= z[i] > 0.0f;
-    }
-}
-
 static void train_mark_fired(train_state *st)
 {
     int32_t now = st->step + 1;
@@ -436,18 +415,10 @@ static int train_step(train_state *st)
     if (train_read(st, B) != 0)
         return -1;
     st->t_read += (t1 = train_now()) - t0;
-    float coef = (float)train_sparsity_coef_at(&st->sc, &st->tc, t);
+    sae_pass pass = train_pass_at(st, t, 1, train_dead_mask(st));
     memset(st->fired, 0, (size_t)st->sc.n_latents);
-    double loss;
-    train_threshold_set(st, t);
-    if (st->fast) {
-        loss = sae_fast_loss_grad(st->fast, &st->p, st->x, B, coef, st->grad, st->fired, NULL);
-    } else {
-        loss = sae_loss_grad_train(&st->p, st->x, B, coef, train_dead_mask(st), &st->w, st->grad, NULL);
-        train_fired_from_z(st, B);
-        sae_train_update(&st->p, &st->w, B); /* batchtopk's threshold */
-    }
-    train_threshold_restore(st);
+    double loss = sae_engine_loss_grad(st->engine, &st->p, st->x, B, &pass, st->grad, st->fired, NULL);
+    sae_engine_train_update(st->engine, &st->p, B); /* e.g. batchtopk's threshold */
     st->t_loss += (t0 = train_now()) - t1;
     if (!isfinite(loss))
         return train_nonfinite(st, "loss", lr);
@@ -519,34 +490,27 @@ static double train_dead_frac(const train_state *st)
 static int train_evaluate(train_state *st, train_metrics *m)
 {
     int R = st->tc.eval_rows, B = st->tc.batch_size, t = st->step > 0 ? st->step - 1 : 0;
-    float coef = (float)train_sparsity_coef_at(&st->sc, &st->tc, t);
+    sae_pass pass = train_pass_at(st, t, 0, NULL); /* the last step's c and tau, inference rules */
     if (st->sst < 0.0 && train_eval_sst(st) != 0)
         return -1;
     double loss = 0.0, sse = 0.0, l0 = 0.0, l0g = 0.0;
-    if (st->fast)
-        sae_fast_set_timing(st->fast, 0); /* train_timing counts training steps only */
-    train_threshold_set(st, t);
-    for (int i0 = 0; i0 < R; i0 += B) {
+    int rc = 0;
+    sae_engine_set_timing(st->engine, 0); /* train_timing counts training steps only */
+    for (int i0 = 0; i0 < R && rc == 0; i0 += B) {
         int n = R - i0 < B ? R - i0 : B;
         sae_loss_terms terms;
-        if (train_read_eval(st, i0, n) != 0) {
-            if (st->fast)
-                sae_fast_set_timing(st->fast, 1);
-            train_threshold_restore(st);
-            return -1;
-        }
-        if (st->fast)
-            sae_fast_loss_grad(st->fast, &st->p, st->x, n, coef, NULL, NULL, &terms);
-        else
-            sae_loss_grad(&st->p, st->x, n, coef, &st->w, NULL, &terms);
+        rc = train_read_eval(st, i0, n);
+        if (rc != 0)
+            break;
+        sae_engine_loss_grad(st->engine, &st->p, st->x, n, &pass, NULL, NULL, &terms);
         loss += terms.loss * n;
         sse += terms.mse * n;
         l0 += terms.l0 * n;
         l0g += terms.l0_groups * n;
     }
-    if (st->fast)
-        sae_fast_set_timing(st->fast, 1);
-    train_threshold_restore(st);
+    sae_engine_set_timing(st->engine, 1);
+    if (rc != 0)
+        return -1;
     memset(m, 0, sizeof *m);
     m->step = st->step;
     m->loss = loss / R;
@@ -647,10 +611,8 @@ int train_warm_start(train_state *st, const train_state *from, char *err, size_t
 
 void train_get_timing(const train_state *st, train_timing *out)
 {
-    *out = (train_timing){.read = st->t_read, .loss_grad = st->t_loss, .update = st->t_update,
-                          .has_fast = st->fast != NULL};
-    if (st->fast)
-        out->fast = sae_fast_get_stats(st->fast);
+    *out = (train_timing){.read = st->t_read, .loss_grad = st->t_loss, .update = st->t_update};
+    out->has_fast = sae_engine_fast_stats(st->engine, &out->fast);
 }
 
 long train_resampled(const train_state *st) { return st->resampled; }

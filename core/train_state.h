@@ -4,7 +4,7 @@
 #ifndef SAED_TRAIN_STATE_H
 #define SAED_TRAIN_STATE_H
 #include "train.h"
-#include "sae_fast.h"
+#include "sae_engine.h"
 
 struct train_state {
     sae_config sc;
@@ -14,9 +14,8 @@ struct train_state {
     float *grad;          /* (n_params) gradient, params layout */
     float *m;             /* (n_params) Adam first moment */
     float *v;             /* (n_params) Adam second moment */
-    par_pool *pool;       /* train.threads threads for the element-wise passes */
-    sae_fast *fast;       /* the chunked sparse core, for the archs it serves (relu); else NULL */
-    sae_work w;           /* scratch for batch_size rows when fast is NULL; zeroed otherwise */
+    par_pool *pool;       /* train.threads threads: the products and the element-wise passes */
+    sae_engine *engine;   /* the loss and gradient of batch_size rows, on the arch's path */
     unsigned char *fired; /* (n_latents) 1 = fired in the current batch */
     float *x;             /* (batch_size, dim) current rows */
     uint64_t *idx;        /* (batch_size) their row indices */

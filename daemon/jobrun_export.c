@@ -7,10 +7,13 @@
  * on raw dataset rows. cfg.json therefore says normalize_activations
  * "none"; input_scale records what was folded (1 when normalisation was
  * off). safetensors data are the tensors back to back in sae_tensors()
- * order, written as the host's floats, which are little-endian; jumprelu
- * adds SAELens's per-latent 'threshold' (n) = exp(log_theta) of each
- * latent's group after them (log_theta stays, the exact trained state). */
+ * order, written as the host's floats, which are little-endian; an arch
+ * whose registry row has a SAELens threshold (jumprelu: exp(log_theta) of
+ * each latent's group) adds it as the per-latent 'threshold' (n) after them
+ * (log_theta stays, the exact trained state). The SAELens names come from
+ * the row too (include/sae_arch.h). */
 #include "jobrun_export.h"
+#include "sae_arch.h"
 #include "files.h"
 #include "safetensors.h"
 #include <math.h>
@@ -52,16 +55,16 @@ static int export_npy(const char *dir, const sae_params *p, char *err, size_t er
     return 0;
 }
 
-/* jumprelu: SAELens's per-latent threshold (n) = exp(log_theta) of each
- * latent's group, into t[*n] and a malloc'd buffer *thr; nothing for other archs. */
-static int export_jumprelu_threshold(const sae_params *p, sae_tensor *t, int *n, float **thr)
+/* SAELens's per-latent threshold (n), for an arch whose registry row has one, into t[*n] and a
+ * malloc'd buffer *thr; nothing for other archs. 0, or -1 when out of memory. */
+static int export_saelens_threshold(const sae_params *p, sae_tensor *t, int *n, float **thr)
 {
+    const sae_arch_def *a = sae_arch_of(&p->cfg);
+    int nl = p->cfg.n_latents;
     *thr = NULL;
-    if (p->cfg.arch != SAE_JUMPRELU) return 0;
-    const float *log_theta = t[*n - 1].data; /* (n/s), the last extra */
-    int nl = p->cfg.n_latents, s = p->cfg.group_size;
+    if (!a->saelens_threshold) return 0;
     if (!(*thr = malloc((size_t)nl * sizeof **thr))) return -1;
-    for (int i = 0; i < nl; i++) (*thr)[i] = expf(log_theta[i / s]);
+    a->saelens_threshold(p, *thr);
     t[(*n)++] = (sae_tensor){ "threshold", *thr, 1, { nl, 0 } };
     return 0;
 }
@@ -73,7 +76,7 @@ static int export_safetensors(const char *dir, const sae_params *p, char *err, s
     float *thr = NULL; /* (n) jumprelu's per-latent threshold */
     int n = sae_tensors(p, t, SAE_MAX_TENSORS);
     size_t hlen;
-    int oom = n <= SAE_MAX_TENSORS ? export_jumprelu_threshold(p, t, &n, &thr) : 0;
+    int oom = n <= SAE_MAX_TENSORS ? export_saelens_threshold(p, t, &n, &thr) : 0;
     unsigned char *hdr = n <= SAE_MAX_TENSORS + 1 && !oom ? safetensors_header(t, n, meta, &hlen) : NULL;
     if (!hdr) {
         free(thr);
@@ -91,19 +94,14 @@ static int export_safetensors(const char *dir, const sae_params *p, char *err, s
     return rc;
 }
 
-/* SAELens's name of an architecture ("standard" is its ReLU SAE). */
-static const char *export_arch_name(sae_arch a)
-{
-    return a == SAE_RELU ? "standard" : sae_arch_name(a);
-}
-
 static json_t *export_cfg(const sae_params *p, const json_t *spec, float scale, long long job, long long ds)
 {
     const sae_config *c = &p->cfg;
     json_t *sae = json_object_get(spec, "sae"), *train = json_object_get(spec, "train");
-    int topk = c->arch == SAE_TOPK || c->arch == SAE_BATCHTOPK;
+    const sae_arch_def *a = sae_arch_of(c);
+    int topk = a->saelens_topk;
     json_t *cfg = json_pack("{s:s,s:i,s:i,s:s,s:s,s:b,s:s,s:b,s:s}",
-                            "architecture", export_arch_name(c->arch), "d_in", c->dim, "d_sae", c->n_latents,
+                            "architecture", a->saelens_arch, "d_in", c->dim, "d_sae", c->n_latents,
                             "dtype", "float32", "device", "cpu", "apply_b_dec_to_input", 1,
                             "normalize_activations", "none", "finetuning_scaling_factor", 0,
                             "activation_fn_str", topk ? "topk" : "relu");

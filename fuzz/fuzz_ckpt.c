@@ -33,7 +33,7 @@ static fuzz_trainer fuzz_ckpt_trainers[FUZZ_CKPT_TRAINERS];
 static void fuzz_ckpt_config(int which, sae_config *sc, train_config *tc)
 {
     memset(sc, 0, sizeof *sc);
-    sc->arch = (sae_arch)(which % 5);
+    sc->arch = (sae_arch)(which % SAE_N_ARCHS);
     sc->dim = 4;
     sc->n_latents = 8;
     sc->group_size = 2;

@@ -1,10 +1,12 @@
-/* par — a fork-join pool for the trainer's element-wise passes.
+/* par — a fork-join pool for the trainer's products and element-wise passes.
  *
- * BLAS runs the big products on its own threads; everything between them
- * (the sparse scan, the sparse backward, Adam, the decoder renormalisation)
- * would otherwise run on one core while the others wait. A par_pool has
- * threads - 1 helper threads that sleep on a condition variable between
- * jobs (they never spin, so they do not steal cycles from BLAS's threads);
+ * The trainer owns its threads: BLAS runs single-threaded inside them
+ * (include/par_gemm.h), so the products are split over the pool like
+ * everything between them (the sparse scan, the sparse backward, Adam, the
+ * decoder renormalisation), which would otherwise run on one core while the
+ * others wait. A par_pool has threads - 1 helper threads that sleep on a
+ * condition variable between jobs (they never spin, so they steal no cycles
+ * from another pool's or another process's threads);
  * par_run wakes them, runs part 0 on the caller and returns when every part
  * is done. Work is split by the callee from (t, T) alone, so a given T
  * always splits the same way and results are deterministic for a given T.

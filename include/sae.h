@@ -2,73 +2,62 @@
  *
  *   z     = act(W_enc^T (x - b_dec) + b_enc)      (B, n)
  *   x_hat = W_dec^T z + b_dec                      (B, dim)
- *   loss  = mean_batch [ sum_dims (x_hat - x)^2 + c * sum_groups ||z_g||_2 ]
+ *   loss  = mean_batch [ sum_dims (x_hat - x)^2 + c * penalty(z) ] + arch terms
  *           + orth_coef * sum_groups sum_{i != j in g} ReLU(d_i . d_j)
  *
  * Latents are split into contiguous groups of group_size (group g = latents
- * g*s .. g*s+s-1); with group_size 1 the penalty is the L1 norm. Decoder rows
- * d_i = W_dec[i,:] are kept at unit norm by the trainer.
+ * g*s .. g*s+s-1). act and penalty are the architecture's (relu: ReLU and
+ * sum_groups ||z_g||_2, the L1 norm for group_size 1); each architecture is
+ * one row of the registry (include/sae_arch.h), defined in its own file and
+ * listed once in SAE_ARCH_LIST below; nothing else in the tree decides
+ * between architectures. Decoder rows d_i = W_dec[i,:] are kept at unit norm
+ * by the trainer.
  *
  * All parameters live in one contiguous float buffer; sae_views() lays named
  * views over any buffer of sae_n_params() floats, so gradients and Adam
  * moments share the layout and the optimiser update is one loop.
- * Layout: W_enc (dim, n) | b_enc (n) | W_dec (n, dim) | b_dec (dim), then
- * architecture extras (gated: r_mag (n), b_mag (n); jumprelu: log_theta (n/s);
- * batchtopk: threshold (1), learnt without gradient, see sae_train_update). */
+ * Layout: W_enc (dim, n) | b_enc (n) | W_dec (n, dim) | b_dec (dim), then the
+ * architecture's extras (its registry row lists them: gated r_mag (n),
+ * b_mag (n); jumprelu log_theta (n/s); batchtopk threshold (1), learnt
+ * without gradient, see sae_train_update). */
 #ifndef SAED_SAE_H
 #define SAED_SAE_H
 #include <stddef.h>
 #include <stdint.h>
 #include "par.h"
 
-typedef enum { SAE_RELU = 0, SAE_GATED, SAE_TOPK, SAE_BATCHTOPK, SAE_JUMPRELU } sae_arch;
+/* Every architecture, once: SAE_ARCH_LIST(X) expands X(ID, name) per row, which gives the enum
+ * value SAE_ID (stored in checkpoints: new rows go at the end), the API's name, and the row of the
+ * registry (include/sae_arch.h: a `const sae_arch_def sae_arch_name` defined in the file named
+ * beside it). Adding an architecture is one line here and that one file. */
+#define SAE_ARCH_LIST(X)                                                                                    \
+    X(RELU, relu)           /* core/sae_relu.c: ReLU, L1 of L2 over groups, optional threshold */          \
+    X(GATED, gated)         /* core/sae_gated.c */                                                          \
+    X(TOPK, topk)           /* core/sae_topk.c */                                                           \
+    X(BATCHTOPK, batchtopk) /* core/sae_batchtopk.c */                                                      \
+    X(JUMPRELU, jumprelu)   /* core/sae_jumprelu.c */
+
+#define SAE_ARCH_ENUM_ROW(ID, name) SAE_##ID,
+typedef enum { SAE_ARCH_LIST(SAE_ARCH_ENUM_ROW) SAE_N_ARCHS } sae_arch;
+#undef SAE_ARCH_ENUM_ROW
 
 typedef struct {
     sae_arch arch;
     int dim;             /* input width */
     int n_latents;       /* n, a multiple of group_size */
-    int group_size;      /* s >= 1; default 2 in the API, 1 = ordinary SAE */
+    int group_size;      /* s >= 1; default 2, 1 = ordinary SAE */
     float sparsity_coef; /* c at the end of warm-up; default 0.01 */
     float orth_coef;     /* weight of the within-group orthogonality penalty; default 0 */
     float threshold;     /* relu: groups with ||z_g|| below it are zeroed, with JumpReLU's
-                          * straight-through gradient (see sae_loss_grad below); default 0 */
+                          * straight-through gradient (core/sae_relu.c); jumprelu: the initial
+                          * theta; default 0 */
     int k;               /* topk/batchtopk: groups kept per row; 0 = unset */
     float bandwidth;     /* width eps of the rectangle kernel of the straight-through pseudo-derivatives:
-                          * jumprelu's (of theta; API default 0.001) and relu's with threshold > 0 (of
-                          * rho_g; API default threshold / 2); must be > 0 for those, >= 0 (unused)
-                          * otherwise */
-    float aux_k_coef;    /* topk/batchtopk: weight of the AuxK loss; default 1/32 in the API; 0 = off */
+                          * jumprelu's (of theta) and relu's with threshold > 0 (of rho_g); must be > 0
+                          * for those, >= 0 (unused) otherwise; default sae_config_default_bandwidth() */
+    float aux_k_coef;    /* topk/batchtopk: weight of the AuxK loss; default 1/32; 0 = off */
     int aux_k;           /* topk/batchtopk: dead groups AuxK uses per row; 0 = auto (sae_aux_k_groups) */
 } sae_config;
-
-/* The gated and jumprelu archs (full definitions: core/sae_gated.c, core/sae_jumprelu.c).
- *  gated: W_enc/b_enc are W_gate/b_gate, extras r_mag, b_mag; pi_gate = W_enc^T (x - b_dec) + b_enc,
- *    pi_mag = exp(r_mag) * (W_enc^T (x - b_dec)) + b_mag; group g's gate is open when
- *    ||ReLU(pi_gate_g)||_2 > 0 (some gate pre-activation positive); z = open * ReLU(pi_mag);
- *    loss = mse + c sum_g ||ReLU(pi_gate_g)||_2 + ||x - (ReLU(pi_gate) W_dec + b_dec)||^2 with W_dec
- *    and b_dec frozen in that last (auxiliary) term. threshold must be 0.
- *  jumprelu: extra log_theta (n/s), theta = exp(log_theta); rho_g = ||ReLU(pre_g)||_2, or max(pre_g)
- *    when no pre is positive (rho = pre for group_size 1); z_g = ReLU(pre_g) H(rho_g - theta_g);
- *    loss = mse + c sum_g H(rho_g - theta_g) (L0 over groups); theta gets straight-through
- *    pseudo-derivatives with a rectangle kernel of width bandwidth. threshold > 0 sets the
- *    initial theta (0: 0.001).
- *  Both: group_size 1 is the published SAE exactly; sae_encode applies the same rule;
- *  sae_loss_terms.sparsity is the unweighted penalty above and loss includes gated's auxiliary term. */
-
-/* The topk and batchtopk archs (full definitions: core/sae_topk.c), after Gao et al. 2024 and
- * Bussmann et al. 2024, with k counting groups. a = ReLU(pre), rho_g = ||a_g||_2 (a itself for
- * group_size 1); z = a on the kept groups, 0 elsewhere:
- *  topk: per row, the k groups of largest rho (training and inference alike).
- *  batchtopk: training: the k*B groups of largest rho in the whole batch; inference (sae_encode,
- *    sae_loss_grad): the groups with rho >= theta, theta the extra "threshold" float, an EMA
- *    (decay 0.99) of each training batch's smallest kept non-zero rho (sae_train_update); 0 until
- *    the first step, which keeps every non-zero group.
- *  Ties keep the lower index; k is required (1 .. n/s). loss = mse + orth_coef * orth, and while
- *  training (sae_loss_grad_train with a dead mask) + aux_k_coef * mean_rows ||e - e_hat||^2: AuxK,
- *  where per row the aux_k dead groups (all latents dead) of largest rho give e_hat = z_aux W_dec
- *  and e = x - x_hat is a constant target (stop-gradient); 0 when no group is dead. sparsity_coef
- *  and its warm-up are not used (sae_loss_terms.sparsity still reports sum_g rho of z); threshold
- *  must be 0. group_size 1 is the ordinary TopK / BatchTopK SAE exactly. */
 
 typedef struct {
     float *W_enc; /* (dim, n) */
@@ -84,8 +73,19 @@ typedef struct {
     sae_view v;      /* views into buf */
 } sae_params;
 
-const char *sae_arch_name(sae_arch a);          /* "relu", ... */
+const char *sae_arch_name(sae_arch a);          /* "relu", ...; "unknown" outside the list */
 int sae_arch_parse(const char *name, sae_arch *out); /* 0 or -1 */
+/* "relu, gated, topk, batchtopk, jumprelu": every name, for messages. */
+const char *sae_arch_names(void);
+
+/* The defaults of every field but arch (relu), dim and n_latents (0: the caller's): group_size 2,
+ * sparsity_coef 0.01, orth_coef 0, threshold 0, k 0 (unset), aux_k_coef 1/32, aux_k 0 (auto) and
+ * bandwidth sae_config_default_bandwidth() of that. Set arch and threshold first and call
+ * sae_config_default_bandwidth() again if the caller does not give a bandwidth. */
+void sae_config_default(sae_config *c);
+/* The bandwidth that goes with c's arch and threshold when none is given: relu with a threshold
+ * threshold / 2 (a window of +-threshold/4), else 0.001 (jumprelu's, from the paper). */
+float sae_config_default_bandwidth(const sae_config *c);
 
 /* Checks a configuration. Returns 0, or -1 with the offending field's API name
  * (e.g. "sae.n_latents") in field and a message saying what to do in msg. */
@@ -98,7 +98,8 @@ void sae_views(const sae_config *c, float *buf, sae_view *v);
 int sae_params_alloc(sae_params *p, const sae_config *c);
 void sae_params_free(sae_params *p);
 /* Tied initialisation: random unit decoder rows, W_enc = W_dec^T * min(1, dim/n),
- * biases 0 (the scale keeps the first reconstructions at the data's scale). */
+ * biases 0 (the scale keeps the first reconstructions at the data's scale), then the
+ * architecture's extras (its registry row). */
 void sae_params_init(sae_params *p, uint64_t seed);
 /* Rescales every decoder row to unit norm; _rows: rows [i0, i1) only. */
 void sae_normalize_decoder(sae_params *p);
@@ -120,51 +121,44 @@ size_t sae_train_bytes(const sae_config *c, int batch_size);
 
 /* ---- Loss and gradients of one batch (the trainer's and the tests' entry) ----
  *
- * Gradients are exact for the loss above (but for the threshold's straight-through
- * term), with these choices:
+ * Gradients are exact for the loss (but for the straight-through terms of a
+ * threshold, which each architecture's file derives), with these choices:
  *  - d||z_g||/dz_g = z_g / ||z_g||, and 0 when ||z_g|| = 0 (group_size 1: 1 where
  *    z > 0, else 0, the L1 subgradient);
  *  - ReLU'(0) = 0;
- *  - threshold tau > 0 (relu): with a = ReLU(pre) and rho_g = ||a_g|| (a_i for
- *    group_size 1), z_g = H(rho_g - tau) a_g: a group below the threshold is set
- *    to 0 (gnorm 0), in training and at inference (sae_encode). The step H gets
- *    JumpReLU's straight-through pseudo-derivative (Rajamanoharan et al. 2024),
- *    a rectangle kernel of width eps = bandwidth, taken with respect to rho (the
- *    threshold itself is fixed): dH/drho := [|rho - tau| < eps/2] / eps. So
- *      d loss/d pre_i = [z_i > 0] (dx_hat . d_i + (c/B) z_i / rho_g)
- *                     + [pre_i > 0] [|rho_g - tau| < eps/2] (q_g / eps) a_i / rho_g,
- *      q_g = dx_hat . (sum_j a_j d_j) + (c/B) rho_g,
- *    q_g being d loss/d H at the forward's reconstruction (dx_hat = 2 (x_hat -
- *    x) / B): what switching the group on costs (> 0) or saves (< 0). The first
- *    line is the exact gradient (0 for zeroed groups); the second, only for
- *    groups within eps/2 of the threshold on either side, pushes a group across
- *    the threshold when that lowers the loss. It is the exact gradient of the
- *    loss plus sum_{b,g in the window} stop_gradient(q_g / eps) (rho_g - rho_g0),
- *    rho_g0 the forward's value (tests/test_core.c checks it so). Nothing reaches
- *    W_dec from zeroed groups (their z is 0). A learnt threshold is `jumprelu`.
  *  - orth: the sum runs over ordered pairs, so each unordered pair counts
  *    twice; d/dd_i = 2 orth_coef sum_{j != i in g, d_i.d_j > 0} d_j. It is not
  *    divided by the batch size.
  * The decoder-norm constraint is the trainer's job: these are gradients with
  * respect to the raw parameters. */
+
+/* What one pass of the loss differs in besides parameters and rows. */
+typedef struct {
+    float coef;                /* c: the sparsity coefficient (the trainer's c(t)) */
+    float threshold;           /* relu's group threshold for this pass: sae.threshold, or during the
+                                * sparsity warm-up the trainer's ramp (train_threshold_at) */
+    int train;                 /* 1: the training rules (batchtopk's batch top-k; AuxK on dead) */
+    const unsigned char *dead; /* (n) 1 = the latent is dead (AuxK's input), or NULL: none */
+} sae_pass;
+
 typedef struct {
     int B;          /* rows the buffers hold */
     float *xc;      /* (B, dim) x - b_dec */
     float *pre;     /* (B, n) encoder pre-activations */
     float *z;       /* (B, n) activations */
-    float *dz;      /* (B, n) d loss/d z, then d loss/d pre */
+    float *dz;      /* (B, n) d loss/d z, then d loss/d pre; the arch's forward may use it as scratch */
     float *x_hat;   /* (B, dim) reconstructions */
     float *dx_hat;  /* (B, dim) d loss/d x_hat */
-    float *gnorm;   /* (B, n/s) group norms ||z_g|| (0 for zeroed groups) */
+    float *gnorm;   /* (B, n/s) group norms ||z_g|| (0 for groups that are off) */
     float *colsum;  /* (n) column sums of d loss/d pre */
-    float *arch_scratch; /* gated (n + 2Bn + B dim), jumprelu (n/s); NULL for other archs (core/sae_gj.h) */
+    float *arch_scratch; /* (the registry row's scratch_floats) or NULL */
     par_pool *pool; /* not owned: threads for the products (par_sgemm); NULL after sae_work_alloc = the caller's */
 } sae_work;
 
 typedef struct {
     double loss;     /* the loss above, with the coef passed in */
     double mse;      /* mean over rows of sum over dims of (x_hat - x)^2 */
-    double sparsity; /* mean over rows of sum_groups ||z_g|| (not weighted) */
+    double sparsity; /* mean over rows of the arch's penalty, unweighted (relu: sum_groups ||z_g||) */
     double orth;     /* sum_groups sum_{i != j} ReLU(d_i . d_j) (not weighted; 0 if orth_coef is 0) */
     double l0;       /* mean over rows of active latents */
     double l0_groups;/* mean over rows of active groups */
@@ -174,20 +168,20 @@ size_t sae_work_bytes(const sae_config *c, int B);
 int sae_work_alloc(sae_work *w, const sae_config *c, int B); /* 0 or -1 (out of memory) */
 void sae_work_free(sae_work *w);
 
-/* Loss of the batch x (B, dim), B <= w->B, with sparsity coefficient coef.
- * If grad is non-NULL (sae_n_params floats, the params layout) it is
- * overwritten with d loss/d params. Afterwards w->z holds the activations and
- * w->x_hat the reconstructions. terms may be NULL. Returns the loss. */
-double sae_loss_grad(const sae_params *p, const float *x, int B, float coef, sae_work *w,
-                     float *grad, sae_loss_terms *terms);
-
-/* A training step's loss: sae_loss_grad under the training rules. Differs only for topk/batchtopk:
- * batchtopk keeps the batch's k*B largest groups (sae_loss_grad uses the learnt threshold), and
- * dead (n; 1 = the latent has not fired for dead_window steps; NULL = none) feeds AuxK (above). */
+/* Loss of the batch x (B, dim), 1 <= B <= w->B, under pass. If grad is non-NULL
+ * (sae_n_params floats, the params layout) it is overwritten with d loss/d
+ * params. Afterwards w->z holds the activations and w->x_hat the
+ * reconstructions. terms may be NULL. Returns the loss. */
+double sae_loss_grad_pass(const sae_params *p, const float *x, int B, const sae_pass *pass, sae_work *w,
+                          float *grad, sae_loss_terms *terms);
+/* The same at coefficient coef and sae.threshold: inference rules (sae_loss_grad), or training
+ * rules with dead (n, or NULL) feeding AuxK (sae_loss_grad_train). */
+double sae_loss_grad(const sae_params *p, const float *x, int B, float coef, sae_work *w, float *grad,
+                     sae_loss_terms *terms);
 double sae_loss_grad_train(const sae_params *p, const float *x, int B, float coef, const unsigned char *dead,
                            sae_work *w, float *grad, sae_loss_terms *terms);
-/* After a training step's sae_loss_grad_train on B rows (w as it left it), updates the state that
- * is learnt without a gradient: batchtopk's threshold. Nothing for other archs. Call once per step. */
+/* After a training pass on B rows (w as it left it), updates the state that is learnt without a
+ * gradient (the registry row's train_update: batchtopk's threshold). Call once per step. */
 void sae_train_update(sae_params *p, const sae_work *w, int B);
 /* AuxK's groups per row: aux_k, or if 0, min(n/s, max(1, (dim/2)/s)) (Gao et al.: dim/2 latents). */
 int sae_aux_k_groups(const sae_config *c);
@@ -196,8 +190,8 @@ int sae_aux_k_groups(const sae_config *c);
 
 /* One named tensor of a params buffer, for writers (sae.safetensors) and
  * readers. Names follow SAELens: W_enc (dim, n), W_dec (n, dim), b_enc (n),
- * b_dec (dim) (gated: b_enc is b_gate, as in SAELens); architecture extras
- * come after them under their own names.
+ * b_dec (dim) (the registry row may rename b_enc: gated's is b_gate, as in
+ * SAELens); architecture extras come after them under their own names.
  * The tensors tile the buffer: in layout order, back to back, covering all
  * sae_n_params() floats (tests check this for every arch). */
 typedef struct {

@@ -1,5 +1,7 @@
 /* sae_fast — the relu SAE's loss and gradient in blocks of latents, sparse
- * where the batch is sparse: the training core's fast path.
+ * where the batch is sparse: the training core's fast path, for the
+ * registry rows that set `fast` (include/sae_arch.h; the trainer reaches it
+ * through include/sae_engine.h).
  *
  * The latents are cut into blocks of L (the batch's pre-activations for one
  * block, (B, L), take at most 16 MiB; L = 1024 at batch 4096), so nothing of
@@ -68,8 +70,6 @@ const char *sae_fast_phase_name(sae_fast_phase ph);
 
 typedef struct sae_fast sae_fast;
 
-/* 1 if sae_fast computes this configuration (relu, any group size, threshold, orth). */
-int sae_fast_supports(const sae_config *c);
 /* Buffers for calls of up to max_rows rows; NULL when out of memory. block 0 picks L as above
  * (any other value is rounded up to a multiple of the group size). pool (not owned, may be
  * NULL) must outlive the object. */
@@ -81,18 +81,17 @@ int sae_fast_set_tile_rows(sae_fast *f, int rows);
  * Forcing sparse grows the entry lists to max_rows * n; 0, or -1 when out of memory. */
 int sae_fast_set_path(sae_fast *f, sae_path path);
 sae_fast_stats sae_fast_get_stats(const sae_fast *f);
-/* Sets the threshold the following calls use (the trainer's warm-up; include/train.h). */
-void sae_fast_set_threshold(sae_fast *f, float threshold);
 /* 0: calls add no time to stats.seconds (the trainer's evaluations); 1 (the default): they do. */
 void sae_fast_set_timing(sae_fast *f, int on);
 /* Bytes sae_fast_create(c, max_rows, 0, pool of `threads`) allocates. */
 size_t sae_fast_bytes(const sae_config *c, int max_rows, int threads);
 
-/* The contract of sae_loss_grad for 1 <= B <= max_rows: returns the loss,
- * sets terms (if non-NULL) and, if grad (n_params) is non-NULL, the gradient
- * in the params layout. If fired (n) is non-NULL, fired[i] is set to 1 for
- * every latent with z > 0 in some row (others are left as they are). */
-double sae_fast_loss_grad(sae_fast *f, const sae_params *p, const float *x, int B, float coef, float *grad,
-                          unsigned char *fired, sae_loss_terms *terms);
+/* The contract of sae_loss_grad_pass for 1 <= B <= max_rows, p's configuration being the one f
+ * was made for (the pass carries the threshold of the step): returns the loss, sets terms (if
+ * non-NULL) and, if grad (n_params) is non-NULL, the gradient in the params layout. If fired (n)
+ * is non-NULL, fired[i] is set to 1 for every latent with z > 0 in some row (others are left as
+ * they are). pass->train and pass->dead do not change a relu pass. */
+double sae_fast_loss_grad(sae_fast *f, const sae_params *p, const float *x, int B, const sae_pass *pass,
+                          float *grad, unsigned char *fired, sae_loss_terms *terms);
 
 #endif

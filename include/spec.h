@@ -38,10 +38,12 @@ json_t *spec_normalize_circles(const json_t *params, spec_errors *errs);
  *   any error when they finish. Zero-initialise errs before the first use.
  * - dim <= 0 means the dimension is unknown (the dataset is missing): checks
  *   that need it (the memory estimate) are skipped. max_bytes 0 = no limit.
- * - sae defaults: group_size 2 (API.md's example; 1 is an ordinary SAE),
- *   sparsity_coef 0.01, k null, orth_coef 0, threshold 0. train defaults come
- *   from train_config_default(), circles defaults from circles_params_default().
- * - topk/batchtopk (sae.h): k required (groups kept per row, 1 .. n_latents /
+ * - sae defaults come from sae_config_default() (group_size 2, API.md's
+ *   example; 1 is an ordinary SAE; sparsity_coef 0.01, k null, orth_coef 0,
+ *   threshold 0) and an absent bandwidth from sae_config_default_bandwidth(),
+ *   train defaults from train_config_default(), circles defaults from
+ *   circles_params_default().
+ * - topk/batchtopk (core/sae_topk.c): k required (groups kept per row, 1 .. n_latents /
  *   group_size); aux_k_coef 0.03125 (1/32; 0 = no AuxK), aux_k null (auto:
  *   min(n/s, max(1, (dim/2)/s)) groups; else 1 .. n/s); threshold must be 0;
  *   sparsity_coef and sparsity_warmup_steps are accepted and ignored. The

@@ -1,9 +1,10 @@
 /* train — the training loop: Adam, LR and sparsity schedules, evaluation on
  * held-out rows, dead-latent tracking, checkpoints as opaque blobs.
  *
- * The trainer does no I/O and owns only a small pool of helper threads for
- * its element-wise passes (train.threads; BLAS has its own): the caller (a worker) passes
- * a data source and hooks. Training rows for step t are rows
+ * The trainer does no I/O and owns only a small pool of train.threads threads,
+ * on which both its products (single-threaded BLAS calls, one per thread:
+ * include/par_gemm.h) and its element-wise passes run: the caller (a worker)
+ * passes a data source and hooks. Training rows for step t are rows
  * [t*B, (t+1)*B) of an endless source, or a per-epoch shuffle of a finite
  * one (shuffle seeded by (seed, epoch)), so the data position is a function
  * of the step and a restart regenerates the same stream. Held-out rows for
@@ -39,7 +40,7 @@ typedef struct {
     float adam_eps;            /* default 1e-8 */
     float grad_clip;           /* default 0 = off; else max global gradient L2 norm */
     int normalize_input;       /* default 0; 1: train on s*x, see "Input normalisation" below */
-    int resample_every;        /* default 0 = off; relu only: every this many steps, in the first half of
+    int resample_every;        /* default 0 = off; relu only (sae_arch_def.resamples): every this many steps, in the first half of
                                 * training, dead latents are re-initialised from badly reconstructed rows
                                 * of the batch (core/train_resample.c) */
     int threads;               /* default 1, at most TRAIN_MAX_THREADS: the pool for the element-wise
@@ -75,7 +76,8 @@ typedef struct {
 void train_config_default(train_config *t);
 /* Same contract as sae_config_check; fields are named "train.<name>". */
 int train_config_check(const train_config *t, char *field, size_t fieldlen, char *msg, size_t msglen);
-/* The rules that need both configurations (train.resample_every is for relu); same contract. */
+/* The rules that need both configurations (train.resample_every only for archs whose registry row
+ * allows it: relu); same contract. */
 int train_config_check_for(const sae_config *c, const train_config *t, char *field, size_t fieldlen, char *msg,
                            size_t msglen);
 int lr_decay_parse(const char *name, lr_decay *out);
@@ -86,11 +88,13 @@ const char *lr_decay_name(lr_decay d);
  *     f = (t - W) / (steps - W) in [0, 1): none 1, linear 1 - f, cosine
  *     (1 + cos(pi f)) / 2, so it reaches 0 just after the last step.
  * sparsity: sparsity_coef * min(1, t / sparsity_warmup_steps) (0 at step 0).
- * threshold (relu): sae.threshold on the same ramp, so training starts with every group open
- *     (no group of the first, small activations is stuck below a fixed threshold, which gives
- *     it no gradient) and reaches the full threshold with the full coefficient. Other archs:
- *     sae.threshold as it is (jumprelu's is the initial theta). Evaluation uses the last
- *     training step's value; the trained SAE (sae_encode, the export) the full threshold. */
+ * threshold (archs whose registry row ramps it: relu): sae.threshold on the same ramp, so
+ *     training starts with every group open (no group of the first, small activations is stuck
+ *     below a fixed threshold, which gives it no gradient) and reaches the full threshold with
+ *     the full coefficient; it reaches the loss in the pass (sae_pass.threshold), the SAE's
+ *     configuration always holds the full one. Other archs: sae.threshold as it is (jumprelu's
+ *     is the initial theta). Evaluation uses the last training step's value; the trained SAE
+ *     (sae_encode, the export) the full threshold. */
 double train_lr_at(const train_config *t, int step);
 double train_sparsity_coef_at(const sae_config *c, const train_config *t, int step);
 double train_threshold_at(const sae_config *c, const train_config *t, int step);
@@ -116,7 +120,7 @@ int train_warm_start(train_state *st, const train_state *from, char *err, size_t
 /* Where the training steps' time went, since creation (a clock read per phase). */
 typedef struct {
     double read, loss_grad, update; /* seconds: rows, loss and gradient, the parameter update */
-    int has_fast;                   /* 1: loss_grad ran on sae_fast, broken down in fast */
+    int has_fast;                   /* 1: loss_grad ran on the blocked sparse core, broken down in fast */
     sae_fast_stats fast;
 } train_timing;
 void train_get_timing(const train_state *st, train_timing *out);

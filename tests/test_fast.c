@@ -17,6 +17,7 @@
 #include "par_gemm.h"
 #include "rng.h"
 #include "sae.h"
+#include "sae_arch.h"
 #include "sae_fast.h"
 #include "train.h"
 #include "trainlog.h"
@@ -86,6 +87,12 @@ static void fast_check_terms(const fast_result *want, const fast_result *got, in
     CHECK(memcmp(got->fired, want->fired, (size_t)n) == 0, "%s: the latents that fired", what);
 }
 
+/* The inference pass at coefficient coef and p's threshold. */
+static sae_pass fast_pass(const sae_params *p, float coef)
+{
+    return (sae_pass){.coef = coef, .threshold = p->cfg.threshold};
+}
+
 /* The reference: sae_loss_grad, fired from z. */
 static void fast_reference(const sae_params *p, const float *x, int B, float coef, fast_result *r)
 {
@@ -136,11 +143,12 @@ static void fast_run_case_on(const fast_case *fc, par_pool *pool)
                   "tile rows");
         CHECK(sae_fast_set_path(f, (sae_path)path) == 0, "set path");
         memset(got.fired, 0, (size_t)fc->n);
-        got.loss = sae_fast_loss_grad(f, &p, x, fc->B, fc->coef, got.grad, got.fired, &got.t);
+        sae_pass pass = fast_pass(&p, fc->coef);
+        got.loss = sae_fast_loss_grad(f, &p, x, fc->B, &pass, got.grad, got.fired, &got.t);
         fast_check_terms(&want, &got, fc->n, what);
         fast_check_grad(&p, want.grad, got.grad, what);
         memset(got.fired, 0, (size_t)fc->n);
-        got.loss = sae_fast_loss_grad(f, &p, x, fc->B, fc->coef, NULL, got.fired, &got.t);
+        got.loss = sae_fast_loss_grad(f, &p, x, fc->B, &pass, NULL, got.fired, &got.t);
         fast_check_terms(&want, &got, fc->n, what);
     }
     sae_fast_free(f);
@@ -157,14 +165,15 @@ static void fast_check_choice(void)
     float *x = malloc(64 * 16 * sizeof(float)); /* (64, 16) */
     gradcheck_random_sae(&p, x, 64, 5);
     sae_fast *f = sae_fast_create(&c, 64, 16, NULL); /* 25 blocks of 16 latents */
-    sae_fast_loss_grad(f, &p, x, 64, 0.1f, NULL, NULL, NULL);
+    sae_pass pass = fast_pass(&p, 0.1f);
+    sae_fast_loss_grad(f, &p, x, 64, &pass, NULL, NULL, NULL);
     sae_fast_stats s = sae_fast_get_stats(f);
     CHECK(s.dense_blocks == 25 && s.sparse_blocks == 0 && s.density > SAE_FAST_DENSE_ABOVE,
           "a dense batch (density %g) runs dense: %ld dense, %ld sparse blocks", s.density, s.dense_blocks,
           s.sparse_blocks);
     for (int i = 0; i < 400; i++)
         p.v.b_enc[i] -= 8.0f;
-    sae_fast_loss_grad(f, &p, x, 64, 0.1f, NULL, NULL, NULL);
+    sae_fast_loss_grad(f, &p, x, 64, &pass, NULL, NULL, NULL);
     s = sae_fast_get_stats(f);
     CHECK(s.sparse_blocks == 25 && s.dense_blocks == 25 && s.density <= SAE_FAST_DENSE_ABOVE && s.density > 0.0,
           "a sparse batch (density %g) runs sparse: %ld sparse blocks", s.density, s.sparse_blocks);
@@ -190,14 +199,15 @@ static void fast_check_mixed(par_pool *pool)
     fast_result got = {.grad = malloc(p.n_params * sizeof(float)), .fired = calloc(400, 1)};
     fast_reference(&p, x, B, 0.1f, &want);
     sae_fast *f = sae_fast_create(&c, B, 16, pool);
-    got.loss = sae_fast_loss_grad(f, &p, x, B, 0.1f, got.grad, got.fired, &got.t);
+    sae_pass pass = fast_pass(&p, 0.1f);
+    got.loss = sae_fast_loss_grad(f, &p, x, B, &pass, got.grad, got.fired, &got.t);
     sae_fast_stats s = sae_fast_get_stats(f);
     CHECK(s.sparse_blocks > 0 && s.dense_blocks > 0, "a mixed batch runs both paths: %ld sparse, %ld dense blocks",
           s.sparse_blocks, s.dense_blocks);
     fast_check_terms(&want, &got, 400, "mixed batch");
     fast_check_grad(&p, want.grad, got.grad, "mixed batch");
     memset(got.grad, 0x7f, p.n_params * sizeof(float)); /* garbage: every entry must be written */
-    got.loss = sae_fast_loss_grad(f, &p, x, B, 0.1f, got.grad, got.fired, &got.t);
+    got.loss = sae_fast_loss_grad(f, &p, x, B, &pass, got.grad, got.fired, &got.t);
     fast_check_grad(&p, want.grad, got.grad, "mixed batch, second call over garbage");
     sae_fast_free(f);
     sae_params_free(&p);
@@ -289,7 +299,7 @@ int main(void)
 {
     fast_check_par_gemm();
     sae_config relu = {.arch = SAE_RELU}, topk = {.arch = SAE_TOPK};
-    CHECK(sae_fast_supports(&relu) && !sae_fast_supports(&topk), "sae_fast serves relu only");
+    CHECK(sae_arch_of(&relu)->fast && !sae_arch_of(&topk)->fast, "the registry sends relu only to sae_fast");
     for (int threads = 1; threads <= 3; threads++) {
         par_pool *pool = threads > 1 ? par_create(threads) : NULL;
         CHECK(threads == 1 || pool != NULL, "par_create(%d)", threads);

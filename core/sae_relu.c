@@ -1,0 +1,117 @@
+/* sae_relu — the ReLU SAE with the group penalty (the seed's group SAE; for
+ * group_size 1 the ordinary L1 SAE), and an optional fixed threshold on the
+ * group norm. Its registry row (include/sae_arch.h).
+ *
+ *   a = ReLU(pre), rho_g = ||a_g||_2 (a itself for group_size 1)
+ *   z_g = H(rho_g - tau) a_g with tau = the pass's threshold (0: z = a)
+ *   penalty = sum_g ||z_g||_2
+ *
+ * A group below the threshold is set to 0 (gnorm 0), in training and at
+ * inference. The step H gets JumpReLU's straight-through pseudo-derivative
+ * (Rajamanoharan et al. 2024), a rectangle kernel of width eps = bandwidth,
+ * taken with respect to rho (the threshold itself is fixed; a learnt one is
+ * `jumprelu`): dH/drho := [|rho - tau| < eps/2] / eps. So
+ *   d loss/d pre_i = [z_i > 0] (dx_hat . d_i + (c/B) z_i / rho_g)
+ *                  + [pre_i > 0] [|rho_g - tau| < eps/2] (q_g / eps) a_i / rho_g,
+ *   q_g = dx_hat . (sum_j a_j d_j) + (c/B) rho_g,
+ * q_g being d loss/d H at the forward's reconstruction (dx_hat = 2 (x_hat -
+ * x) / B): what switching the group on costs (> 0) or saves (< 0). The
+ * first line is the exact gradient (0 for zeroed groups); the second, only
+ * for groups within eps/2 of the threshold on either side, pushes a group
+ * across the threshold when that lowers the loss. It is the exact gradient
+ * of the loss plus sum_{b,g in the window} stop_gradient(q_g / eps)
+ * (rho_g - rho_g0), rho_g0 the forward's value (tests/test_core.c checks it
+ * so). Nothing reaches W_dec from zeroed groups (their z is 0).
+ *
+ * The threshold ramps with the sparsity warm-up (train_threshold_at), so the
+ * pass carries it; the trainer runs this arch on the blocked sparse core
+ * (include/sae_fast.h), which computes the same function. */
+#include "sae_arch.h"
+#include "sae_stage.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static void relu_forward_groups(const sae_config *c, float tau, const float *pre, int B, float *z, float *gnorm)
+{
+    int s = c->group_size;
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++) {
+        float *zg = z + bg * s; /* (s) this row's group */
+        float norm = sae_stage_relu_group(pre + bg * s, s, zg);
+        if (tau > 0.0f && norm < tau) {
+            memset(zg, 0, (size_t)s * sizeof(float));
+            norm = 0.0f;
+        }
+        gnorm[bg] = norm;
+    }
+}
+
+static double relu_forward(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
+                           double *extra)
+{
+    (void)x, (void)extra;
+    relu_forward_groups(&p->cfg, pass->threshold, w->pre, B, w->z, w->gnorm);
+    return sae_stage_sum_norms(&p->cfg, w->gnorm, B);
+}
+
+/* The jump term of one row's group: pre, dz (s) its pre-activations and dx_hat . d_i. */
+static float relu_jump(const sae_config *c, float tau, const float *pre, const float *dz, float scale)
+{
+    int s = c->group_size;
+    float rho2 = 0.0f, dot = 0.0f;
+    for (int k = 0; k < s; k++)
+        if (pre[k] > 0.0f)
+            rho2 += pre[k] * pre[k], dot += pre[k] * dz[k];
+    return sae_stage_jump(tau, c->bandwidth, sqrtf(rho2), dot, scale);
+}
+
+/* dz (B, n): the reconstruction gradient in; out: [z > 0] (dz + scale z_i / ||z_g||), the exact
+ * gradient (0 in zeroed groups), plus the threshold's jump term near the threshold. */
+static void relu_backward(const sae_params *p, const sae_pass *pass, int B, sae_work *w, sae_view *g,
+                          float *grad)
+{
+    const sae_config *c = &p->cfg;
+    int s = c->group_size;
+    float scale = pass->coef / (float)B;
+    (void)g, (void)grad;
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++) {
+        const float *pg = w->pre + bg * s, *zg = w->z + bg * s; /* (s) each */
+        float *d = w->dz + bg * s;                             /* (s) */
+        float jump = relu_jump(c, pass->threshold, pg, d, scale);
+        float f = w->gnorm[bg] > 0.0f ? scale / w->gnorm[bg] : 0.0f;
+        for (int k = 0; k < s; k++) {
+            float a = pg[k] > 0.0f ? pg[k] : 0.0f;
+            d[k] = (zg[k] > 0.0f ? d[k] + f * zg[k] : 0.0f) + jump * a;
+        }
+    }
+}
+
+static void relu_encode(const sae_params *p, float *z, int B, float *gnorm, float *scratch)
+{
+    (void)scratch;
+    relu_forward_groups(&p->cfg, p->cfg.threshold, z, B, z, gnorm);
+}
+
+static int relu_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
+{
+    if (c->threshold > 0.0f && !(c->bandwidth > 0.0f)) {
+        snprintf(field, fl, "sae.bandwidth");
+        snprintf(msg, ml, "bandwidth must be a finite number > 0 with a threshold (e.g. threshold / 2, the default)");
+        return -1;
+    }
+    return 0;
+}
+
+const sae_arch_def sae_arch_relu = {
+    .name = "relu",
+    .uses_sparsity_coef = 1,
+    .threshold_ramps = 1,
+    .resamples = 1,
+    .check = relu_check,
+    .forward = relu_forward,
+    .backward = relu_backward,
+    .encode = relu_encode,
+    .fast = 1,
+    .saelens_arch = "standard",
+};
+

@@ -1,0 +1,365 @@
+/* sae_stage — the shared stages of every architecture's pass (design:
+ * core/sae_stage.h). Each forward stage has its backward beside it; the big
+ * products are row-major single-precision GEMMs on the pass's pool
+ * (include/par_gemm.h). */
+#include "sae_stage.h"
+#include "par_gemm.h"
+#include <assert.h>
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---- helpers ---- */
+
+/* out (B, cols) = each row set to v (cols). */
+static void sae_stage_broadcast_rows(float *out, const float *v, int B, int cols)
+{
+    for (int b = 0; b < B; b++)
+        memcpy(out + (size_t)b * cols, v, (size_t)cols * sizeof(float));
+}
+
+/* out (cols) = sum over rows of m (B, cols). */
+static void sae_stage_colsum(const float *m, int B, int cols, float *out)
+{
+    memset(out, 0, (size_t)cols * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        const float *row = m + (size_t)b * cols;
+        for (int j = 0; j < cols; j++)
+            out[j] += row[j];
+    }
+}
+
+/* ---- encoder ---- */
+
+void sae_stage_encoder_forward(const sae_config *c, par_pool *pool, const sae_view *v, const float *x, int B,
+                               float *xc, float *pre)
+{
+    int n = c->n_latents, dim = c->dim;
+    assert(B >= 1 && x && xc && pre && v->W_enc && xc != pre);
+    for (int b = 0; b < B; b++)
+        for (int d = 0; d < dim; d++)
+            xc[(size_t)b * dim + d] = x[(size_t)b * dim + d] - v->b_dec[d];
+    sae_stage_broadcast_rows(pre, v->b_enc, B, n);
+    par_sgemm(pool, 0, 0, B, n, dim, 1.0f, xc, dim, v->W_enc, n, 1.0f, pre, n);
+}
+
+/* dpre (B, n) -> g.W_enc (set), g.b_enc (added to: an arch may put its own term there first),
+ * g.b_dec (decremented, as xc = x - b_dec). */
+void sae_stage_encoder_backward(const sae_config *c, par_pool *pool, const sae_view *v, const float *xc,
+                                const float *dpre, int B, float *colsum, sae_view *g)
+{
+    int n = c->n_latents, dim = c->dim;
+    assert(B >= 1 && xc && dpre && colsum && g && g->W_enc != v->W_enc);
+    par_sgemm(pool, 1, 0, dim, n, B, 1.0f, xc, dim, dpre, n, 0.0f, g->W_enc, n);
+    sae_stage_colsum(dpre, B, n, colsum);
+    for (int j = 0; j < n; j++)
+        g->b_enc[j] += colsum[j];
+    /* d/d b_dec of sum_b dpre_b . ((x_b - b_dec) W_enc) = -W_enc colsum */
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, dim, n, -1.0f, v->W_enc, n, colsum, 1, 1.0f, g->b_dec, 1);
+}
+
+/* ---- decoder ---- */
+
+void sae_stage_decoder_forward(const sae_config *c, par_pool *pool, const sae_view *v, const float *z, int B,
+                               float *x_hat)
+{
+    int n = c->n_latents, dim = c->dim;
+    assert(B >= 1 && z && x_hat);
+    sae_stage_broadcast_rows(x_hat, v->b_dec, B, dim);
+    par_sgemm(pool, 0, 0, B, dim, n, 1.0f, z, n, v->W_dec, dim, 1.0f, x_hat, dim);
+}
+
+void sae_stage_decoder_backward(const sae_config *c, par_pool *pool, const sae_view *v, const float *z,
+                                const float *dx_hat, int B, float *dz, sae_view *g)
+{
+    int n = c->n_latents, dim = c->dim;
+    assert(B >= 1 && z && dx_hat && dz && dz != z && g);
+    par_sgemm(pool, 1, 0, n, dim, B, 1.0f, z, n, dx_hat, dim, 0.0f, g->W_dec, dim);
+    sae_stage_colsum(dx_hat, B, dim, g->b_dec);
+    par_sgemm(pool, 0, 1, B, n, dim, 1.0f, dx_hat, dim, v->W_dec, dim, 0.0f, dz, n);
+}
+
+/* ---- losses ---- */
+
+double sae_stage_mse(const float *x, const float *x_hat, int B, int dim, float *dx_hat)
+{
+    assert(B >= 1 && dim >= 1 && x && x_hat);
+    double sse = 0.0;
+    float scale = 2.0f / (float)B;
+    for (size_t k = 0; k < (size_t)B * dim; k++) {
+        float e = x_hat[k] - x[k];
+        sse += (double)e * e;
+        if (dx_hat)
+            dx_hat[k] = scale * e;
+    }
+    return sse;
+}
+
+static float sae_stage_dot(const float *a, const float *b, int dim)
+{
+    float sum = 0.0f;
+    for (int d = 0; d < dim; d++)
+        sum += a[d] * b[d];
+    return sum;
+}
+
+double sae_stage_orth(const sae_config *c, const float *W_dec, float coef, float *gW_dec)
+{
+    int s = c->group_size, dim = c->dim;
+    assert(s >= 1 && c->n_latents % s == 0 && W_dec && gW_dec != W_dec);
+    double sum = 0.0;
+    for (int g0 = 0; g0 < c->n_latents; g0 += s)
+        for (int i = g0; i < g0 + s; i++)
+            for (int j = i + 1; j < g0 + s; j++) {
+                const float *di = W_dec + (size_t)i * dim, *dj = W_dec + (size_t)j * dim;
+                float dot = sae_stage_dot(di, dj, dim);
+                if (!(dot > 0.0f))
+                    continue;
+                sum += 2.0 * dot; /* (i, j) and (j, i) */
+                if (gW_dec)
+                    for (int d = 0; d < dim; d++) {
+                        gW_dec[(size_t)i * dim + d] += 2.0f * coef * dj[d];
+                        gW_dec[(size_t)j * dim + d] += 2.0f * coef * di[d];
+                    }
+            }
+    return sum;
+}
+
+double sae_stage_sum_norms(const sae_config *c, const float *gnorm, int B)
+{
+    double sum = 0.0;
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / c->group_size); bg++)
+        sum += gnorm[bg];
+    return sum;
+}
+
+/* ---- groups ---- */
+
+float sae_stage_relu_norm(const float *pre, int s)
+{
+    assert(s >= 1);
+    if (s == 1)
+        return pre[0] > 0.0f ? pre[0] : 0.0f;
+    float norm2 = 0.0f;
+    for (int k = 0; k < s; k++)
+        norm2 += pre[k] > 0.0f ? pre[k] * pre[k] : 0.0f;
+    return sqrtf(norm2);
+}
+
+float sae_stage_relu_group(const float *pre, int s, float *z)
+{
+    float norm2 = 0.0f;
+    assert(s >= 1);
+    for (int k = 0; k < s; k++) {
+        z[k] = pre[k] > 0.0f ? pre[k] : 0.0f;
+        norm2 += z[k] * z[k];
+    }
+    return s == 1 ? z[0] : sqrtf(norm2);
+}
+
+void sae_stage_count_active(const sae_config *c, const float *z, const float *gnorm, int B, sae_loss_terms *t)
+{
+    size_t active = 0, groups = 0;
+    assert(B >= 1 && t);
+    for (size_t k = 0; k < (size_t)B * c->n_latents; k++)
+        active += z[k] > 0.0f;
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / c->group_size); bg++)
+        groups += gnorm[bg] > 0.0f;
+    t->l0 = (double)active / B;
+    t->l0_groups = (double)groups / B;
+}
+
+/* ---- the threshold's straight-through kernel ---- */
+
+int sae_stage_in_window(float tau, float eps, float rho)
+{
+    return tau > 0.0f && rho > 0.0f && fabsf(rho - tau) < 0.5f * eps;
+}
+
+float sae_stage_jump(float tau, float eps, float rho, float dot, float scale)
+{
+    return sae_stage_in_window(tau, eps, rho) ? (dot + scale * rho) / (eps * rho) : 0.0f;
+}
+
+/* ---- selection ---- */
+
+static void sae_stage_swap(float *a, size_t i, size_t j)
+{
+    float t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+}
+
+static float sae_stage_median3(float a, float b, float c)
+{
+    if (a > b) {
+        float t = a;
+        a = b;
+        b = t;
+    }
+    return c <= a ? a : c >= b ? b : c;
+}
+
+/* Three-way partitions around an element, so every round shrinks the range and it ends even on
+ * NaNs (which then land among the "equal" ones). */
+float sae_stage_kth_largest(float *a, size_t m, size_t kk)
+{
+    assert(a && kk >= 1 && kk <= m);
+    size_t lo = 0, hi = m; /* the answer is in a[lo, hi), the kk-th largest there */
+    for (;;) {
+        if (hi - lo == 1)
+            return a[lo];
+        float piv = sae_stage_median3(a[lo], a[lo + (hi - lo) / 2], a[hi - 1]);
+        size_t gt = lo, i = lo, lt = hi; /* [lo, gt) > piv, [gt, i) == piv, [lt, hi) < piv */
+        while (i < lt) {
+            if (a[i] > piv)
+                sae_stage_swap(a, i++, gt++);
+            else if (a[i] < piv)
+                sae_stage_swap(a, i, --lt);
+            else
+                i++;
+        }
+        if (kk <= gt - lo) {
+            hi = gt;
+        } else if (kk <= lt - lo) {
+            return piv;
+        } else {
+            kk -= lt - lo;
+            lo = lt;
+        }
+    }
+}
+
+void sae_stage_drop(float *nrm, float *z, size_t g, int s)
+{
+    nrm[g] = 0.0f;
+    memset(z + g * s, 0, (size_t)s * sizeof(float));
+}
+
+void sae_stage_keep_top(float *nrm, float *z, size_t m, int s, size_t kk, float *scratch)
+{
+    assert(nrm && z && scratch && s >= 1 && kk >= 1);
+    if (kk >= m)
+        return;
+    memcpy(scratch, nrm, m * sizeof(float));
+    float v = sae_stage_kth_largest(scratch, m, kk);
+    size_t above = 0;
+    for (size_t g = 0; g < m; g++)
+        above += nrm[g] > v;
+    size_t ties = above < kk ? kk - above : 0;
+    for (size_t g = 0; g < m; g++) {
+        if (nrm[g] > v)
+            continue;
+        if (nrm[g] == v && ties > 0)
+            ties--;
+        else
+            sae_stage_drop(nrm, z, g, s);
+    }
+}
+
+/* ---- AuxK ---- */
+
+static int sae_stage_group_dead(const unsigned char *dead, int g, int s)
+{
+    for (int k = 0; k < s; k++)
+        if (!dead[g * s + k])
+            return 0;
+    return 1;
+}
+
+int sae_stage_any_dead_group(const sae_config *c, const unsigned char *dead)
+{
+    assert(dead);
+    for (int g = 0; g < c->n_latents / c->group_size; g++)
+        if (sae_stage_group_dead(dead, g, c->group_size))
+            return 1;
+    return 0;
+}
+
+/* Marks in sel (G) the row's AuxK groups (1, else 0): the aux_k dead groups of largest norm of
+ * ReLU(pre_b) (ties: lower index first), or all dead groups if there are fewer. The candidates'
+ * norms pass through sel first. */
+static void sae_stage_aux_select(const sae_config *c, const float *pre_b, const unsigned char *dead, float *sel)
+{
+    int s = c->group_size, G = c->n_latents / s, D = 0, ka = sae_aux_k_groups(c), above = 0;
+    for (int g = 0; g < G; g++)
+        if (sae_stage_group_dead(dead, g, s))
+            sel[D++] = sae_stage_relu_norm(pre_b + (size_t)g * s, s);
+    float v = D > ka ? sae_stage_kth_largest(sel, (size_t)D, (size_t)ka) : -INFINITY;
+    for (int g = 0; g < G; g++)
+        above += sae_stage_group_dead(dead, g, s) && sae_stage_relu_norm(pre_b + (size_t)g * s, s) > v;
+    int ties = above < ka ? ka - above : 0;
+    for (int g = 0; g < G; g++) { /* the candidates' norms are no longer needed */
+        float nv = sae_stage_group_dead(dead, g, s) ? sae_stage_relu_norm(pre_b + (size_t)g * s, s) : NAN;
+        int take = nv > v;
+        if (!take && nv == v && ties > 0) {
+            take = 1;
+            ties--;
+        }
+        sel[g] = take ? 1.0f : 0.0f;
+    }
+}
+
+/* One row's AuxK: returns ||e - e_hat||^2 for e = x_b - x_hat_b, e_hat = sum over the selected
+ * latents of ReLU(pre) d_i; r (dim) is left holding e_hat - e. sel (G) from aux_select. */
+static double sae_stage_aux_row(const sae_params *p, const float *x_b, const float *xh_b, const float *pre_b,
+                                const float *sel, float *r)
+{
+    const sae_config *c = &p->cfg;
+    int s = c->group_size, dim = c->dim;
+    memset(r, 0, (size_t)dim * sizeof(float));
+    for (int i = 0; i < c->n_latents; i++)
+        if (sel[i / s] != 0.0f && pre_b[i] > 0.0f) {
+            const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
+            for (int j = 0; j < dim; j++)
+                r[j] += pre_b[i] * d[j];
+        }
+    double sum = 0.0;
+    for (int j = 0; j < dim; j++) {
+        r[j] -= x_b[j] - xh_b[j];
+        sum += (double)r[j] * r[j];
+    }
+    return sum;
+}
+
+/* One row's AuxK gradient, daux = scale * r (dim, scaled in place): dpre_b (n) += daux . d_i and
+ * gW_dec row i += ReLU(pre_i) daux at the selected latents with pre > 0. */
+static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, const float *sel, float *r,
+                                       float scale, float *dpre_b, float *gW_dec)
+{
+    const sae_config *c = &p->cfg;
+    int s = c->group_size, dim = c->dim;
+    for (int j = 0; j < dim; j++)
+        r[j] *= scale;
+    for (int i = 0; i < c->n_latents; i++) {
+        if (sel[i / s] == 0.0f || !(pre_b[i] > 0.0f))
+            continue;
+        const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
+        float *gd = gW_dec + (size_t)i * dim;          /* (dim) */
+        float dot = 0.0f;
+        for (int j = 0; j < dim; j++) {
+            dot += r[j] * d[j];
+            gd[j] += pre_b[i] * r[j];
+        }
+        dpre_b[i] += dot;
+    }
+}
+
+double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned char *dead, float coef_aux,
+                      sae_work *w, sae_view *g)
+{
+    const sae_config *c = &p->cfg;
+    int n = c->n_latents, dim = c->dim;
+    float scale = 2.0f * coef_aux / (float)B;
+    double sum = 0.0;
+    assert(B >= 1 && B <= w->B && dead);
+    for (int b = 0; b < B; b++) {
+        const float *pre_b = w->pre + (size_t)b * n;
+        float *r = w->dx_hat + (size_t)b * dim;
+        sae_stage_aux_select(c, pre_b, dead, w->colsum);
+        sum += sae_stage_aux_row(p, x + (size_t)b * dim, w->x_hat + (size_t)b * dim, pre_b, w->colsum, r);
+        if (g)
+            sae_stage_aux_row_backward(p, pre_b, w->colsum, r, scale, w->dz + (size_t)b * n, g->W_dec);
+    }
+    return sum;
+}
