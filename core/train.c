@@ -34,10 +34,21 @@ static double train_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The trainer's invariants, for asserts: the params' configuration is the trainer's own copy
+ * (nothing overwrites it between steps), the buffers match it, the step is in range. */
+static int train_state_ok(const train_state *st)
+{
+    const sae_config *a = &st->sc, *b = &st->p.cfg;
+    return st && st->p.buf && st->engine && st->grad && st->m && st->v && st->x && st->idx && st->fired &&
+           memcmp(a, b, sizeof *a) == 0 && st->p.n_params == sae_n_params(a) && st->step >= 0 &&
+           st->step <= st->tc.steps && st->tc.batch_size >= 1 && st->src.dim == a->dim && st->in_scale > 0.0f;
+}
+
 /* ---- configuration ---- */
 
 void train_config_default(train_config *t)
 {
+    assert(t);
     t->steps = 20000;
     t->batch_size = 4096;
     t->lr = 1e-3f;
@@ -85,6 +96,7 @@ static int train_reject(char *field, size_t fieldlen, char *msg, size_t msglen, 
 
 int train_config_check(const train_config *t, char *field, size_t fl, char *msg, size_t ml)
 {
+    assert(t && field && msg && fl > 0 && ml > 0);
     if (t->steps < 1)
         return train_reject(field, fl, msg, ml, "steps", "steps must be at least 1");
     if (t->batch_size < 1 || t->batch_size > (1 << 20))
@@ -126,6 +138,7 @@ int train_config_check_for(const sae_config *c, const train_config *t, char *fie
                            size_t ml)
 {
     char text[200];
+    assert(c && t && field && msg);
     if (t->resample_every > 0 && !sae_arch_of(c)->resamples) {
         snprintf(text, sizeof text, "resample_every is not available for arch '%s' (it is relu's; topk and "
                  "batchtopk revive dead groups with AuxK); set it to 0", sae_arch_name(c->arch));
@@ -139,6 +152,7 @@ int train_config_check_for(const sae_config *c, const train_config *t, char *fie
 double train_lr_at(const train_config *t, int step)
 {
     int W = t->lr_warmup_steps;
+    assert(step >= 0 && W >= 0 && t->steps >= 1);
     if (step < W)
         return (double)t->lr * (step + 1) / W;
     if (t->steps <= W)
@@ -153,6 +167,7 @@ double train_lr_at(const train_config *t, int step)
 
 double train_sparsity_coef_at(const sae_config *c, const train_config *t, int step)
 {
+    assert(step >= 0 && t->sparsity_warmup_steps >= 0);
     if (step >= t->sparsity_warmup_steps)
         return c->sparsity_coef;
     return (double)c->sparsity_coef * step / t->sparsity_warmup_steps;
@@ -160,6 +175,7 @@ double train_sparsity_coef_at(const sae_config *c, const train_config *t, int st
 
 double train_threshold_at(const sae_config *c, const train_config *t, int step)
 {
+    assert(step >= 0 && t->sparsity_warmup_steps >= 0);
     if (!sae_arch_of(c)->threshold_ramps || step >= t->sparsity_warmup_steps)
         return c->threshold;
     return (double)c->threshold * step / t->sparsity_warmup_steps;
@@ -271,6 +287,7 @@ static int train_estimate_scale(train_state *st)
 train_state *train_create(const sae_config *c, const train_config *t, const data_source *src, char *err,
                           size_t errlen)
 {
+    assert(c && t && src && err && errlen > 0);
     if (train_create_check(c, t, src, err, errlen) != 0)
         return NULL;
     train_state *st = calloc(1, sizeof *st);
@@ -297,6 +314,7 @@ train_state *train_create(const sae_config *c, const train_config *t, const data
         return NULL;
     }
     sae_params_init(&st->p, t->seed);
+    assert(train_state_ok(st));
     return st;
 }
 
@@ -340,6 +358,7 @@ static void train_shuffle(train_state *st, int64_t epoch)
 /* The row indices of step t's batch into st->idx. */
 static void train_batch_rows(train_state *st, int t)
 {
+    assert(t >= 0 && (st->n_train < 0 || (st->n_train > 0 && st->perm)));
     uint64_t B = (uint64_t)st->tc.batch_size, pos = (uint64_t)t * B;
     for (uint64_t k = 0; k < B; k++, pos++) {
         if (st->n_train < 0) {
@@ -362,6 +381,7 @@ static uint64_t train_eval_row(const train_state *st, int i)
 /* Rows st->idx[0..n) into st->x as they are in the dataset. */
 static int train_read_raw(train_state *st, int n)
 {
+    assert(n >= 1 && n <= st->tc.batch_size);
     if (st->src.get_rows(st->src.ctx, st->idx, n, st->x) != 0)
         return train_fail(st, "reading rows from the dataset failed; check that its file is still readable");
     return 0;
@@ -409,6 +429,7 @@ static int train_nonfinite(train_state *st, const char *what, double lr)
 static int train_step(train_state *st)
 {
     int t = st->step, B = st->tc.batch_size;
+    assert(train_state_ok(st) && t < st->tc.steps);
     double lr = train_lr_at(&st->tc, t);
     double t0 = train_now(), t1;
     train_batch_rows(st, t);
@@ -444,6 +465,7 @@ static int train_step(train_state *st)
 /* Reads held-out rows [i0, i0+n) into st->x. */
 static int train_read_eval(train_state *st, int i0, int n)
 {
+    assert(i0 >= 0 && n >= 1 && i0 + n <= st->tc.eval_rows);
     for (int k = 0; k < n; k++)
         st->idx[k] = train_eval_row(st, i0 + k);
     return train_read(st, n);
@@ -491,6 +513,7 @@ static int train_evaluate(train_state *st, train_metrics *m)
 {
     int R = st->tc.eval_rows, B = st->tc.batch_size, t = st->step > 0 ? st->step - 1 : 0;
     sae_pass pass = train_pass_at(st, t, 0, NULL); /* the last step's c and tau, inference rules */
+    assert(train_state_ok(st) && m);
     if (st->sst < 0.0 && train_eval_sst(st) != 0)
         return -1;
     double loss = 0.0, sse = 0.0, l0 = 0.0, l0g = 0.0;
@@ -563,6 +586,7 @@ static int train_step_hooks(train_state *st, const train_hooks *h)
 
 train_result train_run(train_state *st, const train_hooks *h)
 {
+    assert(train_state_ok(st) && h);
     st->err[0] = '\0';
     st->window_s = 0.0;
     st->window_samples = 0;
@@ -601,6 +625,7 @@ int train_warm_start(train_state *st, const train_state *from, char *err, size_t
         return -1;
     }
     size_t np = st->p.n_params;
+    assert(train_state_ok(st) && train_state_ok(from) && np == from->p.n_params);
     memcpy(st->p.buf, from->p.buf, np * sizeof(float));
     memcpy(st->m, from->m, np * sizeof(float));
     memcpy(st->v, from->v, np * sizeof(float));
