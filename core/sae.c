@@ -185,7 +185,10 @@ void sae_params_init(sae_params *p, uint64_t seed)
         a->init(p);
     for (size_t k = 0; k < (size_t)n * dim; k++)
         p->v.W_dec[k] = rng_normal(&r);
-    sae_normalize_decoder(p);
+    if (a->constrain_decoder)
+        a->constrain_decoder(p, 0, n);
+    else
+        sae_normalize_decoder(p);
     for (int i = 0; i < n; i++)
         for (int d = 0; d < dim; d++)
             p->v.W_enc[(size_t)d * n + i] = scale * p->v.W_dec[(size_t)i * dim + d];

@@ -45,14 +45,14 @@ size_t sae_engine_bytes(const sae_config *c, int max_rows, int threads)
     return sae_arch_of(c)->fast ? sae_fast_bytes(c, max_rows, threads) : sae_work_bytes(c, max_rows);
 }
 
-/* fired (n) |= [z > 0] over the dense scratch's B rows. */
+/* fired (n) |= [z != 0] over the dense scratch's B rows (codes may be signed). */
 static void sae_engine_fired_from_z(const sae_engine *e, int B, unsigned char *fired)
 {
     int n = e->c.n_latents;
     for (int b = 0; b < B; b++) {
         const float *z = e->w.z + (size_t)b * n; /* (n) */
         for (int i = 0; i < n; i++)
-            fired[i] |= z[i] > 0.0f;
+            fired[i] |= z[i] != 0.0f;
     }
 }
 

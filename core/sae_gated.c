@@ -186,7 +186,6 @@ static int gated_check(const sae_config *c, char *field, size_t fl, char *msg, s
 
 const sae_arch_def sae_arch_gated = {
     .name = "gated",
-    .uses_sparsity_coef = 1,
     .check = gated_check,
     .n_extras = 2,
     .extras = {{"r_mag", SAE_EXTRA_PER_LATENT}, {"b_mag", SAE_EXTRA_PER_LATENT}}, /* r_mag = b_mag = 0: W_mag = W_gate */

@@ -161,7 +161,6 @@ static void jumprelu_saelens_threshold(const sae_params *p, float *out)
 
 const sae_arch_def sae_arch_jumprelu = {
     .name = "jumprelu",
-    .uses_sparsity_coef = 1,
     .check = jumprelu_check,
     .n_extras = 1,
     .extras = {{"log_theta", SAE_EXTRA_PER_GROUP}},

@@ -113,7 +113,8 @@ double sae_loss_grad_pass(const sae_params *p, const float *x, int B, const sae_
         extra += sae_loss_backward(a, p, x, B, pass, w, grad);
     else if (a->residual)
         extra += a->residual(p, pass, x, B, w, NULL);
-    double penalty = a->uses_sparsity_coef ? (double)pass->coef * t.sparsity : 0.0;
+    int weighed = !a->uses_sparsity_coef || a->uses_sparsity_coef(c);
+    double penalty = weighed ? (double)pass->coef * t.sparsity : 0.0;
     t.loss = t.mse + penalty + (double)c->orth_coef * t.orth + extra / B;
     if (terms)
         *terms = t;

@@ -104,7 +104,6 @@ static int relu_check(const sae_config *c, char *field, size_t fl, char *msg, si
 
 const sae_arch_def sae_arch_relu = {
     .name = "relu",
-    .uses_sparsity_coef = 1,
     .threshold_ramps = 1,
     .resamples = 1,
     .check = relu_check,

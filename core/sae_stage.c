@@ -146,6 +146,17 @@ float sae_stage_relu_norm(const float *pre, int s)
     return sqrtf(norm2);
 }
 
+float sae_stage_norm(const float *v, int s)
+{
+    float norm2 = 0.0f;
+    assert(s >= 1);
+    if (s == 1)
+        return fabsf(v[0]);
+    for (int k = 0; k < s; k++)
+        norm2 += v[k] * v[k];
+    return sqrtf(norm2);
+}
+
 float sae_stage_relu_group(const float *pre, int s, float *z)
 {
     float norm2 = 0.0f;
@@ -162,7 +173,7 @@ void sae_stage_count_active(const sae_config *c, const float *z, const float *gn
     size_t active = 0, groups = 0;
     assert(B >= 1 && t);
     for (size_t k = 0; k < (size_t)B * c->n_latents; k++)
-        active += z[k] > 0.0f;
+        active += z[k] != 0.0f;
     for (size_t bg = 0; bg < (size_t)B * (c->n_latents / c->group_size); bg++)
         groups += gnorm[bg] > 0.0f;
     t->l0 = (double)active / B;
@@ -276,21 +287,35 @@ int sae_stage_any_dead_group(const sae_config *c, const unsigned char *dead)
     return 0;
 }
 
-/* Marks in sel (G) the row's AuxK groups (1, else 0): the aux_k dead groups of largest norm of
- * ReLU(pre_b) (ties: lower index first), or all dead groups if there are fewer. The candidates'
- * norms pass through sel first. */
-static void sae_stage_aux_select(const sae_config *c, const float *pre_b, const unsigned char *dead, float *sel)
+/* A group's code norm for AuxK: ||ReLU(pre_g)||, or with signed codes ||pre_g||. */
+static float sae_stage_aux_norm(const float *pre_g, int s, int signed_codes)
+{
+    return signed_codes ? sae_stage_norm(pre_g, s) : sae_stage_relu_norm(pre_g, s);
+}
+
+/* Latent i's code in AuxK's reconstruction: its pre-activation if it counts (pre > 0, or any
+ * with signed codes), else 0. */
+static float sae_stage_aux_code(float pre, int signed_codes)
+{
+    return signed_codes || pre > 0.0f ? pre : 0.0f;
+}
+
+/* Marks in sel (G) the row's AuxK groups (1, else 0): the aux_k dead groups of largest code norm
+ * (ties: lower index first), or all dead groups if there are fewer. The candidates' norms pass
+ * through sel first. */
+static void sae_stage_aux_select(const sae_config *c, const float *pre_b, const unsigned char *dead, int sg,
+                                 float *sel)
 {
     int s = c->group_size, G = c->n_latents / s, D = 0, ka = sae_aux_k_groups(c), above = 0;
     for (int g = 0; g < G; g++)
         if (sae_stage_group_dead(dead, g, s))
-            sel[D++] = sae_stage_relu_norm(pre_b + (size_t)g * s, s);
+            sel[D++] = sae_stage_aux_norm(pre_b + (size_t)g * s, s, sg);
     float v = D > ka ? sae_stage_kth_largest(sel, (size_t)D, (size_t)ka) : -INFINITY;
     for (int g = 0; g < G; g++)
-        above += sae_stage_group_dead(dead, g, s) && sae_stage_relu_norm(pre_b + (size_t)g * s, s) > v;
+        above += sae_stage_group_dead(dead, g, s) && sae_stage_aux_norm(pre_b + (size_t)g * s, s, sg) > v;
     int ties = above < ka ? ka - above : 0;
     for (int g = 0; g < G; g++) { /* the candidates' norms are no longer needed */
-        float nv = sae_stage_group_dead(dead, g, s) ? sae_stage_relu_norm(pre_b + (size_t)g * s, s) : NAN;
+        float nv = sae_stage_group_dead(dead, g, s) ? sae_stage_aux_norm(pre_b + (size_t)g * s, s, sg) : NAN;
         int take = nv > v;
         if (!take && nv == v && ties > 0) {
             take = 1;
@@ -301,19 +326,22 @@ static void sae_stage_aux_select(const sae_config *c, const float *pre_b, const 
 }
 
 /* One row's AuxK: returns ||e - e_hat||^2 for e = x_b - x_hat_b, e_hat = sum over the selected
- * latents of ReLU(pre) d_i; r (dim) is left holding e_hat - e. sel (G) from aux_select. */
+ * latents of their code (sae_stage_aux_code) times d_i; r (dim) is left holding e_hat - e. sel (G)
+ * from aux_select. */
 static double sae_stage_aux_row(const sae_params *p, const float *x_b, const float *xh_b, const float *pre_b,
-                                const float *sel, float *r)
+                                const float *sel, int sg, float *r)
 {
     const sae_config *c = &p->cfg;
     int s = c->group_size, dim = c->dim;
     memset(r, 0, (size_t)dim * sizeof(float));
-    for (int i = 0; i < c->n_latents; i++)
-        if (sel[i / s] != 0.0f && pre_b[i] > 0.0f) {
+    for (int i = 0; i < c->n_latents; i++) {
+        float a = sel[i / s] != 0.0f ? sae_stage_aux_code(pre_b[i], sg) : 0.0f;
+        if (a != 0.0f) {
             const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
             for (int j = 0; j < dim; j++)
-                r[j] += pre_b[i] * d[j];
+                r[j] += a * d[j];
         }
+    }
     double sum = 0.0;
     for (int j = 0; j < dim; j++) {
         r[j] -= x_b[j] - xh_b[j];
@@ -323,8 +351,8 @@ static double sae_stage_aux_row(const sae_params *p, const float *x_b, const flo
 }
 
 /* One row's AuxK gradient, daux = scale * r (dim, scaled in place): dpre_b (n) += daux . d_i and
- * gW_dec row i += ReLU(pre_i) daux at the selected latents with pre > 0. */
-static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, const float *sel, float *r,
+ * gW_dec row i += code_i daux at the selected latents whose code counts (sae_stage_aux_code). */
+static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, const float *sel, int sg, float *r,
                                        float scale, float *dpre_b, float *gW_dec)
 {
     const sae_config *c = &p->cfg;
@@ -332,7 +360,7 @@ static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, 
     for (int j = 0; j < dim; j++)
         r[j] *= scale;
     for (int i = 0; i < c->n_latents; i++) {
-        if (sel[i / s] == 0.0f || !(pre_b[i] > 0.0f))
+        if (sel[i / s] == 0.0f || sae_stage_aux_code(pre_b[i], sg) == 0.0f)
             continue;
         const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
         float *gd = gW_dec + (size_t)i * dim;          /* (dim) */
@@ -345,8 +373,8 @@ static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, 
     }
 }
 
-double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned char *dead, float coef_aux,
-                      sae_work *w, sae_view *g)
+double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned char *dead, int signed_codes,
+                      float coef_aux, sae_work *w, sae_view *g)
 {
     const sae_config *c = &p->cfg;
     int n = c->n_latents, dim = c->dim;
@@ -356,10 +384,12 @@ double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned
     for (int b = 0; b < B; b++) {
         const float *pre_b = w->pre + (size_t)b * n;
         float *r = w->dx_hat + (size_t)b * dim;
-        sae_stage_aux_select(c, pre_b, dead, w->colsum);
-        sum += sae_stage_aux_row(p, x + (size_t)b * dim, w->x_hat + (size_t)b * dim, pre_b, w->colsum, r);
+        sae_stage_aux_select(c, pre_b, dead, signed_codes, w->colsum);
+        sum += sae_stage_aux_row(p, x + (size_t)b * dim, w->x_hat + (size_t)b * dim, pre_b, w->colsum, signed_codes,
+                                 r);
         if (g)
-            sae_stage_aux_row_backward(p, pre_b, w->colsum, r, scale, w->dz + (size_t)b * n, g->W_dec);
+            sae_stage_aux_row_backward(p, pre_b, w->colsum, signed_codes, r, scale, w->dz + (size_t)b * n,
+                                       g->W_dec);
     }
     return sum;
 }

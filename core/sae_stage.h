@@ -37,9 +37,11 @@ double sae_stage_sum_norms(const sae_config *c, const float *gnorm, int B);
 
 /* ||ReLU(pre_g)||_2 of one group's s pre-activations (for s = 1, ReLU(pre) itself, exactly). */
 float sae_stage_relu_norm(const float *pre, int s);
+/* ||v||_2 of one group's s values (|v| for s = 1). */
+float sae_stage_norm(const float *v, int s);
 /* z (s) = ReLU(pre (s)) and returns its norm as sae_stage_relu_norm; z may alias pre. */
 float sae_stage_relu_group(const float *pre, int s, float *z);
-/* t->l0, t->l0_groups from z (B, n) and gnorm (B, G). */
+/* t->l0 (latents with z != 0), t->l0_groups (groups with gnorm > 0) from z (B, n) and gnorm (B, G). */
 void sae_stage_count_active(const sae_config *c, const float *z, const float *gnorm, int B, sae_loss_terms *t);
 
 /* ---- a fixed threshold tau on a group's norm rho, with JumpReLU's rectangle kernel of width eps ---- */
@@ -65,12 +67,13 @@ void sae_stage_keep_top(float *nrm, float *z, size_t m, int s, size_t kk, float 
 /* 1 if some group has every latent marked in dead (n). */
 int sae_stage_any_dead_group(const sae_config *c, const unsigned char *dead);
 /* Sum over rows of ||e - e_hat||^2 (unweighted), e = x - x_hat held constant (a stop-gradient),
- * e_hat = the reconstruction by the aux_k dead groups of largest ||ReLU(pre_g)|| per row
- * (sae_aux_k_groups; all dead groups if fewer): sum over their latents with pre > 0 of pre_i d_i.
+ * e_hat = the reconstruction by the aux_k dead groups of largest code norm per row
+ * (sae_aux_k_groups; all dead groups if fewer): sum over their latents of code_i d_i, the code
+ * being ReLU(pre_i) or, with signed_codes, pre_i itself (norms alike).
  * With g non-NULL adds coef_aux / B times the sum's gradient to w->dz (as d loss/d pre) and
  * g->W_dec. Reads w->pre and w->x_hat; scratch: w->colsum (the selection, G) and w->dx_hat (rows of
  * the residual), so with a gradient it must run after the decoder backward. */
-double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned char *dead, float coef_aux,
-                      sae_work *w, sae_view *g);
+double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned char *dead, int signed_codes,
+                      float coef_aux, sae_work *w, sae_view *g);
 
 #endif

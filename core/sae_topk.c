@@ -158,7 +158,7 @@ static double topk_residual(const sae_params *p, const sae_pass *pass, const flo
     const sae_config *c = &p->cfg;
     if (!pass->train || !pass->dead || !(c->aux_k_coef > 0.0f) || !sae_stage_any_dead_group(c, pass->dead))
         return 0.0;
-    return (double)c->aux_k_coef * sae_stage_auxk(p, x, B, pass->dead, c->aux_k_coef, w, g);
+    return (double)c->aux_k_coef * sae_stage_auxk(p, x, B, pass->dead, 0, c->aux_k_coef, w, g);
 }
 
 /* ---- inference ---- */
@@ -194,8 +194,16 @@ static void batchtopk_train_update(sae_params *p, const sae_work *w, int B)
     *theta = *theta > 0.0f ? *theta + (1.0f - TOPK_THETA_DECAY) * (lo - *theta) : lo;
 }
 
+/* k sets the sparsity: sparsity_coef is not used. */
+static int topk_uses_sparsity_coef(const sae_config *c)
+{
+    (void)c;
+    return 0;
+}
+
 const sae_arch_def sae_arch_topk = {
     .name = "topk",
+    .uses_sparsity_coef = topk_uses_sparsity_coef,
     .check = topk_check,
     .forward = topk_forward,
     .residual = topk_residual,
@@ -208,6 +216,7 @@ const sae_arch_def sae_arch_topk = {
 
 const sae_arch_def sae_arch_batchtopk = {
     .name = "batchtopk",
+    .uses_sparsity_coef = topk_uses_sparsity_coef,
     .check = topk_check,
     .n_extras = 1,
     .extras = {{"threshold", SAE_EXTRA_ONE}},

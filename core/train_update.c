@@ -9,11 +9,17 @@
  * the clip factor on the fly, and renormalises each decoder row right
  * after its update, while it is in cache.
  *
- * Thread t of T owns decoder rows par_range(n, 1, t, T) and a share of the
+ * An arch whose registry row has its own decoder constraint (subspace:
+ * orthonormal groups) gets it instead of the renormalisation, one group
+ * at a time right after the group's update.
+ *
+ * Thread t of T owns decoder rows par_range(n, align, t, T) (align: the
+ * group size when the arch constrains whole groups, else 1) and a share of the
  * other parameters (everything before W_dec, everything after it), so each
  * pass is race-free and splits the same way for a given T (the norm's
  * per-thread partial sums are added in thread order: deterministic). */
 #include "train_state.h"
+#include "sae_arch.h"
 #include <math.h>
 
 typedef struct {
@@ -28,7 +34,8 @@ static void train_update_split(const train_state *st, int t, int T, size_t *r0, 
 {
     const sae_params *p = &st->p;
     size_t dec0 = (size_t)(p->v.W_dec - p->buf), dec1 = dec0 + (size_t)st->sc.n_latents * st->sc.dim;
-    par_range((size_t)st->sc.n_latents, 1, t, T, r0, r1);
+    size_t align = sae_arch_of(&st->sc)->constrain_decoder ? (size_t)st->sc.group_size : 1;
+    par_range((size_t)st->sc.n_latents, align, t, T, r0, r1);
     par_range(dec0, 16, t, T, &lo[0], &hi[0]);
     par_range(p->n_params - dec1, 16, t, T, &lo[1], &hi[1]);
     lo[1] += dec1, hi[1] += dec1;
@@ -100,9 +107,14 @@ static void train_update_apply_part(void *ctx, int t, int T)
     size_t r0, r1, lo[2], hi[2];
     train_update_split(st, t, T, &r0, &r1, lo, hi);
     size_t dec0 = (size_t)(st->p.v.W_dec - st->p.buf), dim = (size_t)st->sc.dim;
-    for (size_t r = r0; r < r1; r++) {
-        train_adam_range(j, dec0 + r * dim, dec0 + (r + 1) * dim);
-        sae_normalize_decoder_rows(&st->p, (int)r, (int)r + 1);
+    void (*constrain)(sae_params *, int, int) = sae_arch_of(&st->sc)->constrain_decoder;
+    size_t step = constrain ? (size_t)st->sc.group_size : 1; /* rows updated, then constrained, at a time */
+    for (size_t r = r0; r < r1; r += step) {
+        train_adam_range(j, dec0 + r * dim, dec0 + (r + step) * dim);
+        if (constrain)
+            constrain(&st->p, (int)r, (int)(r + step));
+        else
+            sae_normalize_decoder_rows(&st->p, (int)r, (int)r + 1);
     }
     for (int k = 0; k < 2; k++)
         train_adam_range(j, lo[k], hi[k]);

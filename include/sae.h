@@ -97,7 +97,8 @@ void sae_views(const sae_config *c, float *buf, sae_view *v);
 /* Allocates parameters (zeroed). Returns 0 or -1 (out of memory). */
 int sae_params_alloc(sae_params *p, const sae_config *c);
 void sae_params_free(sae_params *p);
-/* Tied initialisation: random unit decoder rows, W_enc = W_dec^T * min(1, dim/n),
+/* Tied initialisation: random unit decoder rows (or the arch's decoder constraint: subspace's
+ * orthonormal groups), W_enc = W_dec^T * min(1, dim/n),
  * biases 0 (the scale keeps the first reconstructions at the data's scale), then the
  * architecture's extras (its registry row). */
 void sae_params_init(sae_params *p, uint64_t seed);

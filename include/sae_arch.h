@@ -50,7 +50,9 @@ typedef struct {
 typedef struct sae_arch_def {
     const char *name;          /* the API's "arch" */
     /* ---- configuration ---- */
-    int uses_sparsity_coef;    /* 0: sparsity_coef and its warm-up are accepted and ignored (topk) */
+    /* 1 when c's loss weighs the penalty by the sparsity coefficient; NULL: always. 0: sparsity_coef
+     * and its warm-up are accepted and ignored (topk sets the sparsity with k). */
+    int (*uses_sparsity_coef)(const sae_config *c);
     int threshold_ramps;       /* 1: sae.threshold rises with the sparsity warm-up (relu) */
     int resamples;             /* 1: train.resample_every may be set (archs without AuxK) */
     /* The arch's own rules after sae_config_check's shared ones (NULL: none); same contract. */
@@ -71,6 +73,9 @@ typedef struct sae_arch_def {
     void (*encode)(const sae_params *p, float *z, int B, float *gnorm, float *scratch);
     /* After a training pass: state learnt without a gradient (NULL: none). */
     void (*train_update)(sae_params *p, const sae_work *w, int B);
+    /* The decoder's constraint, restored after each parameter update on decoder rows [i0, i1) (whole
+     * groups); NULL: unit rows (sae_normalize_decoder_rows). */
+    void (*constrain_decoder)(sae_params *p, int i0, int i1);
     int fast;                  /* 1: the trainer runs it on the blocked sparse core (include/sae_fast.h) */
     /* ---- export (cfg.json, as SAELens reads it) ---- */
     const char *saelens_arch;  /* "standard" (SAELens's ReLU), "gated", "topk", "jumprelu", ... */
