@@ -35,7 +35,8 @@
     X(GATED, gated)         /* core/sae_gated.c */                                                          \
     X(TOPK, topk)           /* core/sae_topk.c */                                                           \
     X(BATCHTOPK, batchtopk) /* core/sae_batchtopk.c */                                                      \
-    X(JUMPRELU, jumprelu)   /* core/sae_jumprelu.c */
+    X(JUMPRELU, jumprelu)   /* core/sae_jumprelu.c */                                                       \
+    X(SUBSPACE, subspace)   /* core/sae_subspace.c: signed group codes, orthonormal group decoders */
 
 #define SAE_ARCH_ENUM_ROW(ID, name) SAE_##ID,
 typedef enum { SAE_ARCH_LIST(SAE_ARCH_ENUM_ROW) SAE_N_ARCHS } sae_arch;

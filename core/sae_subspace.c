@@ -1,0 +1,203 @@
+/* sae_subspace — groups whose code is the signed vector of their members'
+ * pre-activations, switched on or off as a whole by its norm, with each
+ * group's decoder rows kept orthonormal: one group can hold a whole s-D
+ * feature (a circle's plane), which a group of ReLU latents, confined to a
+ * cone of its plane, cannot (independent subspace analysis, Hyvarinen &
+ * Hoyer 2000; subspace-aware SAEs, Dalili & Mahdavi 2026). Its registry row
+ * (include/sae_arch.h) is at the end.
+ *
+ *   pre   = (x - b_dec) W_enc + b_enc                 (B, n), the shared encoder
+ *   rho_g = ||pre_g||_2                               (B, G), signed codes: no ReLU
+ *   topk (sae.k > 0):  z_g = pre_g on the k groups of largest rho in the row
+ *                      (ties: lower index), 0 elsewhere; the penalty is not
+ *                      weighed (k sets the sparsity), as for arch topk
+ *   prox (sae.k = 0):  z_g = (1 - tau / rho_g)_+ pre_g, the group lasso's
+ *                      proximal step (block soft-thresholding) at tau = the
+ *                      pass's threshold (sae.threshold, ramped with the
+ *                      sparsity warm-up); penalty c sum_g ||z_g|| = c sum_g (rho_g - tau)_+
+ *   loss  = mse + [c penalty] + orth_coef orth [+ AuxK on signed codes while training]
+ *
+ * With D_g (s, dim) orthonormal, ||z_g D_g|| = ||z_g||: a point on a circle
+ * in D_g's plane costs its radius wherever it lies, so a second group in the
+ * same plane cannot lower the cost; the decoder rows of each group are put
+ * back on the Stiefel manifold after every update by a QR retraction
+ * (modified Gram-Schmidt in double, rows in index order), the trainer's
+ * decoder constraint for this row. Gradients: the topk selection is
+ * piecewise constant (exact gradient within it); the prox step's Jacobian is
+ *   dz_g/dpre_g = (1 - tau/rho) I + (tau / rho^3) pre_g pre_g^T   (rho > tau)
+ * and the penalty's gradient (c/B) pre_g / rho_g. A latent fires when its
+ * code is non-zero (it may be negative). */
+#include "sae_arch.h"
+#include "sae_stage.h"
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- configuration ---- */
+
+static int subspace_reject(char *field, size_t fl, char *msg, size_t ml, const char *name, const char *text)
+{
+    snprintf(field, fl, "sae.%s", name);
+    snprintf(msg, ml, "%s", text);
+    return -1;
+}
+
+/* k in 0 .. G (0: the prox step, which needs a threshold), aux_k at most G. */
+static int subspace_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
+{
+    char text[200];
+    int G = c->n_latents / c->group_size;
+    if (c->k > G) {
+        snprintf(text, sizeof text, "k %d is more than the %d groups (n_latents %d / group_size %d); use k from 1 "
+                 "to %d", c->k, G, c->n_latents, c->group_size, G);
+        return subspace_reject(field, fl, msg, ml, "k", text);
+    }
+    if (c->k == 0 && !(c->threshold > 0.0f))
+        return subspace_reject(field, fl, msg, ml, "k", "arch 'subspace' needs k (the groups kept per row) or a "
+                               "threshold > 0 on the group norm (the group lasso's proximal step)");
+    if (c->k > 0 && c->threshold != 0.0f)
+        return subspace_reject(field, fl, msg, ml, "threshold", "give arch 'subspace' either k or a threshold, "
+                               "not both; leave threshold 0 with k");
+    if (c->aux_k > G) {
+        snprintf(text, sizeof text, "aux_k %d is more than the %d groups (n_latents / group_size); use at most %d, "
+                 "or unset it for the default", c->aux_k, G, G);
+        return subspace_reject(field, fl, msg, ml, "aux_k", text);
+    }
+    return 0;
+}
+
+/* The prox step weighs the penalty; topk sets the sparsity with k. */
+static int subspace_uses_sparsity_coef(const sae_config *c) { return c->k == 0; }
+
+/* ---- the activation ---- */
+
+/* z (B, n), gnorm (B, G) = ||z_g|| from pre (B, n) (z may alias pre). k > 0: the k groups of largest
+ * norm per row, scratch (G); else the prox step at tau. */
+static void subspace_act(const sae_config *c, float tau, const float *pre, int B, float *z, float *gnorm,
+                         float *scratch)
+{
+    int n = c->n_latents, s = c->group_size;
+    size_t G = (size_t)(n / s);
+    for (size_t bg = 0; bg < (size_t)B * G; bg++) {
+        const float *pg = pre + bg * s; /* (s) */
+        float *zg = z + bg * s;         /* (s) */
+        float rho = sae_stage_norm(pg, s);
+        float f = c->k > 0 ? 1.0f : rho > tau ? 1.0f - tau / rho : 0.0f;
+        for (int k = 0; k < s; k++)
+            zg[k] = f * pg[k];
+        gnorm[bg] = c->k > 0 ? rho : f > 0.0f ? rho - tau : 0.0f;
+    }
+    if (c->k > 0)
+        for (int b = 0; b < B; b++)
+            sae_stage_keep_top(gnorm + (size_t)b * G, z + (size_t)b * n, G, s, (size_t)c->k, scratch);
+}
+
+/* The penalty is sum_g ||z_g||; w->dz is the selection's scratch. */
+static double subspace_forward(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
+                               double *extra)
+{
+    (void)x, (void)extra;
+    subspace_act(&p->cfg, pass->threshold, w->pre, B, w->z, w->gnorm, w->dz);
+    return sae_stage_sum_norms(&p->cfg, w->gnorm, B);
+}
+
+/* One row-group of the prox step: dz (s) d loss/d z in, d loss/d pre out, with the penalty's
+ * term at scale c/B; pre (s). */
+static void subspace_prox_backward(const float *pre, int s, float tau, float scale, float *dz)
+{
+    float rho = sae_stage_norm(pre, s);
+    if (!(rho > tau)) {
+        memset(dz, 0, (size_t)s * sizeof(float));
+        return;
+    }
+    float dot = 0.0f;
+    for (int k = 0; k < s; k++)
+        dot += pre[k] * dz[k];
+    float f = 1.0f - tau / rho, h = tau * dot / (rho * rho * rho), q = scale / rho;
+    for (int k = 0; k < s; k++)
+        dz[k] = f * dz[k] + (h + q) * pre[k];
+}
+
+static void subspace_backward(const sae_params *p, const sae_pass *pass, int B, sae_work *w, sae_view *g,
+                              float *grad)
+{
+    const sae_config *c = &p->cfg;
+    int s = c->group_size;
+    float scale = pass->coef / (float)B;
+    (void)g, (void)grad;
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++) {
+        float *d = w->dz + bg * s; /* (s) */
+        if (c->k == 0)
+            subspace_prox_backward(w->pre + bg * s, s, pass->threshold, scale, d);
+        else if (!(w->gnorm[bg] > 0.0f)) /* not selected */
+            memset(d, 0, (size_t)s * sizeof(float));
+    }
+}
+
+/* AuxK while training, on the dead groups' signed codes; weighted by aux_k_coef. */
+static double subspace_residual(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
+                                sae_view *g)
+{
+    const sae_config *c = &p->cfg;
+    if (!pass->train || !pass->dead || !(c->aux_k_coef > 0.0f) || !sae_stage_any_dead_group(c, pass->dead))
+        return 0.0;
+    return (double)c->aux_k_coef * sae_stage_auxk(p, x, B, pass->dead, 1, c->aux_k_coef, w, g);
+}
+
+/* ---- inference ---- */
+
+static size_t subspace_encode_floats(const sae_config *c, int B)
+{
+    (void)B;
+    return (size_t)(c->n_latents / c->group_size); /* one row's selection */
+}
+
+static void subspace_encode(const sae_params *p, float *z, int B, float *gnorm, float *scratch)
+{
+    subspace_act(&p->cfg, p->cfg.threshold, z, B, z, gnorm, scratch);
+}
+
+/* ---- the decoder on the Stiefel manifold ---- */
+
+/* Rows [i0, i1) (whole groups) orthonormal within each group, by modified Gram-Schmidt in index
+ * order (dot products in double). A row exactly in the span of the rows before it stays 0 (a dead
+ * latent); that takes an exact coincidence of float vectors. */
+static void subspace_orthonormalize(sae_params *p, int i0, int i1)
+{
+    int s = p->cfg.group_size, dim = p->cfg.dim;
+    assert(i0 % s == 0 && i1 % s == 0 && 0 <= i0 && i0 <= i1 && i1 <= p->cfg.n_latents);
+    for (int i = i0; i < i1; i++) {
+        float *row = p->v.W_dec + (size_t)i * dim; /* (dim) */
+        double n1 = 0.0;
+        for (int j = i - i % s; j < i; j++) {
+            const float *q = p->v.W_dec + (size_t)j * dim; /* (dim) already orthonormal */
+            double dot = 0.0;
+            for (int d = 0; d < dim; d++)
+                dot += (double)row[d] * q[d];
+            for (int d = 0; d < dim; d++)
+                row[d] -= (float)dot * q[d];
+        }
+        for (int d = 0; d < dim; d++)
+            n1 += (double)row[d] * row[d];
+        if (!(n1 > 0.0))
+            continue;
+        float inv = (float)(1.0 / sqrt(n1));
+        for (int d = 0; d < dim; d++)
+            row[d] *= inv;
+    }
+}
+
+const sae_arch_def sae_arch_subspace = {
+    .name = "subspace",
+    .uses_sparsity_coef = subspace_uses_sparsity_coef,
+    .threshold_ramps = 1,
+    .check = subspace_check,
+    .forward = subspace_forward,
+    .residual = subspace_residual,
+    .backward = subspace_backward,
+    .encode_floats = subspace_encode_floats,
+    .encode = subspace_encode,
+    .constrain_decoder = subspace_orthonormalize,
+    .saelens_arch = "subspace",
+};

@@ -1,0 +1,385 @@
+/* test_archs_sub — the subspace SAE (core/sae_subspace.c): the loss against
+ * one written out here in double (signed group codes, the top-k or
+ * proximal rule, AuxK on signed codes with its target frozen), every
+ * parameter's gradient against central finite differences with the
+ * selection held fixed (group sizes 1, 2, 3; both rules; orth; AuxK on a
+ * forced dead mask), sae_encode against the forward, the decoder's QR
+ * retraction (orthonormal groups after init and after every training
+ * step), the configuration checks, and a short training run on circles
+ * with bit-exact resume. Small shapes; runs in seconds. */
+#include "check.h"
+#include "circles.h"
+#include "datasrc.h"
+#include "gradcheck.h"
+#include "rng.h"
+#include "sae.h"
+#include "train.h"
+#include "trainlog.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int dim, n, s, B, k;    /* k 0: the proximal rule at threshold thr */
+    float thr, coef, orth, aux_coef;
+    int with_dead;          /* AuxK on the forced dead mask (training rules) */
+} sub_case;
+
+static sae_config config_of(const sub_case *sc)
+{
+    sae_config c = {.arch = SAE_SUBSPACE, .dim = sc->dim, .n_latents = sc->n, .group_size = sc->s, .k = sc->k,
+                    .threshold = sc->thr, .sparsity_coef = sc->coef, .orth_coef = sc->orth,
+                    .aux_k_coef = sc->aux_coef};
+    return c;
+}
+
+/* Dead latents: every group g with g % 3 != 0, and latent 0 alone (its group stays alive for s > 1). */
+static void forced_dead(const sae_config *c, unsigned char *dead)
+{
+    for (int i = 0; i < c->n_latents; i++)
+        dead[i] = (i / c->group_size) % 3 != 0 || i == 0;
+}
+
+/* ---------------------------------------------------------------- the loss, written out */
+
+static double norm_of(const double *v, int s)
+{
+    double n2 = 0.0;
+    for (int k = 0; k < s; k++)
+        n2 += v[k] * v[k];
+    return sqrt(n2);
+}
+
+/* 1 if g (value v[g]) is among the kk largest of the candidates in cand (m of them; ties: lower index). */
+static int in_top(const double *v, const unsigned char *cand, int m, int g, int kk)
+{
+    int better = 0;
+    for (int h = 0; h < m; h++)
+        better += cand[h] && (v[h] > v[g] || (v[h] == v[g] && h < g));
+    return cand[g] && better < kk;
+}
+
+/* What the case computes, in double. */
+typedef struct {
+    double *pre;           /* (B, n) */
+    double *rho;           /* (B, G) */
+    unsigned char *keep;   /* (B, G) the rule's groups */
+    unsigned char *aux;    /* (B, G) AuxK's groups */
+    double *z;             /* (B, n) */
+    double mse, penalty, orth, aux_sum;
+} brute;
+
+static void brute_free(brute *r)
+{
+    free(r->pre), free(r->rho), free(r->keep), free(r->aux), free(r->z);
+}
+
+/* AuxK's groups of row b: the aux_k dead groups of largest rho. */
+static void brute_aux_row(const sae_config *c, const brute *r, int b, const unsigned char *dead)
+{
+    int s = c->group_size, G = c->n_latents / s;
+    unsigned char *cand = malloc((size_t)G);
+    for (int g = 0; g < G; g++) {
+        cand[g] = 1;
+        for (int k = 0; k < s; k++)
+            cand[g] &= dead[g * s + k];
+    }
+    for (int g = 0; g < G; g++)
+        r->aux[(size_t)b * G + g] = (unsigned char)in_top(r->rho + (size_t)b * G, cand, G, g, sae_aux_k_groups(c));
+    free(cand);
+}
+
+/* The forward of p on x (B rows); dead (n) or NULL; e0 (B, dim) AuxK's frozen target. */
+static void brute_run(const sae_params *p, const float *x, int B, const unsigned char *dead, const float *e0,
+                      brute *r)
+{
+    const sae_config *c = &p->cfg;
+    int n = c->n_latents, s = c->group_size, G = n / s, dim = c->dim;
+    unsigned char *all = malloc((size_t)G);
+    memset(all, 1, (size_t)G);
+    r->pre = calloc((size_t)B * n, sizeof(double)), r->rho = calloc((size_t)B * G, sizeof(double));
+    r->keep = calloc((size_t)B * G, 1), r->aux = calloc((size_t)B * G, 1), r->z = calloc((size_t)B * n, sizeof(double));
+    r->mse = r->penalty = r->aux_sum = 0.0;
+    for (int b = 0; b < B; b++) {
+        for (int i = 0; i < n; i++) {
+            double v = p->v.b_enc[i];
+            for (int d = 0; d < dim; d++)
+                v += ((double)x[(size_t)b * dim + d] - p->v.b_dec[d]) * p->v.W_enc[(size_t)d * n + i];
+            r->pre[(size_t)b * n + i] = v;
+        }
+        for (int g = 0; g < G; g++)
+            r->rho[(size_t)b * G + g] = norm_of(r->pre + (size_t)b * n + g * s, s);
+        for (int g = 0; g < G; g++) {
+            double rho = r->rho[(size_t)b * G + g];
+            int keep = c->k > 0 ? in_top(r->rho + (size_t)b * G, all, G, g, c->k) : rho > c->threshold;
+            double f = !keep ? 0.0 : c->k > 0 ? 1.0 : 1.0 - c->threshold / rho;
+            r->keep[(size_t)b * G + g] = (unsigned char)keep;
+            for (int k = 0; k < s; k++)
+                r->z[(size_t)b * n + g * s + k] = f * r->pre[(size_t)b * n + g * s + k];
+            r->penalty += keep && c->k == 0 ? rho - c->threshold : 0.0;
+        }
+        for (int d = 0; d < dim; d++) {
+            double xh = p->v.b_dec[d], eh = 0.0;
+            for (int i = 0; i < n; i++)
+                xh += r->z[(size_t)b * n + i] * p->v.W_dec[(size_t)i * dim + d];
+            r->mse += (xh - x[(size_t)b * dim + d]) * (xh - x[(size_t)b * dim + d]);
+            if (!dead)
+                continue;
+            if (d == 0)
+                brute_aux_row(c, r, b, dead);
+            for (int i = 0; i < n; i++)
+                eh += r->aux[(size_t)b * G + i / s] ? r->pre[(size_t)b * n + i] * p->v.W_dec[(size_t)i * dim + d] : 0.0;
+            r->aux_sum += (e0[(size_t)b * dim + d] - eh) * (e0[(size_t)b * dim + d] - eh);
+        }
+    }
+    r->orth = 0.0;
+    for (int g0 = 0; g0 < n; g0 += s)
+        for (int i = g0; i < g0 + s; i++)
+            for (int j = g0; j < g0 + s; j++) {
+                double dot = 0.0;
+                for (int d = 0; d < dim && i != j; d++)
+                    dot += (double)p->v.W_dec[(size_t)i * dim + d] * p->v.W_dec[(size_t)j * dim + d];
+                r->orth += dot > 0.0 ? dot : 0.0;
+            }
+    free(all);
+}
+
+static double brute_loss(const sae_params *p, const brute *r, int B)
+{
+    const sae_config *c = &p->cfg;
+    return r->mse / B + (c->k == 0 ? (double)c->sparsity_coef * r->penalty / B : 0.0) + (double)c->orth_coef * r->orth +
+           (double)c->aux_k_coef * r->aux_sum / B;
+}
+
+/* ---------------------------------------------------------------- finite differences */
+
+typedef struct {
+    const sub_case *sc;
+    sae_params *p;
+    const float *x;
+    sae_work *w;
+    const unsigned char *dead;
+    const float *e0;
+} fd_ctx;
+
+static size_t fd_pattern_len(const sub_case *sc)
+{
+    return 2 * (size_t)sc->B * (sc->n / sc->s) + (size_t)sc->n * sc->s;
+}
+
+/* The C loss without AuxK plus AuxK with its target frozen at e0; pat: the rule's groups, AuxK's
+ * groups, the orth signs. */
+static double fd_loss(const fd_ctx *f, unsigned char *pat)
+{
+    const sub_case *sc = f->sc;
+    int BG = sc->B * (sc->n / sc->s);
+    double loss = sae_loss_grad_train(f->p, f->x, sc->B, sc->coef, NULL, f->w, NULL, NULL);
+    brute r;
+    brute_run(f->p, f->x, sc->B, f->dead, f->e0, &r);
+    memcpy(pat, r.keep, (size_t)BG);
+    memcpy(pat + BG, r.aux, (size_t)BG);
+    gradcheck_orth_signs(f->p, 1, pat + 2 * (size_t)BG);
+    loss += (double)sc->aux_coef * r.aux_sum / sc->B;
+    brute_free(&r);
+    return loss;
+}
+
+static double fd_loss_cb(void *ctx, unsigned char *pat) { return fd_loss(ctx, pat); }
+
+static void test_fd_case(const sub_case *sc, double *worst_abs)
+{
+    sae_config c = config_of(sc);
+    sae_params p;
+    sae_work w;
+    char field[64], msg[256];
+    CHECK(sae_config_check(&c, field, sizeof field, msg, sizeof msg) == 0, "%s: config: %s %s", sc->name, field, msg);
+    CHECK(sae_params_alloc(&p, &c) == 0 && sae_work_alloc(&w, &c, sc->B) == 0, "alloc");
+    float *x = malloc((size_t)sc->B * sc->dim * sizeof(float)), *grad = malloc(p.n_params * sizeof(float));
+    float *e0 = malloc((size_t)sc->B * sc->dim * sizeof(float));
+    unsigned char *dead = malloc((size_t)sc->n), *pat0 = malloc(fd_pattern_len(sc));
+    gradcheck_random_sae(&p, x, sc->B, 23);
+    forced_dead(&c, dead);
+    fd_ctx f = {sc, &p, x, &w, sc->with_dead ? dead : NULL, e0};
+    sae_loss_terms t;
+    double loss = sae_loss_grad_train(&p, x, sc->B, sc->coef, f.dead, &w, grad, &t);
+    for (size_t k = 0; k < (size_t)sc->B * sc->dim; k++)
+        e0[k] = x[k] - w.x_hat[k];
+    brute r;
+    brute_run(&p, x, sc->B, f.dead, e0, &r);
+    CHECK_NEAR(loss, brute_loss(&p, &r, sc->B), 1e-5 * fabs(loss) + 1e-6, "the C loss against the one written here");
+    double zdiff = 0.0;
+    int negative = 0;
+    for (size_t k = 0; k < (size_t)sc->B * sc->n; k++) {
+        zdiff = fmax(zdiff, fabs(w.z[k] - r.z[k]));
+        negative += w.z[k] < 0.0f;
+    }
+    CHECK(zdiff < 1e-5, "%s: z against the one written here (max diff %g)", sc->name, zdiff);
+    CHECK(negative > 0 && t.l0 > 0.5, "%s: signed codes: %d negative, l0 %g", sc->name, negative, t.l0);
+    CHECK(sc->k == 0 || t.l0_groups <= sc->k + 1e-9, "%s: at most k groups per row (%g)", sc->name, t.l0_groups);
+    brute_free(&r);
+    fd_loss(&f, pat0);
+    gradcheck_stats st = {0};
+    gradcheck_job job = {sc->name, p.buf, grad, fd_loss_cb, &f, pat0, fd_pattern_len(sc)};
+    gradcheck_range(&job, 0, p.n_params, &st);
+    CHECK(st.bad == 0, "%s: %d of %d gradients off (worst err/tol %.3g)", sc->name, st.bad, st.checked,
+          st.worst_ratio);
+    CHECK(st.checked >= (int)(0.8 * p.n_params), "%s: %d checked, %d skipped at kinks", sc->name, st.checked,
+          st.skipped);
+    printf("gradcheck %-24s %4d params checked, %3d at kinks skipped, worst err/tol %.3f, max abs err %.2e\n",
+           sc->name, st.checked, st.skipped, st.worst_ratio, st.worst_abs);
+    *worst_abs = fmax(*worst_abs, st.worst_abs);
+    sae_params_free(&p);
+    sae_work_free(&w);
+    free(x), free(grad), free(e0), free(dead), free(pat0);
+}
+
+static void test_gradients(void)
+{
+    static const sub_case cases[] = {
+        {"topk s1", 6, 8, 1, 5, 3, 0.0f, 0.5f, 0.0f, 0.0f, 0},
+        {"topk s2", 6, 8, 2, 5, 2, 0.0f, 0.5f, 0.0f, 0.0f, 0},
+        {"topk s2 orth", 6, 12, 2, 5, 2, 0.0f, 0.5f, 0.6f, 0.0f, 0},
+        {"topk s3 orth", 6, 12, 3, 4, 2, 0.0f, 0.0f, 0.3f, 0.0f, 0},
+        {"topk s2 auxk", 6, 12, 2, 5, 2, 0.0f, 0.5f, 0.0f, 0.8f, 1},
+        {"topk s3 auxk orth", 5, 18, 3, 4, 2, 0.0f, 0.5f, 0.3f, 0.5f, 1},
+        {"prox s1", 6, 8, 1, 5, 0, 0.4f, 0.5f, 0.0f, 0.0f, 0},
+        {"prox s2", 6, 10, 2, 5, 0, 0.7f, 0.5f, 0.0f, 0.0f, 0},
+        {"prox s3 orth", 6, 12, 3, 4, 0, 0.8f, 0.3f, 0.4f, 0.0f, 0},
+        {"prox s2 auxk", 6, 12, 2, 5, 0, 0.7f, 0.5f, 0.0f, 0.8f, 1},
+    };
+    double worst = 0.0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        test_fd_case(&cases[i], &worst);
+    printf("gradcheck all subspace cases: max abs err %.2e\n", worst);
+}
+
+/* ---------------------------------------------------------------- inference, decoder, checks */
+
+/* sae_encode (in chunks) equals the forward's inference rule for both rules. */
+static void test_encode(void)
+{
+    for (int rule = 0; rule < 2; rule++) {
+        sae_config c = {.arch = SAE_SUBSPACE, .dim = 7, .n_latents = 24, .group_size = 2, .k = rule ? 0 : 3,
+                        .threshold = rule ? 0.6f : 0.0f, .sparsity_coef = 0.2f, .aux_k_coef = 0.03125f};
+        int B = 300;
+        sae_params p;
+        sae_work w;
+        CHECK(sae_params_alloc(&p, &c) == 0 && sae_work_alloc(&w, &c, B) == 0, "alloc");
+        float *x = malloc((size_t)B * 7 * sizeof(float)), *z = malloc((size_t)B * 24 * sizeof(float));
+        float *xh = malloc((size_t)B * 7 * sizeof(float));
+        gradcheck_random_sae(&p, x, B, 5);
+        sae_loss_grad(&p, x, B, 0.2f, &w, NULL, NULL);
+        CHECK(sae_encode(&p, NULL, x, B, z, xh) == 0, "encode");
+        CHECK(memcmp(z, w.z, (size_t)B * 24 * sizeof(float)) == 0, "rule %d: encode's z is the forward's", rule);
+        CHECK(memcmp(xh, w.x_hat, (size_t)B * 7 * sizeof(float)) == 0, "rule %d: and its x_hat", rule);
+        sae_params_free(&p);
+        sae_work_free(&w);
+        free(x), free(z), free(xh);
+    }
+}
+
+/* max over groups of |D_g D_g^T - I|. */
+static double orthonormal_err(const sae_params *p)
+{
+    int s = p->cfg.group_size, dim = p->cfg.dim;
+    double worst = 0.0;
+    for (int g0 = 0; g0 < p->cfg.n_latents; g0 += s)
+        for (int i = g0; i < g0 + s; i++)
+            for (int j = g0; j < g0 + s; j++) {
+                double dot = 0.0;
+                for (int d = 0; d < dim; d++)
+                    dot += (double)p->v.W_dec[(size_t)i * dim + d] * p->v.W_dec[(size_t)j * dim + d];
+                worst = fmax(worst, fabs(dot - (i == j)));
+            }
+    return worst;
+}
+
+static void expect_reject(sae_config c, const char *want_field, const char *want_msg)
+{
+    char field[64] = "", msg[256] = "";
+    int rc = sae_config_check(&c, field, sizeof field, msg, sizeof msg);
+    CHECK(rc == -1 && strcmp(field, want_field) == 0 && strstr(msg, want_msg), "want %s (%s), got rc %d %s: %s",
+          want_field, want_msg, rc, field, msg);
+}
+
+static void test_config(void)
+{
+    char field[64], msg[256];
+    sae_config ok = {.arch = SAE_SUBSPACE, .dim = 16, .n_latents = 64, .group_size = 2, .k = 4,
+                     .sparsity_coef = 0.01f, .aux_k_coef = 0.03125f}, c;
+    sae_arch a;
+    CHECK(sae_arch_parse("subspace", &a) == 0 && a == SAE_SUBSPACE && !strcmp(sae_arch_name(a), "subspace"),
+          "the registry knows subspace by name");
+    CHECK(strstr(sae_arch_names(), "subspace") != NULL, "and lists it: %s", sae_arch_names());
+    CHECK(sae_config_check(&ok, field, sizeof field, msg, sizeof msg) == 0, "valid topk subspace: %s", msg);
+    c = ok, c.k = 0, c.threshold = 0.5f;
+    CHECK(sae_config_check(&c, field, sizeof field, msg, sizeof msg) == 0, "valid prox subspace: %s", msg);
+    c = ok, c.k = 0;
+    expect_reject(c, "sae.k", "needs k");
+    c = ok, c.k = 33;
+    expect_reject(c, "sae.k", "more than the 32 groups");
+    c = ok, c.threshold = 0.5f;
+    expect_reject(c, "sae.threshold", "either k or a threshold");
+    c = ok, c.aux_k = 40;
+    expect_reject(c, "sae.aux_k", "at most 32");
+    CHECK(sae_n_params(&ok) == 2 * 16 * 64 + 64 + 16, "no extra parameters");
+
+    sae_params p;
+    c = ok, c.group_size = 4, c.k = 2;
+    sae_params_alloc(&p, &c);
+    sae_params_init(&p, 9);
+    CHECK(orthonormal_err(&p) < 1e-5, "init: each group's decoder rows orthonormal (err %g)", orthonormal_err(&p));
+    sae_params_free(&p);
+}
+
+/* ---------------------------------------------------------------- training */
+
+/* A short run on circles per rule: the loss falls, fve > 0.5, every group stays orthonormal, and a
+ * run stopped at step 9, checkpointed and resumed ends bit for bit equal to the straight one. */
+static void test_train(int rule)
+{
+    circles_params cp = {20, 12, 0.1, 1.0f, 1.0f, 7};
+    circles *circ = circles_create(&cp);
+    data_source src;
+    datasrc_from_circles(&src, circ);
+    sae_config c = {.arch = SAE_SUBSPACE, .dim = 12, .n_latents = 80, .group_size = 2, .k = rule ? 0 : 4,
+                    .threshold = rule ? 0.3f : 0.0f, .sparsity_coef = rule ? 0.05f : 0.0f,
+                    .aux_k_coef = 0.03125f};
+    train_config t;
+    trainlog_small_config(&t);
+    t.steps = 200, t.lr = 1e-2f, t.sparsity_warmup_steps = 20, t.eval_every = 50, t.dead_window = 50;
+    char err[256];
+    trainlog ha = {0}, hb = {.stop_at_poll = 10}, hc = {0};
+    train_hooks h = trainlog_hooks(&ha);
+    train_state *a = train_create(&c, &t, &src, err, sizeof err);
+    CHECK(a && train_run(a, &h) == TRAIN_DONE, "rule %d: straight run: %s", rule, a ? train_error(a) : err);
+    const train_metrics *m = train_last_metrics(a);
+    CHECK(m->fve > 0.5 && ha.evals >= 4, "rule %d: it learns (fve %.3f after %d evaluations)", rule, m->fve,
+          ha.evals);
+    CHECK(orthonormal_err(train_params(a)) < 1e-5, "rule %d: the groups are orthonormal after training (err %g)",
+          rule, orthonormal_err(train_params(a)));
+    printf("subspace rule %d on 20 circles: fve %.3f, l0 %.2f (groups %.2f), dead %.2f\n", rule, m->fve, m->l0,
+           m->l0_groups, m->dead_frac);
+    h = trainlog_hooks(&hb);
+    train_state *b = train_create(&c, &t, &src, err, sizeof err), *r = train_create(&c, &t, &src, err, sizeof err);
+    CHECK(train_run(b, &h) == TRAIN_INTERRUPTED && train_step_done(b) == 9, "rule %d: stopped at step 9", rule);
+    CHECK(train_checkpoint_restore(r, hb.blob, hb.blob_len, err, sizeof err) == 0, "restore: %s", err);
+    h = trainlog_hooks(&hc);
+    CHECK(train_run(r, &h) == TRAIN_DONE, "rule %d: resumed run", rule);
+    size_t la, lr;
+    void *ba = trainlog_final_blob(a, &la), *br = trainlog_final_blob(r, &lr);
+    CHECK(la == lr && memcmp(ba, br, la) == 0, "rule %d: the resumed run matches bit for bit", rule);
+    free(ba), free(br), free(ha.blob), free(hb.blob), free(hc.blob);
+    train_free(a), train_free(b), train_free(r);
+    circles_free(circ);
+}
+
+int main(void)
+{
+    test_gradients();
+    test_encode();
+    test_config();
+    test_train(0);
+    test_train(1);
+    return check_report();
+}
