@@ -222,6 +222,30 @@ int analysis_recovery_run(const float *W_dec /* (n, dim) */, int n, int dim, int
                           double min_frac, int max_k, analysis_recovery *out);
 void analysis_recovery_free(analysis_recovery *r);
 
+/* ---------------------------------------------------------------- recovery by subspace */
+
+#define ANALYSIS_SUBSPACE_CUT 0.9     /* a group holds a plane: both principal-angle cosines >= this */
+#define ANALYSIS_SUBSPACE_CUT_99 0.99 /* the strict cut */
+
+/* Each group of W_dec's rows (groups of s) scored as a subspace against the
+ * orthonormal planes (analysis_orthonormalize_planes): the smaller cosine of
+ * the principal angles between the group's span and its best plane
+ * (analysis_subspace.c). hist[k] counts circles held by exactly k groups
+ * (the last bin: k >= max_k). */
+typedef struct {
+    int n_groups, n_circles, max_k;
+    int *group_circle;        /* (G) the best plane, or -1 */
+    float *group_cos;         /* (G) its smaller principal-angle cosine (0 for a group of rank < 2) */
+    int64_t *hist, *hist_99;  /* (max_k + 1) at the cuts 0.9 and 0.99 */
+    int circles_one_group, circles_one_group_99; /* hist[1], hist_99[1] */
+    int circles_held, circles_held_99;           /* circles with at least one group */
+} analysis_subspace;
+
+int analysis_subspace_run(const float *W_dec /* (n, dim) */, int n, int dim, int s,
+                          const float *planes /* (nc, 2, dim) orthonormal */, int nc, int max_k,
+                          analysis_subspace *out);
+void analysis_subspace_free(analysis_subspace *r);
+
 /* x (rows, dim) -> x_hat (rows, dim); returns 0 or non-zero on failure. */
 typedef int (*analysis_encode_fn)(void *ctx, const float *x, int rows, float *x_hat);
 /* The encode callback for an SAE: ctx is a const sae_params * (include/sae.h). */

@@ -5,8 +5,11 @@
  * selection held fixed (group sizes 1, 2, 3; both rules; orth; AuxK on a
  * forced dead mask), sae_encode against the forward, the decoder's QR
  * retraction (orthonormal groups after init and after every training
- * step), the configuration checks, and a short training run on circles
- * with bit-exact resume. Small shapes; runs in seconds. */
+ * step), the configuration checks, a short training run on circles with
+ * bit-exact resume, and the recovery of circles by subspace
+ * (core/analysis_subspace.c) on decoders built by hand. Small shapes; runs
+ * in seconds. */
+#include "analysis.h"
 #include "check.h"
 #include "circles.h"
 #include "datasrc.h"
@@ -374,8 +377,56 @@ static void test_train(int rule)
     circles_free(circ);
 }
 
+/* ---------------------------------------------------------------- recovery by subspace */
+
+/* Planes of 4 circles in 10-D and decoders built from them: groups of 2 spanning a plane in any
+ * basis (rotated, scaled, not orthogonal) hold it; a group with one row off the plane, or one
+ * of rank 1, does not; a group of 3 holding a plane and one more direction does; the histogram
+ * counts circles by groups. */
+static void test_subspace_recovery(void)
+{
+    enum { NC = 4, DIM = 10 };
+    circles_params cp = {NC, DIM, 0.1, 1.0f, 1.0f, 3};
+    circles *circ = circles_create(&cp);
+    float q[NC * 2 * DIM], W[12 * DIM]; /* planes (NC, 2, DIM); decoder rows (12, DIM) */
+    analysis_orthonormalize_planes(circles_planes(circ), NC, DIM, q);
+    /* groups of 2: g0, g1 both span plane 0 (two groups on one circle); g2 spans plane 1 by a
+     * skewed basis; g3 = plane 2's first vector and a vector off every plane; g4 = one direction of
+     * plane 3 twice (rank 1); g5 spans plane 3 rotated by 30 degrees */
+    for (int d = 0; d < DIM; d++) {
+        const float *p0 = q, *p1 = q + 2 * DIM, *p2 = q + 4 * DIM, *p3 = q + 6 * DIM;
+        W[0 * DIM + d] = p0[d], W[1 * DIM + d] = p0[DIM + d];
+        W[2 * DIM + d] = 0.6f * p0[d] + 0.8f * p0[DIM + d], W[3 * DIM + d] = -0.8f * p0[d] + 0.6f * p0[DIM + d];
+        W[4 * DIM + d] = 2.0f * p1[d], W[5 * DIM + d] = p1[d] + 0.5f * p1[DIM + d];
+        W[6 * DIM + d] = p2[d], W[7 * DIM + d] = d == DIM - 1 ? 1.0f : 0.0f;
+        W[8 * DIM + d] = p3[d], W[9 * DIM + d] = -3.0f * p3[d];
+        W[10 * DIM + d] = 0.866f * p3[d] + 0.5f * p3[DIM + d], W[11 * DIM + d] = -0.5f * p3[d] + 0.866f * p3[DIM + d];
+    }
+    analysis_subspace r;
+    CHECK(analysis_subspace_run(W, 12, DIM, 2, q, NC, 4, &r) == ANALYSIS_OK, "subspace recovery runs");
+    int want_circle[6] = {0, 0, 1, -2, -2, 3}; /* -2: holds nothing */
+    for (int g = 0; g < 6; g++)
+        CHECK(want_circle[g] == -2 ? r.group_cos[g] < 0.9f : r.group_circle[g] == want_circle[g] && r.group_cos[g] > 0.999f,
+              "group %d: circle %d, cosine %.4f (want %d)", g, r.group_circle[g], r.group_cos[g], want_circle[g]);
+    CHECK(r.hist[0] == 1 && r.hist[1] == 2 && r.hist[2] == 1 && r.circles_one_group == 2 && r.circles_held == 3,
+          "histogram: 1 circle with none, 2 with one, 1 with two (got %lld %lld %lld, one %d, held %d)",
+          (long long)r.hist[0], (long long)r.hist[1], (long long)r.hist[2], r.circles_one_group, r.circles_held);
+    analysis_subspace_free(&r);
+    CHECK(analysis_subspace_run(W, 12, DIM, 1, q, NC, 4, &r) == ANALYSIS_OK && r.circles_held == 0 &&
+              r.hist[0] == NC, "group size 1: a line holds no plane");
+    analysis_subspace_free(&r);
+    CHECK(analysis_subspace_run(W, 12, DIM, 3, q, NC, 4, &r) == ANALYSIS_OK, "groups of 3");
+    CHECK(r.group_circle[0] == 0 && r.group_cos[0] > 0.999f && r.group_cos[2] < 0.9f,
+          "a group of 3 holding plane 0 and one more direction holds it (%d, %.3f); plane 2's first vector with "
+          "one off-plane direction and plane 3's line does not (%.3f)", r.group_circle[0], r.group_cos[0],
+          r.group_cos[2]);
+    analysis_subspace_free(&r);
+    circles_free(circ);
+}
+
 int main(void)
 {
+    test_subspace_recovery();
     test_gradients();
     test_encode();
     test_config();
