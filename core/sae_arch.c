@@ -16,10 +16,12 @@ SAE_ARCH_LIST(SAE_ARCH_DECLARE)
 static const sae_arch_def *const sae_arch_table[SAE_N_ARCHS] = {SAE_ARCH_LIST(SAE_ARCH_ROW)};
 #undef SAE_ARCH_ROW
 
+#ifndef NDEBUG
 /* The API's names in list order, to check each row sits where its name says. */
 #define SAE_ARCH_NAME(ID, name) #name,
 static const char *const sae_arch_name_list[SAE_N_ARCHS] = {SAE_ARCH_LIST(SAE_ARCH_NAME)};
 #undef SAE_ARCH_NAME
+#endif
 
 const sae_arch_def *sae_arch_get(sae_arch a)
 {
