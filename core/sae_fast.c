@@ -891,12 +891,14 @@ static double sae_fast_backward(sae_fast_job *j)
     return orth;
 }
 
+#ifndef NDEBUG
 /* p's configuration is the one f was made for (threshold aside: the pass carries it). */
 static int sae_fast_same_config(const sae_config *a, const sae_config *b)
 {
     return a->arch == b->arch && a->dim == b->dim && a->n_latents == b->n_latents &&
            a->group_size == b->group_size && a->bandwidth == b->bandwidth && a->orth_coef == b->orth_coef;
 }
+#endif
 
 double sae_fast_loss_grad(sae_fast *f, const sae_params *p, const float *x, int B, const sae_pass *pass,
                           float *grad, unsigned char *fired, sae_loss_terms *terms)
