@@ -206,7 +206,7 @@ static int train_fail(train_state *st, const char *fmt, ...)
 static int train_create_check(const sae_config *c, const train_config *t, const data_source *src, char *err,
                               size_t errlen)
 {
-    char field[64], msg[192];
+    char field[64], msg[256];
     if (sae_config_check(c, field, sizeof field, msg, sizeof msg) != 0 ||
         train_config_check(t, field, sizeof field, msg, sizeof msg) != 0 ||
         train_config_check_for(c, t, field, sizeof field, msg, sizeof msg) != 0) {
