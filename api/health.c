@@ -69,7 +69,7 @@ static int health_jobs(health_text *t, store *st)
     for (int s = 0; s < JOB_N_STATES; s++) {
         int64_t n = 0;
         if (store_job_count(st, (job_state)s, &n) != STORE_OK) return -1;
-        health_printf(t, "saed_jobs{state=\"%s\"} %lld\n", job_state_name((job_state)s), (long long)n);
+        health_printf(t, "saed_jobs{state=\"%s\"} %lld\n", store_job_state_name((job_state)s), (long long)n);
     }
     store_job *items = NULL;
     int n = 0;

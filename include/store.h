@@ -24,9 +24,9 @@ enum { STORE_OK = 0, STORE_NOTFOUND = 1, STORE_CONFLICT = 2, STORE_ERROR = -1 };
 typedef struct store store;
 
 typedef enum { JOB_QUEUED = 0, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_N_STATES } job_state;
-const char *job_state_name(job_state s);               /* "queued", ... */
-int job_state_parse(const char *name, job_state *out); /* 0 or -1 */
-int job_state_terminal(job_state s);
+const char *store_job_state_name(job_state s);                 /* "queued", ... */
+int store_job_state_parse(const char *name, job_state *out);   /* 0 or -1 */
+int store_job_state_terminal(job_state s);
 
 typedef struct {
     int64_t id;

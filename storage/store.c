@@ -477,12 +477,12 @@ static const char *const store_state_names[JOB_N_STATES] = {
     "queued", "running", "succeeded", "failed", "cancelled",
 };
 
-const char *job_state_name(job_state s)
+const char *store_job_state_name(job_state s)
 {
     return (unsigned)s < JOB_N_STATES ? store_state_names[s] : "invalid";
 }
 
-int job_state_parse(const char *name, job_state *out)
+int store_job_state_parse(const char *name, job_state *out)
 {
     for (int i = 0; name && i < JOB_N_STATES; i++)
         if (!strcmp(name, store_state_names[i])) {
@@ -492,7 +492,7 @@ int job_state_parse(const char *name, job_state *out)
     return -1;
 }
 
-int job_state_terminal(job_state s)
+int store_job_state_terminal(job_state s)
 {
     return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
 }

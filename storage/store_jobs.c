@@ -25,7 +25,7 @@ int store_job_read(sqlite3_stmt *s, void *item)
     memset(j, 0, sizeof *j);
     j->id = sqlite3_column_int64(s, 0);
     store_col_copy(s, 1, j->type, sizeof j->type);
-    int bad_state = job_state_parse((const char *)sqlite3_column_text(s, 2), &j->state) != 0;
+    int bad_state = store_job_state_parse((const char *)sqlite3_column_text(s, 2), &j->state) != 0;
     store_col_copy(s, 3, j->created_at, sizeof j->created_at);
     store_col_copy(s, 4, j->started_at, sizeof j->started_at);
     store_col_copy(s, 5, j->finished_at, sizeof j->finished_at);
@@ -58,7 +58,7 @@ int store_job_state_of(store *st, int64_t id, job_state *state)
     sqlite3_bind_int64(s, 1, id);
     int rc = store_step(st, s);
     if (rc == 1)
-        rc = job_state_parse((const char *)sqlite3_column_text(s, 0), state) == 0 ? STORE_OK
+        rc = store_job_state_parse((const char *)sqlite3_column_text(s, 0), state) == 0 ? STORE_OK
              : store_setf(st, STORE_ERROR, "job %lld has an unknown state", (long long)id);
     else if (rc == 0)
         rc = store_setf(st, STORE_NOTFOUND, "job %lld does not exist", (long long)id);
@@ -124,7 +124,7 @@ int store_job_list(store *st, int state_filter, int64_t after, int limit, store_
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, after);
-    store_bind_text(s, 2, state_filter >= 0 ? job_state_name((job_state)state_filter) : NULL);
+    store_bind_text(s, 2, state_filter >= 0 ? store_job_state_name((job_state)state_filter) : NULL);
     store_bind_limit(s, 3, limit);
     return store_read_all(st, s, store_job_read, job_clear_item, sizeof **out, (void **)out, n);
 }
@@ -135,7 +135,7 @@ int store_job_count(store *st, job_state state, int64_t *n)
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_COUNT);
     if (!s)
         return STORE_ERROR;
-    store_bind_text(s, 1, job_state_name(state));
+    store_bind_text(s, 1, store_job_state_name(state));
     int rc = store_step(st, s);
     if (rc == 1)
         *n = sqlite3_column_int64(s, 0);
@@ -160,9 +160,9 @@ int store_job_delete(store *st, int64_t id)
     if (rc != STORE_OK)
         return rc;
     rc = store_job_state_of(st, id, &state);
-    if (rc == STORE_OK && !job_state_terminal(state))
+    if (rc == STORE_OK && !store_job_state_terminal(state))
         rc = store_setf(st, STORE_CONFLICT, "job %lld is %s; cancel it and wait until it stops before deleting it",
-                        (long long)id, job_state_name(state));
+                        (long long)id, store_job_state_name(state));
     if (rc == STORE_OK)
         rc = job_exec_id(st, SQL_JOB_DEL_METRICS, id);
     if (rc == STORE_OK)

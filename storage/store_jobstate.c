@@ -49,7 +49,7 @@ static int job_not_in(store *st, int64_t id, const char *wanted)
     int rc = store_job_state_of(st, id, &state);
     if (rc != STORE_OK)
         return rc;
-    return store_setf(st, STORE_CONFLICT, "job %lld is %s, not %s", (long long)id, job_state_name(state), wanted);
+    return store_setf(st, STORE_CONFLICT, "job %lld is %s, not %s", (long long)id, store_job_state_name(state), wanted);
 }
 
 /* Runs a bound UPDATE of job id guarded by state `wanted`, in the caller's transaction. */
@@ -134,7 +134,7 @@ int store_job_request_cancel(store *st, int64_t id)
     else if (rc == STORE_OK && state == JOB_RUNNING)
         rc = job_run_id_now(st, SQL_JOB_CANCEL_RUNNING, id, "running");
     else if (rc == STORE_OK)
-        rc = store_setf(st, STORE_CONFLICT, "job %lld is already %s", (long long)id, job_state_name(state));
+        rc = store_setf(st, STORE_CONFLICT, "job %lld is already %s", (long long)id, store_job_state_name(state));
     return store_tx_end(st, rc);
 }
 
@@ -165,7 +165,7 @@ static int job_end(store *st, int64_t id, job_state final_state, const char *res
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
-    store_bind_text(s, 2, job_state_name(final_state));
+    store_bind_text(s, 2, store_job_state_name(final_state));
     store_bind_text(s, 3, now);
     store_bind_text(s, 4, result_json);
     store_bind_text(s, 5, error);
@@ -176,7 +176,7 @@ int store_job_finish(store *st, int64_t id, job_state final_state, const char *e
 {
     if (final_state != JOB_FAILED && final_state != JOB_CANCELLED)
         return store_setf(st, STORE_ERROR, "store_job_finish: the final state must be failed or cancelled, not %s",
-                          job_state_name(final_state));
+                          store_job_state_name(final_state));
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
