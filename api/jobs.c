@@ -20,8 +20,8 @@ static json_t *jobs_progress(const store_job *j)
     json_t *fraction = j->total_steps > 0 ? api_json_num((double)j->step / j->total_steps) : json_null();
     json_t *sps = j->samples_per_s > 0 ? api_json_num(j->samples_per_s) : json_null();
     json_t *eta = json_null();
-    if (j->state == JOB_SUCCEEDED) eta = json_real(0.0);
-    else if (j->state == JOB_RUNNING && j->eta_s >= 0) eta = api_json_num(j->eta_s);
+    if (j->state == STORE_JOB_SUCCEEDED) eta = json_real(0.0);
+    else if (j->state == STORE_JOB_RUNNING && j->eta_s >= 0) eta = api_json_num(j->eta_s);
     return json_pack("{s:i,s:i,s:o,s:o,s:o}", "step", j->step, "total_steps", j->total_steps, "fraction", fraction,
                      "samples_per_s", sps, "eta_s", eta);
 }
@@ -163,7 +163,7 @@ enum MHD_Result jobs_list(api_req *r)
     int64_t after;
     if (api_query_page(r, &limit, &after)) return MHD_YES;
     const char *state = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "state");
-    job_state js;
+    store_job_state js;
     if (state && store_job_state_parse(state, &js))
         return api_problem_field(r, MHD_HTTP_BAD_REQUEST, "state",
                                  "?state= must be queued, running, succeeded, failed or cancelled");
@@ -235,7 +235,7 @@ enum MHD_Result jobs_delete(api_req *r)
 {
     store_job j = { 0 };
     if (jobs_load(r, &j)) return MHD_YES;
-    job_state s = j.state;
+    store_job_state s = j.state;
     store_job_clear(&j);
     if (!store_job_state_terminal(s))
         return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is %s; cancel it (POST /v1/jobs/%lld/cancel) and delete "

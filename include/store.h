@@ -23,10 +23,13 @@ enum { STORE_OK = 0, STORE_NOTFOUND = 1, STORE_CONFLICT = 2, STORE_ERROR = -1 };
 
 typedef struct store store;
 
-typedef enum { JOB_QUEUED = 0, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_N_STATES } job_state;
-const char *store_job_state_name(job_state s);                 /* "queued", ... */
-int store_job_state_parse(const char *name, job_state *out);   /* 0 or -1 */
-int store_job_state_terminal(job_state s);
+typedef enum {
+    STORE_JOB_QUEUED = 0, STORE_JOB_RUNNING, STORE_JOB_SUCCEEDED, STORE_JOB_FAILED, STORE_JOB_CANCELLED,
+    STORE_JOB_N_STATES
+} store_job_state;
+const char *store_job_state_name(store_job_state s);               /* "queued", ... */
+int store_job_state_parse(const char *name, store_job_state *out); /* 0 or -1 */
+int store_job_state_terminal(store_job_state s);
 
 typedef struct {
     int64_t id;
@@ -43,7 +46,7 @@ typedef struct {
 typedef struct {
     int64_t id;
     char type[16];        /* "train" | "analyze" | "pca" | "groupspace" */
-    job_state state;
+    store_job_state state;
     char created_at[32], started_at[32], finished_at[32];
     char *spec_json;      /* the normalised request (defaults filled in) */
     char *result_json;    /* NULL until succeeded, e.g. {"sae": 3} */
@@ -97,7 +100,7 @@ int store_job_insert(store *st, const char *type, const char *spec_json, int64_t
 int store_job_get(store *st, int64_t id, store_job *out);
 /* state_filter < 0 for all states. */
 int store_job_list(store *st, int state_filter, int64_t after, int limit, store_job **out, int *n);
-int store_job_count(store *st, job_state s, int64_t *n);
+int store_job_count(store *st, store_job_state s, int64_t *n);
 /* Claims the oldest queued job: STORE_OK with *out filled, STORE_NOTFOUND if none.
  * started_at is set by the first claim only (a requeued job keeps it); attempts += 1. */
 int store_job_claim(store *st, store_job *out);
@@ -106,7 +109,7 @@ int store_job_progress(store *st, int64_t id, int step, double samples_per_s, do
 int store_job_request_cancel(store *st, int64_t id);
 int store_job_cancel_requested(store *st, int64_t id, int *flag);
 /* running -> failed | cancelled. */
-int store_job_finish(store *st, int64_t id, job_state final_state, const char *error);
+int store_job_finish(store *st, int64_t id, store_job_state final_state, const char *error);
 /* running -> succeeded with result_json, in one transaction. */
 int store_job_succeed(store *st, int64_t id, const char *result_json);
 /* running -> succeeded, inserting the SAE row and setting result {"sae": id} in one transaction. */

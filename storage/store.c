@@ -473,28 +473,28 @@ int store_schema_version(store *st)
 
 /* ---- job states and time ---- */
 
-static const char *const store_state_names[JOB_N_STATES] = {
+static const char *const store_state_names[STORE_JOB_N_STATES] = {
     "queued", "running", "succeeded", "failed", "cancelled",
 };
 
-const char *store_job_state_name(job_state s)
+const char *store_job_state_name(store_job_state s)
 {
-    return (unsigned)s < JOB_N_STATES ? store_state_names[s] : "invalid";
+    return (unsigned)s < STORE_JOB_N_STATES ? store_state_names[s] : "invalid";
 }
 
-int store_job_state_parse(const char *name, job_state *out)
+int store_job_state_parse(const char *name, store_job_state *out)
 {
-    for (int i = 0; name && i < JOB_N_STATES; i++)
+    for (int i = 0; name && i < STORE_JOB_N_STATES; i++)
         if (!strcmp(name, store_state_names[i])) {
-            *out = (job_state)i;
+            *out = (store_job_state)i;
             return 0;
         }
     return -1;
 }
 
-int store_job_state_terminal(job_state s)
+int store_job_state_terminal(store_job_state s)
 {
-    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
+    return s == STORE_JOB_SUCCEEDED || s == STORE_JOB_FAILED || s == STORE_JOB_CANCELLED;
 }
 
 void store_now(char *buf, size_t n)

@@ -83,7 +83,7 @@ int store_grow(void **items, int *cap, int n, size_t elsize);
 #define STORE_JOB_COLS "id, type, state, created_at, started_at, finished_at, spec_json, result_json," \
     " latest_json, error, dataset_id, sae_id, step, total_steps, samples_per_s, eta_s, cancel_requested, attempts"
 int store_job_read(sqlite3_stmt *s, void *item);
-int store_job_state_of(store *st, int64_t id, job_state *state);
+int store_job_state_of(store *st, int64_t id, store_job_state *state);
 
 /* Inserts an SAE row made by job_id, in the caller's transaction. */
 int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *id_out);

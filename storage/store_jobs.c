@@ -50,7 +50,7 @@ static void job_clear_item(void *item)
     store_job_clear(item);
 }
 
-int store_job_state_of(store *st, int64_t id, job_state *state)
+int store_job_state_of(store *st, int64_t id, store_job_state *state)
 {
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_STATE);
     if (!s)
@@ -124,12 +124,12 @@ int store_job_list(store *st, int state_filter, int64_t after, int limit, store_
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, after);
-    store_bind_text(s, 2, state_filter >= 0 ? store_job_state_name((job_state)state_filter) : NULL);
+    store_bind_text(s, 2, state_filter >= 0 ? store_job_state_name((store_job_state)state_filter) : NULL);
     store_bind_limit(s, 3, limit);
     return store_read_all(st, s, store_job_read, job_clear_item, sizeof **out, (void **)out, n);
 }
 
-int store_job_count(store *st, job_state state, int64_t *n)
+int store_job_count(store *st, store_job_state state, int64_t *n)
 {
     *n = 0;
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_COUNT);
@@ -155,7 +155,7 @@ static int job_exec_id(store *st, const char *sql, int64_t id)
 
 int store_job_delete(store *st, int64_t id)
 {
-    job_state state;
+    store_job_state state;
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;

@@ -45,7 +45,7 @@ static const char SQL_JOB_REQUEUE[] =
 /* After a guarded UPDATE changed nothing: why (NOTFOUND or CONFLICT). */
 static int job_not_in(store *st, int64_t id, const char *wanted)
 {
-    job_state state;
+    store_job_state state;
     int rc = store_job_state_of(st, id, &state);
     if (rc != STORE_OK)
         return rc;
@@ -124,14 +124,14 @@ int store_job_progress(store *st, int64_t id, int step, double samples_per_s, do
 
 int store_job_request_cancel(store *st, int64_t id)
 {
-    job_state state;
+    store_job_state state;
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
     rc = store_job_state_of(st, id, &state);
-    if (rc == STORE_OK && state == JOB_QUEUED)
+    if (rc == STORE_OK && state == STORE_JOB_QUEUED)
         rc = job_run_id_now(st, SQL_JOB_CANCEL_QUEUED, id, "queued");
-    else if (rc == STORE_OK && state == JOB_RUNNING)
+    else if (rc == STORE_OK && state == STORE_JOB_RUNNING)
         rc = job_run_id_now(st, SQL_JOB_CANCEL_RUNNING, id, "running");
     else if (rc == STORE_OK)
         rc = store_setf(st, STORE_CONFLICT, "job %lld is already %s", (long long)id, store_job_state_name(state));
@@ -157,7 +157,7 @@ int store_job_cancel_requested(store *st, int64_t id, int *flag)
 }
 
 /* running -> final_state with result and error, in the caller's transaction. */
-static int job_end(store *st, int64_t id, job_state final_state, const char *result_json, const char *error)
+static int job_end(store *st, int64_t id, store_job_state final_state, const char *result_json, const char *error)
 {
     char now[32];
     store_now(now, sizeof now);
@@ -172,9 +172,9 @@ static int job_end(store *st, int64_t id, job_state final_state, const char *res
     return job_run_guarded(st, s, id, "running");
 }
 
-int store_job_finish(store *st, int64_t id, job_state final_state, const char *error)
+int store_job_finish(store *st, int64_t id, store_job_state final_state, const char *error)
 {
-    if (final_state != JOB_FAILED && final_state != JOB_CANCELLED)
+    if (final_state != STORE_JOB_FAILED && final_state != STORE_JOB_CANCELLED)
         return store_setf(st, STORE_ERROR, "store_job_finish: the final state must be failed or cancelled, not %s",
                           store_job_state_name(final_state));
     int rc = store_tx_begin(st);
@@ -188,7 +188,7 @@ int store_job_succeed(store *st, int64_t id, const char *result_json)
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
-    return store_tx_end(st, job_end(st, id, JOB_SUCCEEDED, result_json, NULL));
+    return store_tx_end(st, job_end(st, id, STORE_JOB_SUCCEEDED, result_json, NULL));
 }
 
 static int job_set_sae_result(store *st, int64_t job_id, int64_t sae_id)
@@ -207,7 +207,7 @@ int store_job_succeed_with_sae(store *st, int64_t job_id, const store_sae *sae, 
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
-    rc = job_end(st, job_id, JOB_SUCCEEDED, NULL, NULL);
+    rc = job_end(st, job_id, STORE_JOB_SUCCEEDED, NULL, NULL);
     if (rc == STORE_OK)
         rc = store_sae_insert(st, job_id, sae, &sae_id);
     if (rc == STORE_OK)

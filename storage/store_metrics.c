@@ -73,7 +73,7 @@ int store_metric_since(store *st, int64_t job_id, int since_step, store_metric *
 {
     *out = NULL;
     *n = 0;
-    job_state state;
+    store_job_state state;
     int rc = store_job_state_of(st, job_id, &state); /* NOTFOUND for an unknown job */
     if (rc != STORE_OK)
         return rc;
