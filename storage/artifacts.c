@@ -87,7 +87,9 @@ static int artifacts_pread_all(int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
-int artifacts_read_f32(const char *path, int ndim, const int64_t *shape, float *out, char *err, size_t errlen)
+/* Reads the '<f4' C-order array at path into out, which must have exactly
+ * shape (ndim dims). */
+static int artifacts_read_f32(const char *path, int ndim, const int64_t *shape, float *out, char *err, size_t errlen)
 {
     int fd;
     npy_info info;
@@ -144,7 +146,9 @@ int artifacts_sae_path(const store_sae *s, const char *name, char *buf, size_t n
     return 0;
 }
 
-int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t errlen)
+/* The sae_config of a stored SAE (arch, k and threshold from its
+ * config_json; shape and group_size from the row). */
+static int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     json_t *j = json_loads(s->config_json ? s->config_json : "{}", 0, NULL);
@@ -325,7 +329,6 @@ void artifacts_table_close(artifacts_table *t)
     free(t);
 }
 
-int64_t artifacts_table_n(const artifacts_table *t) { return t->n; }
 uint64_t artifacts_table_aux(const artifacts_table *t) { return t->aux; }
 
 int64_t artifacts_table_get(const artifacts_table *t, int64_t i, const void **recs)

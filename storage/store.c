@@ -141,7 +141,8 @@ int store_setf(store *st, int rc, const char *fmt, ...)
     return rc;
 }
 
-int store_fail(store *st, const char *what)
+/* Records "what: <sqlite message>" and returns STORE_ERROR. */
+static int store_fail(store *st, const char *what)
 {
     int code = sqlite3_extended_errcode(st->db);
     store_setf(st, STORE_ERROR, "%s: %s", what, sqlite3_errmsg(st->db));
@@ -152,6 +153,20 @@ int store_fail(store *st, const char *what)
 const char *store_errmsg(store *st)
 {
     return st->err[0] ? st->err : "no error";
+}
+
+/* Grows a malloc'd array of elsize-byte items so that it holds n + 1. 0 or -1. */
+static int store_grow(void **items, int *cap, int n, size_t elsize)
+{
+    if (n < *cap)
+        return 0;
+    int ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*items, (size_t)ncap * elsize);
+    if (!p)
+        return -1;
+    *items = p;
+    *cap = ncap;
+    return 0;
 }
 
 /* ---- statements ---- */
@@ -281,19 +296,6 @@ double store_col_real(sqlite3_stmt *s, int i, double null_value)
     if (sqlite3_column_type(s, i) == SQLITE_NULL)
         return null_value;
     return sqlite3_column_double(s, i);
-}
-
-int store_grow(void **items, int *cap, int n, size_t elsize)
-{
-    if (n < *cap)
-        return 0;
-    int ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*items, (size_t)ncap * elsize);
-    if (!p)
-        return -1;
-    *items = p;
-    *cap = ncap;
-    return 0;
 }
 
 int store_read_one(store *st, sqlite3_stmt *s, store_reader read, void *out, const char *what, int64_t id)

@@ -27,8 +27,6 @@ struct store {
 
 /* Records a message and returns rc (printf-style). */
 int store_setf(store *st, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Records "what: <sqlite message>" and returns STORE_ERROR. */
-int store_fail(store *st, const char *what);
 
 /* The cached statement for sql, reset and unbound; NULL with err set on failure. */
 sqlite3_stmt *store_stmt(store *st, const char *sql);
@@ -74,9 +72,6 @@ int store_get_id(store *st, const char *sql, int64_t id, store_reader read, void
                  const char *what);
 int store_list_after(store *st, const char *sql, int64_t after, int limit, store_reader read, store_clearer clear,
                      size_t elsize, void **out, int *n);
-
-/* Grows a malloc'd array of elsize-byte items so that it holds n + 1. 0 or -1. */
-int store_grow(void **items, int *cap, int n, size_t elsize);
 
 /* Jobs: the column list every job query selects (or returns), its reader,
  * and a job's current state (STORE_NOTFOUND with a message if there is none). */
