@@ -431,6 +431,10 @@ static int store_migrate_step(store *st, int *done)
     if (rc == STORE_OK && v > STORE_N_MIGRATIONS)
         rc = store_setf(st, STORE_ERROR, "the database has schema version %d but this saed knows only %d; "
                         "run a newer saed", v, STORE_N_MIGRATIONS);
+    else if (rc == STORE_OK && v < 0) /* the file's own word: no saed writes a negative version */
+        rc = store_setf(st, STORE_ERROR, "the database has schema version %d, which no saed writes; "
+                        "it is not saed's database, or it is damaged: point --data-dir elsewhere", v);
+    assert(rc != STORE_OK || (v >= 0 && v <= STORE_N_MIGRATIONS));
     *done = v >= STORE_N_MIGRATIONS;
     if (rc == STORE_OK && !*done) {
         char bump[64];

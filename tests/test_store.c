@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,20 @@ static void test_migrations(void)
     char err[256];
     CHECK(store_open("/nonexistent-dir/x.db", err, sizeof err) == NULL && strstr(err, "x.db"),
           "open in a missing directory fails with a message: %s", err);
+
+    /* A file whose schema version saed never wrote is refused, not migrated. */
+    const int bad[] = { 1000, -1 };
+    for (int i = 0; i < 2; i++) {
+        sqlite3 *db = NULL;
+        char sql[64];
+        db_path(path, sizeof path, i ? "negative.db" : "future.db");
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", bad[i]);
+        CHECK(sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK,
+              "writing user_version %d", bad[i]);
+        sqlite3_close(db);
+        CHECK(store_open(path, err, sizeof err) == NULL && strstr(err, "schema version"),
+              "schema version %d refused with a message: %s", bad[i], err);
+    }
 }
 
 /* ---- datasets ---- */
