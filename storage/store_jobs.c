@@ -4,6 +4,7 @@
  *
  * NULL columns read back as the header's "unknown" values: empty time
  * strings, NULL json pointers, 0 ids, eta_s -1. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include "store_int.h"
@@ -21,6 +22,7 @@ static const char SQL_JOB_DELETE[] = "DELETE FROM jobs WHERE id = ?1";
 
 int store_job_read(sqlite3_stmt *s, void *item)
 {
+    assert(s && item);
     store_job *j = item;
     memset(j, 0, sizeof *j);
     j->id = sqlite3_column_int64(s, 0);
@@ -52,6 +54,8 @@ static void job_clear_item(void *item)
 
 int store_job_state_of(store *st, int64_t id, store_job_state *state)
 {
+    assert(st && state);
+    assert(id >= 1);
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_STATE);
     if (!s)
         return STORE_ERROR;
@@ -69,6 +73,9 @@ int store_job_state_of(store *st, int64_t id, store_job_state *state)
 static int job_bind_insert(store *st, sqlite3_stmt *s, const char *type, const char *spec_json,
                            int64_t dataset_id, int64_t sae_id, int total_steps)
 {
+    assert(st && s);
+    assert(type);
+    assert(dataset_id >= 0 && sae_id >= 0 && total_steps >= 0);
     char now[32];
     if (!type || !type[0] || strlen(type) >= sizeof ((store_job *)0)->type)
         return store_setf(st, STORE_ERROR, "job type \"%s\" is empty or longer than 15 bytes", type ? type : "");
@@ -85,6 +92,8 @@ static int job_bind_insert(store *st, sqlite3_stmt *s, const char *type, const c
 /* The insert broke a foreign key: name what is missing. */
 static int job_missing_ref(store *st, int64_t dataset_id, int64_t sae_id)
 {
+    assert(st);
+    assert(dataset_id > 0 || sae_id > 0); /* a foreign key broke, so one was named */
     if (dataset_id && sae_id)
         return store_setf(st, STORE_NOTFOUND, "dataset %lld or SAE %lld does not exist",
                           (long long)dataset_id, (long long)sae_id);
@@ -95,6 +104,8 @@ static int job_missing_ref(store *st, int64_t dataset_id, int64_t sae_id)
 int store_job_insert(store *st, const char *type, const char *spec_json, int64_t dataset_id,
                      int64_t sae_id, int total_steps, int64_t *id_out)
 {
+    assert(st);
+    assert(type);
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
@@ -113,11 +124,14 @@ int store_job_insert(store *st, const char *type, const char *spec_json, int64_t
 
 int store_job_get(store *st, int64_t id, store_job *out)
 {
+    assert(st && out);
     return store_get_id(st, SQL_JOB_GET, id, store_job_read, out, sizeof *out, "job");
 }
 
 int store_job_list(store *st, int state_filter, int64_t after, int limit, store_job **out, int *n)
 {
+    assert(st && out && n);
+    assert(state_filter < STORE_JOB_N_STATES);
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_LIST);
@@ -131,6 +145,8 @@ int store_job_list(store *st, int state_filter, int64_t after, int limit, store_
 
 int store_job_count(store *st, store_job_state state, int64_t *n)
 {
+    assert(st && n);
+    assert((unsigned)state < STORE_JOB_N_STATES);
     *n = 0;
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_COUNT);
     if (!s)
@@ -146,6 +162,8 @@ int store_job_count(store *st, store_job_state state, int64_t *n)
 /* Runs a one-parameter (?1 = id) statement inside the caller's transaction. */
 static int job_exec_id(store *st, const char *sql, int64_t id)
 {
+    assert(st && sql);
+    assert(id >= 1);
     sqlite3_stmt *s = store_stmt(st, sql);
     if (!s)
         return STORE_ERROR;
@@ -155,6 +173,8 @@ static int job_exec_id(store *st, const char *sql, int64_t id)
 
 int store_job_delete(store *st, int64_t id)
 {
+    assert(st);
+    assert(id >= 1);
     store_job_state state;
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
