@@ -198,8 +198,9 @@ int store_sae_analysis_save(store *st, const store_sae_analysis *a, const store_
 int store_sae_analysis_get(store *st, int64_t sae_id, store_sae_analysis *out); /* NOTFOUND: none yet */
 void store_sae_analysis_clear(store_sae_analysis *a);
 /* Latents / groups of an SAE in sort order (STORE_SORT_*; density and
- * jaccard descending, ties by index), after index `after` in that order
- * (after < 0: from the start). *out malloc'd, free with *_list_free. */
+ * jaccard descending, ties by index; latents have no jaccard order), after
+ * index `after` in that order (after < 0: from the start). *out malloc'd,
+ * free with *_list_free. */
 int store_sae_latents_list(store *st, int64_t sae_id, int sort, int64_t after, int limit, store_latent **out, int *n);
 int store_sae_latent_get(store *st, int64_t sae_id, int latent, store_latent *out);
 void store_latent_clear(store_latent *l);
