@@ -1,5 +1,5 @@
 # saed — build, run, test, fuzz.
-#   make run        install what is missing, build (release flags, build-release/), start the daemon
+#   make run        install what is missing, build (release flags, asserts off, build-release/), start the daemon
 #                   on 127.0.0.1:8321 (./var/saed.db)
 #   make test       install what is missing, build, run every test; last line "N passed, N failed"
 #   make SANITIZER=address,undefined test   the same under ASan/UBSan (separate build directory)
@@ -31,9 +31,12 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LISTEN ?= 127.0.0.1:8321
 DATA_DIR ?= ./var
-# What `make run` starts and `make bench` measures: optimised for this machine's CPU.
+# What `make run` starts and `make bench` measures: optimised for this machine's CPU, with
+# -DNDEBUG so that assert() compiles to nothing and hot loops pay nothing for the checks.
+# Only this build drops them: build/ (make test) and build-san/ keep every assert on.
 RELEASE_DIR := build-release
 RELEASE_OPT ?= -O3 -march=native -g
+RELEASE_FLAGS = $(RELEASE_OPT) -DNDEBUG
 
 .PHONY: all deps run test clean web
 all: $(BUILD)/saed $(TEST_BIN)
@@ -110,7 +113,7 @@ web/vendor/uPlot.%: node_modules/.package-lock.json
 web: $(WEB_VENDOR)
 
 run: deps
-	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_OPT)' $(RELEASE_DIR)/saed
+	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_FLAGS)' $(RELEASE_DIR)/saed
 	@$(MAKE) --no-print-directory web
 	$(RELEASE_DIR)/saed --listen $(LISTEN) --data-dir $(DATA_DIR)
 
@@ -153,7 +156,7 @@ fuzz-clean:
 clean: fuzz-clean
 -include $(FUZZ_LIB_OBJ:.o=.d) $(patsubst $(FUZZ_DIR)/%,$(FUZZ_DIR)/obj/fuzz/%.d,$(FUZZ_BINS))
 
-# make bench  the release build (RELEASE_OPT, in build-release/, the one `make run` starts) of saed and
+# make bench  the release build (RELEASE_FLAGS, in build-release/, the one `make run` starts) of saed and
 #             the bench programs, then bench/run.sh: the encoder-GEMM bound, saed's steady-state
 #             training, the NumPy and PyTorch dense references, ratios, Jaccard and the API under
 #             wrk; printed and written to bench/RESULTS.md (bench/run.sh: the env vars that shrink
@@ -164,7 +167,7 @@ BENCH_BINS := $(RELEASE_DIR)/saed $(RELEASE_DIR)/bench/bench_train $(RELEASE_DIR
 $(BUILD)/bench/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libcore.a
 	$(CC) $(filter %.o %.a,$^) -o $@ $(LIBS)
 bench-build:
-	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_OPT)' $(BENCH_BINS)
+	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_FLAGS)' $(BENCH_BINS)
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory bench-build web
