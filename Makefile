@@ -44,7 +44,15 @@ all: $(BUILD)/saed $(TEST_BIN)
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were compiled with (written to $(BUILD)/.cflags only when they
+# change), so an old build-release/ is recompiled with -DNDEBUG instead of keeping its asserts.
+$(BUILD)/.cflags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ALL_CFLAGS)' | cmp -s - $@ || echo '$(ALL_CFLAGS)' > $@
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/%.o: %.c $(BUILD)/.cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
