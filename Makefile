@@ -1,4 +1,6 @@
 # saed — build, run, test, fuzz.
+#   make            build/saed, the test programs and web/vendor (uPlot, by npm ci from package-lock.json):
+#                   everything the daemon serves; says to run `make deps` when node or npm is missing
 #   make run        install what is missing, build (release flags, asserts off, build-release/), start the daemon
 #                   on 127.0.0.1:8321 (./var/saed.db)
 #   make test       install what is missing, build, run every test; last line "N passed, N failed"
@@ -38,8 +40,12 @@ RELEASE_DIR := build-release
 RELEASE_OPT ?= -O3 -march=native -g
 RELEASE_FLAGS = $(RELEASE_OPT) -DNDEBUG
 
+# The dashboard's uPlot is served from web/vendor (copied from npm, not committed; rules below):
+# part of `all`, so that the daemon `make` builds serves every file its index page asks for.
+WEB_VENDOR := web/vendor/uPlot.esm.js web/vendor/uPlot.min.css web/vendor/uPlot.LICENSE.txt
+
 .PHONY: all deps run test clean web
-all: $(BUILD)/saed $(TEST_BIN)
+all: $(BUILD)/saed $(TEST_BIN) $(WEB_VENDOR)
 
 deps:
 	@scripts/deps.sh
@@ -107,11 +113,13 @@ $(BUILD)/tests/test_resume: $(BUILD)/tests/test_resume.o $(BUILD)/tests/apitest.
 # The dashboard's npm packages (uPlot for charts, playwright-core for the browser
 # tests), pinned by package-lock.json; reinstalled when the lock file is newer.
 node_modules/.package-lock.json: package-lock.json package.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "saed: node and npm are missing;" \
+	  "the dashboard's uPlot is installed from npm (pinned by package-lock.json)." \
+	  "Run 'make deps' (or scripts/deps.sh) first, then make again." >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# uPlot is served from web/vendor (copied, not committed); nothing is fetched at run time.
-WEB_VENDOR := web/vendor/uPlot.esm.js web/vendor/uPlot.min.css web/vendor/uPlot.LICENSE.txt
+# uPlot is served from web/vendor (WEB_VENDOR above); nothing is fetched at run time.
 web/vendor/uPlot.LICENSE.txt: node_modules/.package-lock.json
 	@mkdir -p $(dir $@)
 	cp node_modules/uplot/LICENSE $@
@@ -126,7 +134,7 @@ run: deps
 	$(RELEASE_DIR)/saed --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 test: deps
-	@$(MAKE) --no-print-directory all web
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/run.sh
 
 clean:
