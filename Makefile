@@ -2,7 +2,7 @@
 #   make            build/saed, the test programs and web/vendor (uPlot, by npm ci from package-lock.json):
 #                   everything the daemon serves; says to run `make deps` when node or npm is missing
 #   make run        install what is missing, build (release flags, asserts off, build-release/), start the daemon
-#                   on 127.0.0.1:8321 (./var/saed.db)
+#                   on 127.0.0.1:8321 (./var/saed.db); `make release` builds it without starting it
 #   make test       install what is missing, build, run every test; last line "N passed, N failed"
 #   make SANITIZER=address,undefined test   the same under ASan/UBSan (separate build directory)
 
@@ -44,7 +44,7 @@ RELEASE_FLAGS = $(RELEASE_OPT) -DNDEBUG
 # part of `all`, so that the daemon `make` builds serves every file its index page asks for.
 WEB_VENDOR := web/vendor/uPlot.esm.js web/vendor/uPlot.min.css web/vendor/uPlot.LICENSE.txt
 
-.PHONY: all deps run test clean web
+.PHONY: all deps release run test clean web
 all: $(BUILD)/saed $(TEST_BIN) $(WEB_VENDOR)
 
 deps:
@@ -128,9 +128,13 @@ web/vendor/uPlot.%: node_modules/.package-lock.json
 	cp node_modules/uplot/dist/uPlot.$* $@
 web: $(WEB_VENDOR)
 
-run: deps
+# make release: the daemon `make run` starts (and etc/saed.service installs), without starting it.
+release:
 	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_FLAGS)' $(RELEASE_DIR)/saed
 	@$(MAKE) --no-print-directory web
+
+run: deps
+	@$(MAKE) --no-print-directory release
 	$(RELEASE_DIR)/saed --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 test: deps
