@@ -13,8 +13,8 @@
  *   = the sorted int32 ids of the rows where latent i fired; aux = rows
  *   analysed) and the group projections (entry g = records {i32 row, f32 u,
  *   f32 v} for the first rows where group g fired; aux = rows analysed).
- * Every function that can fail returns 0 or -1 with a message in err that
- * names the file and says what to do. */
+ * Every function that takes err returns -1 on failure with a message there
+ * that names the file or the SAE (and what to do, where there is something). */
 #ifndef SAED_ARTIFACTS_H
 #define SAED_ARTIFACTS_H
 #include <stddef.h>

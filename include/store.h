@@ -13,7 +13,14 @@
  *
  * Strings inside the structs below that are pointers are owned by the struct
  * and freed by the matching *_clear(). Times are RFC 3339 UTC strings; an
- * empty string means "not yet" (null in JSON). */
+ * empty string means "not yet" (null in JSON).
+ *
+ * Preconditions are asserted (on in the test builds, compiled out by -DNDEBUG
+ * in the release build): handles and out-pointers are non-NULL, job states
+ * are valid, and the id of a row to change (a job transition, a delete, a
+ * metric, a result) is >= 1, since it comes from the router or a claim.
+ * Lookups (store_*_get) take any id and answer STORE_NOTFOUND when none
+ * matches: 0, the "none" of a reference whose row was deleted, included. */
 #ifndef SAED_STORE_H
 #define SAED_STORE_H
 #include <stddef.h>
@@ -45,7 +52,7 @@ typedef struct {
 
 typedef struct {
     int64_t id;
-    char type[16];        /* "train" | "analyze" | "pca" | "groupspace" */
+    char type[16];        /* "train" | "analyze" | "pca" (the API refuses "groupspace" for now) */
     store_job_state state;
     char created_at[32], started_at[32], finished_at[32];
     char *spec_json;      /* the normalised request (defaults filled in) */

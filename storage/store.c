@@ -1,6 +1,6 @@
 /* store — the handle: opening, pragmas, schema migrations, and the helpers
  * the per-table files (store_datasets.c, store_jobs.c, store_jobstate.c,
- * store_metrics.c, store_saes.c) share.
+ * store_metrics.c, store_saes.c, store_analysis.c) share.
  *
  * Migrations are an ordered array of SQL scripts; migration i takes the
  * schema from user_version i to i + 1. Each runs in its own BEGIN IMMEDIATE

@@ -28,7 +28,8 @@ struct store {
 /* Records a message and returns rc (printf-style). */
 int store_setf(store *st, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* The cached statement for sql, reset and unbound; NULL with err set on failure. */
+/* The cached statement for sql, reset and unbound (its last user ended it: asserted);
+ * NULL with err set on failure. */
 sqlite3_stmt *store_stmt(store *st, const char *sql);
 void store_stmt_end(sqlite3_stmt *s);
 /* Steps s once: 1 = a row, 0 = done, STORE_ERROR (message recorded, s ended). */
@@ -36,8 +37,9 @@ int store_step(store *st, sqlite3_stmt *s);
 /* Steps s to completion and ends it: STORE_OK or STORE_ERROR. */
 int store_run(store *st, sqlite3_stmt *s);
 
-/* BEGIN IMMEDIATE; store_tx_end commits when rc is STORE_OK (returning
- * STORE_ERROR if the commit fails), else rolls back and returns rc. */
+/* BEGIN IMMEDIATE, never inside a transaction (asserted); store_tx_end commits
+ * when rc is STORE_OK (returning STORE_ERROR if the commit fails), else rolls
+ * back and returns rc. */
 int store_tx_begin(store *st);
 int store_tx_end(store *st, int rc);
 
