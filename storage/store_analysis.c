@@ -344,6 +344,7 @@ void store_latent_clear(store_latent *l)
 
 void store_latent_list_free(store_latent *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++) store_latent_clear(&items[i]);
     free(items);
 }
@@ -372,6 +373,7 @@ void store_group_clear(store_group *g)
 
 void store_group_list_free(store_group *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++) store_group_clear(&items[i]);
     free(items);
 }

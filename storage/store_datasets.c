@@ -157,6 +157,7 @@ void store_dataset_clear(store_dataset *d)
 
 void store_dataset_list_free(store_dataset *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++)
         store_dataset_clear(&items[i]);
     free(items);

@@ -203,6 +203,7 @@ void store_job_clear(store_job *j)
 
 void store_job_list_free(store_job *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++)
         store_job_clear(&items[i]);
     free(items);

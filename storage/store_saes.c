@@ -92,6 +92,7 @@ void store_sae_clear(store_sae *a)
 
 void store_sae_list_free(store_sae *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++)
         store_sae_clear(&items[i]);
     free(items);
