@@ -239,7 +239,8 @@ enum MHD_Result jobs_delete(api_req *r)
     store_job_clear(&j);
     if (!store_job_state_terminal(s))
         return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is %s; cancel it (POST /v1/jobs/%lld/cancel) and delete "
-                           "it once it has stopped", (long long)r->ids[0], store_job_state_name(s), (long long)r->ids[0]);
+                           "it once it has stopped", (long long)r->ids[0], store_job_state_name(s),
+                           (long long)r->ids[0]);
     int rc = store_job_delete(r->st, r->ids[0]);
     if (rc == STORE_CONFLICT)
         return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is not finished", (long long)r->ids[0]);
