@@ -1,6 +1,8 @@
 # saed — build, run, test, fuzz.
-#   make run        install what is missing, build (release flags, build-release/), start the daemon
-#                   on 127.0.0.1:8321 (./var/saed.db)
+#   make            build/saed, the test programs and web/vendor (uPlot, by npm ci from package-lock.json):
+#                   everything the daemon serves; says to run `make deps` when node or npm is missing
+#   make run        install what is missing, build (release flags, asserts off, build-release/), start the daemon
+#                   on 127.0.0.1:8321 (./var/saed.db); `make release` builds it without starting it
 #   make test       install what is missing, build, run every test; last line "N passed, N failed"
 #   make SANITIZER=address,undefined test   the same under ASan/UBSan (separate build directory)
 
@@ -31,17 +33,32 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LISTEN ?= 127.0.0.1:8321
 DATA_DIR ?= ./var
-# What `make run` starts and `make bench` measures: optimised for this machine's CPU.
+# What `make run` starts and `make bench` measures: optimised for this machine's CPU, with
+# -DNDEBUG so that assert() compiles to nothing and hot loops pay nothing for the checks.
+# Only this build drops them: build/ (make test) and build-san/ keep every assert on.
 RELEASE_DIR := build-release
 RELEASE_OPT ?= -O3 -march=native -g
+RELEASE_FLAGS = $(RELEASE_OPT) -DNDEBUG
 
-.PHONY: all deps run test clean web
-all: $(BUILD)/saed $(TEST_BIN)
+# The dashboard's uPlot is served from web/vendor (copied from npm, not committed; rules below):
+# part of `all`, so that the daemon `make` builds serves every file its index page asks for.
+WEB_VENDOR := web/vendor/uPlot.esm.js web/vendor/uPlot.min.css web/vendor/uPlot.LICENSE.txt
+
+.PHONY: all deps release run test clean web
+all: $(BUILD)/saed $(TEST_BIN) $(WEB_VENDOR)
 
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were compiled with (written to $(BUILD)/.cflags only when they
+# change), so an old build-release/ is recompiled with -DNDEBUG instead of keeping its asserts.
+$(BUILD)/.cflags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ALL_CFLAGS)' | cmp -s - $@ || echo '$(ALL_CFLAGS)' > $@
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/%.o: %.c $(BUILD)/.cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -96,11 +113,13 @@ $(BUILD)/tests/test_resume: $(BUILD)/tests/test_resume.o $(BUILD)/tests/apitest.
 # The dashboard's npm packages (uPlot for charts, playwright-core for the browser
 # tests), pinned by package-lock.json; reinstalled when the lock file is newer.
 node_modules/.package-lock.json: package-lock.json package.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "saed: node and npm are missing;" \
+	  "the dashboard's uPlot is installed from npm (pinned by package-lock.json)." \
+	  "Run 'make deps' (or scripts/deps.sh) first, then make again." >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# uPlot is served from web/vendor (copied, not committed); nothing is fetched at run time.
-WEB_VENDOR := web/vendor/uPlot.esm.js web/vendor/uPlot.min.css web/vendor/uPlot.LICENSE.txt
+# uPlot is served from web/vendor (WEB_VENDOR above); nothing is fetched at run time.
 web/vendor/uPlot.LICENSE.txt: node_modules/.package-lock.json
 	@mkdir -p $(dir $@)
 	cp node_modules/uplot/LICENSE $@
@@ -109,13 +128,17 @@ web/vendor/uPlot.%: node_modules/.package-lock.json
 	cp node_modules/uplot/dist/uPlot.$* $@
 web: $(WEB_VENDOR)
 
-run: deps
-	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_OPT)' $(RELEASE_DIR)/saed
+# make release: the daemon `make run` starts (and etc/saed.service installs), without starting it.
+release:
+	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_FLAGS)' $(RELEASE_DIR)/saed
 	@$(MAKE) --no-print-directory web
+
+run: deps
+	@$(MAKE) --no-print-directory release
 	$(RELEASE_DIR)/saed --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 test: deps
-	@$(MAKE) --no-print-directory all web
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/run.sh
 
 clean:
@@ -153,7 +176,7 @@ fuzz-clean:
 clean: fuzz-clean
 -include $(FUZZ_LIB_OBJ:.o=.d) $(patsubst $(FUZZ_DIR)/%,$(FUZZ_DIR)/obj/fuzz/%.d,$(FUZZ_BINS))
 
-# make bench  the release build (RELEASE_OPT, in build-release/, the one `make run` starts) of saed and
+# make bench  the release build (RELEASE_FLAGS, in build-release/, the one `make run` starts) of saed and
 #             the bench programs, then bench/run.sh: the encoder-GEMM bound, saed's steady-state
 #             training, the NumPy and PyTorch dense references, ratios, Jaccard and the API under
 #             wrk; printed and written to bench/RESULTS.md (bench/run.sh: the env vars that shrink
@@ -164,7 +187,7 @@ BENCH_BINS := $(RELEASE_DIR)/saed $(RELEASE_DIR)/bench/bench_train $(RELEASE_DIR
 $(BUILD)/bench/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libcore.a
 	$(CC) $(filter %.o %.a,$^) -o $@ $(LIBS)
 bench-build:
-	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_OPT)' $(BENCH_BINS)
+	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_FLAGS)' $(BENCH_BINS)
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory bench-build web

@@ -20,8 +20,8 @@ static json_t *jobs_progress(const store_job *j)
     json_t *fraction = j->total_steps > 0 ? api_json_num((double)j->step / j->total_steps) : json_null();
     json_t *sps = j->samples_per_s > 0 ? api_json_num(j->samples_per_s) : json_null();
     json_t *eta = json_null();
-    if (j->state == JOB_SUCCEEDED) eta = json_real(0.0);
-    else if (j->state == JOB_RUNNING && j->eta_s >= 0) eta = api_json_num(j->eta_s);
+    if (j->state == STORE_JOB_SUCCEEDED) eta = json_real(0.0);
+    else if (j->state == STORE_JOB_RUNNING && j->eta_s >= 0) eta = api_json_num(j->eta_s);
     return json_pack("{s:i,s:i,s:o,s:o,s:o}", "step", j->step, "total_steps", j->total_steps, "fraction", fraction,
                      "samples_per_s", sps, "eta_s", eta);
 }
@@ -34,7 +34,7 @@ json_t *jobs_object(const store_job *j)
         latest = json_object();
     }
     return json_pack("{s:I,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)j->id, "type", j->type,
-                     "state", job_state_name(j->state), "created_at", j->created_at,
+                     "state", store_job_state_name(j->state), "created_at", j->created_at,
                      "started_at", api_json_time(j->started_at), "finished_at", api_json_time(j->finished_at),
                      "spec", api_json_stored(j->spec_json), "progress", jobs_progress(j), "latest", latest,
                      "result", api_json_stored(j->result_json),
@@ -163,8 +163,8 @@ enum MHD_Result jobs_list(api_req *r)
     int64_t after;
     if (api_query_page(r, &limit, &after)) return MHD_YES;
     const char *state = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "state");
-    job_state js;
-    if (state && job_state_parse(state, &js))
+    store_job_state js;
+    if (state && store_job_state_parse(state, &js))
         return api_problem_field(r, MHD_HTTP_BAD_REQUEST, "state",
                                  "?state= must be queued, running, succeeded, failed or cancelled");
     if (state) filter = (int)js;
@@ -235,11 +235,12 @@ enum MHD_Result jobs_delete(api_req *r)
 {
     store_job j = { 0 };
     if (jobs_load(r, &j)) return MHD_YES;
-    job_state s = j.state;
+    store_job_state s = j.state;
     store_job_clear(&j);
-    if (!job_state_terminal(s))
+    if (!store_job_state_terminal(s))
         return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is %s; cancel it (POST /v1/jobs/%lld/cancel) and delete "
-                           "it once it has stopped", (long long)r->ids[0], job_state_name(s), (long long)r->ids[0]);
+                           "it once it has stopped", (long long)r->ids[0], store_job_state_name(s),
+                           (long long)r->ids[0]);
     int rc = store_job_delete(r->st, r->ids[0]);
     if (rc == STORE_CONFLICT)
         return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is not finished", (long long)r->ids[0]);

@@ -55,7 +55,7 @@ void jobrun_path(const jobrun_ctx *ctx, const char *suffix, char *buf, size_t n)
 
 static void jobrun_fail(const jobrun_ctx *ctx, const char *msg)
 {
-    if (store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, msg) != STORE_OK)
+    if (store_job_finish(ctx->st, ctx->job->id, STORE_JOB_FAILED, msg) != STORE_OK)
         LOGW("job %lld: recording failure failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
 }
 
@@ -229,7 +229,7 @@ static void jobrun_finish_train(const jobrun_ctx *ctx, jobrun_train_state *s, tr
         unlink(s->ckpt_path);
         return;
     case TRAIN_CANCELLED:
-        store_job_finish(ctx->st, ctx->job->id, JOB_CANCELLED, NULL);
+        store_job_finish(ctx->st, ctx->job->id, STORE_JOB_CANCELLED, NULL);
         unlink(s->ckpt_path);
         return;
     case TRAIN_INTERRUPTED:

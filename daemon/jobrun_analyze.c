@@ -375,8 +375,8 @@ static void an_finish(an_job *j, int rc)
     if (rc != AN_DONE && j->dir[0]) files_remove_tree(j->dir);
     if (rc == AN_SHUTDOWN && store_job_requeue(ctx->st, ctx->job->id) != STORE_OK)
         LOGW("job %lld: requeue failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
-    if (rc == AN_CANCEL) store_job_finish(ctx->st, ctx->job->id, JOB_CANCELLED, NULL);
-    if (rc == AN_ERROR && store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, j->err) != STORE_OK)
+    if (rc == AN_CANCEL) store_job_finish(ctx->st, ctx->job->id, STORE_JOB_CANCELLED, NULL);
+    if (rc == AN_ERROR && store_job_finish(ctx->st, ctx->job->id, STORE_JOB_FAILED, j->err) != STORE_OK)
         LOGW("job %lld: recording failure failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
 }
 
@@ -397,7 +397,7 @@ void jobrun_analyze(const jobrun_ctx *ctx)
 {
     an_job *j = calloc(1, sizeof *j);
     if (!j) {
-        store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, "out of memory starting the analysis");
+        store_job_finish(ctx->st, ctx->job->id, STORE_JOB_FAILED, "out of memory starting the analysis");
         return;
     }
     j->ctx = ctx;

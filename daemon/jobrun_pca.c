@@ -284,8 +284,8 @@ static void pca_finish(pca_job *j, int rc)
     const jobrun_ctx *ctx = j->ctx;
     if (rc != 0 && j->dir[0]) files_remove_tree(j->dir);
     if (rc > 0 && atomic_load(ctx->stopping)) store_job_requeue(ctx->st, ctx->job->id);
-    else if (rc > 0) store_job_finish(ctx->st, ctx->job->id, JOB_CANCELLED, NULL);
-    else if (rc < 0 && store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, j->err) != STORE_OK)
+    else if (rc > 0) store_job_finish(ctx->st, ctx->job->id, STORE_JOB_CANCELLED, NULL);
+    else if (rc < 0 && store_job_finish(ctx->st, ctx->job->id, STORE_JOB_FAILED, j->err) != STORE_OK)
         LOGW("job %lld: recording failure failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
 }
 
@@ -293,7 +293,7 @@ void jobrun_pca(const jobrun_ctx *ctx)
 {
     pca_job *j = calloc(1, sizeof *j);
     if (!j) {
-        store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, "out of memory starting the PCA");
+        store_job_finish(ctx->st, ctx->job->id, STORE_JOB_FAILED, "out of memory starting the PCA");
         return;
     }
     j->ctx = ctx;

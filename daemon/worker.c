@@ -51,7 +51,7 @@ static void worker_run_one(worker_pool *p, store *st, store_job *job)
     jobrun_dispatch(&ctx);
     store_job done;
     if (store_job_get(st, job->id, &done) == STORE_OK) {
-        LOGI("job %lld %s%s%s", (long long)job->id, job_state_name(done.state),
+        LOGI("job %lld %s%s%s", (long long)job->id, store_job_state_name(done.state),
              done.error ? ": " : "", done.error ? done.error : "");
         store_job_clear(&done);
     }

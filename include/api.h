@@ -4,7 +4,7 @@
  * health.c, events.c, web.c); every error leaves as application/problem+json.
  * Handlers only read and write SQLite through a pool of store handles and
  * return: they never wait on training. Per-request state is freed in the
- * completion callback. The contract is ../shared/API.md and openapi.json. */
+ * completion callback. The contract is docs/API.md and openapi.json. */
 #ifndef SAED_API_H
 #define SAED_API_H
 #include <stddef.h>

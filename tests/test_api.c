@@ -1,5 +1,5 @@
 /* test_api — drives a real saed over HTTP (libcurl) and checks the REST
- * contract of ../shared/API.md end to end.
+ * contract of docs/API.md end to end.
  *
  * It starts $BUILD/saed (BUILD from the environment, default "build") as a
  * child on a free port with a fresh data directory, waits for /v1/health,
