@@ -39,6 +39,17 @@ struct train_state {
     char err[256];
 };
 
+/* For asserts: the two copies of the SAE's configuration, the trainer's (sc) and the parameters'
+ * (p.cfg, copied from it at creation), agree on the shape that train_update, train_ckpt and
+ * train_resample index with, and the buffer and its companions are the size that shape needs. */
+static inline int train_state_shape_ok(const train_state *st)
+{
+    const sae_config *a = &st->sc, *b = &st->p.cfg;
+    return a->arch == b->arch && a->dim == b->dim && a->n_latents == b->n_latents &&
+           a->group_size == b->group_size && a->dim >= 1 && a->n_latents >= 1 && st->p.buf && st->grad &&
+           st->m && st->v && st->last_fired && st->p.n_params == sae_n_params(a);
+}
+
 /* train.resample_every (core/train_resample.c): 1 if the step just completed resamples; then
  * train_resample re-initialises the dead latents and returns how many (-1: out of memory). */
 int train_resample_due(const train_state *st);
