@@ -127,7 +127,7 @@ static size_t ck_prefix_size(int n_fields) { return 8 + 4 + 4 + 8 * (size_t)n_fi
 size_t train_checkpoint_size(const train_state *st)
 {
     train_ckpt_field f[TRAIN_CKPT_MAX_FIELDS];
-    assert(st && train_state_shape_ok(st));
+    assert(st && train_state_ok(st));
     int nf = train_ckpt_fields(st, f);
     return ck_prefix_size(nf) + 3 * 4 * st->p.n_params + 4 * (size_t)st->sc.n_latents + 8;
 }
@@ -135,7 +135,7 @@ size_t train_checkpoint_size(const train_state *st)
 void train_checkpoint_write(const train_state *st, void *buf)
 {
     train_ckpt_field f[TRAIN_CKPT_MAX_FIELDS];
-    assert(st && buf && train_state_shape_ok(st));
+    assert(st && buf && train_state_ok(st));
     assert(st->step >= 0 && st->step <= st->tc.steps && isfinite(st->in_scale) && st->in_scale > 0.0f);
     int nf = train_ckpt_fields(st, f);
     unsigned char *p = buf;
@@ -198,7 +198,7 @@ static int ck_check(const train_state *st, const unsigned char *b, size_t len, c
 int train_checkpoint_restore(train_state *st, const void *buf, size_t len, char *err, size_t errlen)
 {
     const unsigned char *b = buf;
-    assert(st && (buf || len == 0) && train_state_shape_ok(st));
+    assert(st && (buf || len == 0) && train_state_ok(st));
     if (ck_check(st, b, len, err, errlen) != 0)
         return -1;
     assert(len == train_checkpoint_size(st)); /* ck_check: the blob is this configuration's size */

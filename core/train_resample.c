@@ -64,7 +64,7 @@ static int train_resample_residuals(train_state *st, int B, float *res, double *
 /* Mean norm of the live latents' encoder columns (1 if none is live). */
 static float train_resample_enc_norm(const train_state *st, const unsigned char *dead)
 {
-    assert(dead && train_state_shape_ok(st));
+    assert(dead && train_state_ok(st));
     int n = st->sc.n_latents, dim = st->sc.dim, live = 0;
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
@@ -120,7 +120,7 @@ static void train_resample_latent(train_state *st, int i, const float *r, float 
 
 int train_resample(train_state *st)
 {
-    assert(st && train_state_shape_ok(st) && st->x && st->tc.batch_size >= 1);
+    assert(st && train_state_ok(st) && st->x && st->tc.batch_size >= 1);
     assert(train_resample_due(st)); /* train_state.h: called when the step just completed resamples */
     int n = st->sc.n_latents, B = st->tc.batch_size, dim = st->sc.dim, W = st->tc.dead_window, count = 0;
     unsigned char *dead = malloc((size_t)n); /* (n) */

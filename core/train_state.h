@@ -5,6 +5,7 @@
 #define SAED_TRAIN_STATE_H
 #include "train.h"
 #include "sae_engine.h"
+#include <string.h>
 
 struct train_state {
     sae_config sc;
@@ -40,14 +41,16 @@ struct train_state {
 };
 
 /* For asserts: the two copies of the SAE's configuration, the trainer's (sc) and the parameters'
- * (p.cfg, copied from it at creation), agree on the shape that train_update, train_ckpt and
- * train_resample index with, and the buffer and its companions are the size that shape needs. */
-static inline int train_state_shape_ok(const train_state *st)
+ * (p.cfg, copied from it at creation and never written since: a step's threshold travels in its
+ * sae_pass), agree in every field; the buffers are there and the size that configuration needs;
+ * the step is in range. */
+static inline int train_state_ok(const train_state *st)
 {
     const sae_config *a = &st->sc, *b = &st->p.cfg;
-    return a->arch == b->arch && a->dim == b->dim && a->n_latents == b->n_latents &&
-           a->group_size == b->group_size && a->dim >= 1 && a->n_latents >= 1 && st->p.buf && st->grad &&
-           st->m && st->v && st->last_fired && st->p.n_params == sae_n_params(a);
+    return memcmp(a, b, sizeof *a) == 0 && a->dim >= 1 && a->n_latents >= 1 && st->p.buf && st->grad && st->m &&
+           st->v && st->last_fired && st->engine && st->x && st->idx && st->fired &&
+           st->p.n_params == sae_n_params(a) && st->step >= 0 && st->step <= st->tc.steps &&
+           st->tc.batch_size >= 1 && st->src.dim == a->dim && st->in_scale > 0.0f;
 }
 
 /* train.resample_every (core/train_resample.c): 1 if the step just completed resamples; then

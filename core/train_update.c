@@ -71,7 +71,7 @@ double train_update_norm(train_state *st)
 {
     double part[TRAIN_MAX_THREADS];
     int T = par_threads(st->pool);
-    assert(st && train_state_shape_ok(st));
+    assert(st && train_state_ok(st));
     assert(1 <= T && T <= TRAIN_MAX_THREADS); /* part holds one sum per thread */
     train_update_job j = {.st = st, .part = part};
     par_run(st->pool, train_update_norm_part, &j);
@@ -127,7 +127,7 @@ static inline int train_update_buffers_disjoint(const train_state *st)
 
 void train_update_apply(train_state *st, double lr, float grad_scale)
 {
-    assert(st && train_state_shape_ok(st) && st->step >= 0);
+    assert(st && train_state_ok(st) && st->step >= 0);
     const train_config *t = &st->tc;
     double n = st->step + 1.0;
     /* grad_scale is the clip factor in [0, 1] (0 only when a huge finite norm underflows it) */
