@@ -26,8 +26,10 @@ CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
 STORAGE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard storage/*.c))
 COMMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
 API_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard api/*.c))
-DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out daemon/main.c,$(wildcard daemon/*.c)))
-ALL_OBJ := $(CORE_OBJ) $(STORAGE_OBJ) $(COMMON_OBJ) $(API_OBJ) $(DAEMON_OBJ) $(BUILD)/daemon/main.o
+DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard daemon/*.c))
+# main/ starts both the worker pool (daemon/) and the HTTP server (api/): the one place above both.
+MAIN_OBJ := $(BUILD)/main/main.o
+ALL_OBJ := $(CORE_OBJ) $(STORAGE_OBJ) $(COMMON_OBJ) $(API_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
@@ -57,7 +59,7 @@ $(BUILD)/lib%.a:
 	ar rcs $@ $^
 
 LAYERS := $(BUILD)/libdaemon.a $(BUILD)/libapi.a $(BUILD)/libstorage.a $(BUILD)/libcore.a $(BUILD)/libcommon.a
-$(BUILD)/saed: $(BUILD)/daemon/main.o $(LAYERS)
+$(BUILD)/saed: $(MAIN_OBJ) $(LAYERS)
 	$(CC) $^ -o $@ $(LIBS)
 
 # Unit tests link only the layers below them; test_api drives a real saed over HTTP.
