@@ -1,4 +1,4 @@
-/* api/spec.c — request bodies to typed configurations and back (spec.h).
+/* spec/spec.c — request bodies to typed configurations and back (spec.h).
  *
  * Pure functions: JSON in, structs and a normalised JSON out, errors as
  * (field, message) pairs with 400 (unknown field, wrong type, missing) or

@@ -1,4 +1,4 @@
-/* api/spec_analysis.c — `analyze` and `pca` job bodies to structs and a
+/* spec/spec_analysis.c — `analyze` and `pca` job bodies to structs and a
  * normalised JSON (spec_analysis.h).
  *
  * One parser per type fills its struct from the defaults and records errors;
