@@ -404,24 +404,3 @@ enum MHD_Result datasets_labels(api_req *r)
     store_dataset_clear(&d);
     return ret;
 }
-
-int datasets_check_eval_rows(api_req *r, int64_t dataset_id, const json_t *spec)
-{
-    store *st = api_store(r);
-    if (!st) return -1;
-    store_dataset d = { 0 };
-    if (store_dataset_get(st, dataset_id, &d) != STORE_OK) {
-        api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read dataset %lld: %s", (long long)dataset_id,
-                    store_errmsg(st));
-        return -1;
-    }
-    int64_t n = d.n_rows;
-    json_int_t eval = json_integer_value(json_object_get(json_object_get(spec, "train"), "eval_rows"));
-    store_dataset_clear(&d);
-    if (n < 0 || eval < n) return 0;
-    api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "train.eval_rows", "dataset %lld has %lld rows, and "
-                      "train.eval_rows (%lld) of them are held out for evaluation; set train.eval_rows below %lld "
-                      "(e.g. %lld)", (long long)dataset_id, (long long)n, (long long)eval, (long long)n,
-                      (long long)(n / 10 > 0 ? n / 10 : 1));
-    return -1;
-}

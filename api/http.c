@@ -145,6 +145,7 @@ enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const ch
             snprintf(buf, sizeof buf, "the request is invalid");
         detail = buf;
     }
+    if (status >= 500) LOGE("%s %s: %u %s", r->method, r->url, status, detail);
     json_t *p = http_problem_object(status, detail), *list = json_array();
     for (int i = 0; i < errs->n; i++)
         json_array_append_new(list, json_pack("{s:s,s:s}", "field", errs->e[i].field,

@@ -134,9 +134,6 @@ enum MHD_Result datasets_put_labels(api_req *r);   /* PUT .../labels, streamed *
  * PUT /v1/datasets/{id}/labels) and was taken (r->sink set, or a reply
  * queued at once, e.g. 413 from Content-Length); 0 for an ordinary request. */
 int datasets_sink_open(api_req *r);
-/* A finite dataset must have more rows than spec.train.eval_rows holds out:
- * 0, or -1 after replying (422 naming train.eval_rows, or 500). */
-int datasets_check_eval_rows(api_req *r, int64_t dataset_id, const json_t *spec);
 /* At start-up: removes staging directories (data_dir/datasets/.staging-*)
  * untouched for an hour, i.e. left by a crash. Best effort. */
 void datasets_staging_sweep(const api_server *s);
@@ -164,9 +161,7 @@ enum MHD_Result saes_b_dec(api_req *r);
 enum MHD_Result saes_safetensors(api_req *r);
 enum MHD_Result saes_cfg(api_req *r);
 
-/* Analysis (api/analysis*.c, groups.c, encode.c, compare.c, analyses.c). */
-enum MHD_Result anjobs_create_analyze(api_req *r, const json_t *body);  /* POST /v1/jobs type analyze */
-enum MHD_Result anjobs_create_pca(api_req *r, const json_t *body);      /* POST /v1/jobs type pca */
+/* Analysis (api/analysis.c, groups.c, encode.c, compare.c, analyses.c). */
 enum MHD_Result saean_get(api_req *r);          /* GET /v1/saes/{id}/analysis */
 enum MHD_Result saean_latents(api_req *r);
 enum MHD_Result saean_latent(api_req *r);

@@ -1,7 +1,12 @@
-/* jobrun — the train job: dataset -> data source, spec -> configs, resume
- * from the last checkpoint if one exists, run the trainer with hooks that
- * write progress, metric points and checkpoints, then export the SAE
- * (jobrun_export.c: .npy, sae.safetensors, cfg.json) and record the outcome. Hooks throttle their SQLite writes (progress every
+/* jobrun — the runner column of the job-type table and the train job.
+ *
+ * jobrun_dispatch finds a claimed job's type through the spec layer's table
+ * (jobtype.h) and calls the runner built for it here from JOBTYPE_LIST.
+ * The train job: dataset -> data source, spec -> configs, resume from the
+ * last checkpoint if one exists, run the trainer with hooks that write
+ * progress, metric points and checkpoints, then export the SAE
+ * (jobrun_export.c: .npy, sae.safetensors, cfg.json) and record the
+ * outcome. Hooks throttle their SQLite writes (progress every
  * JOBRUN_PROGRESS_S, the cancel flag read every JOBRUN_CANCEL_S), so the
  * training step never waits on the database for long. */
 #include "jobrun.h"
@@ -271,12 +276,18 @@ void jobrun_train(const jobrun_ctx *ctx)
     jobrun_close_data(&data);
 }
 
+/* The runner column of the job-type table (jobtype.h), indexed by jobtype_id. */
+static void (*const jobrun_runners[JOBTYPE_N])(const jobrun_ctx *ctx) = {
+#define JOBRUN_RUNNER(name) [JOBTYPE_##name] = jobrun_##name,
+    JOBTYPE_LIST(JOBRUN_RUNNER)
+#undef JOBRUN_RUNNER
+};
+
 void jobrun_dispatch(const jobrun_ctx *ctx)
 {
     char msg[128];
-    if (!strcmp(ctx->job->type, "train")) { jobrun_train(ctx); return; }
-    if (!strcmp(ctx->job->type, "analyze")) { jobrun_analyze(ctx); return; }
-    if (!strcmp(ctx->job->type, "pca")) { jobrun_pca(ctx); return; }
+    int id = jobtype_find(ctx->job->type);
+    if (id >= 0) { jobrun_runners[id](ctx); return; }
     snprintf(msg, sizeof msg, "job type '%s' is not supported by this version of saed", ctx->job->type);
     jobrun_fail(ctx, msg);
 }

@@ -1,10 +1,13 @@
-/* jobrun — running one claimed job of each type (train now; analyze, pca,
- * groupspace later). A runner records its own outcome in the store
- * (succeeded with its result, failed with a readable error, cancelled, or
- * requeued at shutdown); the worker pool only claims and dispatches. */
+/* jobrun — running one claimed job: the runner column of the job-type
+ * table (jobtype.h), one runner per row of JOBTYPE_LIST: train
+ * (daemon/jobrun.c), analyze (jobrun_analyze.c) and pca (jobrun_pca.c).
+ * A runner records its own outcome in the store (succeeded with its result,
+ * failed with a readable error, cancelled, or requeued at shutdown); the
+ * worker pool only claims and dispatches. */
 #ifndef SAED_JOBRUN_H
 #define SAED_JOBRUN_H
 #include <stdatomic.h>
+#include "jobtype.h"
 #include "store.h"
 
 typedef struct {
@@ -15,15 +18,17 @@ typedef struct {
     int threads;                 /* the trainer's pool (train.threads) */
 } jobrun_ctx;
 
-void jobrun_train(const jobrun_ctx *ctx);
-/* Dispatches on job->type; an unknown type fails the job with a message. */
+/* The runners, jobrun_<type> for each row of JOBTYPE_LIST: a row without
+ * its runner is a link error. */
+#define JOBRUN_DECLARE(name) void jobrun_##name(const jobrun_ctx *ctx);
+JOBTYPE_LIST(JOBRUN_DECLARE)
+#undef JOBRUN_DECLARE
+/* Finds job->type's runner through the table and runs it; a type this
+ * version does not run fails the job with a message. */
 void jobrun_dispatch(const jobrun_ctx *ctx);
 /* data_dir/jobs/{id}[/suffix] into buf. */
 void jobrun_path(const jobrun_ctx *ctx, const char *suffix, char *buf, size_t n);
 
-/* The analysis jobs (daemon/jobrun_analyze.c, daemon/jobrun_pca.c). */
-void jobrun_analyze(const jobrun_ctx *ctx);
-void jobrun_pca(const jobrun_ctx *ctx);
 /* The job's dataset (job->dataset_id) opened as a data source for any job
  * type, through the same code as training: *src is valid until
  * jobrun_dataset_close(*out). 0, or -1 with err set. */

@@ -1,11 +1,14 @@
-/* spec — request bodies to typed configurations.
+/* spec — request bodies to typed configurations (spec/spec.c), the bottom
+ * of the job-spec contract that api/ and daemon/ share.
  *
- * The API validates a job request with spec_normalize_job(), which checks
- * every field (an unknown field is an error naming it), fills in defaults and
- * returns the normalised spec that is stored with the job. Workers turn that
- * stored spec back into typed configurations with spec_train_configs().
- * Errors are collected as (field, message) pairs with an HTTP status:
- * 400 for wrong types/unknown fields, 422 for well-formed but impossible. */
+ * A job request is validated by its type's validator (jobtype.h), which
+ * calls spec_normalize_train() here: every field is checked (an unknown
+ * field is an error naming it), defaults are filled in and the normalised
+ * spec that is stored with the job comes back. Workers turn that stored
+ * spec back into typed configurations with spec_train_configs().
+ * Errors are the spec layer's one style: (field, message) pairs with an
+ * HTTP status: 400 for wrong types/unknown fields, 422 for well-formed but
+ * impossible, 500 when a validator could not read the store. */
 #ifndef SAED_SPEC_H
 #define SAED_SPEC_H
 #include <stddef.h>
@@ -17,7 +20,8 @@
 #define SPEC_MAX_ERRORS 16
 
 typedef struct {
-    int status;           /* 0 if no error, else 400 or 422 (400 wins) */
+    int status;           /* 0 if no error, else 400 or 422 (400 wins), or 500 (wins over both); the
+                           * API reuses it for one-field problems of any 4xx/5xx status */
     int n;
     struct { char field[64]; char message[256]; } e[SPEC_MAX_ERRORS];
 } spec_errors;

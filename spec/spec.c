@@ -9,6 +9,7 @@
  * The normalised JSON is written from the structs, so it shows exactly what
  * will run. The same parser reads a stored spec back for the worker. */
 #include "spec.h"
+#include <assert.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -33,7 +34,8 @@ static const char *const spec_circles_keys[] = { "n_circles", "dim", "p_active",
 
 void spec_error_add(spec_errors *errs, int status, const char *field, const char *fmt, ...)
 {
-    if (errs->status != 400) errs->status = status;
+    assert(errs && status >= 400 && status < 600 && field && fmt);
+    if (errs->status < 500 && (errs->status != 400 || status >= 500)) errs->status = status;
     if (errs->n >= SPEC_MAX_ERRORS) return;
     snprintf(errs->e[errs->n].field, sizeof errs->e[0].field, "%s", field);
     va_list ap;
