@@ -91,7 +91,7 @@ enum MHD_Result encode_post(api_req *r)
     sae_params p;
     char err[512];
     int B = 0;
-    if (saean_load(r, &s, NULL)) return MHD_YES;
+    if (saes_analysis_load(r, &s, NULL)) return MHD_YES;
     json_t *body = api_body_object(r);
     float *x = body ? encode_parse(r, body, s.dim, &B) : NULL;
     json_decref(body);

@@ -44,7 +44,7 @@ static void groups_free(groups_geo *q)
 static int groups_load(api_req *r, groups_geo *q)
 {
     memset(q, 0, sizeof *q);
-    if (saean_load(r, &q->sae, &q->an)) return -1;
+    if (saes_analysis_load(r, &q->sae, &q->an)) return -1;
     if (r->ids[1] >= q->an.n_groups) {
         api_problem(r, MHD_HTTP_NOT_FOUND, "group %lld does not exist: SAE %lld has groups 0 .. %d",
                     (long long)r->ids[1], (long long)r->ids[0], q->an.n_groups - 1);
@@ -110,7 +110,7 @@ enum MHD_Result groups_get(api_req *r)
         groups_free(&q);
         return MHD_YES;
     }
-    json_t *o = saean_group_item(&q.g);
+    json_t *o = saes_analysis_group_item(&q.g);
     json_t *sv = json_array();
     for (int i = 0; i < q.s; i++) json_array_append_new(sv, api_json_num(q.sv[i]));
     json_object_set_new(o, "cosine", groups_matrix(q.cos, q.s, q.s));

@@ -161,13 +161,13 @@ enum MHD_Result saes_b_dec(api_req *r);
 enum MHD_Result saes_safetensors(api_req *r);
 enum MHD_Result saes_cfg(api_req *r);
 
-/* Analysis (api/analysis.c, groups.c, encode.c, compare.c, analyses.c). */
-enum MHD_Result saean_get(api_req *r);          /* GET /v1/saes/{id}/analysis */
-enum MHD_Result saean_latents(api_req *r);
-enum MHD_Result saean_latent(api_req *r);
-enum MHD_Result saean_jaccard(api_req *r);
-enum MHD_Result saean_groups(api_req *r);
-enum MHD_Result saean_recovery(api_req *r);
+/* Analysis (api/saes_analysis.c, groups.c, encode.c, compare.c, analyses.c). */
+enum MHD_Result saes_analysis_get(api_req *r);          /* GET /v1/saes/{id}/analysis */
+enum MHD_Result saes_analysis_latents(api_req *r);
+enum MHD_Result saes_analysis_latent(api_req *r);
+enum MHD_Result saes_analysis_jaccard(api_req *r);
+enum MHD_Result saes_analysis_groups(api_req *r);
+enum MHD_Result saes_analysis_recovery(api_req *r);
 enum MHD_Result groups_get(api_req *r);
 enum MHD_Result groups_plane(api_req *r);
 enum MHD_Result groups_projection(api_req *r);
@@ -179,11 +179,11 @@ enum MHD_Result analyses_components(api_req *r);
 enum MHD_Result analyses_mean(api_req *r);
 /* SAE r->ids[0] and its latest analysis; -1 after replying 404, or 409
  * ("run an analyze job first") when it has none. a may be NULL (SAE only). */
-int saean_load(api_req *r, store_sae *s, store_sae_analysis *a);
+int saes_analysis_load(api_req *r, store_sae *s, store_sae_analysis *a);
 /* ?name=1,2,3: up to cap integers in [min, max] into out; 1 present, 0 absent,
  * -1 after replying (400 syntax or count, 422 out of range). */
-int saean_query_list(api_req *r, const char *name, int64_t min, int64_t max, int cap, int64_t *out, int *n);
-json_t *saean_group_item(const store_group *g); /* {"group","members","density",...} */
+int saes_analysis_query_list(api_req *r, const char *name, int64_t min, int64_t max, int cap, int64_t *out, int *n);
+json_t *saes_analysis_group_item(const store_group *g); /* {"group","members","density",...} */
 
 enum MHD_Result health_get(api_req *r);
 enum MHD_Result health_openapi(api_req *r);
