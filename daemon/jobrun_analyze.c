@@ -66,7 +66,7 @@ static int jobrun_analyze_open_circles(jobrun_analyze_job *j)
 static int jobrun_analyze_setup(jobrun_analyze_job *j)
 {
     const jobrun_ctx *ctx = j->ctx;
-    if (spec_analyze_parse(ctx->job->spec_json, &j->spec, j->err, sizeof j->err)) return -1;
+    if (spec_analysis_parse_analyze(ctx->job->spec_json, &j->spec, j->err, sizeof j->err)) return -1;
     if (store_sae_get(ctx->st, j->spec.sae, &j->sae) != STORE_OK) {
         snprintf(j->err, sizeof j->err, "SAE %lld no longer exists", (long long)j->spec.sae);
         return -1;
@@ -312,8 +312,8 @@ static int jobrun_analyze_write_files(jobrun_analyze_job *j)
 
 static json_t *jobrun_analyze_cluster_json(const jobrun_analyze_job *j)
 {
-    if (j->spec.cluster == SPEC_CLUSTER_NONE) return NULL;
-    return json_pack("{s:s,s:i,s:o}", "method", j->spec.cluster == SPEC_CLUSTER_COSINE ? "cosine" : "jaccard",
+    if (j->spec.cluster == SPEC_ANALYSIS_CLUSTER_NONE) return NULL;
+    return json_pack("{s:s,s:i,s:o}", "method", j->spec.cluster == SPEC_ANALYSIS_CLUSTER_COSINE ? "cosine" : "jaccard",
                      "group_size", j->s, "min_similarity", jobrun_analyze_num(j->spec.cluster_min_sim));
 }
 

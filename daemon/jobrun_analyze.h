@@ -27,7 +27,7 @@
 
 typedef struct {
     const jobrun_ctx *ctx;
-    spec_analyze spec;
+    spec_analysis_analyze spec;
     store_sae sae;
     sae_params p;
     par_pool *pool;            /* ctx->threads threads for the encoder's products */

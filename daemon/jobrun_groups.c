@@ -35,12 +35,12 @@ int jobrun_groups_form(jobrun_analyze_job *j)
     j->group_of = malloc((size_t)n * sizeof *j->group_of);
     j->W_perm = malloc((size_t)n * j->dim * sizeof *j->W_perm);
     if (!j->order || !j->group_of || !j->W_perm) return jobrun_groups_nomem(j, "grouping");
-    if (j->spec.cluster == SPEC_CLUSTER_NONE) {
+    if (j->spec.cluster == SPEC_ANALYSIS_CLUSTER_NONE) {
         j->s = j->sae.group_size;
         for (int i = 0; i < n; i++) j->order[i] = i;
     } else {
         j->s = j->spec.cluster_group_size;
-        int cos = j->spec.cluster == SPEC_CLUSTER_COSINE;
+        int cos = j->spec.cluster == SPEC_ANALYSIS_CLUSTER_COSINE;
         int rc = analysis_cluster_greedy(n, j->s, K, cos ? j->nb_cos_idx : j->nb_j_idx, cos ? j->nb_cos : j->nb_j,
                                          j->spec.cluster_min_sim, j->order);
         if (rc) return jobrun_groups_core_fail(j, "clustering the latents", rc);

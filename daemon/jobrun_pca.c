@@ -1,6 +1,6 @@
 /* jobrun_pca — the pca job: the rows chosen (by index, or every row whose
- * label is one of those asked for, up to SPEC_PCA_MAX_ROWS, in row order)
- * are encoded in batches into one sparse activation matrix; the top_latents
+ * label is one of those asked for, up to SPEC_ANALYSIS_PCA_MAX_ROWS, in row
+ * order) are encoded in batches into one sparse activation matrix; the top_latents
  * latents with the largest total activation on them are kept, each row is
  * reconstructed from those latents alone (plus b_dec) and PCA runs on the
  * reconstructions (analysis_pca_latents: an L x L problem whatever dim).
@@ -27,7 +27,7 @@
 
 typedef struct {
     const jobrun_ctx *ctx;
-    spec_pca spec;
+    spec_analysis_pca spec;
     store_sae sae;
     sae_params p;
     par_pool *pool;           /* ctx->threads threads for the encoder's products */
@@ -50,7 +50,7 @@ static int jobrun_pca_setup(jobrun_pca_job *j)
 {
     const jobrun_ctx *ctx = j->ctx;
     store_dataset d;
-    if (spec_pca_parse(ctx->job->spec_json, &j->spec, j->err, sizeof j->err)) return -1;
+    if (spec_analysis_parse_pca(ctx->job->spec_json, &j->spec, j->err, sizeof j->err)) return -1;
     if (store_sae_get(ctx->st, j->spec.sae, &j->sae) != STORE_OK ||
         store_dataset_get(ctx->st, j->spec.dataset, &d) != STORE_OK) {
         snprintf(j->err, sizeof j->err, "SAE %lld or dataset %lld no longer exists", (long long)j->spec.sae,
@@ -101,10 +101,10 @@ static int jobrun_pca_rows_by_label(jobrun_pca_job *j)
         return -1;
     }
     qsort(j->spec.labels, (size_t)j->spec.n_labels, sizeof *j->spec.labels, jobrun_pca_cmp_str);
-    j->rows = malloc(SPEC_PCA_MAX_ROWS * sizeof *j->rows);
+    j->rows = malloc(SPEC_ANALYSIS_PCA_MAX_ROWS * sizeof *j->rows);
     if (!j->rows) return snprintf(j->err, sizeof j->err, "out of memory choosing rows"), -1;
     int64_t n = artifacts_labels_count(j->labels);
-    for (int64_t i = 0; i < n && j->m < SPEC_PCA_MAX_ROWS; i++) {
+    for (int64_t i = 0; i < n && j->m < SPEC_ANALYSIS_PCA_MAX_ROWS; i++) {
         const char *s;
         size_t len;
         if (!artifacts_label(j->labels, i, &s, &len) &&
@@ -270,7 +270,7 @@ static int jobrun_pca_save(jobrun_pca_job *j)
 
 static void jobrun_pca_free(jobrun_pca_job *j)
 {
-    spec_pca_free(&j->spec);
+    spec_analysis_pca_free(&j->spec);
     store_sae_clear(&j->sae);
     sae_params_free(&j->p);
     par_free(j->pool);

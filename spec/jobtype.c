@@ -159,7 +159,7 @@ int jobtype_train_validate(store *st, const json_t *body, const jobtype_limits *
 
 /* What the body's ids name, from the store (spec_analysis.h's refs). 0, or -1 after recording the
  * store's failure (500). */
-static int jobtype_refs(store *st, const json_t *body, spec_refs *refs, spec_errors *errs)
+static int jobtype_refs(store *st, const json_t *body, spec_analysis_refs *refs, spec_errors *errs)
 {
     int64_t sae_id, ds_id;
     store_sae s = { 0 };
@@ -202,9 +202,9 @@ int jobtype_analyze_validate(store *st, const json_t *body, const jobtype_limits
                              spec_errors *errs)
 {
     assert(st && body && lim && out && errs);
-    spec_refs refs;
+    spec_analysis_refs refs;
     if (jobtype_refs(st, body, &refs, errs)) return -1;
-    json_t *spec = spec_normalize_analyze(body, &refs, lim->max_job_bytes, errs);
+    json_t *spec = spec_analysis_normalize_analyze(body, &refs, lim->max_job_bytes, errs);
     int total = spec ? (int)json_integer_value(json_object_get(spec, "n_samples")) : 0;
     return jobtype_analysis_out(spec, total, out);
 }
@@ -213,9 +213,9 @@ int jobtype_pca_validate(store *st, const json_t *body, const jobtype_limits *li
                          spec_errors *errs)
 {
     assert(st && body && lim && out && errs);
-    spec_refs refs;
+    spec_analysis_refs refs;
     if (jobtype_refs(st, body, &refs, errs)) return -1;
-    json_t *spec = spec_normalize_pca(body, &refs, errs);
+    json_t *spec = spec_analysis_normalize_pca(body, &refs, errs);
     int total = spec ? (int)json_array_size(json_object_get(json_object_get(spec, "rows"), "indices")) : 0;
     return jobtype_analysis_out(spec, total, out);
 }
