@@ -236,8 +236,8 @@ static const struct {
     enum MHD_Result (*create)(api_req *r, const json_t *body);
 } datasets_kinds[] = {
     { "circles", datasets_create_circles },
-    { "npy", datasets_create_npy },
-    { "idx", datasets_create_idx },
+    { "npy", datasets_import_npy },
+    { "idx", datasets_import_idx },
 };
 
 enum MHD_Result datasets_create(api_req *r)
@@ -360,7 +360,7 @@ enum MHD_Result datasets_rows(api_req *r)
         return ret;
     }
     if (!strcmp(d.kind, "circles")) ret = datasets_rows_circles(r, &d, offset, (int)limit);
-    else ret = datasets_rows_file(r, &d, offset, (int)limit);
+    else ret = datasets_read_rows(r, &d, offset, (int)limit);
     store_dataset_clear(&d);
     return ret;
 }
@@ -400,7 +400,7 @@ enum MHD_Result datasets_labels(api_req *r)
         ret = api_problem(r, MHD_HTTP_NOT_FOUND, "dataset %lld has no labels%s", (long long)d.id,
                           strcmp(d.kind, "circles") ? "" : " (circles datasets never do)");
     else
-        ret = datasets_labels_file(r, &d);
+        ret = datasets_read_labels(r, &d);
     store_dataset_clear(&d);
     return ret;
 }

@@ -45,7 +45,7 @@ struct api_server {
 };
 
 /* A streamed request body (uploads, datasets_upload.c): chosen on the first
- * call by datasets_sink_open(); the body's chunks go to feed() instead of
+ * call by datasets_upload_open(); the body's chunks go to feed() instead of
  * the capped in-memory body, and free() runs from the completion callback. */
 typedef struct api_sink {
     void (*feed)(struct api_sink *k, const char *data, size_t n);
@@ -129,11 +129,11 @@ enum MHD_Result datasets_delete(api_req *r);
 enum MHD_Result datasets_rows(api_req *r);
 enum MHD_Result datasets_planes(api_req *r);
 enum MHD_Result datasets_labels(api_req *r);
-enum MHD_Result datasets_put_labels(api_req *r);   /* PUT .../labels, streamed */
+enum MHD_Result datasets_upload_labels(api_req *r);   /* PUT .../labels, streamed */
 /* First call of a request: 1 if it is a streamed upload (POST /v1/datasets?kind=,
  * PUT /v1/datasets/{id}/labels) and was taken (r->sink set, or a reply
  * queued at once, e.g. 413 from Content-Length); 0 for an ordinary request. */
-int datasets_sink_open(api_req *r);
+int datasets_upload_open(api_req *r);
 /* At start-up: removes staging directories (data_dir/datasets/.staging-*)
  * untouched for an hour, i.e. left by a crash. Best effort. */
 void datasets_staging_sweep(const api_server *s);

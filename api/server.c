@@ -10,7 +10,7 @@
  * first (headers only) allocates the api_req and refuses a declared body
  * over max_body at once (413); the middle ones append the body, discarding
  * it once over the cap; the last routes it. Uploads (a .npy body, labels)
- * are the exception: datasets_sink_open() claims them on the first call and
+ * are the exception: datasets_upload_open() claims them on the first call and
  * their chunks stream to a file through r->sink instead (datasets_upload.c).
  * Routing is a table of (pattern, method, handler); a path that matches some
  * pattern but not the method is 405 with Allow, a path that matches none is
@@ -55,7 +55,7 @@ static const api_route api_routes[] = {
     { "/v1/datasets/{id}/rows.npy", "GET", datasets_rows },
     { "/v1/datasets/{id}/planes.npy", "GET", datasets_planes },
     { "/v1/datasets/{id}/labels", "GET", datasets_labels },
-    { "/v1/datasets/{id}/labels", "PUT", datasets_put_labels },
+    { "/v1/datasets/{id}/labels", "PUT", datasets_upload_labels },
     { "/v1/jobs", "GET", jobs_list },
     { "/v1/jobs", "POST", jobs_create },
     { "/v1/jobs/{id}", "GET", jobs_get },
@@ -274,7 +274,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r) return MHD_NO;
         r->srv = s, r->conn = conn, r->method = method, r->url = url;
         *con_cls = r;
-        if (datasets_sink_open(r)) return MHD_YES; /* a streamed upload: its own cap, not max_body */
+        if (datasets_upload_open(r)) return MHD_YES; /* a streamed upload: its own cap, not max_body */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
             r->body_too_large = 1;
