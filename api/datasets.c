@@ -316,9 +316,12 @@ enum MHD_Result datasets_delete(api_req *r)
 static circles *datasets_circles(api_req *r, const store_dataset *d)
 {
     circles_params p;
-    char err[512];
-    if (spec_circles_params(d->params_json, &p, err, sizeof err)) {
-        api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld: %s", (long long)d->id, err);
+    spec_errors errs = { 0 };
+    char err[400];
+    if (spec_circles_params(d->params_json, &p, &errs)) {
+        spec_errors_text(&errs, err, sizeof err);
+        api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld: its stored params are invalid: %s",
+                    (long long)d->id, err);
         return NULL;
     }
     circles *c = circles_create(&p);

@@ -53,6 +53,13 @@ static double jobrun_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void jobrun_spec_error(char *err, size_t n, const char *what, const spec_errors *errs)
+{
+    char text[400];
+    spec_errors_text(errs, text, sizeof text);
+    snprintf(err, n, "%s is invalid: %s", what, text);
+}
+
 void jobrun_path(const jobrun_ctx *ctx, const char *suffix, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/jobs/%lld%s%s", ctx->data_dir, (long long)ctx->job->id, suffix ? "/" : "", suffix ? suffix : "");
@@ -103,7 +110,10 @@ static int jobrun_open_data(const jobrun_ctx *ctx, jobrun_data *d, char *err, si
     int rc = -1;
     if (!strcmp(ds.kind, "circles")) {
         circles_params cp;
-        if (spec_circles_params(ds.params_json, &cp, err, errlen) == 0) {
+        spec_errors errs = { 0 };
+        if (spec_circles_params(ds.params_json, &cp, &errs)) {
+            jobrun_spec_error(err, errlen, "the dataset's stored params", &errs);
+        } else {
             d->circ = circles_create(&cp);
             if (d->circ) { datasrc_from_circles(&d->src, d->circ); rc = 0; }
             else snprintf(err, errlen, "cannot build circles dataset %lld (out of memory?)", (long long)ds.id);
@@ -257,7 +267,9 @@ void jobrun_train(const jobrun_ctx *ctx)
     jobrun_train_state s = { .ctx = ctx };
     train_state *ts = NULL;
     jobrun_path(ctx, NULL, dir, sizeof dir);
-    int bad = spec_train_configs(ctx->job->spec_json, data.src.dim, &sc, &tc, err, sizeof err);
+    spec_errors errs = { 0 };
+    int bad = spec_train_configs(ctx->job->spec_json, data.src.dim, &sc, &tc, &errs);
+    if (bad) jobrun_spec_error(err, sizeof err, "the stored job spec", &errs);
     tc.threads = ctx->threads > 0 ? ctx->threads : 1; /* the daemon's setting, not the job's */
     if (bad || files_mkdirs(dir, err, sizeof err) ||
         !(ts = train_create(&sc, &tc, &data.src, err, sizeof err))) {

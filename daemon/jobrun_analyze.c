@@ -52,8 +52,10 @@ static int jobrun_analyze_open_circles(jobrun_analyze_job *j)
     }
     int rc = 0;
     circles_params cp;
+    spec_errors errs = { 0 };
     if (!strcmp(d.kind, "circles")) {
-        rc = spec_circles_params(d.params_json, &cp, j->err, sizeof j->err);
+        rc = spec_circles_params(d.params_json, &cp, &errs);
+        if (rc) jobrun_spec_error(j->err, sizeof j->err, "the dataset's stored params", &errs);
         if (!rc && !(j->circ = circles_create(&cp))) {
             snprintf(j->err, sizeof j->err, "out of memory building the circles' planes");
             rc = -1;
@@ -66,7 +68,11 @@ static int jobrun_analyze_open_circles(jobrun_analyze_job *j)
 static int jobrun_analyze_setup(jobrun_analyze_job *j)
 {
     const jobrun_ctx *ctx = j->ctx;
-    if (spec_analysis_parse_analyze(ctx->job->spec_json, &j->spec, j->err, sizeof j->err)) return -1;
+    spec_errors errs = { 0 };
+    if (spec_analysis_parse_analyze(ctx->job->spec_json, &j->spec, &errs)) {
+        jobrun_spec_error(j->err, sizeof j->err, "the stored job spec", &errs);
+        return -1;
+    }
     if (store_sae_get(ctx->st, j->spec.sae, &j->sae) != STORE_OK) {
         snprintf(j->err, sizeof j->err, "SAE %lld no longer exists", (long long)j->spec.sae);
         return -1;

@@ -50,7 +50,11 @@ static int jobrun_pca_setup(jobrun_pca_job *j)
 {
     const jobrun_ctx *ctx = j->ctx;
     store_dataset d;
-    if (spec_analysis_parse_pca(ctx->job->spec_json, &j->spec, j->err, sizeof j->err)) return -1;
+    spec_errors errs = { 0 };
+    if (spec_analysis_parse_pca(ctx->job->spec_json, &j->spec, &errs)) {
+        jobrun_spec_error(j->err, sizeof j->err, "the stored job spec", &errs);
+        return -1;
+    }
     if (store_sae_get(ctx->st, j->spec.sae, &j->sae) != STORE_OK ||
         store_dataset_get(ctx->st, j->spec.dataset, &d) != STORE_OK) {
         snprintf(j->err, sizeof j->err, "SAE %lld or dataset %lld no longer exists", (long long)j->spec.sae,

@@ -44,12 +44,12 @@ static void fuzz_spec_train(const json_t *body, int dim)
     spec_errors errs = {0}, again = {0};
     sae_config sc;
     train_config tc;
-    char err[512];
+    spec_errors back = {0};
     json_t *n = spec_normalize_train(body, dim, FUZZ_SPEC_MAX_BYTES, &errs);
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_train_configs(s, dim > 0 ? dim : 16, &sc, &tc, err, sizeof err) == 0 || dim <= 0);
+    FUZZ_REQUIRE(spec_train_configs(s, dim > 0 ? dim : 16, &sc, &tc, &back) == 0 || dim <= 0);
     json_t *n2 = spec_normalize_train(n, dim, FUZZ_SPEC_MAX_BYTES, &again);
     FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
     json_decref(n2);
@@ -61,12 +61,12 @@ static void fuzz_spec_circles(const json_t *body)
 {
     spec_errors errs = {0}, again = {0};
     circles_params p;
-    char err[512];
+    spec_errors back = {0};
     json_t *n = spec_normalize_circles(body, &errs);
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_circles_params(s, &p, err, sizeof err) == 0);
+    FUZZ_REQUIRE(spec_circles_params(s, &p, &back) == 0);
     json_t *n2 = spec_normalize_circles(n, &again);
     FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
     if ((long long)p.n_circles * p.dim <= 4096) { /* the generator takes what the spec accepts */
@@ -86,12 +86,12 @@ static void fuzz_spec_analyze(const json_t *body, const spec_analysis_refs *refs
 {
     spec_errors errs = {0}, again = {0};
     spec_analysis_analyze a;
-    char err[512];
+    spec_errors back = {0};
     json_t *n = spec_analysis_normalize_analyze(body, refs, FUZZ_SPEC_MAX_BYTES, &errs);
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_analysis_parse_analyze(s, &a, err, sizeof err) == 0);
+    FUZZ_REQUIRE(spec_analysis_parse_analyze(s, &a, &back) == 0);
     json_t *n2 = spec_analysis_normalize_analyze(n, refs, FUZZ_SPEC_MAX_BYTES, &again);
     FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
     json_decref(n2);
@@ -103,12 +103,12 @@ static void fuzz_spec_pca(const json_t *body, const spec_analysis_refs *refs)
 {
     spec_errors errs = {0}, again = {0};
     spec_analysis_pca p;
-    char err[512];
+    spec_errors back = {0};
     json_t *n = spec_analysis_normalize_pca(body, refs, &errs);
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_analysis_parse_pca(s, &p, err, sizeof err) == 0);
+    FUZZ_REQUIRE(spec_analysis_parse_pca(s, &p, &back) == 0);
     FUZZ_REQUIRE((p.indices != NULL) + (p.labels != NULL) <= 1);
     spec_analysis_pca_free(&p);
     json_t *n2 = spec_analysis_normalize_pca(n, refs, &again);
@@ -121,7 +121,8 @@ static void fuzz_spec_pca(const json_t *body, const spec_analysis_refs *refs)
 /* The worker's parsers on bytes that did not come from a normaliser. */
 static void fuzz_spec_stored(const uint8_t *data, size_t len)
 {
-    char *s = malloc(len + 1), err[512]; /* (len + 1) NUL-terminated copy */
+    char *s = malloc(len + 1); /* (len + 1) NUL-terminated copy */
+    spec_errors e1 = {0}, e2 = {0}, e3 = {0}, e4 = {0};
     sae_config sc;
     train_config tc;
     circles_params cp;
@@ -130,10 +131,10 @@ static void fuzz_spec_stored(const uint8_t *data, size_t len)
     FUZZ_REQUIRE(s != NULL);
     memcpy(s, data, len);
     s[len] = '\0';
-    spec_train_configs(s, 8, &sc, &tc, err, sizeof err);
-    spec_circles_params(s, &cp, err, sizeof err);
-    spec_analysis_parse_analyze(s, &a, err, sizeof err);
-    if (spec_analysis_parse_pca(s, &p, err, sizeof err) == 0)
+    spec_train_configs(s, 8, &sc, &tc, &e1);
+    spec_circles_params(s, &cp, &e2);
+    spec_analysis_parse_analyze(s, &a, &e3);
+    if (spec_analysis_parse_pca(s, &p, &e4) == 0)
         spec_analysis_pca_free(&p);
     free(s);
 }

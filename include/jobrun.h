@@ -26,6 +26,9 @@ JOBTYPE_LIST(JOBRUN_DECLARE)
 /* Finds job->type's runner through the table and runs it; a type this
  * version does not run fails the job with a message. */
 void jobrun_dispatch(const jobrun_ctx *ctx);
+/* "<what> is invalid: <field>: <message>" into err, for a stored spec or
+ * dataset params the spec layer refused (errs): the job's failure message. */
+void jobrun_spec_error(char *err, size_t n, const char *what, const spec_errors *errs);
 /* data_dir/jobs/{id}[/suffix] into buf. */
 void jobrun_path(const jobrun_ctx *ctx, const char *suffix, char *buf, size_t n);
 

@@ -64,11 +64,17 @@ int spec_get_number(const json_t *obj, const char *prefix, const char *key, doub
                     double *out, spec_errors *errs);
 int spec_get_string(const json_t *obj, const char *prefix, const char *key, const char **out, spec_errors *errs);
 json_t *spec_json_float(float f); /* shortest decimal that reads back as f */
-/* "field: message" of the first error, for logs and stored job errors. */
+/* "field: message" of the first error ("message" when its field is ""),
+ * for logs and stored job errors. */
 void spec_errors_text(const spec_errors *errs, char *buf, size_t len);
+/* Stored JSON text (a job's spec, a dataset's params) parsed as an object;
+ * NULL with a 400 (field "") recorded when it is not JSON or not an object. */
+json_t *spec_stored(const char *text, spec_errors *errs);
 
-/* Stored (normalised) specs back to typed configurations. 0, or -1 with err set. */
-int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, char *err, size_t errlen);
-int spec_circles_params(const char *params_json, circles_params *p, char *err, size_t errlen);
+/* Stored (normalised) specs back to typed configurations: 0, or -1 with
+ * errs appended to (what the stored text is wrong about; the caller says
+ * which text it was). */
+int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, spec_errors *errs);
+int spec_circles_params(const char *params_json, circles_params *p, spec_errors *errs);
 
 #endif

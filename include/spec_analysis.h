@@ -72,9 +72,10 @@ json_t *spec_analysis_normalize_analyze(const json_t *body, const spec_analysis_
                                         spec_errors *errs);
 json_t *spec_analysis_normalize_pca(const json_t *body, const spec_analysis_refs *refs, spec_errors *errs);
 
-/* Stored (normalised) specs back to structs. 0, or -1 with err set. */
-int spec_analysis_parse_analyze(const char *spec_json, spec_analysis_analyze *out, char *err, size_t errlen);
-int spec_analysis_parse_pca(const char *spec_json, spec_analysis_pca *out, char *err, size_t errlen);
+/* Stored (normalised) specs back to structs: 0, or -1 with errs appended to
+ * (spec_train_configs' convention). */
+int spec_analysis_parse_analyze(const char *spec_json, spec_analysis_analyze *out, spec_errors *errs);
+int spec_analysis_parse_pca(const char *spec_json, spec_analysis_pca *out, spec_errors *errs);
 void spec_analysis_pca_free(spec_analysis_pca *p);
 
 #endif

@@ -7,6 +7,7 @@
  * stored spec back) it only reads. The normalised JSON is written from the
  * struct, so the stored spec shows exactly what will run. */
 #include "spec_analysis.h"
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,28 +63,6 @@ static void spec_analysis_sae_dataset(const json_t *body, const spec_analysis_re
     else if (refs->dataset_dim != refs->sae_dim)
         spec_error_add(errs, 422, field, "dataset %lld has rows of %d values but SAE %lld expects %d",
                        (long long)*dataset, refs->dataset_dim, (long long)*sae, refs->sae_dim);
-}
-
-static json_t *spec_analysis_load(const char *spec_json, char *err, size_t errlen)
-{
-    json_error_t jerr;
-    json_t *j = json_loads(spec_json ? spec_json : "", 0, &jerr);
-    if (!j) snprintf(err, errlen, "the stored job spec is not JSON (%s)", jerr.text);
-    else if (!json_is_object(j)) {
-        snprintf(err, errlen, "the stored job spec is not a JSON object");
-        json_decref(j);
-        j = NULL;
-    }
-    return j;
-}
-
-static int spec_analysis_stored_errors(const spec_errors *errs, char *err, size_t errlen)
-{
-    if (!errs->n) return 0;
-    char text[400];
-    spec_errors_text(errs, text, sizeof text);
-    snprintf(err, errlen, "the stored job spec is invalid: %s", text);
-    return -1;
 }
 
 /* ---- analyze ---- */
@@ -169,14 +148,15 @@ json_t *spec_analysis_normalize_analyze(const json_t *body, const spec_analysis_
     return errs->n ? NULL : spec_analysis_analyze_json(&a);
 }
 
-int spec_analysis_parse_analyze(const char *spec_json, spec_analysis_analyze *out, char *err, size_t errlen)
+int spec_analysis_parse_analyze(const char *spec_json, spec_analysis_analyze *out, spec_errors *errs)
 {
-    spec_errors errs = { 0 };
-    json_t *j = spec_analysis_load(spec_json, err, errlen);
+    assert(out && errs);
+    int n_before = errs->n;
+    json_t *j = spec_stored(spec_json, errs);
     if (!j) return -1;
-    spec_analysis_read_analyze(j, NULL, 0, out, &errs);
+    spec_analysis_read_analyze(j, NULL, 0, out, errs);
     json_decref(j);
-    return spec_analysis_stored_errors(&errs, err, errlen);
+    return errs->n == n_before ? 0 : -1;
 }
 
 /* ---- pca ---- */
@@ -306,19 +286,20 @@ json_t *spec_analysis_normalize_pca(const json_t *body, const spec_analysis_refs
     return out;
 }
 
-int spec_analysis_parse_pca(const char *spec_json, spec_analysis_pca *out, char *err, size_t errlen)
+int spec_analysis_parse_pca(const char *spec_json, spec_analysis_pca *out, spec_errors *errs)
 {
-    spec_errors errs = { 0 };
-    json_t *j = spec_analysis_load(spec_json, err, errlen);
+    assert(out && errs);
+    int n_before = errs->n;
+    json_t *j = spec_stored(spec_json, errs);
     if (!j) {
         memset(out, 0, sizeof *out);
         return -1;
     }
-    spec_analysis_read_pca(j, NULL, out, &errs);
+    spec_analysis_read_pca(j, NULL, out, errs);
     json_decref(j);
-    if (!errs.n) return 0;
+    if (errs->n == n_before) return 0;
     spec_analysis_pca_free(out);
-    return spec_analysis_stored_errors(&errs, err, errlen);
+    return -1;
 }
 
 void spec_analysis_pca_free(spec_analysis_pca *p)
