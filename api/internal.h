@@ -83,7 +83,8 @@ store *api_pool_get(api_server *s, char *err, size_t errlen);
 void api_pool_put(api_server *s, store *st);
 double api_uptime_s(const api_server *s);
 
-/* http.c: replies. Every function queues exactly one response. */
+/* http.c: replies. Every function queues exactly one response; every
+ * problem+json reply goes through api_problem* (5xx ones are logged there). */
 enum MHD_Result api_queue(api_req *r, unsigned status, struct MHD_Response *resp);
 enum MHD_Result api_send_json(api_req *r, unsigned status, json_t *body); /* steals body */
 enum MHD_Result api_send_text(api_req *r, unsigned status, const char *content_type, const char *text);
@@ -93,6 +94,8 @@ enum MHD_Result api_send_buffer(api_req *r, unsigned status, const char *content
 enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_type, const char *cache_control);
 enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* 405 naming the methods allowed (Allow: allow). */
+enum MHD_Result api_problem_allow(api_req *r, const char *allow);
 /* A problem with "errors": [{field, message}]; status from errs. */
 enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail);
 /* 400/422 naming one field. */

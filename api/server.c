@@ -115,10 +115,8 @@ store *api_store(api_req *r)
     if (r->st) return r->st;
     char err[256];
     r->st = api_pool_get(r->srv, err, sizeof err);
-    if (!r->st) {
-        LOGE("api: cannot open the database: %s", err);
+    if (!r->st) /* api_problem logs it, as every 5xx */
         api_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the database cannot be opened (%s); retry later", err);
-    }
     return r->st;
 }
 
@@ -187,20 +185,7 @@ static enum MHD_Result route_allow_reply(api_req *r, const char *allow)
         if (resp) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
         return api_queue(r, MHD_HTTP_NO_CONTENT, resp);
     }
-    struct MHD_Response *resp = NULL;
-    char detail[256];
-    snprintf(detail, sizeof detail, "%s is not allowed on %s; use %s", r->method, r->url, allow);
-    json_t *p = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", "Method Not Allowed",
-                          "status", MHD_HTTP_METHOD_NOT_ALLOWED, "detail", detail);
-    char *text = p ? json_dumps(p, API_JSON_FLAGS) : NULL;
-    json_decref(p);
-    if (text) resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    else free(text);
-    if (resp) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    }
-    return api_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+    return api_problem_allow(r, allow);
 }
 
 static enum MHD_Result route(api_req *r)
