@@ -15,13 +15,14 @@
 #include "datasrc.h"
 #include "files.h"
 #include "idx.h"
-#include "log.h"
 #include "npyfile.h"
 #include "spec.h"
 #include "train.h"
+#include <assert.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +66,43 @@ void jobrun_path(const jobrun_ctx *ctx, const char *suffix, char *buf, size_t n)
     snprintf(buf, n, "%s/jobs/%lld%s%s", ctx->data_dir, (long long)ctx->job->id, suffix ? "/" : "", suffix ? suffix : "");
 }
 
-static void jobrun_fail(const jobrun_ctx *ctx, const char *msg)
+/* ---- what every runner shares: its end, progress and report ---- */
+
+void jobrun_finish(const jobrun_ctx *ctx, jobrun_end end, const char *msg)
 {
-    if (store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, msg) != STORE_OK)
-        LOGW("job %lld: recording failure failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
+    assert(ctx && ctx->report && (end != JOBRUN_FAILED || msg));
+    static const char *const what[] = { [JOBRUN_FAILED] = "its failure", [JOBRUN_CANCELLED] = "its cancellation",
+                                        [JOBRUN_REQUEUED] = "its return to the queue" };
+    int rc = end == JOBRUN_REQUEUED ? store_job_requeue(ctx->st, ctx->job->id)
+             : store_job_finish(ctx->st, ctx->job->id, end == JOBRUN_FAILED ? JOB_FAILED : JOB_CANCELLED,
+                                end == JOBRUN_FAILED ? msg : NULL);
+    if (rc != STORE_OK) jobrun_warn(ctx, "recording %s failed: %s", what[end], store_errmsg(ctx->st));
+}
+
+void jobrun_progress(const jobrun_ctx *ctx, int step, double samples_per_s, double eta_s)
+{
+    assert(ctx && ctx->report && step >= 0);
+    if (store_job_progress(ctx->st, ctx->job->id, step, samples_per_s, eta_s) != STORE_OK)
+        jobrun_warn(ctx, "progress not recorded: %s", store_errmsg(ctx->st));
+}
+
+void jobrun_note(const jobrun_ctx *ctx, const char *fmt, ...)
+{
+    assert(ctx && ctx->report && fmt);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->report->note, sizeof ctx->report->note, fmt, ap);
+    va_end(ap);
+}
+
+void jobrun_warn(const jobrun_ctx *ctx, const char *fmt, ...)
+{
+    assert(ctx && ctx->report && fmt);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->report->warning, sizeof ctx->report->warning, fmt, ap);
+    va_end(ap);
+    ctx->report->n_warnings++;
 }
 
 /* data_dir/datasets/{id}/{ds->path}: where npy and idx datasets keep their data file (api/datasets_int.h). */
@@ -154,8 +188,7 @@ static void jobrun_on_progress(void *arg, int step, int total, double sps)
     if (now - s->last_progress < JOBRUN_PROGRESS_S && step < total) return;
     s->last_progress = now;
     double eta = sps > 0 ? (double)(total - step) * s->batch_size / sps : -1;
-    if (store_job_progress(s->ctx->st, s->ctx->job->id, step, sps, eta) != STORE_OK)
-        LOGW("job %lld: progress not recorded: %s", (long long)s->ctx->job->id, store_errmsg(s->ctx->st));
+    jobrun_progress(s->ctx, step, sps, eta);
 }
 
 static int jobrun_on_checkpoint(void *arg, train_state *ts)
@@ -168,7 +201,10 @@ static int jobrun_on_checkpoint(void *arg, train_state *ts)
     files_part part = { buf, n };
     int rc = files_write_atomic(s->ckpt_path, &part, 1, s->err, sizeof s->err);
     free(buf);
-    if (rc == 0) LOGD("job %lld: checkpoint at step %d", (long long)s->ctx->job->id, train_step_done(ts));
+    if (rc == 0) {
+        s->ctx->report->checkpoints++;
+        s->ctx->report->checkpoint_step = train_step_done(ts);
+    }
     return rc;
 }
 
@@ -193,9 +229,9 @@ static void jobrun_resume(jobrun_train_state *s, train_state *ts)
     int rc = files_read_all(s->ckpt_path, &buf, &n, err, sizeof err);
     if (rc == 1) return;
     if (rc == 0 && train_checkpoint_restore(ts, buf, n, err, sizeof err) == 0)
-        LOGI("job %lld: resumed from step %d", (long long)s->ctx->job->id, train_step_done(ts));
+        jobrun_note(s->ctx, "resumed from step %d", train_step_done(ts));
     else
-        LOGW("job %lld: checkpoint unusable (%s); starting over", (long long)s->ctx->job->id, err);
+        jobrun_warn(s->ctx, "checkpoint unusable (%s); started over", err);
     if (rc == 0) free(buf);
 }
 
@@ -240,19 +276,18 @@ static void jobrun_finish_train(const jobrun_ctx *ctx, jobrun_train_state *s, tr
     char err[512];
     switch (r) {
     case TRAIN_DONE:
-        if (jobrun_export(ctx, ts, err, sizeof err)) { jobrun_fail(ctx, err); return; }
+        if (jobrun_export(ctx, ts, err, sizeof err)) { jobrun_finish(ctx, JOBRUN_FAILED, err); return; }
         unlink(s->ckpt_path);
         return;
     case TRAIN_CANCELLED:
-        store_job_finish(ctx->st, ctx->job->id, JOB_CANCELLED, NULL);
+        jobrun_finish(ctx, JOBRUN_CANCELLED, NULL);
         unlink(s->ckpt_path);
         return;
     case TRAIN_INTERRUPTED:
-        if (store_job_requeue(ctx->st, ctx->job->id) != STORE_OK)
-            LOGW("job %lld: requeue failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
+        jobrun_finish(ctx, JOBRUN_REQUEUED, NULL);
         return;
     case TRAIN_ERROR:
-        jobrun_fail(ctx, s->err[0] ? s->err : train_error(ts));
+        jobrun_finish(ctx, JOBRUN_FAILED, s->err[0] ? s->err : train_error(ts));
         return;
     }
 }
@@ -263,7 +298,7 @@ void jobrun_train(const jobrun_ctx *ctx)
     jobrun_data data;
     sae_config sc;
     train_config tc;
-    if (jobrun_open_data(ctx, &data, err, sizeof err)) { jobrun_fail(ctx, err); return; }
+    if (jobrun_open_data(ctx, &data, err, sizeof err)) { jobrun_finish(ctx, JOBRUN_FAILED, err); return; }
     jobrun_train_state s = { .ctx = ctx };
     train_state *ts = NULL;
     jobrun_path(ctx, NULL, dir, sizeof dir);
@@ -273,7 +308,7 @@ void jobrun_train(const jobrun_ctx *ctx)
     tc.threads = ctx->threads > 0 ? ctx->threads : 1; /* the daemon's setting, not the job's */
     if (bad || files_mkdirs(dir, err, sizeof err) ||
         !(ts = train_create(&sc, &tc, &data.src, err, sizeof err))) {
-        jobrun_fail(ctx, err);
+        jobrun_finish(ctx, JOBRUN_FAILED, err);
         jobrun_close_data(&data);
         return;
     }
@@ -301,7 +336,7 @@ void jobrun_dispatch(const jobrun_ctx *ctx)
     int id = jobtype_find(ctx->job->type);
     if (id >= 0) { jobrun_runners[id](ctx); return; }
     snprintf(msg, sizeof msg, "job type '%s' is not supported by this version of saed", ctx->job->type);
-    jobrun_fail(ctx, msg);
+    jobrun_finish(ctx, JOBRUN_FAILED, msg);
 }
 
 /* ---- the dataset for the analysis jobs ---- */

@@ -17,7 +17,6 @@
  * ends the job; the previous analysis's directory is removed afterwards. */
 #include "jobrun_analyze.h"
 #include "files.h"
-#include "log.h"
 #include "spec.h"
 #include <jansson.h>
 #include <math.h>
@@ -119,8 +118,7 @@ static int jobrun_analyze_poll(jobrun_analyze_job *j, jobrun_analyze_stream *s, 
         double sps = now > s->t0 ? (double)done / (now - s->t0) : 0.0;
         double eta = sps > 0 ? (double)(j->rows - done) / sps : -1;
         s->last_progress = now;
-        if (store_job_progress(ctx->st, ctx->job->id, (int)done, sps, eta) != STORE_OK)
-            LOGW("job %lld: progress not recorded: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
+        jobrun_progress(ctx, (int)done, sps, eta);
     }
     if (now - s->last_cancel < JOBRUN_ANALYZE_CANCEL_S) return JOBRUN_ANALYZE_DONE;
     s->last_cancel = now;
@@ -387,11 +385,9 @@ static void jobrun_analyze_finish(jobrun_analyze_job *j, int rc)
         rc = s > 0 ? JOBRUN_ANALYZE_CANCEL : JOBRUN_ANALYZE_ERROR;
     }
     if (rc != JOBRUN_ANALYZE_DONE && j->dir[0]) files_remove_tree(j->dir);
-    if (rc == JOBRUN_ANALYZE_SHUTDOWN && store_job_requeue(ctx->st, ctx->job->id) != STORE_OK)
-        LOGW("job %lld: requeue failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
-    if (rc == JOBRUN_ANALYZE_CANCEL) store_job_finish(ctx->st, ctx->job->id, JOB_CANCELLED, NULL);
-    if (rc == JOBRUN_ANALYZE_ERROR && store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, j->err) != STORE_OK)
-        LOGW("job %lld: recording failure failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
+    if (rc == JOBRUN_ANALYZE_SHUTDOWN) jobrun_finish(ctx, JOBRUN_REQUEUED, NULL);
+    if (rc == JOBRUN_ANALYZE_CANCEL) jobrun_finish(ctx, JOBRUN_CANCELLED, NULL);
+    if (rc == JOBRUN_ANALYZE_ERROR) jobrun_finish(ctx, JOBRUN_FAILED, j->err);
 }
 
 static void jobrun_analyze_free(jobrun_analyze_job *j)
@@ -411,7 +407,7 @@ void jobrun_analyze(const jobrun_ctx *ctx)
 {
     jobrun_analyze_job *j = calloc(1, sizeof *j);
     if (!j) {
-        store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, "out of memory starting the analysis");
+        jobrun_finish(ctx, JOBRUN_FAILED, "out of memory starting the analysis");
         return;
     }
     j->ctx = ctx;

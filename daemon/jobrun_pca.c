@@ -14,7 +14,6 @@
 #include "artifacts.h"
 #include "datasrc.h"
 #include "files.h"
-#include "log.h"
 #include "spec_analysis.h"
 #include <jansson.h>
 #include <limits.h>
@@ -187,7 +186,7 @@ static int jobrun_pca_encode(jobrun_pca_job *j)
     for (int a = 0; a < j->m && !rc; a += JOBRUN_PCA_BATCH) {
         int flag = 0, b = j->m - a < JOBRUN_PCA_BATCH ? j->m - a : JOBRUN_PCA_BATCH;
         rc = jobrun_pca_encode_batch(j, a, b, x, zd, idx, &tmp);
-        if (!rc) store_job_progress(j->ctx->st, j->ctx->job->id, a + b, 0, -1);
+        if (!rc) jobrun_progress(j->ctx, a + b, 0, -1);
         if (!rc && (atomic_load(j->ctx->stopping) ||
                     (store_job_cancel_requested(j->ctx->st, j->ctx->job->id, &flag) == STORE_OK && flag)))
             rc = 1;
@@ -290,17 +289,16 @@ static void jobrun_pca_finish(jobrun_pca_job *j, int rc)
 {
     const jobrun_ctx *ctx = j->ctx;
     if (rc != 0 && j->dir[0]) files_remove_tree(j->dir);
-    if (rc > 0 && atomic_load(ctx->stopping)) store_job_requeue(ctx->st, ctx->job->id);
-    else if (rc > 0) store_job_finish(ctx->st, ctx->job->id, JOB_CANCELLED, NULL);
-    else if (rc < 0 && store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, j->err) != STORE_OK)
-        LOGW("job %lld: recording failure failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
+    if (rc > 0 && atomic_load(ctx->stopping)) jobrun_finish(ctx, JOBRUN_REQUEUED, NULL);
+    else if (rc > 0) jobrun_finish(ctx, JOBRUN_CANCELLED, NULL);
+    else if (rc < 0) jobrun_finish(ctx, JOBRUN_FAILED, j->err);
 }
 
 void jobrun_pca(const jobrun_ctx *ctx)
 {
     jobrun_pca_job *j = calloc(1, sizeof *j);
     if (!j) {
-        store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, "out of memory starting the PCA");
+        jobrun_finish(ctx, JOBRUN_FAILED, "out of memory starting the PCA");
         return;
     }
     j->ctx = ctx;
