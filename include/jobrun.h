@@ -1,6 +1,7 @@
 /* jobrun — running one claimed job: the runner column of the job-type
- * table (jobtype.h), one runner per row of JOBTYPE_LIST: train
- * (daemon/jobrun.c), analyze (jobrun_analyze.c) and pca (jobrun_pca.c).
+ * table (jobtype.h), one runner per row of JOBTYPE_LIST, each in its own file
+ * daemon/jobrun_<type>.c: train, analyze and pca; daemon/jobrun.c holds the
+ * table and what the runners share.
  *
  * The daemon's one error style: a runner records its job's outcome in the
  * store (succeeded with its result, in the transaction that writes it;

@@ -1,5 +1,5 @@
 /* jobtype — the job types saed runs: one table from a type's name to its
- * validator (spec/jobtype.c) and its runner (daemon/jobrun.c).
+ * validator (spec/jobtype.c) and its runner (daemon/jobrun_<type>.c).
  *
  * JOBTYPE_LIST is the table's rows. This header declares the validator
  * column from it (jobtype_<name>_validate, defined in spec/) and
