@@ -175,6 +175,10 @@ enum MHD_Result groups_get(api_req *r);
 enum MHD_Result groups_plane(api_req *r);
 enum MHD_Result groups_projection(api_req *r);
 enum MHD_Result encode_post(api_req *r);
+/* The most rows one POST .../encode may send to an SAE of this shape (its
+ * per-request work budget, encode.c); 0 when even reading its weights is
+ * over it. */
+int encode_max_rows(int n_latents, int dim);
 enum MHD_Result compare_get(api_req *r);
 enum MHD_Result analyses_get(api_req *r);
 enum MHD_Result analyses_points(api_req *r);
