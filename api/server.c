@@ -424,7 +424,12 @@ api_server *api_start(const api_config *cfg, char *err, size_t errlen)
     api_pool_put(s, st);
     datasets_staging_sweep(s); /* uploads and imports a crash left half-written */
     if (events_start(s, err, errlen)) { server_free(s); return NULL; }
-    if (server_listen(s, err, errlen)) { events_stop(s); server_free(s); return NULL; }
+    if (server_listen(s, err, errlen)) {
+        atomic_store(&s->stopping, 1); /* the ticker exits only once this is set (events_stop) */
+        events_stop(s);
+        server_free(s);
+        return NULL;
+    }
     return s;
 }
 
