@@ -22,12 +22,18 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(SANFLAGS) $(OPT) -pthread -MMD -MP $(CFLAGS)
 LIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS) $(LDFLAGS)
 
-# One archive per layer, so a test links only the layers it exercises.
+# One archive per layer, so a test links only the layers it exercises. common/ (logging) is below
+# every layer that may log (api/, daemon/), so it links last.
 CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
 STORAGE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard storage/*.c))
+COMMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
+# spec/ (the job-spec contract) sits below api/ and daemon/ and may use storage.
+SPEC_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard spec/*.c))
 API_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard api/*.c))
-DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out daemon/main.c,$(wildcard daemon/*.c)))
-ALL_OBJ := $(CORE_OBJ) $(STORAGE_OBJ) $(API_OBJ) $(DAEMON_OBJ) $(BUILD)/daemon/main.o
+DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard daemon/*.c))
+# main/ starts both the worker pool (daemon/) and the HTTP server (api/): the one place above both.
+MAIN_OBJ := $(BUILD)/main/main.o
+ALL_OBJ := $(CORE_OBJ) $(STORAGE_OBJ) $(COMMON_OBJ) $(SPEC_OBJ) $(API_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
@@ -64,14 +70,16 @@ $(BUILD)/%.o: %.c $(BUILD)/.cflags
 
 $(BUILD)/libcore.a: $(CORE_OBJ)
 $(BUILD)/libstorage.a: $(STORAGE_OBJ)
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+$(BUILD)/libspec.a: $(SPEC_OBJ)
 $(BUILD)/libapi.a: $(API_OBJ)
 $(BUILD)/libdaemon.a: $(DAEMON_OBJ)
 $(BUILD)/lib%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-LAYERS := $(BUILD)/libdaemon.a $(BUILD)/libapi.a $(BUILD)/libstorage.a $(BUILD)/libcore.a
-$(BUILD)/saed: $(BUILD)/daemon/main.o $(LAYERS)
+LAYERS := $(BUILD)/libdaemon.a $(BUILD)/libapi.a $(BUILD)/libspec.a $(BUILD)/libstorage.a $(BUILD)/libcore.a $(BUILD)/libcommon.a
+$(BUILD)/saed: $(MAIN_OBJ) $(LAYERS)
 	$(CC) $^ -o $@ $(LIBS)
 
 # Unit tests link only the layers below them; test_api drives a real saed over HTTP.
@@ -155,7 +163,7 @@ FUZZ_CC ?= clang
 FUZZ_DIR := build-fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -O1 -g -pthread -MMD -MP
-FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(wildcard core/*.c) api/spec.c api/spec_analysis.c api/http.c daemon/log.c fuzz/fuzzutil.c)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(wildcard core/*.c) spec/spec.c spec/spec_analysis.c api/http.c common/log.c fuzz/fuzzutil.c)
 FUZZ_BINS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
 .PHONY: fuzz fuzz-build fuzz-clean
 $(FUZZ_DIR)/obj/%.o: %.c
