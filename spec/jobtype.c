@@ -213,6 +213,7 @@ int jobtype_pca_validate(store *st, const json_t *body, const jobtype_limits *li
                          spec_errors *errs)
 {
     assert(st && body && lim && out && errs);
+    (void)lim; /* a pca job has no memory estimate yet */
     spec_analysis_refs refs;
     if (jobtype_refs(st, body, &refs, errs)) return -1;
     json_t *spec = spec_analysis_normalize_pca(body, &refs, errs);
