@@ -1,6 +1,8 @@
 # saed — build, run, test, fuzz.
-#   make run        install what is missing, build (release flags, build-release/), start the daemon
-#                   on 127.0.0.1:8321 (./var/saed.db)
+#   make            build/saed, the test programs and web/vendor (uPlot, by npm ci from package-lock.json):
+#                   everything the daemon serves; says to run `make deps` when node or npm is missing
+#   make run        install what is missing, build (release flags, asserts off, build-release/), start the daemon
+#                   on 127.0.0.1:8321 (./var/saed.db); `make release` builds it without starting it
 #   make test       install what is missing, build, run every test; last line "N passed, N failed"
 #   make SANITIZER=address,undefined test   the same under ASan/UBSan (separate build directory)
 
@@ -20,41 +22,64 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(SANFLAGS) $(OPT) -pthread -MMD -MP $(CFLAGS)
 LIBS = $(PKG_LIBS) -lm -pthread $(SANFLAGS) $(LDFLAGS)
 
-# One archive per layer, so a test links only the layers it exercises.
+# One archive per layer, so a test links only the layers it exercises. common/ (logging) is below
+# every layer that may log (api/, daemon/), so it links last.
 CORE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
 STORAGE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard storage/*.c))
+COMMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard common/*.c))
+# spec/ (the job-spec contract) sits below api/ and daemon/ and may use storage.
+SPEC_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard spec/*.c))
 API_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard api/*.c))
-DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out daemon/main.c,$(wildcard daemon/*.c)))
-ALL_OBJ := $(CORE_OBJ) $(STORAGE_OBJ) $(API_OBJ) $(DAEMON_OBJ) $(BUILD)/daemon/main.o
+DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard daemon/*.c))
+# main/ starts both the worker pool (daemon/) and the HTTP server (api/): the one place above both.
+MAIN_OBJ := $(BUILD)/main/main.o
+ALL_OBJ := $(CORE_OBJ) $(STORAGE_OBJ) $(COMMON_OBJ) $(SPEC_OBJ) $(API_OBJ) $(DAEMON_OBJ) $(MAIN_OBJ)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LISTEN ?= 127.0.0.1:8321
 DATA_DIR ?= ./var
-# What `make run` starts and `make bench` measures: optimised for this machine's CPU.
+# What `make run` starts and `make bench` measures: optimised for this machine's CPU, with
+# -DNDEBUG so that assert() compiles to nothing and hot loops pay nothing for the checks.
+# Only this build drops them: build/ (make test) and build-san/ keep every assert on.
 RELEASE_DIR := build-release
 RELEASE_OPT ?= -O3 -march=native -g
+RELEASE_FLAGS = $(RELEASE_OPT) -DNDEBUG
 
-.PHONY: all deps run test clean web
-all: $(BUILD)/saed $(TEST_BIN)
+# The dashboard's uPlot is served from web/vendor (copied from npm, not committed; rules below):
+# part of `all`, so that the daemon `make` builds serves every file its index page asks for.
+WEB_VENDOR := web/vendor/uPlot.esm.js web/vendor/uPlot.min.css web/vendor/uPlot.LICENSE.txt
+
+.PHONY: all deps release run test clean web
+all: $(BUILD)/saed $(TEST_BIN) $(WEB_VENDOR)
 
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were compiled with (written to $(BUILD)/.cflags only when they
+# change), so an old build-release/ is recompiled with -DNDEBUG instead of keeping its asserts.
+$(BUILD)/.cflags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ALL_CFLAGS)' | cmp -s - $@ || echo '$(ALL_CFLAGS)' > $@
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/%.o: %.c $(BUILD)/.cflags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libcore.a: $(CORE_OBJ)
 $(BUILD)/libstorage.a: $(STORAGE_OBJ)
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+$(BUILD)/libspec.a: $(SPEC_OBJ)
 $(BUILD)/libapi.a: $(API_OBJ)
 $(BUILD)/libdaemon.a: $(DAEMON_OBJ)
 $(BUILD)/lib%.a:
 	@rm -f $@
 	ar rcs $@ $^
 
-LAYERS := $(BUILD)/libdaemon.a $(BUILD)/libapi.a $(BUILD)/libstorage.a $(BUILD)/libcore.a
-$(BUILD)/saed: $(BUILD)/daemon/main.o $(LAYERS)
+LAYERS := $(BUILD)/libdaemon.a $(BUILD)/libapi.a $(BUILD)/libspec.a $(BUILD)/libstorage.a $(BUILD)/libcore.a $(BUILD)/libcommon.a
+$(BUILD)/saed: $(MAIN_OBJ) $(LAYERS)
 	$(CC) $^ -o $@ $(LIBS)
 
 # Unit tests link only the layers below them; test_api drives a real saed over HTTP.
@@ -100,11 +125,13 @@ $(BUILD)/tests/test_resume: $(BUILD)/tests/test_resume.o $(BUILD)/tests/apitest.
 # The dashboard's npm packages (uPlot for charts, playwright-core for the browser
 # tests), pinned by package-lock.json; reinstalled when the lock file is newer.
 node_modules/.package-lock.json: package-lock.json package.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "saed: node and npm are missing;" \
+	  "the dashboard's uPlot is installed from npm (pinned by package-lock.json)." \
+	  "Run 'make deps' (or scripts/deps.sh) first, then make again." >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# uPlot is served from web/vendor (copied, not committed); nothing is fetched at run time.
-WEB_VENDOR := web/vendor/uPlot.esm.js web/vendor/uPlot.min.css web/vendor/uPlot.LICENSE.txt
+# uPlot is served from web/vendor (WEB_VENDOR above); nothing is fetched at run time.
 web/vendor/uPlot.LICENSE.txt: node_modules/.package-lock.json
 	@mkdir -p $(dir $@)
 	cp node_modules/uplot/LICENSE $@
@@ -113,13 +140,17 @@ web/vendor/uPlot.%: node_modules/.package-lock.json
 	cp node_modules/uplot/dist/uPlot.$* $@
 web: $(WEB_VENDOR)
 
-run: deps
-	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_OPT)' $(RELEASE_DIR)/saed
+# make release: the daemon `make run` starts (and etc/saed.service installs), without starting it.
+release:
+	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_FLAGS)' $(RELEASE_DIR)/saed
 	@$(MAKE) --no-print-directory web
+
+run: deps
+	@$(MAKE) --no-print-directory release
 	$(RELEASE_DIR)/saed --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 test: deps
-	@$(MAKE) --no-print-directory all web
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/run.sh
 
 clean:
@@ -136,7 +167,7 @@ FUZZ_CC ?= clang
 FUZZ_DIR := build-fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -O1 -g -pthread -MMD -MP
-FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(wildcard core/*.c) api/spec.c api/spec_analysis.c api/http.c daemon/log.c fuzz/fuzzutil.c)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(wildcard core/*.c) spec/spec.c spec/spec_analysis.c api/http.c common/log.c fuzz/fuzzutil.c)
 FUZZ_BINS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
 .PHONY: fuzz fuzz-build fuzz-clean
 $(FUZZ_DIR)/obj/%.o: %.c
@@ -157,7 +188,7 @@ fuzz-clean:
 clean: fuzz-clean
 -include $(FUZZ_LIB_OBJ:.o=.d) $(patsubst $(FUZZ_DIR)/%,$(FUZZ_DIR)/obj/fuzz/%.d,$(FUZZ_BINS))
 
-# make bench  the release build (RELEASE_OPT, in build-release/, the one `make run` starts) of saed and
+# make bench  the release build (RELEASE_FLAGS, in build-release/, the one `make run` starts) of saed and
 #             the bench programs, then bench/run.sh: the encoder-GEMM bound, saed's steady-state
 #             training, the NumPy and PyTorch dense references, ratios, Jaccard and the API under
 #             wrk; printed and written to bench/RESULTS.md (bench/run.sh: the env vars that shrink
@@ -168,7 +199,7 @@ BENCH_BINS := $(RELEASE_DIR)/saed $(RELEASE_DIR)/bench/bench_train $(RELEASE_DIR
 $(BUILD)/bench/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libcore.a
 	$(CC) $(filter %.o %.a,$^) -o $@ $(LIBS)
 bench-build:
-	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_OPT)' $(BENCH_BINS)
+	@$(MAKE) --no-print-directory BUILD=$(RELEASE_DIR) SANITIZER= OPT='$(RELEASE_FLAGS)' $(BENCH_BINS)
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory bench-build web

@@ -53,7 +53,7 @@ enum MHD_Result compare_get(api_req *r)
 {
     int64_t ids[COMPARE_MAX];
     int n = 0;
-    int q = saean_query_list(r, "saes", 1, INT64_MAX, COMPARE_MAX, ids, &n);
+    int q = saes_analysis_query_list(r, "saes", 1, INT64_MAX, COMPARE_MAX, ids, &n);
     if (q < 0) return MHD_YES;
     if (q == 0) return api_problem_field(r, MHD_HTTP_BAD_REQUEST, "saes", "required: ?saes=3,4");
     if (!api_store(r)) return MHD_YES;

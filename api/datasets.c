@@ -236,8 +236,8 @@ static const struct {
     enum MHD_Result (*create)(api_req *r, const json_t *body);
 } datasets_kinds[] = {
     { "circles", datasets_create_circles },
-    { "npy", datasets_create_npy },
-    { "idx", datasets_create_idx },
+    { "npy", datasets_import_npy },
+    { "idx", datasets_import_idx },
 };
 
 enum MHD_Result datasets_create(api_req *r)
@@ -316,9 +316,12 @@ enum MHD_Result datasets_delete(api_req *r)
 static circles *datasets_circles(api_req *r, const store_dataset *d)
 {
     circles_params p;
-    char err[512];
-    if (spec_circles_params(d->params_json, &p, err, sizeof err)) {
-        api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld: %s", (long long)d->id, err);
+    spec_errors errs = { 0 };
+    char err[400];
+    if (spec_circles_params(d->params_json, &p, &errs)) {
+        spec_errors_text(&errs, err, sizeof err);
+        api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld: its stored params are invalid: %s",
+                    (long long)d->id, err);
         return NULL;
     }
     circles *c = circles_create(&p);
@@ -360,7 +363,7 @@ enum MHD_Result datasets_rows(api_req *r)
         return ret;
     }
     if (!strcmp(d.kind, "circles")) ret = datasets_rows_circles(r, &d, offset, (int)limit);
-    else ret = datasets_rows_file(r, &d, offset, (int)limit);
+    else ret = datasets_read_rows(r, &d, offset, (int)limit);
     store_dataset_clear(&d);
     return ret;
 }
@@ -400,28 +403,7 @@ enum MHD_Result datasets_labels(api_req *r)
         ret = api_problem(r, MHD_HTTP_NOT_FOUND, "dataset %lld has no labels%s", (long long)d.id,
                           strcmp(d.kind, "circles") ? "" : " (circles datasets never do)");
     else
-        ret = datasets_labels_file(r, &d);
+        ret = datasets_read_labels(r, &d);
     store_dataset_clear(&d);
     return ret;
-}
-
-int datasets_check_eval_rows(api_req *r, int64_t dataset_id, const json_t *spec)
-{
-    store *st = api_store(r);
-    if (!st) return -1;
-    store_dataset d = { 0 };
-    if (store_dataset_get(st, dataset_id, &d) != STORE_OK) {
-        api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read dataset %lld: %s", (long long)dataset_id,
-                    store_errmsg(st));
-        return -1;
-    }
-    int64_t n = d.n_rows;
-    json_int_t eval = json_integer_value(json_object_get(json_object_get(spec, "train"), "eval_rows"));
-    store_dataset_clear(&d);
-    if (n < 0 || eval < n) return 0;
-    api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "train.eval_rows", "dataset %lld has %lld rows, and "
-                      "train.eval_rows (%lld) of them are held out for evaluation; set train.eval_rows below %lld "
-                      "(e.g. %lld)", (long long)dataset_id, (long long)n, (long long)eval, (long long)n,
-                      (long long)(n / 10 > 0 ? n / 10 : 1));
-    return -1;
 }

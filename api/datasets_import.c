@@ -358,7 +358,7 @@ static int import_npy_run(const api_server *s, const char *path, const char *lab
     return rc;
 }
 
-enum MHD_Result datasets_create_npy(api_req *r, const json_t *body)
+enum MHD_Result datasets_import_npy(api_req *r, const json_t *body)
 {
     store_dataset d = { 0 };
     const char *path = NULL, *labels = NULL;
@@ -472,7 +472,7 @@ static int import_class_names(const json_t *body, const char *images, const char
     return 0;
 }
 
-enum MHD_Result datasets_create_idx(api_req *r, const json_t *body)
+enum MHD_Result datasets_import_idx(api_req *r, const json_t *body)
 {
     store_dataset d = { 0 };
     const char *images = NULL, *labels = NULL, *names = NULL;

@@ -52,14 +52,14 @@ enum MHD_Result datasets_problem(api_req *r, unsigned status, const char *field,
 int datasets_fsync_dir(const char *dir);
 
 /* datasets_import.c: POST /v1/datasets with kind npy / idx. */
-enum MHD_Result datasets_create_npy(api_req *r, const json_t *body);
-enum MHD_Result datasets_create_idx(api_req *r, const json_t *body);
+enum MHD_Result datasets_import_npy(api_req *r, const json_t *body);
+enum MHD_Result datasets_import_idx(api_req *r, const json_t *body);
 
 /* datasets_upload.c: the end of POST /v1/datasets?kind=npy (r->sink is set). */
 enum MHD_Result datasets_upload_finish(api_req *r);
 
 /* datasets_read.c: rows [offset, offset + limit) (clipped to n_rows) as <f4 .npy, and labels. */
-enum MHD_Result datasets_rows_file(api_req *r, const store_dataset *d, long long offset, int limit);
-enum MHD_Result datasets_labels_file(api_req *r, const store_dataset *d);
+enum MHD_Result datasets_read_rows(api_req *r, const store_dataset *d, long long offset, int limit);
+enum MHD_Result datasets_read_labels(api_req *r, const store_dataset *d);
 
 #endif

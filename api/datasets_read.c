@@ -110,7 +110,7 @@ static enum MHD_Result read_rows_idx(api_req *r, const store_dataset *d, int64_t
     return api_send_buffer(r, MHD_HTTP_OK, "application/octet-stream", buf, total);
 }
 
-enum MHD_Result datasets_rows_file(api_req *r, const store_dataset *d, long long offset, int limit)
+enum MHD_Result datasets_read_rows(api_req *r, const store_dataset *d, long long offset, int limit)
 {
     int64_t count = offset >= d->n_rows ? 0 : d->n_rows - offset;
     if (count > limit) count = limit;
@@ -146,7 +146,7 @@ static int read_labels(api_server *s, const store_dataset *d, int64_t offset, in
     return 0;
 }
 
-enum MHD_Result datasets_labels_file(api_req *r, const store_dataset *d)
+enum MHD_Result datasets_read_labels(api_req *r, const store_dataset *d)
 {
     long long offset = 0, limit = DATASETS_LABELS_DEFAULT;
     char err[512];

@@ -2,7 +2,7 @@
  * POST /v1/datasets?kind=npy&name=X and the labels of an npy dataset with
  * PUT /v1/datasets/{id}/labels.
  *
- * server.c asks datasets_sink_open() on the first call of every request;
+ * server.c asks datasets_upload_open() on the first call of every request;
  * for these two it returns a sink, and each chunk of the body goes straight
  * to a file in a fresh staging directory (datasets_int.h) instead of the
  * capped in-memory body, so nothing is ever held whole. A .npy chunk also
@@ -248,7 +248,7 @@ static void upload_open_labels(api_req *r, int64_t id)
     r->sink = &u->base;
 }
 
-int datasets_sink_open(api_req *r)
+int datasets_upload_open(api_req *r)
 {
     int64_t id;
     if (!strcmp(r->method, "POST") && !strcmp(r->url, "/v1/datasets") && upload_arg(r, "kind"))
@@ -320,7 +320,7 @@ static enum MHD_Result upload_labels_commit(api_req *r, upload_sink *u)
     return api_send_json(r, MHD_HTTP_OK, obj);
 }
 
-enum MHD_Result datasets_put_labels(api_req *r)
+enum MHD_Result datasets_upload_labels(api_req *r)
 {
     upload_sink *u = (upload_sink *)r->sink;
     store_dataset d = { 0 };

@@ -96,7 +96,7 @@ static int events_poll(events_stream *s)
     api_pool_put(s->srv, st);
     if (rc == STORE_NOTFOUND) s->done = 1;
     if (rc != STORE_OK) return rc == STORE_NOTFOUND ? 0 : -1;
-    int terminal = job_state_terminal(j.state), changed = (int)j.state != s->last_state;
+    int terminal = store_job_state_terminal(j.state), changed = (int)j.state != s->last_state;
     int moved = j.step > s->last_step;
     int fail = 0;
     if (changed && !terminal) fail |= events_emit(s, "state", j.step, jobs_object(&j));

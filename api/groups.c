@@ -2,22 +2,32 @@
  * (its stored statistics plus its geometry), /groups/{g}/plane.npy (2, dim)
  * and /groups/{g}/projection (the rows where it fires, on its plane).
  *
- * The geometry is computed per request from the members' decoder rows alone
- * (read with pread from decoder.npy; analysis_group_plane is an s x s
- * eigenproblem, cheap): singular values, the orthonormal basis of the top-2
- * right singular vectors, each member's coordinates in it and the member
- * cosine matrix. The projection is the analyze job's: it kept, per group,
+ * The geometry is computed per request, on the HTTP thread, from the
+ * members' decoder rows alone (read with pread from decoder.npy;
+ * analysis_group_plane is an s x s eigenproblem): singular values, the
+ * orthonormal basis of the top-2 right singular vectors, each member's
+ * coordinates in it and the member cosine matrix. It is cheap only for
+ * small groups, so it is bounded: at most GROUPS_GEOMETRY_MAX_MEMBERS
+ * members (the largest clustering group, so every clustered analysis fits;
+ * the Jacobi solver grows as s^3: ~6 ms at 64) and members x dim at most
+ * GROUPS_GEOMETRY_MAX_FLOATS (the decoder rows read; the Gram, cosine and
+ * basis passes grow as s^2 dim and s dim: ~20 ms at 64 x 2048 measured on
+ * the 2-core machine). A larger group is a 422 naming "group", before
+ * anything is read. The projection is the analyze job's: it kept, per group,
  * the first ARTIFACTS_PROJ_KEEP rows (in dataset order) where any member
  * fired, with (x - b_dec) projected on the same basis; labels are read from
  * the dataset when it has them. */
 #include "internal.h"
 #include "analysis.h"
 #include "artifacts.h"
+#include "spec_analysis.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define GROUPS_PROJ_DEFAULT 200
+#define GROUPS_GEOMETRY_MAX_MEMBERS SPEC_ANALYSIS_CLUSTER_MAX_GROUP /* 64 */
+#define GROUPS_GEOMETRY_MAX_FLOATS ((int64_t)1 << 17)               /* members x dim: 512 KiB of rows */
 
 typedef struct {
     store_sae sae;
@@ -44,7 +54,7 @@ static void groups_free(groups_geo *q)
 static int groups_load(api_req *r, groups_geo *q)
 {
     memset(q, 0, sizeof *q);
-    if (saean_load(r, &q->sae, &q->an)) return -1;
+    if (saes_analysis_load(r, &q->sae, &q->an)) return -1;
     if (r->ids[1] >= q->an.n_groups) {
         api_problem(r, MHD_HTTP_NOT_FOUND, "group %lld does not exist: SAE %lld has groups 0 .. %d",
                     (long long)r->ids[1], (long long)r->ids[0], q->an.n_groups - 1);
@@ -61,10 +71,23 @@ static int groups_load(api_req *r, groups_geo *q)
     return 0;
 }
 
+/* 0 if the group's geometry is cheap enough to compute here, else -1 after replying 422. */
+static int groups_check_bound(api_req *r, const groups_geo *q)
+{
+    int64_t s = q->s;
+    if (s <= GROUPS_GEOMETRY_MAX_MEMBERS && s * q->dim <= GROUPS_GEOMETRY_MAX_FLOATS) return 0;
+    api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "group", "group %d has %d members of %d dims; its geometry "
+                      "is computed on request only for groups of at most %d members with members x dim <= %lld: "
+                      "see its statistics in the groups list, or compute it from decoder.npy", q->g.group, q->s,
+                      q->dim, GROUPS_GEOMETRY_MAX_MEMBERS, (long long)GROUPS_GEOMETRY_MAX_FLOATS);
+    return -1;
+}
+
 /* The members' rows and the plane; -1 after replying. */
 static int groups_geometry(api_req *r, groups_geo *q)
 {
     char path[4096], err[512];
+    if (groups_check_bound(r, q)) return -1;
     json_t *m = api_json_stored(q->g.members_json);
     size_t s = json_array_size(m);
     q->members = malloc((s ? s : 1) * sizeof *q->members);
@@ -110,7 +133,7 @@ enum MHD_Result groups_get(api_req *r)
         groups_free(&q);
         return MHD_YES;
     }
-    json_t *o = saean_group_item(&q.g);
+    json_t *o = saes_analysis_group_item(&q.g);
     json_t *sv = json_array();
     for (int i = 0; i < q.s; i++) json_array_append_new(sv, api_json_num(q.sv[i]));
     json_object_set_new(o, "cosine", groups_matrix(q.cos, q.s, q.s));

@@ -15,7 +15,8 @@ enum MHD_Result health_get(api_req *r)
     store *st = api_store(r);
     if (!st) return MHD_YES;
     int64_t queued = 0, running = 0;
-    if (store_job_count(st, JOB_QUEUED, &queued) != STORE_OK || store_job_count(st, JOB_RUNNING, &running) != STORE_OK)
+    if (store_job_count(st, STORE_JOB_QUEUED, &queued) != STORE_OK ||
+        store_job_count(st, STORE_JOB_RUNNING, &running) != STORE_OK)
         return api_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the database does not answer: %s", store_errmsg(st));
     return api_send_json(r, MHD_HTTP_OK,
                          json_pack("{s:s,s:s,s:o,s:{s:I,s:I}}", "status", "ok", "version", r->srv->cfg.version,
@@ -66,15 +67,15 @@ static void health_requests(health_text *t, const api_server *s)
 static int health_jobs(health_text *t, store *st)
 {
     health_printf(t, "# HELP saed_jobs Jobs in the database, by state.\n# TYPE saed_jobs gauge\n");
-    for (int s = 0; s < JOB_N_STATES; s++) {
+    for (int s = 0; s < STORE_JOB_N_STATES; s++) {
         int64_t n = 0;
-        if (store_job_count(st, (job_state)s, &n) != STORE_OK) return -1;
-        health_printf(t, "saed_jobs{state=\"%s\"} %lld\n", job_state_name((job_state)s), (long long)n);
+        if (store_job_count(st, (store_job_state)s, &n) != STORE_OK) return -1;
+        health_printf(t, "saed_jobs{state=\"%s\"} %lld\n", store_job_state_name((store_job_state)s), (long long)n);
     }
     store_job *items = NULL;
     int n = 0;
     double sps = 0;
-    if (store_job_list(st, JOB_RUNNING, 0, API_LIST_MAX, &items, &n) != STORE_OK) return -1;
+    if (store_job_list(st, STORE_JOB_RUNNING, 0, API_LIST_MAX, &items, &n) != STORE_OK) return -1;
     for (int i = 0; i < n; i++)
         if (items[i].samples_per_s > 0) sps += items[i].samples_per_s;
     store_job_list_free(items, n);

@@ -1,7 +1,8 @@
 /* api/http.c — the helpers every handler shares: replies (JSON, problem+json,
  * buffers, files, .npy), the request body as JSON with the size cap already
  * applied by server.c, query parameters, and JSON values that can never be
- * NaN or Infinity.
+ * NaN or Infinity. Every problem+json reply of the API is made here (the
+ * layer's one error style), and a 5xx one is logged here too.
  *
  * Every reply goes through api_queue(), which counts it by status class for
  * /metrics. api_parse_object() is pure (bytes in, JSON or message out) so it
@@ -40,8 +41,9 @@ static struct MHD_Response *http_text_response(char *text, const char *content_t
     return resp;
 }
 
+/* body (stolen) as content_type text, with one extra header when header is not NULL. */
 static enum MHD_Result http_send_dumped(api_req *r, unsigned status, json_t *body, const char *content_type,
-                                        const char *location)
+                                        const char *header, const char *value)
 {
     char *text = body ? json_dumps(body, API_JSON_FLAGS) : NULL;
     json_decref(body);
@@ -51,21 +53,21 @@ static enum MHD_Result http_send_dumped(api_req *r, unsigned status, json_t *bod
         if (!text) return MHD_NO;
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         content_type = "application/problem+json";
-        location = NULL;
+        header = NULL;
     }
     struct MHD_Response *resp = http_text_response(text, content_type);
-    if (resp && location) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    if (resp && header) MHD_add_response_header(resp, header, value);
     return api_queue(r, status, resp);
 }
 
 enum MHD_Result api_send_json(api_req *r, unsigned status, json_t *body)
 {
-    return http_send_dumped(r, status, body, "application/json", NULL);
+    return http_send_dumped(r, status, body, "application/json", NULL, NULL);
 }
 
 enum MHD_Result api_created(api_req *r, unsigned status, const char *location, json_t *body)
 {
-    return http_send_dumped(r, status, body, "application/json", location);
+    return http_send_dumped(r, status, body, "application/json", MHD_HTTP_HEADER_LOCATION, location);
 }
 
 enum MHD_Result api_send_owned_text(api_req *r, unsigned status, const char *content_type, char *text)
@@ -119,7 +121,7 @@ static json_t *http_problem_object(unsigned status, const char *detail)
 
 static enum MHD_Result http_send_problem(api_req *r, unsigned status, json_t *p)
 {
-    return http_send_dumped(r, status, p, "application/problem+json", NULL);
+    return http_send_dumped(r, status, p, "application/problem+json", NULL, NULL);
 }
 
 enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
@@ -131,6 +133,15 @@ enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
     va_end(ap);
     if (status >= 500) LOGE("%s %s: %u %s", r->method, r->url, status, detail);
     return http_send_problem(r, status, http_problem_object(status, detail));
+}
+
+enum MHD_Result api_problem_allow(api_req *r, const char *allow)
+{
+    char detail[1024];
+    snprintf(detail, sizeof detail, "%s is not allowed on %s; use %s", r->method, r->url, allow);
+    json_t *p = http_problem_object(MHD_HTTP_METHOD_NOT_ALLOWED, detail);
+    return http_send_dumped(r, MHD_HTTP_METHOD_NOT_ALLOWED, p, "application/problem+json", MHD_HTTP_HEADER_ALLOW,
+                            allow);
 }
 
 enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail)
@@ -145,6 +156,7 @@ enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const ch
             snprintf(buf, sizeof buf, "the request is invalid");
         detail = buf;
     }
+    if (status >= 500) LOGE("%s %s: %u %s", r->method, r->url, status, detail);
     json_t *p = http_problem_object(status, detail), *list = json_array();
     for (int i = 0; i < errs->n; i++)
         json_array_append_new(list, json_pack("{s:s,s:s}", "field", errs->e[i].field,

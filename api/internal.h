@@ -45,7 +45,7 @@ struct api_server {
 };
 
 /* A streamed request body (uploads, datasets_upload.c): chosen on the first
- * call by datasets_sink_open(); the body's chunks go to feed() instead of
+ * call by datasets_upload_open(); the body's chunks go to feed() instead of
  * the capped in-memory body, and free() runs from the completion callback. */
 typedef struct api_sink {
     void (*feed)(struct api_sink *k, const char *data, size_t n);
@@ -83,7 +83,8 @@ store *api_pool_get(api_server *s, char *err, size_t errlen);
 void api_pool_put(api_server *s, store *st);
 double api_uptime_s(const api_server *s);
 
-/* http.c: replies. Every function queues exactly one response. */
+/* http.c: replies. Every function queues exactly one response; every
+ * problem+json reply goes through api_problem* (5xx ones are logged there). */
 enum MHD_Result api_queue(api_req *r, unsigned status, struct MHD_Response *resp);
 enum MHD_Result api_send_json(api_req *r, unsigned status, json_t *body); /* steals body */
 enum MHD_Result api_send_text(api_req *r, unsigned status, const char *content_type, const char *text);
@@ -93,6 +94,8 @@ enum MHD_Result api_send_buffer(api_req *r, unsigned status, const char *content
 enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_type, const char *cache_control);
 enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* 405 naming the methods allowed (Allow: allow). */
+enum MHD_Result api_problem_allow(api_req *r, const char *allow);
 /* A problem with "errors": [{field, message}]; status from errs. */
 enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail);
 /* 400/422 naming one field. */
@@ -129,14 +132,11 @@ enum MHD_Result datasets_delete(api_req *r);
 enum MHD_Result datasets_rows(api_req *r);
 enum MHD_Result datasets_planes(api_req *r);
 enum MHD_Result datasets_labels(api_req *r);
-enum MHD_Result datasets_put_labels(api_req *r);   /* PUT .../labels, streamed */
+enum MHD_Result datasets_upload_labels(api_req *r);   /* PUT .../labels, streamed */
 /* First call of a request: 1 if it is a streamed upload (POST /v1/datasets?kind=,
  * PUT /v1/datasets/{id}/labels) and was taken (r->sink set, or a reply
  * queued at once, e.g. 413 from Content-Length); 0 for an ordinary request. */
-int datasets_sink_open(api_req *r);
-/* A finite dataset must have more rows than spec.train.eval_rows holds out:
- * 0, or -1 after replying (422 naming train.eval_rows, or 500). */
-int datasets_check_eval_rows(api_req *r, int64_t dataset_id, const json_t *spec);
+int datasets_upload_open(api_req *r);
 /* At start-up: removes staging directories (data_dir/datasets/.staging-*)
  * untouched for an hour, i.e. left by a crash. Best effort. */
 void datasets_staging_sweep(const api_server *s);
@@ -164,19 +164,21 @@ enum MHD_Result saes_b_dec(api_req *r);
 enum MHD_Result saes_safetensors(api_req *r);
 enum MHD_Result saes_cfg(api_req *r);
 
-/* Analysis (api/analysis*.c, groups.c, encode.c, compare.c, analyses.c). */
-enum MHD_Result anjobs_create_analyze(api_req *r, const json_t *body);  /* POST /v1/jobs type analyze */
-enum MHD_Result anjobs_create_pca(api_req *r, const json_t *body);      /* POST /v1/jobs type pca */
-enum MHD_Result saean_get(api_req *r);          /* GET /v1/saes/{id}/analysis */
-enum MHD_Result saean_latents(api_req *r);
-enum MHD_Result saean_latent(api_req *r);
-enum MHD_Result saean_jaccard(api_req *r);
-enum MHD_Result saean_groups(api_req *r);
-enum MHD_Result saean_recovery(api_req *r);
+/* Analysis (api/saes_analysis.c, groups.c, encode.c, compare.c, analyses.c). */
+enum MHD_Result saes_analysis_get(api_req *r);          /* GET /v1/saes/{id}/analysis */
+enum MHD_Result saes_analysis_latents(api_req *r);
+enum MHD_Result saes_analysis_latent(api_req *r);
+enum MHD_Result saes_analysis_jaccard(api_req *r);
+enum MHD_Result saes_analysis_groups(api_req *r);
+enum MHD_Result saes_analysis_recovery(api_req *r);
 enum MHD_Result groups_get(api_req *r);
 enum MHD_Result groups_plane(api_req *r);
 enum MHD_Result groups_projection(api_req *r);
 enum MHD_Result encode_post(api_req *r);
+/* The most rows one POST .../encode may send to an SAE of this shape (its
+ * per-request work budget, encode.c); 0 when even reading its weights is
+ * over it. */
+int encode_max_rows(int n_latents, int dim);
 enum MHD_Result compare_get(api_req *r);
 enum MHD_Result analyses_get(api_req *r);
 enum MHD_Result analyses_points(api_req *r);
@@ -184,11 +186,11 @@ enum MHD_Result analyses_components(api_req *r);
 enum MHD_Result analyses_mean(api_req *r);
 /* SAE r->ids[0] and its latest analysis; -1 after replying 404, or 409
  * ("run an analyze job first") when it has none. a may be NULL (SAE only). */
-int saean_load(api_req *r, store_sae *s, store_sae_analysis *a);
+int saes_analysis_load(api_req *r, store_sae *s, store_sae_analysis *a);
 /* ?name=1,2,3: up to cap integers in [min, max] into out; 1 present, 0 absent,
  * -1 after replying (400 syntax or count, 422 out of range). */
-int saean_query_list(api_req *r, const char *name, int64_t min, int64_t max, int cap, int64_t *out, int *n);
-json_t *saean_group_item(const store_group *g); /* {"group","members","density",...} */
+int saes_analysis_query_list(api_req *r, const char *name, int64_t min, int64_t max, int cap, int64_t *out, int *n);
+json_t *saes_analysis_group_item(const store_group *g); /* {"group","members","density",...} */
 
 enum MHD_Result health_get(api_req *r);
 enum MHD_Result health_openapi(api_req *r);

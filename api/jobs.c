@@ -1,12 +1,13 @@
 /* api/jobs.c — /v1/jobs: submit, list, get, cancel, delete, metric series.
  *
- * Submitting validates the body with spec.c and stores the normalised spec
- * (every default filled in) in state queued; a worker claims it from SQLite.
- * Job types are a table of (type, create function): "train" is here, the
- * analysis types answer 422 until their issue lands. Deleting a terminal job
- * removes its rows and its checkpoints under data_dir/jobs/{id}, never the
- * SAE it produced. */
+ * Submitting knows no job type: the spec layer's table (jobtype.h) finds
+ * the body's type and validates it against the store, and this file stores
+ * the normalised spec (every default filled in) in state queued with the
+ * columns the validator gave (dataset, SAE, total steps); a worker claims it
+ * from SQLite. Deleting a terminal job removes its rows and its checkpoints
+ * under data_dir/jobs/{id}, never the SAE it produced. */
 #include "internal.h"
+#include "jobtype.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,8 @@ static json_t *jobs_progress(const store_job *j)
     json_t *fraction = j->total_steps > 0 ? api_json_num((double)j->step / j->total_steps) : json_null();
     json_t *sps = j->samples_per_s > 0 ? api_json_num(j->samples_per_s) : json_null();
     json_t *eta = json_null();
-    if (j->state == JOB_SUCCEEDED) eta = json_real(0.0);
-    else if (j->state == JOB_RUNNING && j->eta_s >= 0) eta = api_json_num(j->eta_s);
+    if (j->state == STORE_JOB_SUCCEEDED) eta = json_real(0.0);
+    else if (j->state == STORE_JOB_RUNNING && j->eta_s >= 0) eta = api_json_num(j->eta_s);
     return json_pack("{s:i,s:i,s:o,s:o,s:o}", "step", j->step, "total_steps", j->total_steps, "fraction", fraction,
                      "samples_per_s", sps, "eta_s", eta);
 }
@@ -34,7 +35,7 @@ json_t *jobs_object(const store_job *j)
         latest = json_object();
     }
     return json_pack("{s:I,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)j->id, "type", j->type,
-                     "state", job_state_name(j->state), "created_at", j->created_at,
+                     "state", store_job_state_name(j->state), "created_at", j->created_at,
                      "started_at", api_json_time(j->started_at), "finished_at", api_json_time(j->finished_at),
                      "spec", api_json_stored(j->spec_json), "progress", jobs_progress(j), "latest", latest,
                      "result", api_json_stored(j->result_json),
@@ -71,86 +72,37 @@ static enum MHD_Result jobs_reply(api_req *r, unsigned status, int64_t id, int c
 
 /* ---- POST /v1/jobs ---- */
 
-/* dim of the dataset named by body.dataset; 0 (and a 422 in errs) if it does not exist, -1 on a store error. */
-static int jobs_dataset_dim(store *st, const json_t *body, spec_errors *errs, int64_t *ds_id)
+/* Inserts a validated job as queued and replies 202 with it. */
+static enum MHD_Result jobs_insert(api_req *r, const jobtype_spec *js)
 {
-    json_t *v = json_object_get(body, "dataset");
-    *ds_id = 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 1) return 0; /* spec.c reports it */
-    store_dataset d = { 0 };
-    int rc = store_dataset_get(st, json_integer_value(v), &d);
-    if (rc == STORE_NOTFOUND) {
-        spec_error_add(errs, 422, "dataset", "dataset %lld does not exist; create one with POST /v1/datasets",
-                       (long long)json_integer_value(v));
-        return 0;
-    }
-    if (rc != STORE_OK) return -1;
-    int dim = d.dim;
-    *ds_id = d.id;
-    store_dataset_clear(&d);
-    return dim;
-}
-
-static enum MHD_Result jobs_create_train(api_req *r, const json_t *body)
-{
-    spec_errors errs = { 0 };
-    int64_t ds_id;
-    store *st = api_store(r);
-    if (!st) return MHD_YES;
-    int dim = jobs_dataset_dim(st, body, &errs, &ds_id);
-    if (dim < 0) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read datasets: %s", store_errmsg(st));
-    json_t *spec = spec_normalize_train(body, dim, r->srv->cfg.max_job_bytes, &errs);
-    if (!spec) return api_problem_fields(r, &errs, NULL);
-    if (datasets_check_eval_rows(r, ds_id, spec)) { json_decref(spec); return MHD_YES; }
-    char *text = json_dumps(spec, API_JSON_FLAGS);
-    int steps = (int)json_integer_value(json_object_get(json_object_get(spec, "train"), "steps"));
-    json_decref(spec);
+    char *text = json_dumps(js->spec, API_JSON_FLAGS);
     if (!text) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     int64_t id = 0;
-    int rc = store_job_insert(st, "train", text, ds_id, 0, steps, &id);
+    int rc = store_job_insert(r->st, jobtype_name(js->type), text, js->dataset_id, js->sae_id, js->total_steps,
+                              &id);
     free(text);
+    if (rc == STORE_NOTFOUND && js->sae_id)
+        return api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "dataset", "the SAE or dataset no longer exists");
     if (rc == STORE_NOTFOUND)
         return api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "dataset", "dataset %lld does not exist",
-                                 (long long)ds_id);
+                                 (long long)js->dataset_id);
     if (rc != STORE_OK)
-        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot queue the job: %s", store_errmsg(st));
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot queue the job: %s", store_errmsg(r->st));
     return jobs_reply(r, MHD_HTTP_ACCEPTED, id, 1);
 }
 
-static enum MHD_Result jobs_create_later(api_req *r, const json_t *body)
-{
-    return api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "type", "type '%s' is not available yet; use 'train'",
-                             json_string_value(json_object_get(body, "type")));
-}
-
-static const struct {
-    const char *type;
-    enum MHD_Result (*create)(api_req *r, const json_t *body);
-} jobs_types[] = {
-    { "train", jobs_create_train },
-    { "analyze", anjobs_create_analyze },
-    { "pca", anjobs_create_pca },
-    { "groupspace", jobs_create_later },
-};
-
 enum MHD_Result jobs_create(api_req *r)
 {
+    spec_errors errs = { 0 };
+    jobtype_spec js = { 0 };
+    jobtype_limits lim = { .max_job_bytes = r->srv->cfg.max_job_bytes };
     json_t *body = api_body_object(r);
     if (!body) return MHD_YES;
-    json_t *type = json_object_get(body, "type");
-    enum MHD_Result ret;
-    if (!type) {
-        ret = api_problem_field(r, MHD_HTTP_BAD_REQUEST, "type", "required: one of train, analyze, pca, groupspace");
-    } else if (!json_is_string(type)) {
-        ret = api_problem_field(r, MHD_HTTP_BAD_REQUEST, "type", "must be a string");
-    } else {
-        size_t i = 0, n = sizeof jobs_types / sizeof jobs_types[0];
-        while (i < n && strcmp(jobs_types[i].type, json_string_value(type))) i++;
-        if (i < n) ret = jobs_types[i].create(r, body);
-        else ret = api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "type",
-                                     "'%.40s' is not a job type; use train, analyze, pca or groupspace",
-                                     json_string_value(type));
-    }
+    enum MHD_Result ret = MHD_YES;
+    if (!api_store(r)) {} /* replied 503 */
+    else if (jobtype_validate(r->st, body, &lim, &js, &errs)) ret = api_problem_fields(r, &errs, NULL);
+    else ret = jobs_insert(r, &js);
+    jobtype_spec_clear(&js);
     json_decref(body);
     return ret;
 }
@@ -163,8 +115,8 @@ enum MHD_Result jobs_list(api_req *r)
     int64_t after;
     if (api_query_page(r, &limit, &after)) return MHD_YES;
     const char *state = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "state");
-    job_state js;
-    if (state && job_state_parse(state, &js))
+    store_job_state js;
+    if (state && store_job_state_parse(state, &js))
         return api_problem_field(r, MHD_HTTP_BAD_REQUEST, "state",
                                  "?state= must be queued, running, succeeded, failed or cancelled");
     if (state) filter = (int)js;
@@ -235,11 +187,12 @@ enum MHD_Result jobs_delete(api_req *r)
 {
     store_job j = { 0 };
     if (jobs_load(r, &j)) return MHD_YES;
-    job_state s = j.state;
+    store_job_state s = j.state;
     store_job_clear(&j);
-    if (!job_state_terminal(s))
+    if (!store_job_state_terminal(s))
         return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is %s; cancel it (POST /v1/jobs/%lld/cancel) and delete "
-                           "it once it has stopped", (long long)r->ids[0], job_state_name(s), (long long)r->ids[0]);
+                           "it once it has stopped", (long long)r->ids[0], store_job_state_name(s),
+                           (long long)r->ids[0]);
     int rc = store_job_delete(r->st, r->ids[0]);
     if (rc == STORE_CONFLICT)
         return api_problem(r, MHD_HTTP_CONFLICT, "job %lld is not finished", (long long)r->ids[0]);

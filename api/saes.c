@@ -1,4 +1,6 @@
-/* api/saes.c — /v1/saes: the trained SAEs and their weights.
+/* api/saes.c — /v1/saes: the trained SAEs and their weights (and, in the
+ * SAE object, encode_max_rows: the most rows one POST .../encode may send,
+ * encode.c's per-request budget).
  *
  * An SAE row is written by the worker in the same transaction that ends its
  * job; its weights are .npy files in store_sae.dir (decoder.npy (n, dim),
@@ -25,10 +27,12 @@ static json_t *saes_metrics(const char *text)
 
 static json_t *saes_object(const store_sae *s)
 {
-    return json_pack("{s:I,s:I,s:I,s:o,s:i,s:i,s:i,s:o,s:s}", "id", (json_int_t)s->id, "job", (json_int_t)s->job_id,
-                     "dataset", (json_int_t)s->dataset_id, "config", api_json_stored(s->config_json),
-                     "n_latents", s->n_latents, "dim", s->dim, "group_size", s->group_size,
-                     "metrics", saes_metrics(s->metrics_json), "created_at", s->created_at);
+    int max_rows = s->n_latents > 0 && s->dim > 0 ? encode_max_rows(s->n_latents, s->dim) : 0;
+    return json_pack("{s:I,s:I,s:I,s:o,s:i,s:i,s:i,s:o,s:s,s:i}", "id", (json_int_t)s->id,
+                     "job", (json_int_t)s->job_id, "dataset", (json_int_t)s->dataset_id,
+                     "config", api_json_stored(s->config_json), "n_latents", s->n_latents, "dim", s->dim,
+                     "group_size", s->group_size, "metrics", saes_metrics(s->metrics_json),
+                     "created_at", s->created_at, "encode_max_rows", max_rows);
 }
 
 /* Loads SAE r->ids[0]; replies 404/500 and returns -1 if it cannot. */

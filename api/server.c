@@ -10,7 +10,7 @@
  * first (headers only) allocates the api_req and refuses a declared body
  * over max_body at once (413); the middle ones append the body, discarding
  * it once over the cap; the last routes it. Uploads (a .npy body, labels)
- * are the exception: datasets_sink_open() claims them on the first call and
+ * are the exception: datasets_upload_open() claims them on the first call and
  * their chunks stream to a file through r->sink instead (datasets_upload.c).
  * Routing is a table of (pattern, method, handler); a path that matches some
  * pattern but not the method is 405 with Allow, a path that matches none is
@@ -55,7 +55,7 @@ static const api_route api_routes[] = {
     { "/v1/datasets/{id}/rows.npy", "GET", datasets_rows },
     { "/v1/datasets/{id}/planes.npy", "GET", datasets_planes },
     { "/v1/datasets/{id}/labels", "GET", datasets_labels },
-    { "/v1/datasets/{id}/labels", "PUT", datasets_put_labels },
+    { "/v1/datasets/{id}/labels", "PUT", datasets_upload_labels },
     { "/v1/jobs", "GET", jobs_list },
     { "/v1/jobs", "POST", jobs_create },
     { "/v1/jobs/{id}", "GET", jobs_get },
@@ -72,15 +72,15 @@ static const api_route api_routes[] = {
     { "/v1/saes/{id}/sae.safetensors", "GET", saes_safetensors },
     { "/v1/saes/{id}/cfg.json", "GET", saes_cfg },
     { "/v1/saes/{id}/encode", "POST", encode_post },
-    { "/v1/saes/{id}/analysis", "GET", saean_get },
-    { "/v1/saes/{id}/latents", "GET", saean_latents },
-    { "/v1/saes/{id}/latents/{n}", "GET", saean_latent },
-    { "/v1/saes/{id}/jaccard", "GET", saean_jaccard },
-    { "/v1/saes/{id}/groups", "GET", saean_groups },
+    { "/v1/saes/{id}/analysis", "GET", saes_analysis_get },
+    { "/v1/saes/{id}/latents", "GET", saes_analysis_latents },
+    { "/v1/saes/{id}/latents/{n}", "GET", saes_analysis_latent },
+    { "/v1/saes/{id}/jaccard", "GET", saes_analysis_jaccard },
+    { "/v1/saes/{id}/groups", "GET", saes_analysis_groups },
     { "/v1/saes/{id}/groups/{n}", "GET", groups_get },
     { "/v1/saes/{id}/groups/{n}/plane.npy", "GET", groups_plane },
     { "/v1/saes/{id}/groups/{n}/projection", "GET", groups_projection },
-    { "/v1/saes/{id}/recovery", "GET", saean_recovery },
+    { "/v1/saes/{id}/recovery", "GET", saes_analysis_recovery },
     { "/v1/compare", "GET", compare_get },
     { "/v1/analyses/{id}", "GET", analyses_get },
     { "/v1/analyses/{id}/points.npy", "GET", analyses_points },
@@ -115,10 +115,8 @@ store *api_store(api_req *r)
     if (r->st) return r->st;
     char err[256];
     r->st = api_pool_get(r->srv, err, sizeof err);
-    if (!r->st) {
-        LOGE("api: cannot open the database: %s", err);
+    if (!r->st) /* api_problem logs it, as every 5xx */
         api_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the database cannot be opened (%s); retry later", err);
-    }
     return r->st;
 }
 
@@ -187,20 +185,7 @@ static enum MHD_Result route_allow_reply(api_req *r, const char *allow)
         if (resp) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
         return api_queue(r, MHD_HTTP_NO_CONTENT, resp);
     }
-    struct MHD_Response *resp = NULL;
-    char detail[256];
-    snprintf(detail, sizeof detail, "%s is not allowed on %s; use %s", r->method, r->url, allow);
-    json_t *p = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", "Method Not Allowed",
-                          "status", MHD_HTTP_METHOD_NOT_ALLOWED, "detail", detail);
-    char *text = p ? json_dumps(p, API_JSON_FLAGS) : NULL;
-    json_decref(p);
-    if (text) resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    else free(text);
-    if (resp) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    }
-    return api_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+    return api_problem_allow(r, allow);
 }
 
 static enum MHD_Result route(api_req *r)
@@ -274,7 +259,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r) return MHD_NO;
         r->srv = s, r->conn = conn, r->method = method, r->url = url;
         *con_cls = r;
-        if (datasets_sink_open(r)) return MHD_YES; /* a streamed upload: its own cap, not max_body */
+        if (datasets_upload_open(r)) return MHD_YES; /* a streamed upload: its own cap, not max_body */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
             r->body_too_large = 1;
@@ -439,7 +424,12 @@ api_server *api_start(const api_config *cfg, char *err, size_t errlen)
     api_pool_put(s, st);
     datasets_staging_sweep(s); /* uploads and imports a crash left half-written */
     if (events_start(s, err, errlen)) { server_free(s); return NULL; }
-    if (server_listen(s, err, errlen)) { events_stop(s); server_free(s); return NULL; }
+    if (server_listen(s, err, errlen)) {
+        atomic_store(&s->stopping, 1); /* the ticker exits only once this is set (events_stop) */
+        events_stop(s);
+        server_free(s);
+        return NULL;
+    }
     return s;
 }
 

@@ -10,6 +10,7 @@
  * and smallest member, are laid out member by member and cut into groups of
  * s. Cost: O(nK log(nK)) for the sort, near-linear after. */
 #include "analysis.h"
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,7 @@ static int32_t uf_find(int32_t *parent, int32_t x)
 static size_t cluster_edges(int n, int K, const int32_t *nb_idx, const float *nb_sim, float min_sim,
                             cluster_edge *e)
 {
+    assert(e && n >= 1 && K >= 0 && (K == 0 || (nb_idx && nb_sim)));
     size_t m = 0;
     for (int i = 0; i < n; i++)
         for (int k = 0; k < K; k++) {
@@ -53,12 +55,14 @@ static size_t cluster_edges(int n, int K, const int32_t *nb_idx, const float *nb
             e[m].j = i < j ? j : i;
             m++;
         }
+    assert(m <= (size_t)n * K);
     return m;
 }
 
 /* Lays out the clusters given by root (n) into order (n), as documented. */
 static int cluster_layout(int n, int s, const int32_t *root, int32_t *order)
 {
+    assert(root && order && n >= 1 && s >= 1 && n % s == 0);
     int32_t *id = malloc((size_t)n * sizeof *id);   /* (n) cluster id of each root, by smallest member */
     int32_t *size = calloc((size_t)n, sizeof *size); /* (clusters) */
     int32_t *start = malloc((size_t)(n + 1) * sizeof *start); /* (clusters + 1) */
@@ -95,10 +99,12 @@ static int cluster_layout(int n, int s, const int32_t *root, int32_t *order)
         for (int c = 0; c < nc; c++)
             if (size[c] == sz)
                 rank[m++] = c;
+    assert(m == nc); /* every cluster has 1 .. s members (the union cap), so each was ranked */
     int o = 0;
     for (int t = 0; t < m; t++)
         for (int k = 0; k < size[rank[t]]; k++)
             order[o++] = mem[start[rank[t]] + k];
+    assert(o == n); /* a permutation of 0 .. n-1 */
     free(id), free(size), free(start), free(mem), free(rank);
     return ANALYSIS_OK;
 }
@@ -108,6 +114,7 @@ int analysis_cluster_greedy(int n, int s, int K, const int32_t *nb_idx, const fl
 {
     if (n < 1 || s < 1 || n % s || K < 0)
         return ANALYSIS_EINVAL;
+    assert(order && (K == 0 || (nb_idx && nb_sim)));
     cluster_edge *e = malloc(((size_t)n * K + 1) * sizeof *e); /* (n K) candidate pairs */
     int32_t *parent = malloc((size_t)n * sizeof *parent);      /* (n) union-find */
     int32_t *size = malloc((size_t)n * sizeof *size);          /* (n) cluster sizes at roots */

@@ -7,6 +7,7 @@
  * row is scanned into a sorted top-K list (analysis_topk_push rejects most
  * candidates with one comparison). */
 #include "analysis.h"
+#include "core_assert.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@ static double row_norm(const float *v, int dim)
 /* u (n, dim) = rows of W scaled to unit norm (zero rows stay zero). */
 static void normalize_rows(const float *W, int n, int dim, float *u)
 {
+    assert(W && u && n >= 1 && dim >= 1);
+    assert(core_disjoint(W, (size_t)n * dim * sizeof *W, u, (size_t)n * dim * sizeof *u));
     for (int i = 0; i < n; i++) {
         const float *w = W + (size_t)i * dim;
         double nrm = row_norm(w, dim);
@@ -38,6 +41,8 @@ static void normalize_rows(const float *W, int n, int dim, float *u)
 static void cos_scan_row(const float *crow, int i, int n, int K, float dup_cos, int32_t *nb_idx,
                          float *nb_cos, int32_t *dups, int64_t dup_cap, int64_t *n_dups)
 {
+    assert(crow && n_dups && 0 <= i && i < n && K >= 0 && dup_cap >= 0);
+    assert(K == 0 || (nb_idx && nb_cos));
     int len = 0;
     for (int j = 0; j < n; j++) {
         if (j == i)
@@ -62,6 +67,8 @@ int analysis_decoder_neighbors(const float *W_dec, int n, int dim, int K, float 
 {
     if (n < 1 || dim < 1 || K < 0)
         return ANALYSIS_EINVAL;
+    assert(W_dec && dup_cap >= 0);
+    assert(K == 0 || (nb_idx && nb_cos));
     int bs = (int)(COS_BLOCK_FLOATS / (size_t)n);
     bs = bs < 1 ? 1 : bs > n ? n : bs;
     float *u = malloc((size_t)n * dim * sizeof *u);  /* (n, dim) unit rows */
@@ -90,6 +97,8 @@ int analysis_decoder_neighbors(const float *W_dec, int n, int dim, int K, float 
 
 void analysis_cosine_matrix(const float *rows, int m, int dim, float *out)
 {
+    assert(rows && out && m >= 1 && dim >= 1);
+    assert(core_disjoint(rows, (size_t)m * dim * sizeof *rows, out, (size_t)m * m * sizeof *out));
     for (int a = 0; a < m; a++) {
         const float *x = rows + (size_t)a * dim;
         double na = row_norm(x, dim);
@@ -108,6 +117,9 @@ int analysis_group_max_cos(const float *W_dec, int n, int dim, int group_size, f
 {
     if (n < 1 || dim < 1 || group_size < 1 || n % group_size)
         return ANALYSIS_EINVAL;
+    assert(W_dec && max_cos);
+    assert(core_disjoint(W_dec, (size_t)n * dim * sizeof *W_dec, max_cos,
+                         (size_t)(n / group_size) * sizeof *max_cos));
     int s = group_size;
     float *cm = malloc((size_t)s * s * sizeof *cm); /* (s, s) */
     if (!cm)

@@ -12,6 +12,7 @@
  * not map every element to the same cache set (a power-of-two p did, 2.5x
  * slower). */
 #include "analysis.h"
+#include "core_assert.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,8 @@ static void eig_sweep(double *b, int p, size_t ld, double *v)
 
 int analysis_sym_eig(const double *a, int p, double *w, double *v)
 {
+    assert(a && w && p >= 1);
+    assert(core_disjoint(w, (size_t)p * sizeof *w, v, v ? (size_t)p * p * sizeof *v : 0));
     size_t ld = (size_t)p | 1; /* an odd row stride: columns never alias in the cache */
     double *b = malloc((size_t)p * ld * sizeof *b); /* (p, ld) working copy */
     if (!b)

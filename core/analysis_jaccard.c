@@ -11,6 +11,7 @@
  * latent are scattered over the pattern, so they are prefetched a few ahead
  * (3.5x faster at that size). */
 #include "analysis.h"
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 
 int analysis_cooc_init(analysis_cooc *c, int n)
 {
+    assert(c);
     memset(c, 0, sizeof *c);
     if (n < 1)
         return ANALYSIS_EINVAL;
@@ -34,6 +36,7 @@ int analysis_cooc_init(analysis_cooc *c, int n)
 
 void analysis_cooc_free(analysis_cooc *c)
 {
+    assert(c);
     free(c->row_ptr);
     free(c->idx);
     free(c->count);
@@ -44,6 +47,7 @@ void analysis_cooc_free(analysis_cooc *c)
 
 static int cooc_reserve(analysis_cooc *c, int64_t rows, int64_t nnz)
 {
+    assert(c && c->row_ptr && rows >= 0 && nnz >= 0);
     if (rows > c->cap_rows) {
         int64_t cap = c->cap_rows > 0 ? c->cap_rows : 1024;
         while (cap < rows)
@@ -69,8 +73,12 @@ static int cooc_reserve(analysis_cooc *c, int64_t rows, int64_t nnz)
 
 int analysis_cooc_add(analysis_cooc *c, const analysis_csr *z)
 {
+    assert(c && z);
+    assert(c->count && c->row_ptr); /* initialised */
     if (z->n != c->n || c->col_ptr || (int64_t)c->rows + z->rows > INT32_MAX)
         return ANALYSIS_EINVAL;
+    assert(z->rows >= 0 && z->row_ptr); /* row_ptr[0] may be past 0: a view into a larger CSR */
+    assert(z->row_ptr[0] <= z->row_ptr[z->rows]);
     int64_t nnz = z->row_ptr[z->rows] - z->row_ptr[0];
     for (int64_t e = z->row_ptr[0]; e < z->row_ptr[z->rows]; e++)
         if (z->idx[e] < 0 || z->idx[e] >= c->n)
@@ -90,6 +98,7 @@ int analysis_cooc_add(analysis_cooc *c, const analysis_csr *z)
 
 int analysis_cooc_finish(analysis_cooc *c)
 {
+    assert(c && c->count && c->row_ptr); /* initialised */
     if (c->col_ptr)
         return ANALYSIS_OK;
     int64_t *ptr = malloc((size_t)(c->n + 1) * sizeof *ptr);
@@ -104,6 +113,7 @@ int analysis_cooc_finish(analysis_cooc *c)
     ptr[0] = 0;
     for (int i = 0; i < c->n; i++)
         ptr[i + 1] = ptr[i] + c->count[i];
+    assert(ptr[c->n] == c->nnz && c->row_ptr[c->rows] == c->nnz); /* the counts cover every entry */
     memcpy(fill, ptr, (size_t)c->n * sizeof *fill);
     for (int r = 0; r < c->rows; r++) /* rows in order, so each latent's rows increase */
         for (int64_t e = c->row_ptr[r]; e < c->row_ptr[r + 1]; e++)
@@ -122,6 +132,8 @@ static double jaccard_of(int64_t both, int64_t ci, int64_t cj)
 
 double analysis_jaccard_pair(const analysis_cooc *c, int i, int j)
 {
+    assert(c && c->col_ptr); /* finished */
+    assert(0 <= i && i < c->n && 0 <= j && j < c->n);
     if (i == j)
         return c->count[i] > 0 ? 1.0 : 0.0;
     const int32_t *a = c->col_rows + c->col_ptr[i], *b = c->col_rows + c->col_ptr[j];
@@ -144,6 +156,8 @@ double analysis_jaccard_pair(const analysis_cooc *c, int i, int j)
  * (n); returns how many were touched. cnt must be zero on entry. */
 static int cooc_count_latent(const analysis_cooc *c, int i, uint32_t *cnt, int32_t *touched)
 {
+    assert(c->col_ptr && cnt && touched);
+    assert(0 <= i && i < c->n);
     int m = 0;
     const int32_t *rows = c->col_rows + c->col_ptr[i]; /* (count[i]) rows where i fires */
     int64_t nr = c->count[i];
@@ -165,6 +179,7 @@ static int cooc_count_latent(const analysis_cooc *c, int i, uint32_t *cnt, int32
 
 int analysis_jaccard_row(const analysis_cooc *c, int i, float *row)
 {
+    assert(c && row);
     if (!c->col_ptr || i < 0 || i >= c->n)
         return ANALYSIS_EINVAL;
     uint32_t *cnt = calloc((size_t)c->n, sizeof *cnt);
@@ -185,6 +200,8 @@ int analysis_jaccard_row(const analysis_cooc *c, int i, float *row)
 
 int analysis_jaccard_matrix(const analysis_cooc *c, const int32_t *latents, int L, float *out)
 {
+    assert(c);
+    assert(L <= 0 || (latents && out));
     if (!c->col_ptr || L < 0)
         return ANALYSIS_EINVAL;
     for (int a = 0; a < L; a++)
@@ -201,6 +218,9 @@ int analysis_jaccard_matrix(const analysis_cooc *c, const int32_t *latents, int 
 static void jaccard_latent(const analysis_cooc *c, int i, int K, int gs, const uint32_t *cnt,
                            const int32_t *touched, int m, int32_t *nb_idx, float *nb_j, double *gsum)
 {
+    assert(0 <= i && i < c->n && K >= 0 && gs >= 1 && c->n % gs == 0);
+    assert(cnt && gsum && 0 <= m && m <= c->n && (m == 0 || touched));
+    assert(K == 0 || (nb_idx && nb_j));
     int len = 0;
     for (int t = 0; t < m; t++) {
         int j = touched[t];
@@ -219,8 +239,10 @@ static void jaccard_latent(const analysis_cooc *c, int i, int K, int gs, const u
 int analysis_jaccard_neighbors(const analysis_cooc *c, int K, int group_size, int32_t *nb_idx, float *nb_j,
                                float *group_j)
 {
+    assert(c);
     if (!c->col_ptr || K < 0 || group_size < 1 || c->n % group_size)
         return ANALYSIS_EINVAL;
+    assert(K == 0 || (nb_idx && nb_j));
     uint32_t *cnt = calloc((size_t)c->n, sizeof *cnt);      /* (n) |i and j| for the current i */
     int32_t *touched = malloc((size_t)c->n * sizeof *touched); /* (n) */
     if (!cnt || !touched) {

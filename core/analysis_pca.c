@@ -16,6 +16,7 @@
  * (m, r) with components mapped back through Q is the same PCA, exactly, for
  * any dim. */
 #include "analysis.h"
+#include "core_assert.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 
 void analysis_pca_free(analysis_pca_result *r)
 {
+    assert(r);
     free(r->mean);
     free(r->components);
     free(r->variance);
@@ -37,6 +39,7 @@ void analysis_pca_free(analysis_pca_result *r)
 
 static int pca_alloc(analysis_pca_result *r, int m, int dim, int c)
 {
+    assert(r && m >= 2 && dim >= 1 && c >= 1 && c <= m && c <= dim);
     memset(r, 0, sizeof *r);
     r->m = m;
     r->dim = dim;
@@ -58,6 +61,8 @@ static int pca_alloc(analysis_pca_result *r, int m, int dim, int c)
  * when it is past the rank (a zero component). */
 static int pca_set_component(analysis_pca_result *r, int k, double lambda, double lambda0, double *v)
 {
+    assert(r && r->components && r->variance && v);
+    assert(0 <= k && k < r->c && r->m >= 2);
     int dim = r->dim;
     float *out = r->components + (size_t)k * dim;
     double nrm = 0.0;
@@ -79,6 +84,7 @@ static int pca_set_component(analysis_pca_result *r, int k, double lambda, doubl
 
 static void pca_ratios(analysis_pca_result *r, double trace)
 {
+    assert(r && r->ratio && r->m >= 2);
     r->total_variance = trace / (r->m - 1);
     for (int k = 0; k < r->c; k++)
         r->ratio[k] = r->total_variance > 0.0 ? r->variance[k] / r->total_variance : 0.0;
@@ -87,6 +93,7 @@ static void pca_ratios(analysis_pca_result *r, double trace)
 /* mean (dim) of X (m, dim) in double; also stored as float in r->mean. */
 static void pca_mean(const float *X, int m, int dim, double *mean, analysis_pca_result *r)
 {
+    assert(X && mean && r && r->mean && m == r->m && dim == r->dim && m >= 1);
     memset(mean, 0, (size_t)dim * sizeof *mean);
     for (int i = 0; i < m; i++)
         for (int d = 0; d < dim; d++)
@@ -100,6 +107,7 @@ static void pca_mean(const float *X, int m, int dim, double *mean, analysis_pca_
 /* xc (rows, dim) = X[a .. a+rows) - mean, in double. */
 static void pca_centre(const float *X, int a, int rows, int dim, const double *mean, double *xc)
 {
+    assert(X && mean && xc && a >= 0 && rows >= 0 && dim >= 1);
     for (int i = 0; i < rows; i++)
         for (int d = 0; d < dim; d++)
             xc[(size_t)i * dim + d] = X[(size_t)(a + i) * dim + d] - mean[d];
@@ -108,6 +116,7 @@ static void pca_centre(const float *X, int a, int rows, int dim, const double *m
 /* coords[i][k] = (x_i - mean) . component k, for the components set so far. */
 static void pca_coords(const float *X, const double *mean, analysis_pca_result *r)
 {
+    assert(X && mean && r && r->components && r->coords);
     int dim = r->dim;
     for (int i = 0; i < r->m; i++)
         for (int k = 0; k < r->c; k++) {
@@ -123,6 +132,7 @@ static void pca_coords(const float *X, const double *mean, analysis_pca_result *
 static int pca_covariance(const float *X, const double *mean, analysis_pca_result *r)
 {
     int m = r->m, dim = r->dim;
+    assert(X && mean && dim <= m && dim <= ANALYSIS_EIG_MAX); /* the branch analysis_pca took */
     double *a = calloc((size_t)dim * dim, sizeof *a);            /* (dim, dim) Xc^T Xc */
     double *v = malloc((size_t)dim * dim * sizeof *v);           /* (dim, dim) eigenvectors */
     double *w = malloc((size_t)dim * sizeof *w);                 /* (dim) eigenvalues */
@@ -154,6 +164,7 @@ static int pca_covariance(const float *X, const double *mean, analysis_pca_resul
 static int pca_gram(const float *X, const double *mean, analysis_pca_result *r)
 {
     int m = r->m, dim = r->dim;
+    assert(X && mean && m < dim && m <= ANALYSIS_EIG_MAX); /* the branch analysis_pca took */
     double *xc = malloc((size_t)m * dim * sizeof *xc);  /* (m, dim) centred rows */
     double *g = calloc((size_t)m * m, sizeof *g);       /* (m, m) Xc Xc^T */
     double *u = malloc((size_t)m * m * sizeof *u);      /* (m, m) eigenvectors */
@@ -183,9 +194,11 @@ static int pca_gram(const float *X, const double *mean, analysis_pca_result *r)
 
 int analysis_pca(const float *X, int m, int dim, int c, analysis_pca_result *out)
 {
+    assert(out);
     memset(out, 0, sizeof *out);
     if (m < 2 || dim < 1 || c < 1 || c > m || c > dim)
         return ANALYSIS_EINVAL;
+    assert(X);
     if ((m < dim ? m : dim) > ANALYSIS_EIG_MAX)
         return ANALYSIS_ETOOBIG;
     int rc = pca_alloc(out, m, dim, c);
@@ -212,6 +225,7 @@ int analysis_pca(const float *X, int m, int dim, int c, analysis_pca_result *out
  * an id out of range or repeated. */
 static int latent_positions(const int32_t *latents, int L, int n, int32_t *pos)
 {
+    assert(pos && n >= 1 && L >= 0 && (L == 0 || latents));
     for (int i = 0; i < n; i++)
         pos[i] = -1;
     for (int a = 0; a < L; a++) {
@@ -224,10 +238,14 @@ static int latent_positions(const int32_t *latents, int L, int n, int32_t *pos)
 
 int analysis_top_latents(const analysis_csr *z, int L, int32_t *out, double *score)
 {
+    assert(z);
     if (L < 0 || (!z->val && z->nnz > 0))
         return ANALYSIS_EINVAL;
     if (L == 0)
         return 0;
+    assert(out && z->n >= 1 && z->rows >= 0 && z->row_ptr);
+    assert(z->row_ptr[0] <= z->row_ptr[z->rows]);
+    assert(z->val || z->row_ptr[0] == z->row_ptr[z->rows]);
     double *total = calloc((size_t)z->n, sizeof *total); /* (n) */
     if (!total)
         return ANALYSIS_ENOMEM;
@@ -244,6 +262,7 @@ int analysis_top_latents(const analysis_csr *z, int L, int32_t *out, double *sco
         }
         out[p] = i;
     }
+    assert(0 <= len && len <= L);
     for (int a = 0; a < len && score; a++)
         score[a] = total[out[a]];
     free(total);
@@ -253,8 +272,12 @@ int analysis_top_latents(const analysis_csr *z, int L, int32_t *out, double *sco
 int analysis_reconstruct_latents(const analysis_csr *z, const int32_t *latents, int L, const float *W_dec,
                                  const float *b_dec, int dim, float *x)
 {
+    assert(z);
     if (L < 0 || dim < 1 || (!z->val && z->nnz > 0))
         return ANALYSIS_EINVAL;
+    assert(W_dec && z->n >= 1 && z->rows >= 0 && z->row_ptr && (z->rows == 0 || x));
+    assert(z->val || z->row_ptr[0] == z->row_ptr[z->rows]);
+    assert(core_disjoint(x, (size_t)z->rows * dim * sizeof *x, W_dec, (size_t)z->n * dim * sizeof *W_dec));
     int32_t *pos = malloc((size_t)z->n * sizeof *pos); /* (n) */
     if (!pos)
         return ANALYSIS_ENOMEM;
@@ -276,6 +299,7 @@ int analysis_reconstruct_latents(const analysis_csr *z, const int32_t *latents, 
  * sum_k b[a][k] q_k. v (dim) is scratch. */
 static void latent_basis(const float *W_dec, const int32_t *latents, int L, int dim, double *q, double *b, double *v)
 {
+    assert(W_dec && latents && q && b && v && L >= 1 && dim >= 1);
     int r = 0;
     for (int a = 0; a < L; a++) {
         const float *d = W_dec + (size_t)latents[a] * dim;
@@ -308,6 +332,8 @@ static void latent_basis(const float *W_dec, const int32_t *latents, int L, int 
 static void latent_centred(const analysis_csr *z, const int32_t *pos, int L, double *zc, double *mz)
 {
     int m = z->rows;
+    assert(pos && zc && mz && L >= 1 && m >= 1);
+    assert(z->val || z->row_ptr[0] == z->row_ptr[m]); /* val is NULL only when nothing fired */
     for (int i = 0; i < m; i++)
         for (int64_t e = z->row_ptr[i]; e < z->row_ptr[i + 1]; e++)
             if (pos[z->idx[e]] >= 0)
@@ -326,6 +352,7 @@ static void latent_centred(const analysis_csr *z, const int32_t *pos, int L, dou
 static void latent_mean(const float *W_dec, const float *b_dec, const int32_t *latents, int L, const double *mz,
                         analysis_pca_result *r)
 {
+    assert(W_dec && latents && mz && r && r->mean && L >= 1);
     for (int d = 0; d < r->dim; d++) {
         double s = b_dec ? b_dec[d] : 0.0;
         for (int a = 0; a < L; a++)
@@ -355,6 +382,7 @@ static void latent_work_free(latent_work *lw)
 
 static int latent_work_alloc(latent_work *lw, int n, int m, int L, int dim)
 {
+    assert(lw && n >= 1 && m >= 2 && L >= 1 && dim >= 1);
     size_t l = (size_t)L;
     lw->pos = malloc((size_t)n * sizeof *lw->pos);
     lw->q = calloc(l * dim, sizeof *lw->q);
@@ -376,6 +404,7 @@ static int latent_work_alloc(latent_work *lw, int n, int m, int L, int dim)
 /* Eigen-decomposes Y^T Y and fills components, variances and coordinates. */
 static int latent_solve(latent_work *lw, int m, int L, analysis_pca_result *r)
 {
+    assert(lw && r && r->components && m == r->m && L >= 1 && L <= ANALYSIS_EIG_MAX);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, L, L, 1.0, lw->zc, L, lw->b, L, 0.0, lw->y, L);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, L, m, 1.0, lw->y, L, lw->y, L, 0.0, lw->a, L);
     double trace = 0.0;
@@ -400,10 +429,13 @@ static int latent_solve(latent_work *lw, int m, int L, analysis_pca_result *r)
 int analysis_pca_latents(const analysis_csr *z, const int32_t *latents, int L, const float *W_dec,
                          const float *b_dec, int dim, int c, analysis_pca_result *out)
 {
+    assert(z && out);
     memset(out, 0, sizeof *out);
     int m = z->rows;
     if (L < 1 || dim < 1 || m < 2 || c < 1 || c > m || c > dim || (!z->val && z->nnz > 0))
         return ANALYSIS_EINVAL;
+    assert(latents && W_dec && z->n >= 1 && z->row_ptr);
+    assert(z->val || z->row_ptr[0] == z->row_ptr[z->rows]);
     if (L > ANALYSIS_EIG_MAX)
         return ANALYSIS_ETOOBIG;
     latent_work lw;

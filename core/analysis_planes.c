@@ -7,6 +7,7 @@
  * (analysis_sign_fix). A singular value below 1e-6 of the largest counts as
  * zero: its basis row is left zero (e.g. group_size 1, or parallel rows). */
 #include "analysis.h"
+#include "core_assert.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 /* q (dim) = D^T u / sigma, then minus its component along prev (dim, or NULL); returns its norm. */
 static double plane_vector(const float *rows, int s, int dim, const double *u, const double *prev, double *q)
 {
+    assert(rows && u && q && s >= 1 && dim >= 1);
+    assert(core_disjoint(q, (size_t)dim * sizeof *q, prev, prev ? (size_t)dim * sizeof *prev : 0));
     memset(q, 0, (size_t)dim * sizeof *q);
     for (int a = 0; a < s; a++)
         for (int d = 0; d < dim; d++)
@@ -40,6 +43,8 @@ static double plane_vector(const float *rows, int s, int dim, const double *u, c
 static int plane_basis(const float *rows, int s, int dim, const double *sv, const double *u, double *q /* (2, dim) */,
                        float *basis)
 {
+    assert(rows && sv && u && q && basis && s >= 1 && dim >= 1);
+    assert(sv[0] >= 0.0); /* singular values: the square roots of the clamped eigenvalues */
     int rank = 0;
     memset(basis, 0, 2 * (size_t)dim * sizeof *basis);
     for (int k = 0; k < 2 && k < s; k++) {
@@ -58,6 +63,12 @@ int analysis_group_plane(const float *rows, int s, int dim, float *sv, float *ba
 {
     if (s < 1 || dim < 1)
         return ANALYSIS_EINVAL;
+    assert(rows && sv && basis && coords && cos);
+    assert(core_disjoint(rows, (size_t)s * dim * sizeof *rows, sv, (size_t)s * sizeof *sv));
+    assert(core_disjoint(rows, (size_t)s * dim * sizeof *rows, basis, 2 * (size_t)dim * sizeof *basis));
+    assert(core_disjoint(rows, (size_t)s * dim * sizeof *rows, coords, 2 * (size_t)s * sizeof *coords));
+    assert(core_disjoint(rows, (size_t)s * dim * sizeof *rows, cos, (size_t)s * s * sizeof *cos));
+    assert(core_disjoint(basis, 2 * (size_t)dim * sizeof *basis, coords, 2 * (size_t)s * sizeof *coords));
     double *g = malloc((size_t)s * s * sizeof *g);      /* (s, s) Gram matrix */
     double *u = malloc((size_t)s * s * sizeof *u);      /* (s, s) eigenvectors as rows */
     double *w = malloc((size_t)s * sizeof *w);          /* (s) singular values */
@@ -82,6 +93,7 @@ int analysis_group_plane(const float *rows, int s, int dim, float *sv, float *ba
         sv[k] = (float)w[k];
     }
     int rank = plane_basis(rows, s, dim, w, u, q, basis);
+    assert(0 <= rank && rank <= 2 && rank <= s);
     for (int a = 0; a < s; a++)
         analysis_plane_project(basis, NULL, rows + (size_t)a * dim, 1, dim, coords + 2 * (size_t)a);
     analysis_cosine_matrix(rows, s, dim, cos);
@@ -91,6 +103,9 @@ int analysis_group_plane(const float *rows, int s, int dim, float *sv, float *ba
 
 void analysis_plane_project(const float *basis, const float *b_dec, const float *x, int B, int dim, float *out)
 {
+    assert(basis && x && out && B >= 0 && dim >= 1);
+    assert(core_disjoint(x, (size_t)B * dim * sizeof *x, out, 2 * (size_t)B * sizeof *out));
+    assert(core_disjoint(basis, 2 * (size_t)dim * sizeof *basis, out, 2 * (size_t)B * sizeof *out));
     for (int r = 0; r < B; r++) {
         const float *xr = x + (size_t)r * dim; /* (dim) */
         double u = 0.0, v = 0.0;

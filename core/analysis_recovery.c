@@ -10,6 +10,7 @@
  * several circles into one call of the caller's encode function. */
 #include "analysis.h"
 #include "sae.h"
+#include "core_assert.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 
 void analysis_orthonormalize_planes(const float *planes, int nc, int dim, float *q)
 {
+    assert(planes && q && nc >= 0 && dim >= 1);
+    assert(core_disjoint(planes, (size_t)nc * 2 * dim * sizeof *planes, q, (size_t)nc * 2 * dim * sizeof *q));
     for (int i = 0; i < nc; i++) {
         const float *a = planes + (size_t)i * 2 * dim, *b = a + dim; /* (dim) each */
         double na = 0.0, ab = 0.0, nr = 0.0, nb = 0.0;
@@ -44,6 +47,7 @@ void analysis_orthonormalize_planes(const float *planes, int nc, int dim, float 
 
 static int recovery_alloc(analysis_recovery *r, int n, int nc, int s, int max_k)
 {
+    assert(r && n >= 1 && nc >= 1 && s >= 1 && n % s == 0 && max_k >= 0);
     memset(r, 0, sizeof *r);
     r->n = n;
     r->n_circles = nc;
@@ -77,6 +81,7 @@ void analysis_recovery_free(analysis_recovery *r)
 /* Row i's best circle from its projections p (2 nc); adds its fractions to gsum (nc). */
 static void recovery_row(const float *p, const float *d, int dim, int nc, analysis_recovery *r, int i, double *gsum)
 {
+    assert(p && d && gsum && dim >= 1 && nc == r->n_circles && 0 <= i && i < r->n);
     double nrm = 0.0;
     for (int k = 0; k < dim; k++)
         nrm += (double)d[k] * d[k];
@@ -99,6 +104,7 @@ static void recovery_row(const float *p, const float *d, int dim, int nc, analys
 /* Best circle of group g from the members' fraction sums gsum (nc). */
 static void recovery_group(analysis_recovery *r, int g, const double *gsum, int nc, int s)
 {
+    assert(gsum && nc == r->n_circles && s == r->group_size && 0 <= g && g < r->n / s);
     int best = 0;
     for (int c = 1; c < nc; c++)
         if (gsum[c] > gsum[best])
@@ -111,8 +117,11 @@ static void recovery_group(analysis_recovery *r, int g, const double *gsum, int 
 static int recovery_fractions(const float *W_dec, int n, int dim, int s, const float *q, int nc,
                               analysis_recovery *r)
 {
+    assert(W_dec && q && r && r->row_circle && r->group_circle);
+    assert(n == r->n && s == r->group_size && nc == r->n_circles && dim >= 1 && n % s == 0);
     int bs = (int)(REC_BLOCK_FLOATS / (2 * (size_t)nc)) / s * s;
     bs = bs < s ? s : bs;
+    assert(bs % s == 0); /* blocks of whole groups, so a group's sums are made in one block */
     float *p = malloc((size_t)bs * 2 * nc * sizeof *p); /* (bs, 2 nc) projections */
     double *gsum = malloc((size_t)nc * sizeof *gsum);   /* (nc) the group's fraction sums */
     if (!p || !gsum) {
@@ -140,6 +149,8 @@ static int recovery_fractions(const float *W_dec, int n, int dim, int s, const f
 /* Counts, histogram and circles found from the per-row fields. */
 static int recovery_count(analysis_recovery *r, const unsigned char *alive, double min_frac)
 {
+    assert(r && r->row_circle && r->row_frac && r->circle_rows && r->per_plane_hist);
+    assert(r->rows_counted == 0 && r->rows_inplane == 0 && r->circles_found == 0); /* counted once */
     int n = r->n, nc = r->n_circles, s = r->group_size;
     unsigned char *by_group = calloc((size_t)nc, 1); /* (nc) found by a whole group */
     if (!by_group)
@@ -167,6 +178,8 @@ static int recovery_count(analysis_recovery *r, const unsigned char *alive, doub
         r->circles_found += k > 0;
         r->circles_found_groups += by_group[c];
     }
+    assert(r->rows_inplane <= r->rows_counted && r->rows_counted <= n);
+    assert(r->circles_found <= nc && r->circles_found_groups <= r->circles_found);
     r->inplane_frac = r->rows_counted > 0 ? (double)r->rows_inplane / r->rows_counted : 0.0;
     free(by_group);
     return ANALYSIS_OK;
@@ -175,9 +188,11 @@ static int recovery_count(analysis_recovery *r, const unsigned char *alive, doub
 int analysis_recovery_run(const float *W_dec, int n, int dim, int group_size, const float *planes, int nc,
                           const unsigned char *alive, double min_frac, int max_k, analysis_recovery *out)
 {
+    assert(out);
     memset(out, 0, sizeof *out);
     if (n < 1 || dim < 1 || nc < 1 || group_size < 1 || n % group_size || max_k < 0)
         return ANALYSIS_EINVAL;
+    assert(W_dec && planes);
     int rc = recovery_alloc(out, n, nc, group_size, max_k);
     if (rc)
         return rc;
@@ -201,6 +216,7 @@ int analysis_recovery_run(const float *W_dec, int n, int dim, int group_size, co
 int analysis_sae_encode(void *ctx, const float *x, int rows, float *x_hat)
 {
     const sae_params *p = ctx;
+    assert(p && p->buf && x && x_hat && rows >= 1);
     float *z = malloc((size_t)rows * p->cfg.n_latents * sizeof *z); /* (rows, n) */
     if (!z)
         return -1;
@@ -212,6 +228,7 @@ int analysis_sae_encode(void *ctx, const float *x, int rows, float *x_hat)
 /* FVE of one circle's T points x (T, dim) and their reconstructions xh (T, dim). */
 static double fve_of(const float *x, const float *xh, int T, int dim)
 {
+    assert(x && xh && T >= 1 && dim >= 1);
     double sse = 0.0, sst = 0.0;
     for (int d = 0; d < dim; d++) {
         double mean = 0.0;
@@ -231,6 +248,7 @@ static double fve_of(const float *x, const float *xh, int T, int dim)
 /* x (T, dim): the points of circle (a, b) at r = 1. */
 static void circle_points(const float *a, const float *b, int T, int dim, float *x)
 {
+    assert(a && b && x && T >= 1 && dim >= 1);
     for (int t = 0; t < T; t++) {
         double th = 2.0 * M_PI * t / T, c = cos(th), s = sin(th);
         for (int d = 0; d < dim; d++)
@@ -242,6 +260,7 @@ int analysis_circle_fve(const float *planes, int nc, int dim, int T, analysis_en
 {
     if (nc < 0 || dim < 1 || T < 2)
         return ANALYSIS_EINVAL;
+    assert(fn && (nc == 0 || (planes && fve)));
     int per_call = FVE_ROWS_PER_CALL / T > 0 ? FVE_ROWS_PER_CALL / T : 1;
     size_t cap = (size_t)per_call * T * dim;
     float *x = malloc(cap * sizeof *x);  /* (per_call * T, dim) */
@@ -278,13 +297,14 @@ int analysis_fve_summary(const float *fve, int nc, int n_bins, double *median, d
 {
     if (nc < 0 || n_bins < 1)
         return ANALYSIS_EINVAL;
+    assert(median && p10 && hist && (nc == 0 || fve));
     float *v = malloc((size_t)(nc > 0 ? nc : 1) * sizeof *v); /* (nc) sorted copy */
     if (!v)
         return ANALYSIS_ENOMEM;
     memcpy(v, fve, (size_t)nc * sizeof *v);
     qsort(v, (size_t)nc, sizeof *v, cmp_float);
-    *median = analysis_quantile_sorted(v, nc, 0.5);
-    *p10 = analysis_quantile_sorted(v, nc, 0.1);
+    *median = nc > 0 ? analysis_quantile_sorted(v, nc, 0.5) : 0.0; /* the quantile needs n >= 1 */
+    *p10 = nc > 0 ? analysis_quantile_sorted(v, nc, 0.1) : 0.0;
     memset(hist, 0, (size_t)n_bins * sizeof *hist);
     for (int i = 0; i < nc; i++) {
         double b = floor((double)v[i] * n_bins);

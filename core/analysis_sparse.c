@@ -5,6 +5,7 @@
  * The CSR keeps its buffers between batches (capacity grows by doubling) so a
  * job can rebuild it per batch without reallocating. */
 #include "analysis.h"
+#include "core_assert.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,13 @@ const char *analysis_strerror(int code)
 
 void analysis_csr_init(analysis_csr *c)
 {
+    assert(c);
     memset(c, 0, sizeof *c);
 }
 
 void analysis_csr_free(analysis_csr *c)
 {
+    assert(c);
     free(c->row_ptr);
     free(c->idx);
     free(c->val);
@@ -38,6 +41,8 @@ void analysis_csr_free(analysis_csr *c)
 /* Grows c to hold rows rows and nnz entries (contents kept). */
 static int csr_reserve(analysis_csr *c, int64_t rows, int64_t nnz)
 {
+    assert(c && rows >= 0 && nnz >= 0);
+    assert(c->cap_rows >= 0 && c->cap_nnz >= 0);
     if (rows > c->cap_rows || !c->row_ptr) {
         int64_t *p = realloc(c->row_ptr, (size_t)(rows + 1) * sizeof *p);
         if (!p)
@@ -66,8 +71,10 @@ static int fires(float v) { return v > 0.0f && isfinite(v); }
 
 int analysis_csr_from_dense(analysis_csr *c, const float *z, int B, int n)
 {
+    assert(c);
     if (B < 0 || n < 1)
         return ANALYSIS_EINVAL;
+    assert(z || B == 0);
     int64_t nnz = 0;
     for (size_t k = 0; k < (size_t)B * (size_t)n; k++)
         nnz += fires(z[k]);
@@ -87,6 +94,7 @@ int analysis_csr_from_dense(analysis_csr *c, const float *z, int B, int n)
             }
         c->row_ptr[r + 1] = c->nnz;
     }
+    assert(c->nnz == nnz && c->nnz <= c->cap_nnz); /* the two passes agree on what fires */
     return ANALYSIS_OK;
 }
 
@@ -97,6 +105,9 @@ void analysis_topk_push(int32_t *idx, float *val, int K, int *len, int32_t j, fl
         return;
     if (m == K && (v < val[K - 1] || (v == val[K - 1] && j > idx[K - 1])))
         return;
+    /* Called once per candidate in the neighbour scans: the asserts sit after the one-comparison
+     * rejection that most candidates take, on the insertion path. */
+    assert(idx && val && 0 <= m && m <= K);
     int pos = m < K ? m : K - 1;
     while (pos > 0 && (val[pos - 1] < v || (val[pos - 1] == v && idx[pos - 1] > j))) {
         idx[pos] = idx[pos - 1];
@@ -111,6 +122,8 @@ void analysis_topk_push(int32_t *idx, float *val, int K, int *len, int32_t j, fl
 
 double analysis_quantile_sorted(const float *v, int n, double q)
 {
+    assert(v && n >= 1);
+    assert(q >= 0.0 && q <= 1.0);
     if (n < 1)
         return 0.0;
     double pos = q * (n - 1);
@@ -125,6 +138,7 @@ double analysis_quantile_sorted(const float *v, int n, double q)
 
 int analysis_sign_fix(float *v, int dim)
 {
+    assert(v && dim >= 1);
     int best = 0;
     for (int d = 1; d < dim; d++)
         if (fabsf(v[d]) > fabsf(v[best]))

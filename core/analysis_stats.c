@@ -9,12 +9,14 @@
  * edges would give, and merging keeps that true (floor(floor(x)/2) =
  * floor(x/2)). The result does not depend on batch order. */
 #include "analysis.h"
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 int analysis_stats_init(analysis_stats *s, int n, int group_size, int n_bins)
 {
+    assert(s);
     memset(s, 0, sizeof *s);
     if (n < 1 || group_size < 1 || n % group_size || n_bins < 1 || (n_bins & (n_bins - 1)))
         return ANALYSIS_EINVAL;
@@ -36,6 +38,7 @@ int analysis_stats_init(analysis_stats *s, int n, int group_size, int n_bins)
 
 void analysis_stats_free(analysis_stats *s)
 {
+    assert(s);
     free(s->count);
     free(s->sum);
     free(s->max);
@@ -73,8 +76,13 @@ static void stats_hist_add(analysis_stats *s, int i, float v)
 
 int analysis_stats_add(analysis_stats *s, const analysis_csr *z)
 {
+    assert(s && z);
+    assert(s->count && s->hist && s->group_count); /* initialised */
     if (z->n != s->n || (!z->val && z->nnz > 0))
         return ANALYSIS_EINVAL;
+    assert(z->rows >= 0 && z->row_ptr);
+    assert(z->row_ptr[0] <= z->row_ptr[z->rows]);
+    assert(z->val || z->row_ptr[0] == z->row_ptr[z->rows]);
     int gs = s->group_size;
     for (int r = 0; r < z->rows; r++) {
         int last_group = -1;
@@ -98,6 +106,8 @@ int analysis_stats_add(analysis_stats *s, const analysis_csr *z)
 
 void analysis_stats_latent(const analysis_stats *s, int i, analysis_latent_summary *out)
 {
+    assert(s && out && s->count);
+    assert(0 <= i && i < s->n);
     double rows = (double)s->rows;
     out->density = rows > 0 ? (double)s->count[i] / rows : 0.0;
     out->mean_act = rows > 0 ? s->sum[i] / rows : 0.0;
@@ -107,11 +117,15 @@ void analysis_stats_latent(const analysis_stats *s, int i, analysis_latent_summa
 
 void analysis_stats_edges(const analysis_stats *s, int i, float *edges)
 {
+    assert(s && edges && s->hist_hi);
+    assert(0 <= i && i < s->n);
     for (int k = 0; k <= s->n_bins; k++)
         edges[k] = s->hist_hi[i] * (float)k / (float)s->n_bins; /* exact: powers of two */
 }
 
 double analysis_stats_group_density(const analysis_stats *s, int g)
 {
+    assert(s && s->group_count);
+    assert(0 <= g && g < s->n / s->group_size);
     return s->rows > 0 ? (double)s->group_count[g] / (double)s->rows : 0.0;
 }

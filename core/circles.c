@@ -14,6 +14,7 @@
  * (circles_walk), so the ground truth always matches the rows. */
 #include "circles.h"
 #include "rng.h"
+#include "core_assert.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ typedef struct {
 
 void circles_params_default(circles_params *p)
 {
+    assert(p);
     p->n_circles = 1600;
     p->dim = 200;
     p->p_active = 0.002;
@@ -45,6 +47,7 @@ void circles_params_default(circles_params *p)
 
 static int circles_params_ok(const circles_params *p)
 {
+    assert(p);
     if (p->n_circles < 1 || p->dim < 1)
         return 0;
     if (!(p->p_active >= 0.0 && p->p_active <= 1.0)) /* also rejects NaN */
@@ -58,6 +61,7 @@ static int circles_params_ok(const circles_params *p)
 static void circles_unit_vector(rng_t *r, float *v, int dim)
 {
     double norm2;
+    assert(r && v && dim >= 1); /* dim 0 would never leave the loop */
     do {
         norm2 = 0.0;
         for (int d = 0; d < dim; d++) {
@@ -72,6 +76,7 @@ static void circles_unit_vector(rng_t *r, float *v, int dim)
 
 circles *circles_create(const circles_params *p)
 {
+    assert(p);
     if (!circles_params_ok(p))
         return NULL;
     circles *c = calloc(1, sizeof *c);
@@ -99,11 +104,21 @@ void circles_free(circles *c)
     free(c);
 }
 
-const circles_params *circles_get_params(const circles *c) { return &c->p; }
-const float *circles_planes(const circles *c) { return c->planes; }
+const circles_params *circles_get_params(const circles *c)
+{
+    assert(c);
+    return &c->p;
+}
+
+const float *circles_planes(const circles *c)
+{
+    assert(c && c->planes);
+    return c->planes;
+}
 
 static void circles_walk_start(circles_walk *w, const circles *c, uint64_t row)
 {
+    assert(w && c && row != CIRCLES_PLANE_STREAM); /* that stream belongs to the planes */
     w->c = c;
     rng_seed(&w->r, c->p.seed, row);
     w->i = -1;
@@ -156,6 +171,9 @@ static void circles_row(const circles *c, uint64_t row, float *out)
 
 void circles_rows(const circles *c, const uint64_t *idx, int n, float *out)
 {
+    assert(c && n >= 0 && (n == 0 || (idx && out)));
+    assert(core_disjoint(out, (size_t)n * (size_t)c->p.dim * sizeof *out, c->planes,
+                         (size_t)c->p.n_circles * 2 * (size_t)c->p.dim * sizeof *c->planes));
     for (int k = 0; k < n; k++)
         circles_row(c, idx[k], out + (size_t)k * c->p.dim);
 }
@@ -163,6 +181,7 @@ void circles_rows(const circles *c, const uint64_t *idx, int n, float *out)
 int circles_row_active(const circles *c, uint64_t row, int *ids, int cap)
 {
     int n = 0, id;
+    assert(c && cap >= 0 && (cap == 0 || ids));
     circles_walk w;
     circles_walk_start(&w, c, row);
     while (n < cap && circles_walk_next(&w, &id)) {

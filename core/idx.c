@@ -7,6 +7,7 @@
  * gigabytes over a tiny file costs nothing; the file must then end exactly
  * where the header says. Pixels become float32 / 255. */
 #include "idx.h"
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -46,6 +47,7 @@ static uint32_t idx_be32(const unsigned char *p)
 /* Product of the dims with overflow checks; 0 if it overflows. */
 static int idx_data_bytes(const idx_header *h, uint64_t *out)
 {
+    assert(h && out && (h->ndim == 1 || h->ndim == 3));
     uint64_t n = 1;
     for (int i = 0; i < h->ndim; i++)
         if (__builtin_mul_overflow(n, (uint64_t)h->dims[i], &n))
@@ -57,6 +59,7 @@ static int idx_data_bytes(const idx_header *h, uint64_t *out)
 int idx_parse_header(const void *buf, size_t len, idx_header *out, char *err, size_t errlen)
 {
     const unsigned char *b = buf;
+    assert((buf || len == 0) && out);
     memset(out, 0, sizeof *out);
     if (len < 4)
         return 1;
@@ -80,6 +83,7 @@ int idx_parse_header(const void *buf, size_t len, idx_header *out, char *err, si
     }
     if (idx_data_bytes(out, &out->data_bytes) != 0)
         return idx_fail(err, errlen, "the IDX header's dimensions are too large");
+    assert(out->header_len <= IDX_HEADER_MAX && out->header_len <= len && out->data_bytes >= 1);
     return 0;
 }
 
@@ -94,6 +98,7 @@ typedef struct {
 
 static int idx_read_error(idx_reader *r)
 {
+    assert(r && r->g && r->what);
     char buf[128];
     int zerr = 0;
     const char *msg = gzerror(r->g, &zerr);
@@ -106,6 +111,7 @@ static int idx_read_error(idx_reader *r)
 /* Reads up to n bytes into buf; *got how many (short only at end of file). */
 static int idx_read(idx_reader *r, void *buf, size_t n, size_t *got)
 {
+    assert(r && r->g && got && (buf || n == 0));
     *got = 0;
     while (*got < n) {
         size_t want = n - *got < IDX_READ_CHUNK ? n - *got : IDX_READ_CHUNK;
@@ -125,7 +131,9 @@ static int idx_read_header(idx_reader *r, uint32_t expect, idx_header *h)
     unsigned char buf[IDX_HEADER_MAX];
     size_t have = 0, got;
     int rc = 1;
+    assert(r && h && (expect == IDX_MAGIC_IMAGES || expect == IDX_MAGIC_LABELS));
     for (size_t want = 4; rc == 1; want = h->header_len) {
+        assert(have <= want && want <= sizeof buf); /* idx_parse_header asked for at most a whole header */
         if (idx_read(r, buf + have, want - have, &got) != 0)
             return -1;
         have += got;
@@ -149,6 +157,7 @@ static int idx_read_header(idx_reader *r, uint32_t expect, idx_header *h)
 /* Grows *buf (cap bytes) towards need; doubling, at most need. */
 static int idx_grow(unsigned char **buf, size_t *cap, size_t need)
 {
+    assert(buf && cap && *cap < need);
     size_t ncap = *cap ? *cap * 2 : IDX_READ_MIN;
     ncap = ncap < need ? ncap : need;
     unsigned char *nb = realloc(*buf, ncap);
@@ -165,6 +174,7 @@ static int idx_read_data(idx_reader *r, size_t n, unsigned char **out)
     unsigned char *buf = NULL, extra; /* (n) once complete */
     size_t cap = 0, have = 0, got = 0;
     int rc = 0;
+    assert(r && out && n >= 1); /* a parsed header has no zero dimension */
     while (rc == 0 && have < n) {
         if (have == cap && idx_grow(&buf, &cap, n) != 0)
             rc = idx_fail(r->err, r->errlen, "%s: out of memory", r->what);
@@ -194,6 +204,7 @@ static int idx_read_file(const char *path, const char *what, uint32_t expect, id
     struct stat st;
     char ebuf[128];
     idx_reader r = {NULL, what, err, errlen};
+    assert(path && what && h && data);
     *data = NULL;
     if (stat(path, &st) != 0)
         return idx_fail(err, errlen, "%s: cannot open %s: %s", what, path, idx_strerror(errno, ebuf, sizeof ebuf));
@@ -216,6 +227,7 @@ static int idx_read_file(const char *path, const char *what, uint32_t expect, id
 int idx_load_labels(const char *path, uint8_t **labels, int64_t *n, char *err, size_t errlen)
 {
     idx_header h;
+    assert(path && labels && n);
     if (idx_read_file(path, "labels file", IDX_MAGIC_LABELS, &h, labels, err, errlen) != 0)
         return -1;
     *n = h.dims[0];
@@ -226,6 +238,7 @@ static int idx_load_images(const char *path, idx_dataset *d, char *err, size_t e
 {
     idx_header h;
     unsigned char *raw; /* (n, rows * cols) */
+    assert(path && d && !d->pixels);
     if (idx_read_file(path, "images file", IDX_MAGIC_IMAGES, &h, &raw, err, errlen) != 0)
         return -1;
     d->n = h.dims[0];
@@ -236,6 +249,7 @@ static int idx_load_images(const char *path, idx_dataset *d, char *err, size_t e
         return idx_fail(err, errlen, "images file: images of %u x %u pixels are too large", h.dims[1], h.dims[2]);
     }
     d->dim = d->rows * d->cols;
+    assert(h.ndim == 3 && (uint64_t)d->n * (uint64_t)d->dim == h.data_bytes);
     d->pixels = malloc((size_t)h.data_bytes * sizeof *d->pixels);
     if (!d->pixels) {
         free(raw);
@@ -250,6 +264,7 @@ static int idx_load_images(const char *path, idx_dataset *d, char *err, size_t e
 int idx_load(const char *images_path, const char *labels_path, idx_dataset **out, char *err, size_t errlen)
 {
     int64_t n_labels = 0;
+    assert(images_path && out);
     idx_dataset *d = calloc(1, sizeof *d);
     *out = NULL;
     if (!d)
@@ -287,6 +302,7 @@ const char *idx_class_name(int label)
 static int idx_source_rows(void *ctx, const uint64_t *idx, int n, float *out)
 {
     const idx_dataset *d = ctx;
+    assert(d && d->pixels && n >= 0 && (n == 0 || (idx && out)));
     for (int i = 0; i < n; i++) {
         if (idx[i] >= (uint64_t)d->n)
             return -1;
@@ -298,6 +314,7 @@ static int idx_source_rows(void *ctx, const uint64_t *idx, int n, float *out)
 
 void idx_source(data_source *src, const idx_dataset *d)
 {
+    assert(src && d && d->pixels && d->dim >= 1);
     src->dim = d->dim;
     src->n_rows = d->n;
     src->ctx = (void *)d; /* only ever read back as const */

@@ -7,6 +7,7 @@
  * same), treats its input as hostile (it is fed imported files and uploads)
  * and never reads outside buf[0..len). */
 #include "npy.h"
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@ static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 size_t npy_header(char *buf, size_t cap, const char *descr, const int64_t *shape, int ndim)
 {
     char dict[NPY_HEADER_MAX];
+    assert(buf && descr && (ndim <= 0 || shape));
     if (ndim < 0 || ndim > NPY_MAX_DIMS || strlen(descr) >= sizeof(((npy_info *)0)->descr))
         return 0;
     int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
@@ -31,6 +33,7 @@ size_t npy_header(char *buf, size_t cap, const char *descr, const int64_t *shape
     size_t total = (10 + body + 63) / 64 * 64;
     if (total > cap || total - 10 > 65535)
         return 0;
+    assert(total % 64 == 0 && total - 10 > (size_t)n); /* room for the dict and its '\n' */
     memcpy(buf, npy_magic, 6);
     buf[6] = 1;
     buf[7] = 0;
@@ -51,6 +54,7 @@ typedef struct {
 
 static int npy_fail(npy_cur *c, const char *msg)
 {
+    assert(c && msg);
     snprintf(c->err, c->errlen, "%s", msg);
     return -1;
 }
@@ -73,6 +77,7 @@ static int npy_expect(npy_cur *c, char ch)
 /* A quoted string into out (cap bytes incl. NUL). */
 static int npy_string(npy_cur *c, char *out, size_t cap)
 {
+    assert(c && c->p && c->p <= c->end && out && cap >= 1);
     npy_ws(c);
     if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
         return npy_fail(c, "malformed .npy header: expected a quoted string");
@@ -102,6 +107,7 @@ static int npy_word(npy_cur *c, const char *w)
 
 static int npy_shape(npy_cur *c, npy_info *out)
 {
+    assert(c && c->p && c->p <= c->end && out);
     if (npy_expect(c, '(') != 0)
         return npy_fail(c, "malformed .npy header: shape is not a tuple");
     out->ndim = 0;
@@ -133,6 +139,7 @@ static int npy_shape(npy_cur *c, npy_info *out)
 /* One "key: value" entry; sets bit 1/2/4 in *seen for descr/fortran/shape. */
 static int npy_entry(npy_cur *c, npy_info *out, int *seen)
 {
+    assert(c && out && seen);
     char key[32];
     if (npy_string(c, key, sizeof key) != 0)
         return -1;
@@ -159,6 +166,7 @@ static int npy_entry(npy_cur *c, npy_info *out, int *seen)
 
 static int npy_dict(npy_cur *c, npy_info *out)
 {
+    assert(c && c->p && c->p <= c->end && out);
     int seen = 0;
     if (npy_expect(c, '{') != 0)
         return npy_fail(c, "malformed .npy header: expected '{'");
@@ -185,6 +193,7 @@ int npy_parse_header(const void *buf, size_t len, npy_info *out, char *err, size
 {
     const unsigned char *b = buf;
     npy_cur c = {0, 0, err, errlen};
+    assert((buf || len == 0) && out && (err || errlen == 0));
     memset(out, 0, sizeof *out);
     if (len < 10 || memcmp(b, npy_magic, 6) != 0)
         return npy_fail(&c, "not a .npy file");
@@ -205,5 +214,7 @@ int npy_parse_header(const void *buf, size_t len, npy_info *out, char *err, size
     if (npy_dict(&c, out) != 0)
         return -1;
     out->header_len = prefix + hlen;
+    assert(out->header_len <= len && out->ndim >= 0 && out->ndim <= NPY_MAX_DIMS);
+    assert(memchr(out->descr, '\0', sizeof out->descr)); /* npy_string kept it terminated */
     return 0;
 }

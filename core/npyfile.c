@@ -16,6 +16,7 @@
  * the offset of every NPYFILE_LABELS_STRIDE-th line, so line i costs at most
  * STRIDE-1 memchr hops. */
 #include "npyfile.h"
+#include "core_assert.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -81,6 +82,7 @@ static int npyfile_fail_errno(char *err, size_t errlen, const char *what)
  * so messages stay valid UTF-8 (they end up in JSON). */
 static void npyfile_printable(const char *s, char *out, size_t cap)
 {
+    assert(s && out && cap >= 1);
     size_t i = 0;
     for (; s[i] && i + 1 < cap; i++)
         out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
@@ -89,6 +91,7 @@ static void npyfile_printable(const char *s, char *out, size_t cap)
 
 static int npyfile_check_dtype(const char *descr, int *elem, char *err, size_t errlen)
 {
+    assert(descr && elem);
     char d[sizeof ((npy_info *)0)->descr];
     if (!strcmp(descr, "<f4") || !strcmp(descr, "<f2")) {
         *elem = descr[2] - '0';
@@ -104,6 +107,7 @@ static int npyfile_check_dtype(const char *descr, int *elem, char *err, size_t e
 
 int npyfile_check_header(const npy_info *info, npyfile_layout *out, char *err, size_t errlen)
 {
+    assert(info && out);
     memset(out, 0, sizeof *out);
     if (npyfile_check_dtype(info->descr, &out->elem_size, err, errlen) != 0)
         return -1;
@@ -129,12 +133,15 @@ int npyfile_check_header(const npy_info *info, npyfile_layout *out, char *err, s
     out->dim = (int)info->shape[1];
     out->data_bytes = data;
     out->file_bytes = total;
+    assert(out->n_rows >= 1 && out->dim >= 1 && (out->elem_size == 2 || out->elem_size == 4));
+    assert(out->data_bytes / (uint64_t)out->elem_size / (uint64_t)out->dim == (uint64_t)out->n_rows);
     return 0;
 }
 
 /* npy_parse_header, with a hint on what to do added to its bare messages. */
 static int npyfile_parse(const void *buf, size_t len, npy_info *info, char *err, size_t errlen)
 {
+    assert(info);
     char msg[256];
     if (npy_parse_header(buf, len, info, msg, sizeof msg) == 0)
         return 0;
@@ -183,6 +190,8 @@ static int npyfile_nonfinite_msg(const npyfile_layout *lay, uint64_t i, int cls,
                                  size_t errlen)
 {
     static const char *const names[4] = {"finite", "NaN", "inf", "-inf"};
+    assert(lay && lay->dim >= 1 && cls >= 1 && cls <= 3 && count >= 1);
+    assert(i < lay->data_bytes / (uint64_t)lay->elem_size); /* a value of the array */
     char more[64] = "";
     if (count > 1)
         snprintf(more, sizeof more, " (%llu values in all are not finite)", (unsigned long long)count);
@@ -196,6 +205,7 @@ static int npyfile_nonfinite_msg(const npyfile_layout *lay, uint64_t i, int cls,
 
 static int npyfile_check_size(const npyfile_layout *lay, uint64_t size, char *err, size_t errlen)
 {
+    assert(lay && lay->file_bytes > lay->data_bytes); /* a checked layout: a header, then the data */
     if (size < lay->file_bytes)
         return npyfile_fail(err, errlen, "the file is truncated: its header describes %lld x %d values "
                             "(%llu bytes with the header) but it has %llu bytes: copy or save it again",
@@ -210,6 +220,7 @@ static int npyfile_check_size(const npyfile_layout *lay, uint64_t size, char *er
 /* Maps fd's size bytes read-only. */
 static int npyfile_map_fd(int fd, size_t size, const unsigned char **map, char *err, size_t errlen)
 {
+    assert(fd >= 0 && size >= 1 && map); /* mmap refuses a length of 0 */
     void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
         return npyfile_fail_errno(err, errlen, "cannot map the file");
@@ -221,6 +232,7 @@ static int npyfile_map_fd(int fd, size_t size, const unsigned char **map, char *
 static int npyfile_open_regular(const char *path, int *fd, uint64_t *size, char *err, size_t errlen)
 {
     struct stat st;
+    assert(path && fd && size);
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0)
         return npyfile_fail_errno(err, errlen, "cannot open the file");
@@ -235,6 +247,7 @@ static int npyfile_open_regular(const char *path, int *fd, uint64_t *size, char 
 static int npyfile_validate_map(npyfile *f, uint64_t size, char *err, size_t errlen)
 {
     npy_info info;
+    assert(f && f->map && size >= 1);
     if (npyfile_parse(f->map, (size_t)size, &info, err, errlen) != 0)
         return -1;
     if (npyfile_check_header(&info, &f->lay, err, errlen) != 0)
@@ -242,6 +255,7 @@ static int npyfile_validate_map(npyfile *f, uint64_t size, char *err, size_t err
     if (npyfile_check_size(&f->lay, size, err, errlen) != 0)
         return -1;
     f->data = f->map + info.header_len;
+    assert(info.header_len + f->lay.data_bytes == size); /* npyfile_check_size: exactly the array */
     return 0;
 }
 
@@ -249,6 +263,7 @@ int npyfile_open(const char *path, npyfile **out, char *err, size_t errlen)
 {
     int fd;
     uint64_t size;
+    assert(path && out);
     *out = NULL;
     if (npyfile_open_regular(path, &fd, &size, err, errlen) != 0)
         return -1;
@@ -283,6 +298,7 @@ void npyfile_close(npyfile *f)
 
 const npyfile_layout *npyfile_get_layout(const npyfile *f)
 {
+    assert(f);
     return &f->lay;
 }
 
@@ -294,6 +310,8 @@ static void npyfile_row_half(const unsigned char *src, int dim, float *out)
 
 int npyfile_get_rows(const npyfile *f, const uint64_t *idx, int n, float *out)
 {
+    assert(f && f->data && n >= 0 && (n == 0 || (idx && out)));
+    assert(core_disjoint(out, (size_t)n * (size_t)f->lay.dim * sizeof *out, f->map, (size_t)f->lay.file_bytes));
     const int dim = f->lay.dim;
     const size_t row_bytes = (size_t)dim * (size_t)f->lay.elem_size;
     for (int i = 0; i < n; i++) {
@@ -314,6 +332,7 @@ int npyfile_get_rows(const npyfile *f, const uint64_t *idx, int n, float *out)
 static uint64_t npyfile_check_values(const unsigned char *p, uint64_t n, int elem, uint64_t base,
                                      uint64_t *first, int *first_cls)
 {
+    assert((p || n == 0) && (elem == 2 || elem == 4) && first && first_cls);
     uint64_t bad = 0;
     for (uint64_t i = 0; i < n; i++) {
         int cls = npyfile_value_class(p + i * (uint64_t)elem, elem);
@@ -327,6 +346,7 @@ static uint64_t npyfile_check_values(const unsigned char *p, uint64_t n, int ele
 
 int npyfile_scan(const npyfile *f, char *err, size_t errlen)
 {
+    assert(f && f->data);
     uint64_t n = f->lay.data_bytes / (uint64_t)f->lay.elem_size, first = 0;
     int cls = 0;
     madvise((void *)f->map, (size_t)f->lay.file_bytes, MADV_SEQUENTIAL);
@@ -337,11 +357,13 @@ int npyfile_scan(const npyfile *f, char *err, size_t errlen)
 
 static int npyfile_source_rows(void *ctx, const uint64_t *idx, int n, float *out)
 {
+    assert(ctx);
     return npyfile_get_rows((const npyfile *)ctx, idx, n, out);
 }
 
 void npyfile_source(data_source *src, const npyfile *f)
 {
+    assert(src && f);
     src->dim = f->lay.dim;
     src->n_rows = f->lay.n_rows;
     src->ctx = (void *)f; /* only ever read back as const */
@@ -364,6 +386,7 @@ __attribute__((format(printf, 2, 3)))
 static int npyfile_stream_fail(npyfile_stream *s, const char *fmt, ...)
 {
     va_list ap;
+    assert(s && fmt);
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
@@ -379,6 +402,7 @@ static int npyfile_stream_want(npyfile_stream *s, size_t *want)
     static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     const unsigned char *h = s->head;
     size_t n = s->head_len < 6 ? s->head_len : 6;
+    assert(!s->failed && !s->have_layout && want && s->head_len <= sizeof s->head);
     if (memcmp(h, magic, n) != 0)
         return npyfile_stream_fail(s, "not a .npy file: save the array with np.save(path, arr)");
     *want = 8;
@@ -404,7 +428,9 @@ static int npyfile_stream_head(npyfile_stream *s, const unsigned char **p, size_
 {
     size_t want = 0;
     int r;
+    assert(s && p && len && (*p || *len == 0));
     while ((r = npyfile_stream_want(s, &want)) == 0 && *len > 0) {
+        assert(s->head_len < want && want <= sizeof s->head); /* the header length was capped */
         size_t take = want - s->head_len < *len ? want - s->head_len : *len;
         memcpy(s->head + s->head_len, *p, take);
         s->head_len += take;
@@ -425,6 +451,7 @@ static int npyfile_stream_head(npyfile_stream *s, const unsigned char **p, size_
 
 static int npyfile_stream_nonfinite(npyfile_stream *s, uint64_t i, int cls)
 {
+    assert(s && s->have_layout && cls >= 1 && cls <= 3);
     npyfile_nonfinite_msg(&s->lay, i, cls, 1, s->err, sizeof s->err);
     s->failed = 1;
     return -1;
@@ -434,6 +461,7 @@ static int npyfile_stream_nonfinite(npyfile_stream *s, uint64_t i, int cls)
 static size_t npyfile_stream_carry(npyfile_stream *s, const unsigned char *p, size_t len)
 {
     const int elem = s->lay.elem_size;
+    assert(s->have_layout && p && len >= 1 && 0 < s->carry_len && s->carry_len < elem);
     size_t take = (size_t)(elem - s->carry_len) < len ? (size_t)(elem - s->carry_len) : len;
     memcpy(s->carry + s->carry_len, p, take);
     s->carry_len += (int)take;
@@ -451,6 +479,8 @@ static size_t npyfile_stream_carry(npyfile_stream *s, const unsigned char *p, si
 static int npyfile_stream_values(npyfile_stream *s, const unsigned char *p, size_t len)
 {
     const int elem = s->lay.elem_size;
+    assert(s->have_layout && !s->failed && p && len >= 1);
+    assert(len <= s->lay.data_bytes - s->data_seen); /* the caller refused more than the header promised */
     if (s->carry_len) {
         size_t used = npyfile_stream_carry(s, p, len);
         if (s->failed)
@@ -465,6 +495,7 @@ static int npyfile_stream_values(npyfile_stream *s, const unsigned char *p, size
     if (npyfile_check_values(p, whole, elem, s->data_seen / (uint64_t)elem, &first, &cls))
         return npyfile_stream_nonfinite(s, first, cls);
     size_t rest = len - (size_t)whole * (size_t)elem;
+    assert(rest < (size_t)elem && rest <= sizeof s->carry);
     memcpy(s->carry, p + whole * (uint64_t)elem, rest);
     s->carry_len = (int)rest;
     s->data_seen += len;
@@ -474,6 +505,7 @@ static int npyfile_stream_values(npyfile_stream *s, const unsigned char *p, size
 int npyfile_stream_feed(npyfile_stream *s, const void *buf, size_t len, char *err, size_t errlen)
 {
     const unsigned char *p = buf;
+    assert(s && (buf || len == 0));
     if (!s->failed && !s->have_layout)
         npyfile_stream_head(s, &p, &len);
     if (!s->failed && len > 0) {
@@ -489,6 +521,7 @@ int npyfile_stream_feed(npyfile_stream *s, const void *buf, size_t len, char *er
 
 int npyfile_stream_layout(const npyfile_stream *s, npyfile_layout *out)
 {
+    assert(s && out);
     if (!s->have_layout || s->failed)
         return 0;
     *out = s->lay;
@@ -497,6 +530,7 @@ int npyfile_stream_layout(const npyfile_stream *s, npyfile_layout *out)
 
 int npyfile_stream_finish(npyfile_stream *s, npyfile_layout *out, char *err, size_t errlen)
 {
+    assert(s);
     if (!s->failed && !s->have_layout)
         npyfile_stream_fail(s, "the upload ended inside the .npy header (%zu bytes received): send the whole file",
                             s->head_len);
@@ -506,6 +540,7 @@ int npyfile_stream_finish(npyfile_stream *s, npyfile_layout *out, char *err, siz
                             (unsigned long long)s->lay.file_bytes);
     if (s->failed)
         return npyfile_fail(err, errlen, "%s", s->err);
+    assert(s->data_seen == s->lay.data_bytes && s->carry_len == 0); /* every value was checked */
     if (out)
         *out = s->lay;
     return 0;
@@ -535,6 +570,7 @@ static size_t npyfile_utf8_len(const unsigned char *s, size_t n)
 /* Validates the text and counts its lines. */
 static int npyfile_labels_count_lines(const unsigned char *s, size_t n, int64_t *lines, char *err, size_t errlen)
 {
+    assert(s && lines); /* n may be 0: a file holding only a byte-order mark */
     int64_t line = 0;
     for (size_t i = 0; i < n;) {
         if (s[i] == '\n') {
@@ -555,6 +591,7 @@ static int npyfile_labels_count_lines(const unsigned char *s, size_t n, int64_t 
 
 static int npyfile_labels_index(npyfile_labels *l)
 {
+    assert(l && l->n >= 0 && (l->n == 0 || l->map) && !l->starts);
     l->starts = malloc(((size_t)(l->n / NPYFILE_LABELS_STRIDE) + 1) * sizeof *l->starts);
     if (!l->starts)
         return -1;
@@ -572,6 +609,7 @@ static int npyfile_labels_index(npyfile_labels *l)
 
 static int npyfile_labels_load(npyfile_labels *l, int64_t n_rows, char *err, size_t errlen)
 {
+    assert(l && n_rows >= 0 && (l->map || l->len == 0));
     if (l->len >= 3 && !memcmp(l->map, "\xef\xbb\xbf", 3))
         l->base = 3;
     if (l->len > 0 && npyfile_labels_count_lines(l->map + l->base, l->len - l->base, &l->n, err, errlen) != 0)
@@ -586,6 +624,7 @@ int npyfile_labels_open(const char *path, int64_t n_rows, npyfile_labels **out, 
 {
     int fd;
     uint64_t size;
+    assert(path && out && n_rows >= 0);
     *out = NULL;
     if (npyfile_open_regular(path, &fd, &size, err, errlen) != 0)
         return -1;
@@ -624,13 +663,16 @@ void npyfile_labels_close(npyfile_labels *l)
 
 int64_t npyfile_labels_count(const npyfile_labels *l)
 {
+    assert(l);
     return l->n;
 }
 
 int npyfile_labels_get(const npyfile_labels *l, int64_t i, const char **s, size_t *len)
 {
+    assert(l && s && len);
     if (i < 0 || i >= l->n)
         return -1;
+    assert(l->map && l->starts); /* n >= 1: a mapped file and its line index */
     const unsigned char *p = l->map + l->starts[i / NPYFILE_LABELS_STRIDE], *end = l->map + l->len;
     for (int64_t k = i % NPYFILE_LABELS_STRIDE; k > 0; k--)
         p = (const unsigned char *)memchr(p, '\n', (size_t)(end - p)) + 1; /* the line count proves it exists */

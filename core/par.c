@@ -3,6 +3,7 @@
  * One mutex and two condition variables: `go` wakes the helpers for a new
  * generation, `done` wakes the caller when the last part of it finished. */
 #include "par.h"
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -30,6 +31,7 @@ static void *par_helper(void *arg)
     free(arg);
     par_pool *p = a.p;
     unsigned long seen = 0;
+    assert(p && 1 <= a.t && a.t < p->threads);
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->quit && p->gen == seen)
@@ -42,6 +44,7 @@ static void *par_helper(void *arg)
         pthread_mutex_unlock(&p->mu);
         fn(ctx, a.t, p->threads);
         pthread_mutex_lock(&p->mu);
+        assert(p->pending > 0 && p->gen == seen); /* the caller waits for this part before the next job */
         if (--p->pending == 0)
             pthread_cond_signal(&p->done);
     }
@@ -51,6 +54,7 @@ static void *par_helper(void *arg)
 
 par_pool *par_create(int threads)
 {
+    assert(threads >= 1);
     par_pool *p = calloc(1, sizeof *p);
     if (!p || threads < 1) {
         free(p);
@@ -100,11 +104,14 @@ int par_threads(const par_pool *p) { return p ? p->threads : 1; }
 
 void par_run(par_pool *p, par_fn fn, void *ctx)
 {
+    assert(fn);
     if (!p || p->threads == 1) {
         fn(ctx, 0, 1);
         return;
     }
+    assert(p->threads >= 2 && p->started == p->threads - 1);
     pthread_mutex_lock(&p->mu);
+    assert(p->pending == 0 && !p->quit); /* not reentrant; not after par_free */
     p->fn = fn;
     p->ctx = ctx;
     p->pending = p->threads - 1;
@@ -120,8 +127,10 @@ void par_run(par_pool *p, par_fn fn, void *ctx)
 
 void par_range(size_t n, size_t align, int t, int T, size_t *lo, size_t *hi)
 {
+    assert(lo && hi && align >= 1 && T >= 1 && 0 <= t && t < T);
     size_t pieces = (n + align - 1) / align;
     size_t a = pieces * (size_t)t / (size_t)T, b = pieces * (size_t)(t + 1) / (size_t)T;
     *lo = a * align < n ? a * align : n;
     *hi = b * align < n ? b * align : n;
+    assert(*lo <= *hi && *hi <= n);
 }

@@ -5,6 +5,7 @@
  * streams give unrelated generators. xoshiro256** (Blackman & Vigna) then
  * produces the numbers. Everything here is a pure function of the state. */
 #include "rng.h"
+#include <assert.h>
 #include <math.h>
 
 static uint64_t rng_splitmix64(uint64_t *x)
@@ -22,6 +23,7 @@ static uint64_t rng_rotl(uint64_t x, int k)
 
 void rng_seed(rng_t *r, uint64_t seed, uint64_t stream)
 {
+    assert(r);
     uint64_t a = seed, b = stream ^ UINT64_C(0x5851f42d4c957f2d);
     /* One splitmix64 output of each input, combined asymmetrically, is the
      * start of the splitmix64 sequence that fills the state. */
@@ -30,6 +32,7 @@ void rng_seed(rng_t *r, uint64_t seed, uint64_t stream)
         r->s[i] = rng_splitmix64(&x);
     if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
         r->s[0] = 1; /* the all-zero state is the one xoshiro cannot leave */
+    assert(r->s[0] | r->s[1] | r->s[2] | r->s[3]);
 }
 
 uint64_t rng_next(rng_t *r)
@@ -60,8 +63,11 @@ float rng_normal(rng_t *r)
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
 }
 
+/* rng_next, rng_uniform and rng_normal run once per number drawn, so they carry no asserts;
+ * rng_below does a 64-bit division anyway, and n = 0 would divide by zero. */
 uint64_t rng_below(rng_t *r, uint64_t n)
 {
+    assert(r && n > 0);
     /* Rejection of the short top range keeps the result exactly uniform. */
     uint64_t limit = -n % n; /* 2^64 mod n */
     for (;;) {

@@ -6,6 +6,7 @@
  * header with jansson and checks an entry fully (dtype, shape, offsets that
  * span exactly its floats) before anyone reads data through it. */
 #include "safetensors.h"
+#include <assert.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@ typedef struct {
 static void st_add(st_builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void st_add(st_builder *b, const char *fmt, ...)
 {
+    assert(b && fmt && b->len <= b->cap && (b->buf || b->cap == 0));
     for (int tries = 0; tries < 2 && !b->oom; tries++) {
         va_list ap;
         va_start(ap, fmt);
@@ -58,11 +60,13 @@ static int st_plain(const char *s)
 
 static size_t st_count(const sae_tensor *t)
 {
+    assert(t && (t->ndim == 1 || t->ndim == 2) && t->shape[0] >= 0 && (t->ndim == 1 || t->shape[1] >= 0));
     return (size_t)t->shape[0] * (t->ndim == 2 ? (size_t)t->shape[1] : 1);
 }
 
 size_t safetensors_data_bytes(const sae_tensor *t, int n)
 {
+    assert(n >= 0 && (n == 0 || t));
     size_t bytes = 0;
     for (int i = 0; i < n; i++)
         bytes += 4 * st_count(&t[i]);
@@ -72,6 +76,7 @@ size_t safetensors_data_bytes(const sae_tensor *t, int n)
 /* Names plain, unique, not "__metadata__"; metadata strings plain. */
 static int st_valid(const sae_tensor *t, int n, const char *const *metadata)
 {
+    assert(n >= 0 && (n == 0 || t));
     for (int i = 0; i < n; i++) {
         if (!st_plain(t[i].name) || !strcmp(t[i].name, "__metadata__") || t[i].ndim < 1 || t[i].ndim > 2)
             return 0;
@@ -87,6 +92,7 @@ static int st_valid(const sae_tensor *t, int n, const char *const *metadata)
 
 static void st_json(st_builder *b, const sae_tensor *t, int n, const char *const *metadata)
 {
+    assert(b && n >= 0 && (n == 0 || t) && st_valid(t, n, metadata)); /* nothing needs escaping */
     st_add(b, "{");
     if (metadata && metadata[0]) {
         st_add(b, "\"__metadata__\":{");
@@ -109,6 +115,7 @@ static void st_json(st_builder *b, const sae_tensor *t, int n, const char *const
 
 unsigned char *safetensors_header(const sae_tensor *t, int n, const char *const *metadata, size_t *len)
 {
+    assert(len && n >= 0 && (n == 0 || t));
     *len = 0;
     if (!st_valid(t, n, metadata))
         return NULL;
@@ -121,6 +128,7 @@ unsigned char *safetensors_header(const sae_tensor *t, int n, const char *const 
         free(b.buf);
         return NULL;
     }
+    assert(b.len >= 8 && b.len % 8 == 0);
     uint64_t json_len = b.len - 8;
     for (int i = 0; i < 8; i++)
         b.buf[i] = (char)(unsigned char)(json_len >> (8 * i));
@@ -132,6 +140,7 @@ unsigned char *safetensors_header(const sae_tensor *t, int n, const char *const 
 
 int safetensors_json_len(const unsigned char *first8, uint64_t *n, char *err, size_t errlen)
 {
+    assert(first8 && n && (err || errlen == 0));
     *n = 0;
     for (int i = 0; i < 8; i++)
         *n |= (uint64_t)first8[i] << (8 * i);
@@ -146,6 +155,7 @@ int safetensors_json_len(const unsigned char *first8, uint64_t *n, char *err, si
 /* A JSON array of 1 or 2 non-negative integers into out; its length, or -1. */
 static int st_ints(const json_t *a, int64_t *out, int min_n, int max_n)
 {
+    assert(out && 0 <= min_n && min_n <= max_n && max_n <= 2); /* out holds 2 */
     int n = json_is_array(a) ? (int)json_array_size(a) : -1;
     if (n < min_n || n > max_n)
         return -1;
@@ -161,6 +171,7 @@ static int st_ints(const json_t *a, int64_t *out, int min_n, int max_n)
 /* Checks one tensor's entry and fills e; 0 or -1 with a message. */
 static int st_entry(const json_t *t, const char *name, safetensors_entry *e, char *err, size_t errlen)
 {
+    assert(t && name && e);
     int64_t shape[2] = {0, 0}, off[2];
     const char *dtype = json_string_value(json_object_get(t, "dtype"));
     int nd = st_ints(json_object_get(t, "shape"), shape, 1, 2);
@@ -178,6 +189,7 @@ static int st_entry(const json_t *t, const char *name, safetensors_entry *e, cha
                  (long long)off[0], (long long)off[1], (unsigned long long)count);
         return -1;
     }
+    assert((nd == 1 || nd == 2) && off[0] <= off[1]);
     *e = (safetensors_entry){nd, {shape[0], shape[1]}, (uint64_t)off[0], (uint64_t)off[1]};
     return 0;
 }
@@ -186,6 +198,7 @@ int safetensors_find(const char *json, size_t json_len, const char *name, safete
                      size_t errlen)
 {
     json_error_t je;
+    assert((json || json_len == 0) && name && e && (err || errlen == 0));
     json_t *root = json_loadb(json, json_len, 0, &je);
     if (!json_is_object(root)) {
         snprintf(err, errlen, "header is not a JSON object (%s)", root ? "another JSON value" : je.text);

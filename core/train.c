@@ -34,17 +34,6 @@ static double train_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-#ifndef NDEBUG
-/* The trainer's invariants, for asserts: the params' configuration is the trainer's own copy
- * (nothing overwrites it between steps), the buffers match it, the step is in range. */
-static int train_state_ok(const train_state *st)
-{
-    const sae_config *a = &st->sc, *b = &st->p.cfg;
-    return st && st->p.buf && st->engine && st->grad && st->m && st->v && st->x && st->idx && st->fired &&
-           memcmp(a, b, sizeof *a) == 0 && st->p.n_params == sae_n_params(a) && st->step >= 0 &&
-           st->step <= st->tc.steps && st->tc.batch_size >= 1 && st->src.dim == a->dim && st->in_scale > 0.0f;
-}
-#endif
 
 /* ---- configuration ---- */
 

@@ -15,6 +15,7 @@
  * Restoring checks every field against the trainer's configuration by name,
  * so a mismatch says which field differs. */
 #include "train_state.h"
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +44,7 @@ static int train_ckpt_fields(const train_state *st, train_ckpt_field *f)
     const sae_config *c = &st->sc;
     const train_config *t = &st->tc;
     int k = 0;
+    assert(st && f);
     f[k++] = (train_ckpt_field){"sae.arch", ck_int(c->arch)};
     f[k++] = (train_ckpt_field){"sae.dim", ck_int(c->dim)};
     f[k++] = (train_ckpt_field){"sae.n_latents", ck_int(c->n_latents)};
@@ -73,6 +75,7 @@ static int train_ckpt_fields(const train_state *st, train_ckpt_field *f)
     f[k++] = (train_ckpt_field){"the dataset's row count", ck_int(st->src.n_rows)};
     if (t->resample_every > 0) /* only when on, so checkpoints written before it existed still restore */
         f[k++] = (train_ckpt_field){"train.resample_every", ck_int(t->resample_every)};
+    assert(k <= TRAIN_CKPT_MAX_FIELDS); /* every caller's array holds that many */
     return k;
 }
 
@@ -124,6 +127,7 @@ static size_t ck_prefix_size(int n_fields) { return 8 + 4 + 4 + 8 * (size_t)n_fi
 size_t train_checkpoint_size(const train_state *st)
 {
     train_ckpt_field f[TRAIN_CKPT_MAX_FIELDS];
+    assert(st && train_state_ok(st));
     int nf = train_ckpt_fields(st, f);
     return ck_prefix_size(nf) + 3 * 4 * st->p.n_params + 4 * (size_t)st->sc.n_latents + 8;
 }
@@ -131,6 +135,8 @@ size_t train_checkpoint_size(const train_state *st)
 void train_checkpoint_write(const train_state *st, void *buf)
 {
     train_ckpt_field f[TRAIN_CKPT_MAX_FIELDS];
+    assert(st && buf && train_state_ok(st));
+    assert(st->step >= 0 && st->step <= st->tc.steps && isfinite(st->in_scale) && st->in_scale > 0.0f);
     int nf = train_ckpt_fields(st, f);
     unsigned char *p = buf;
     memcpy(p, train_ckpt_magic, 8);
@@ -148,10 +154,12 @@ void train_checkpoint_write(const train_state *st, void *buf)
     for (int i = 0; i < st->sc.n_latents; i++)
         p = ck_put(p, (uint32_t)st->last_fired[i], 4);
     ck_put(p, ck_fnv1a(buf, (size_t)(p - (unsigned char *)buf)), 8);
+    assert((size_t)(p - (unsigned char *)buf) + 8 == train_checkpoint_size(st)); /* the size and the writer agree */
 }
 
 static int ck_fail(char *err, size_t errlen, const char *msg)
 {
+    assert(msg && (err || errlen == 0));
     snprintf(err, errlen, "%s", msg);
     return -1;
 }
@@ -160,6 +168,7 @@ static int ck_fail(char *err, size_t errlen, const char *msg)
 static int ck_check(const train_state *st, const unsigned char *b, size_t len, char *err, size_t errlen)
 {
     train_ckpt_field f[TRAIN_CKPT_MAX_FIELDS];
+    assert(st && (b || len == 0));
     int nf = train_ckpt_fields(st, f);
     if (len < 16 || memcmp(b, train_ckpt_magic, 8) != 0)
         return ck_fail(err, errlen, "not a saed checkpoint");
@@ -189,8 +198,10 @@ static int ck_check(const train_state *st, const unsigned char *b, size_t len, c
 int train_checkpoint_restore(train_state *st, const void *buf, size_t len, char *err, size_t errlen)
 {
     const unsigned char *b = buf;
+    assert(st && (buf || len == 0) && train_state_ok(st));
     if (ck_check(st, b, len, err, errlen) != 0)
         return -1;
+    assert(len == train_checkpoint_size(st)); /* ck_check: the blob is this configuration's size */
     train_ckpt_field f[TRAIN_CKPT_MAX_FIELDS];
     const unsigned char *p = b + 16 + 8 * (size_t)train_ckpt_fields(st, f);
     st->step = (int)ck_get(p, 8);
@@ -202,6 +213,7 @@ int train_checkpoint_restore(train_state *st, const void *buf, size_t len, char 
     p = ck_get_floats(p, st->v, st->p.n_params);
     for (int i = 0; i < st->sc.n_latents; i++, p += 4)
         st->last_fired[i] = (int32_t)(uint32_t)ck_get(p, 4);
+    assert(p + 8 == b + len); /* read up to the checksum, as written */
     st->have_last = 0;
     st->perm_epoch = -1;
     st->sst = -1.0; /* recomputed with the restored input scale */

@@ -17,6 +17,7 @@
  * rng(seed, step)), so a resumed run resamples exactly as an uninterrupted one. */
 #include "train_state.h"
 #include "rng.h"
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 
 int train_resample_due(const train_state *st)
 {
+    assert(st && st->tc.resample_every >= 0 && st->tc.dead_window >= 1);
     int every = st->tc.resample_every, t = st->step;
     return every > 0 && t % every == 0 && t <= st->tc.steps / 2 && t >= st->tc.dead_window;
 }
@@ -36,6 +38,7 @@ int train_resample_due(const train_state *st)
 static int train_resample_residuals(train_state *st, int B, float *res, double *err)
 {
     int n = st->sc.n_latents, dim = st->sc.dim, chunk = B < TRAIN_RESAMPLE_CHUNK ? B : TRAIN_RESAMPLE_CHUNK;
+    assert(st->x && res && err && 1 <= B && B <= st->tc.batch_size); /* st->x holds the step's batch */
     float *z = malloc((size_t)chunk * n * sizeof(float));      /* (chunk, n) */
     float *xh = malloc((size_t)chunk * dim * sizeof(float));   /* (chunk, dim) */
     int rc = z && xh ? 0 : -1;
@@ -61,6 +64,7 @@ static int train_resample_residuals(train_state *st, int B, float *res, double *
 /* Mean norm of the live latents' encoder columns (1 if none is live). */
 static float train_resample_enc_norm(const train_state *st, const unsigned char *dead)
 {
+    assert(dead && train_state_ok(st));
     int n = st->sc.n_latents, dim = st->sc.dim, live = 0;
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
@@ -78,6 +82,7 @@ static float train_resample_enc_norm(const train_state *st, const unsigned char 
 /* A row drawn with probability err[b] / total (total > 0). */
 static int train_resample_draw(rng_t *r, const double *err, int B, double total)
 {
+    assert(r && err && B >= 1 && total > 0.0); /* total may be +inf: residuals of a diverging run */
     double u = rng_uniform(r) * total, acc = 0.0;
     for (int b = 0; b < B; b++) {
         acc += err[b];
@@ -91,6 +96,7 @@ static int train_resample_draw(rng_t *r, const double *err, int B, double total)
 static void train_resample_latent(train_state *st, int i, const float *r, float enc_scale)
 {
     int n = st->sc.n_latents, dim = st->sc.dim;
+    assert(r && 0 <= i && i < n && st->step >= 1);
     float *d_i = st->p.v.W_dec + (size_t)i * dim; /* (dim) */
     double norm2 = 0.0;
     for (int d = 0; d < dim; d++) {
@@ -114,6 +120,8 @@ static void train_resample_latent(train_state *st, int i, const float *r, float 
 
 int train_resample(train_state *st)
 {
+    assert(st && train_state_ok(st) && st->x && st->tc.batch_size >= 1);
+    assert(train_resample_due(st)); /* train_state.h: called when the step just completed resamples */
     int n = st->sc.n_latents, B = st->tc.batch_size, dim = st->sc.dim, W = st->tc.dead_window, count = 0;
     unsigned char *dead = malloc((size_t)n); /* (n) */
     float *res = malloc((size_t)B * dim * sizeof(float)); /* (B, dim) */

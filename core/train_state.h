@@ -5,6 +5,7 @@
 #define SAED_TRAIN_STATE_H
 #include "train.h"
 #include "sae_engine.h"
+#include <string.h>
 
 struct train_state {
     sae_config sc;
@@ -38,6 +39,19 @@ struct train_state {
     int64_t window_samples;
     char err[256];
 };
+
+/* For asserts: the two copies of the SAE's configuration, the trainer's (sc) and the parameters'
+ * (p.cfg, copied from it at creation and never written since: a step's threshold travels in its
+ * sae_pass), agree in every field; the buffers are there and the size that configuration needs;
+ * the step is in range. */
+static inline int train_state_ok(const train_state *st)
+{
+    const sae_config *a = &st->sc, *b = &st->p.cfg;
+    return memcmp(a, b, sizeof *a) == 0 && a->dim >= 1 && a->n_latents >= 1 && st->p.buf && st->grad && st->m &&
+           st->v && st->last_fired && st->engine && st->x && st->idx && st->fired &&
+           st->p.n_params == sae_n_params(a) && st->step >= 0 && st->step <= st->tc.steps &&
+           st->tc.batch_size >= 1 && st->src.dim == a->dim && st->in_scale > 0.0f;
+}
 
 /* train.resample_every (core/train_resample.c): 1 if the step just completed resamples; then
  * train_resample re-initialises the dead latents and returns how many (-1: out of memory). */

@@ -19,6 +19,7 @@
  * pass is race-free and splits the same way for a given T (the norm's
  * per-thread partial sums are added in thread order: deterministic). */
 #include "train_state.h"
+#include "core_assert.h"
 #include "sae_arch.h"
 #include <math.h>
 
@@ -34,17 +35,21 @@ static void train_update_split(const train_state *st, int t, int T, size_t *r0, 
 {
     const sae_params *p = &st->p;
     size_t dec0 = (size_t)(p->v.W_dec - p->buf), dec1 = dec0 + (size_t)st->sc.n_latents * st->sc.dim;
+    assert(0 <= t && t < T && r0 && r1 && lo && hi);
+    assert(p->v.W_dec >= p->buf && dec1 <= p->n_params); /* W_dec is one block inside the buffer */
     size_t align = sae_arch_of(&st->sc)->constrain_decoder ? (size_t)st->sc.group_size : 1;
     par_range((size_t)st->sc.n_latents, align, t, T, r0, r1);
     par_range(dec0, 16, t, T, &lo[0], &hi[0]);
     par_range(p->n_params - dec1, 16, t, T, &lo[1], &hi[1]);
     lo[1] += dec1, hi[1] += dec1;
+    assert(hi[0] <= dec0 && dec1 <= lo[1] && hi[1] <= p->n_params); /* the pieces stay off the decoder */
 }
 
 /* Sum of squares of a[lo, hi) (8 partial sums, so the loop vectorises). */
 static double train_sumsq(const float *a, size_t lo, size_t hi)
 {
     double acc[8] = {0};
+    assert(a && lo <= hi);
     size_t k = lo;
     for (; k + 8 <= hi; k += 8)
         for (int j = 0; j < 8; j++)
@@ -71,8 +76,10 @@ static void train_update_norm_part(void *ctx, int t, int T)
 
 double train_update_norm(train_state *st)
 {
-    double part[64];
+    double part[TRAIN_MAX_THREADS];
     int T = par_threads(st->pool);
+    assert(st && train_state_ok(st));
+    assert(1 <= T && T <= TRAIN_MAX_THREADS); /* part holds one sum per thread */
     train_update_job j = {.st = st, .part = part};
     par_run(st->pool, train_update_norm_part, &j);
     double sum = 0.0;
@@ -120,10 +127,26 @@ static void train_update_apply_part(void *ctx, int t, int T)
         train_adam_range(j, lo[k], hi[k]);
 }
 
+/* For the assert: train_adam_range's restrict pointers are four buffers, parameters, gradient
+ * and moments, that do not overlap. */
+static inline int train_update_buffers_disjoint(const train_state *st)
+{
+    size_t b = st->p.n_params * sizeof(float);
+    return core_disjoint(st->p.buf, b, st->grad, b) && core_disjoint(st->p.buf, b, st->m, b) &&
+           core_disjoint(st->p.buf, b, st->v, b) && core_disjoint(st->grad, b, st->m, b) &&
+           core_disjoint(st->grad, b, st->v, b) && core_disjoint(st->m, b, st->v, b);
+}
+
 void train_update_apply(train_state *st, double lr, float grad_scale)
 {
+    assert(st && train_state_ok(st) && st->step >= 0);
     const train_config *t = &st->tc;
     double n = st->step + 1.0;
+    /* grad_scale is the clip factor in [0, 1] (0 only when a huge finite norm underflows it) */
+    assert(lr >= 0.0 && isfinite(lr) && grad_scale >= 0.0f && grad_scale <= 1.0f);
+    /* Adam's bias corrections divide by 1 - beta^n: betas in [0, 1), as train_config_check demands */
+    assert(t->adam_beta1 >= 0.0f && t->adam_beta1 < 1.0f && t->adam_beta2 >= 0.0f && t->adam_beta2 < 1.0f);
+    assert(train_update_buffers_disjoint(st));
     train_update_job j = {
         .st = st,
         .step_size = (float)(lr / (1.0 - pow(t->adam_beta1, n))),

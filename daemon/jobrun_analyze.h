@@ -1,6 +1,6 @@
 /* daemon/jobrun_analyze.h — what the analyze job's two files share:
  * jobrun_analyze.c (set-up, the streaming pass, per-latent results, saving)
- * and jobrun_analyze_groups.c (grouping, group statistics, circle recovery,
+ * and jobrun_groups.c (grouping, group statistics, circle recovery,
  * group planes and the projections of the rows where each group fires).
  *
  * Groups: an SAE's own groups (latents g*s .. g*s+s-1), or, when the spec
@@ -19,15 +19,15 @@
 #include "spec_analysis.h"
 #include <limits.h>
 
-#define AN_PROJ_KEEP ARTIFACTS_PROJ_KEEP
-#define AN_DUP_CAP 100        /* near-duplicate pairs listed in the summary */
-#define AN_FVE_POINTS 32      /* points per circle for circle FVE */
-#define AN_FVE_BINS 10        /* circle FVE histogram bins over [0, 1] */
-#define AN_ROW_BATCH 1024     /* rows fetched at once */
+#define JOBRUN_ANALYZE_PROJ_KEEP ARTIFACTS_PROJ_KEEP
+#define JOBRUN_ANALYZE_DUP_CAP 100        /* near-duplicate pairs listed in the summary */
+#define JOBRUN_ANALYZE_FVE_POINTS 32      /* points per circle for circle FVE */
+#define JOBRUN_ANALYZE_FVE_BINS 10        /* circle FVE histogram bins over [0, 1] */
+#define JOBRUN_ANALYZE_ROW_BATCH 1024     /* rows fetched at once */
 
 typedef struct {
     const jobrun_ctx *ctx;
-    spec_analyze spec;
+    spec_analysis_analyze spec;
     store_sae sae;
     sae_params p;
     par_pool *pool;            /* ctx->threads threads for the encoder's products */
@@ -42,7 +42,7 @@ typedef struct {
     float *nb_cos;             /* (n, K) */
     int32_t *nb_j_idx;         /* (n, K) Jaccard neighbours */
     float *nb_j;               /* (n, K) */
-    int32_t dups[2 * AN_DUP_CAP]; /* (AN_DUP_CAP, 2) near-duplicate pairs */
+    int32_t dups[2 * JOBRUN_ANALYZE_DUP_CAP]; /* (JOBRUN_ANALYZE_DUP_CAP, 2) near-duplicate pairs */
     int64_t n_dups;
     int32_t *order;            /* (n) group g = order[g*s .. g*s+s-1] */
     int32_t *group_of;         /* (n) each latent's group */
@@ -57,13 +57,13 @@ typedef struct {
     artifacts_proj *proj;      /* (proj_ptr[n_groups]) */
     char dir[PATH_MAX];        /* data_dir/analyses/sae-{id}/job-{job} */
     char err[512];
-} an_job;
+} jobrun_analyze_job;
 
-/* jobrun_analyze_groups.c. Each returns 0, or -1 with j->err set. */
-int an_grouping(an_job *j);
-int an_group_stats(an_job *j);
-int an_recovery(an_job *j);
-int an_projections(an_job *j);
-void an_groups_free(an_job *j);
+/* jobrun_groups.c. Each returns 0, or -1 with j->err set. */
+int jobrun_groups_form(jobrun_analyze_job *j);
+int jobrun_groups_stats(jobrun_analyze_job *j);
+int jobrun_groups_recovery(jobrun_analyze_job *j);
+int jobrun_groups_projections(jobrun_analyze_job *j);
+void jobrun_groups_free(jobrun_analyze_job *j);
 
 #endif

@@ -26,7 +26,7 @@
 #endif
 
 /* A copy of the trained parameters with the input scale folded in. */
-static int export_folded(const train_state *ts, sae_params *out, char *err, size_t errlen)
+static int jobrun_export_folded(const train_state *ts, sae_params *out, char *err, size_t errlen)
 {
     const sae_params *p = train_params(ts);
     if (sae_params_alloc(out, &p->cfg)) {
@@ -38,7 +38,7 @@ static int export_folded(const train_state *ts, sae_params *out, char *err, size
     return 0;
 }
 
-static int export_npy(const char *dir, const sae_params *p, char *err, size_t errlen)
+static int jobrun_export_npy(const char *dir, const sae_params *p, char *err, size_t errlen)
 {
     const sae_config *c = &p->cfg;
     char path[4200];
@@ -57,7 +57,7 @@ static int export_npy(const char *dir, const sae_params *p, char *err, size_t er
 
 /* SAELens's per-latent threshold (n), for an arch whose registry row has one, into t[*n] and a
  * malloc'd buffer *thr; nothing for other archs. 0, or -1 when out of memory. */
-static int export_saelens_threshold(const sae_params *p, sae_tensor *t, int *n, float **thr)
+static int jobrun_export_saelens_threshold(const sae_params *p, sae_tensor *t, int *n, float **thr)
 {
     const sae_arch_def *a = sae_arch_of(&p->cfg);
     int nl = p->cfg.n_latents;
@@ -69,14 +69,14 @@ static int export_saelens_threshold(const sae_params *p, sae_tensor *t, int *n, 
     return 0;
 }
 
-static int export_safetensors(const char *dir, const sae_params *p, char *err, size_t errlen)
+static int jobrun_export_safetensors(const char *dir, const sae_params *p, char *err, size_t errlen)
 {
     static const char *const meta[] = { "format", "pt", NULL };
     sae_tensor t[SAE_MAX_TENSORS + 1];
-    float *thr = NULL; /* (n) jumprelu's per-latent threshold */
+    float *thr = NULL; /* (n) the per-latent threshold, for archs that have one */
     int n = sae_tensors(p, t, SAE_MAX_TENSORS);
     size_t hlen;
-    int oom = n <= SAE_MAX_TENSORS ? export_saelens_threshold(p, t, &n, &thr) : 0;
+    int oom = n <= SAE_MAX_TENSORS ? jobrun_export_saelens_threshold(p, t, &n, &thr) : 0;
     unsigned char *hdr = n <= SAE_MAX_TENSORS + 1 && !oom ? safetensors_header(t, n, meta, &hlen) : NULL;
     if (!hdr) {
         free(thr);
@@ -94,7 +94,7 @@ static int export_safetensors(const char *dir, const sae_params *p, char *err, s
     return rc;
 }
 
-static json_t *export_cfg(const sae_params *p, const json_t *spec, float scale, long long job, long long ds)
+static json_t *jobrun_export_cfg(const sae_params *p, const json_t *spec, float scale, long long job, long long ds)
 {
     const sae_config *c = &p->cfg;
     json_t *sae = json_object_get(spec, "sae"), *train = json_object_get(spec, "train");
@@ -122,10 +122,10 @@ static json_t *export_cfg(const sae_params *p, const json_t *spec, float scale, 
     return cfg;
 }
 
-static int export_cfg_file(const char *dir, const sae_params *p, const json_t *spec, float scale, long long job,
-                           long long ds, char *err, size_t errlen)
+static int jobrun_export_cfg_file(const char *dir, const sae_params *p, const json_t *spec, float scale,
+                                  long long job, long long ds, char *err, size_t errlen)
 {
-    json_t *cfg = export_cfg(p, spec, scale, job, ds);
+    json_t *cfg = jobrun_export_cfg(p, spec, scale, job, ds);
     char *text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(cfg);
     if (!text) {
@@ -144,10 +144,10 @@ int jobrun_export_files(const char *dir, const train_state *ts, const json_t *sp
                         long long dataset_id, char *err, size_t errlen)
 {
     sae_params p;
-    if (export_folded(ts, &p, err, errlen)) return -1;
-    int rc = export_npy(dir, &p, err, errlen);
-    if (!rc) rc = export_safetensors(dir, &p, err, errlen);
-    if (!rc) rc = export_cfg_file(dir, &p, spec, train_input_scale(ts), job_id, dataset_id, err, errlen);
+    if (jobrun_export_folded(ts, &p, err, errlen)) return -1;
+    int rc = jobrun_export_npy(dir, &p, err, errlen);
+    if (!rc) rc = jobrun_export_safetensors(dir, &p, err, errlen);
+    if (!rc) rc = jobrun_export_cfg_file(dir, &p, spec, train_input_scale(ts), job_id, dataset_id, err, errlen);
     sae_params_free(&p);
     return rc;
 }

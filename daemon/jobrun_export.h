@@ -1,5 +1,5 @@
 /* daemon/jobrun_export.h — the files a finished train job leaves in its
- * SAE directory (daemon/jobrun_export.c), called by jobrun.c. */
+ * SAE directory (daemon/jobrun_export.c), called by jobrun_train.c. */
 #ifndef SAED_JOBRUN_EXPORT_H
 #define SAED_JOBRUN_EXPORT_H
 #include <jansson.h>

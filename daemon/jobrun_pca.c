@@ -1,6 +1,6 @@
 /* jobrun_pca — the pca job: the rows chosen (by index, or every row whose
- * label is one of those asked for, up to SPEC_PCA_MAX_ROWS, in row order)
- * are encoded in batches into one sparse activation matrix; the top_latents
+ * label is one of those asked for, up to SPEC_ANALYSIS_PCA_MAX_ROWS, in row
+ * order) are encoded in batches into one sparse activation matrix; the top_latents
  * latents with the largest total activation on them are kept, each row is
  * reconstructed from those latents alone (plus b_dec) and PCA runs on the
  * reconstructions (analysis_pca_latents: an L x L problem whatever dim).
@@ -14,7 +14,6 @@
 #include "artifacts.h"
 #include "datasrc.h"
 #include "files.h"
-#include "log.h"
 #include "spec_analysis.h"
 #include <jansson.h>
 #include <limits.h>
@@ -22,12 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PCA_BATCH 256
-#define PCA_JSON (JSON_COMPACT | JSON_REAL_PRECISION(9))
+#define JOBRUN_PCA_BATCH 256
+#define JOBRUN_PCA_JSON (JSON_COMPACT | JSON_REAL_PRECISION(9))
 
 typedef struct {
     const jobrun_ctx *ctx;
-    spec_pca spec;
+    spec_analysis_pca spec;
     store_sae sae;
     sae_params p;
     par_pool *pool;           /* ctx->threads threads for the encoder's products */
@@ -42,15 +41,19 @@ typedef struct {
     analysis_pca_result res;
     char dir[PATH_MAX];
     char err[512];
-} pca_job;
+} jobrun_pca_job;
 
 /* ---- set-up and rows ---- */
 
-static int pca_setup(pca_job *j)
+static int jobrun_pca_setup(jobrun_pca_job *j)
 {
     const jobrun_ctx *ctx = j->ctx;
     store_dataset d;
-    if (spec_pca_parse(ctx->job->spec_json, &j->spec, j->err, sizeof j->err)) return -1;
+    spec_errors errs = { 0 };
+    if (spec_analysis_parse_pca(ctx->job->spec_json, &j->spec, &errs)) {
+        jobrun_spec_error(j->err, sizeof j->err, "the stored job spec", &errs);
+        return -1;
+    }
     if (store_sae_get(ctx->st, j->spec.sae, &j->sae) != STORE_OK ||
         store_dataset_get(ctx->st, j->spec.dataset, &d) != STORE_OK) {
         snprintf(j->err, sizeof j->err, "SAE %lld or dataset %lld no longer exists", (long long)j->spec.sae,
@@ -74,13 +77,13 @@ static int pca_setup(pca_job *j)
     return 0;
 }
 
-static int pca_cmp_str(const void *a, const void *b)
+static int jobrun_pca_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* 1 if (s, len) is one of the sorted labels. */
-static int pca_label_wanted(char **sorted, int n, const char *s, size_t len)
+static int jobrun_pca_label_wanted(char **sorted, int n, const char *s, size_t len)
 {
     int lo = 0, hi = n - 1;
     while (lo <= hi) {
@@ -94,20 +97,21 @@ static int pca_label_wanted(char **sorted, int n, const char *s, size_t len)
     return 0;
 }
 
-static int pca_rows_by_label(pca_job *j)
+static int jobrun_pca_rows_by_label(jobrun_pca_job *j)
 {
     if (!j->labels) {
         snprintf(j->err, sizeof j->err, "the dataset has no labels; choose rows with \"indices\"");
         return -1;
     }
-    qsort(j->spec.labels, (size_t)j->spec.n_labels, sizeof *j->spec.labels, pca_cmp_str);
-    j->rows = malloc(SPEC_PCA_MAX_ROWS * sizeof *j->rows);
+    qsort(j->spec.labels, (size_t)j->spec.n_labels, sizeof *j->spec.labels, jobrun_pca_cmp_str);
+    j->rows = malloc(SPEC_ANALYSIS_PCA_MAX_ROWS * sizeof *j->rows);
     if (!j->rows) return snprintf(j->err, sizeof j->err, "out of memory choosing rows"), -1;
     int64_t n = artifacts_labels_count(j->labels);
-    for (int64_t i = 0; i < n && j->m < SPEC_PCA_MAX_ROWS; i++) {
+    for (int64_t i = 0; i < n && j->m < SPEC_ANALYSIS_PCA_MAX_ROWS; i++) {
         const char *s;
         size_t len;
-        if (!artifacts_label(j->labels, i, &s, &len) && pca_label_wanted(j->spec.labels, j->spec.n_labels, s, len))
+        if (!artifacts_label(j->labels, i, &s, &len) &&
+            jobrun_pca_label_wanted(j->spec.labels, j->spec.n_labels, s, len))
             j->rows[j->m++] = i;
     }
     if (j->m < 2) {
@@ -117,9 +121,9 @@ static int pca_rows_by_label(pca_job *j)
     return 0;
 }
 
-static int pca_choose_rows(pca_job *j)
+static int jobrun_pca_choose_rows(jobrun_pca_job *j)
 {
-    if (j->spec.labels) return pca_rows_by_label(j);
+    if (j->spec.labels) return jobrun_pca_rows_by_label(j);
     j->m = j->spec.n_indices;
     j->rows = malloc((size_t)j->m * sizeof *j->rows);
     if (!j->rows) return snprintf(j->err, sizeof j->err, "out of memory choosing rows"), -1;
@@ -137,7 +141,7 @@ static int pca_choose_rows(pca_job *j)
 /* ---- encoding ---- */
 
 /* Appends the rows of b (a batch CSR) to z. */
-static int pca_append(analysis_csr *z, const analysis_csr *b)
+static int jobrun_pca_append(analysis_csr *z, const analysis_csr *b)
 {
     int64_t rows = z->rows + b->rows, nnz = z->nnz + b->nnz;
     int64_t *rp = realloc(z->row_ptr, ((size_t)rows + 1) * sizeof *rp);
@@ -156,32 +160,33 @@ static int pca_append(analysis_csr *z, const analysis_csr *b)
 }
 
 /* Encodes rows [a, a + b) of the chosen rows into z. */
-static int pca_encode_batch(pca_job *j, int a, int b, float *x, float *zd, uint64_t *idx, analysis_csr *tmp)
+static int jobrun_pca_encode_batch(jobrun_pca_job *j, int a, int b, float *x, float *zd, uint64_t *idx,
+                                   analysis_csr *tmp)
 {
     for (int k = 0; k < b; k++) idx[k] = (uint64_t)j->rows[a + k];
     if (j->src.get_rows(j->src.ctx, idx, b, x)) return snprintf(j->err, sizeof j->err, "cannot read the rows"), -1;
     if (sae_encode(&j->p, j->pool, x, b, zd, NULL)) return snprintf(j->err, sizeof j->err, "out of memory encoding"), -1;
-    if (analysis_csr_from_dense(tmp, zd, b, j->sae.n_latents) || pca_append(&j->z, tmp))
+    if (analysis_csr_from_dense(tmp, zd, b, j->sae.n_latents) || jobrun_pca_append(&j->z, tmp))
         return snprintf(j->err, sizeof j->err, "out of memory keeping the activations"), -1;
     return 0;
 }
 
 /* 0 done, 1 cancelled or shutting down, -1 error. */
-static int pca_encode(pca_job *j)
+static int jobrun_pca_encode(jobrun_pca_job *j)
 {
     int n = j->sae.n_latents, dim = j->sae.dim;
-    float *x = malloc((size_t)PCA_BATCH * dim * sizeof *x);  /* (PCA_BATCH, dim) */
-    float *zd = malloc((size_t)PCA_BATCH * n * sizeof *zd);  /* (PCA_BATCH, n) */
-    uint64_t *idx = malloc(PCA_BATCH * sizeof *idx);         /* (PCA_BATCH) */
+    float *x = malloc((size_t)JOBRUN_PCA_BATCH * dim * sizeof *x);  /* (JOBRUN_PCA_BATCH, dim) */
+    float *zd = malloc((size_t)JOBRUN_PCA_BATCH * n * sizeof *zd);  /* (JOBRUN_PCA_BATCH, n) */
+    uint64_t *idx = malloc(JOBRUN_PCA_BATCH * sizeof *idx);         /* (JOBRUN_PCA_BATCH) */
     analysis_csr tmp;
     analysis_csr_init(&tmp);
     analysis_csr_init(&j->z);
     j->z.n = n;
     int rc = x && zd && idx ? 0 : (snprintf(j->err, sizeof j->err, "out of memory for a batch"), -1);
-    for (int a = 0; a < j->m && !rc; a += PCA_BATCH) {
-        int flag = 0, b = j->m - a < PCA_BATCH ? j->m - a : PCA_BATCH;
-        rc = pca_encode_batch(j, a, b, x, zd, idx, &tmp);
-        if (!rc) store_job_progress(j->ctx->st, j->ctx->job->id, a + b, 0, -1);
+    for (int a = 0; a < j->m && !rc; a += JOBRUN_PCA_BATCH) {
+        int flag = 0, b = j->m - a < JOBRUN_PCA_BATCH ? j->m - a : JOBRUN_PCA_BATCH;
+        rc = jobrun_pca_encode_batch(j, a, b, x, zd, idx, &tmp);
+        if (!rc) jobrun_progress(j->ctx, a + b, 0, -1);
         if (!rc && (atomic_load(j->ctx->stopping) ||
                     (store_job_cancel_requested(j->ctx->st, j->ctx->job->id, &flag) == STORE_OK && flag)))
             rc = 1;
@@ -193,7 +198,7 @@ static int pca_encode(pca_job *j)
 
 /* ---- PCA and saving ---- */
 
-static int pca_run(pca_job *j)
+static int jobrun_pca_run(jobrun_pca_job *j)
 {
     int L = j->spec.top_latents;
     j->latents = malloc((size_t)L * sizeof *j->latents);
@@ -208,7 +213,7 @@ static int pca_run(pca_job *j)
     return rc ? -1 : 0;
 }
 
-static int pca_write_files(pca_job *j)
+static int jobrun_pca_write_files(jobrun_pca_job *j)
 {
     char path[PATH_MAX + 32];
     long long cshape[2] = { j->res.c, j->sae.dim }, pshape[2] = { j->m, j->res.c }, mshape[1] = { j->sae.dim };
@@ -221,15 +226,15 @@ static int pca_write_files(pca_job *j)
     return files_write_npy_f32(path, j->res.mean, mshape, 1, j->err, sizeof j->err);
 }
 
-static char *pca_dump(json_t *v)
+static char *jobrun_pca_dump(json_t *v)
 {
-    char *s = v ? json_dumps(v, PCA_JSON | JSON_ENCODE_ANY) : NULL;
+    char *s = v ? json_dumps(v, JOBRUN_PCA_JSON | JSON_ENCODE_ANY) : NULL;
     json_decref(v);
     return s;
 }
 
 /* The label of each chosen row, or NULL when the dataset has none. */
-static char *pca_labels_json(pca_job *j)
+static char *jobrun_pca_labels_json(jobrun_pca_job *j)
 {
     if (!j->labels) return NULL;
     json_t *a = json_array();
@@ -239,10 +244,10 @@ static char *pca_labels_json(pca_job *j)
         json_array_append_new(a, artifacts_label(j->labels, j->rows[i], &s, &len) ? json_null()
                                                                                   : json_stringn_nocheck(s, len));
     }
-    return pca_dump(a);
+    return jobrun_pca_dump(a);
 }
 
-static int pca_save(pca_job *j)
+static int jobrun_pca_save(jobrun_pca_job *j)
 {
     json_t *lat = json_array(), *var = json_array(), *ratio = json_array(), *rows = json_array();
     for (int i = 0; i < j->n_lat; i++) json_array_append_new(lat, json_integer(j->latents[i]));
@@ -252,9 +257,10 @@ static int pca_save(pca_job *j)
     }
     for (int i = 0; i < j->m; i++) json_array_append_new(rows, json_integer(j->rows[i]));
     store_analysis a = { .job_id = j->ctx->job->id, .sae_id = j->sae.id, .dataset_id = j->spec.dataset,
-                         .n_rows = j->m, .n_components = j->res.c, .latents_json = pca_dump(lat),
-                         .variance_json = pca_dump(var), .ratio_json = pca_dump(ratio), .rows_json = pca_dump(rows),
-                         .labels_json = pca_labels_json(j), .dir = j->dir };
+                         .n_rows = j->m, .n_components = j->res.c, .latents_json = jobrun_pca_dump(lat),
+                         .variance_json = jobrun_pca_dump(var), .ratio_json = jobrun_pca_dump(ratio),
+                         .rows_json = jobrun_pca_dump(rows),
+                         .labels_json = jobrun_pca_labels_json(j), .dir = j->dir };
     int64_t id = 0;
     int rc = a.latents_json && a.variance_json && a.ratio_json && a.rows_json && (!j->labels || a.labels_json)
              ? store_analysis_insert(j->ctx->st, &a, &id) : STORE_ERROR;
@@ -265,9 +271,9 @@ static int pca_save(pca_job *j)
 
 /* ---- the job ---- */
 
-static void pca_free(pca_job *j)
+static void jobrun_pca_free(jobrun_pca_job *j)
 {
-    spec_pca_free(&j->spec);
+    spec_analysis_pca_free(&j->spec);
     store_sae_clear(&j->sae);
     sae_params_free(&j->p);
     par_free(j->pool);
@@ -279,28 +285,27 @@ static void pca_free(pca_job *j)
     analysis_pca_free(&j->res);
 }
 
-static void pca_finish(pca_job *j, int rc)
+static void jobrun_pca_finish(jobrun_pca_job *j, int rc)
 {
     const jobrun_ctx *ctx = j->ctx;
     if (rc != 0 && j->dir[0]) files_remove_tree(j->dir);
-    if (rc > 0 && atomic_load(ctx->stopping)) store_job_requeue(ctx->st, ctx->job->id);
-    else if (rc > 0) store_job_finish(ctx->st, ctx->job->id, JOB_CANCELLED, NULL);
-    else if (rc < 0 && store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, j->err) != STORE_OK)
-        LOGW("job %lld: recording failure failed: %s", (long long)ctx->job->id, store_errmsg(ctx->st));
+    if (rc > 0 && atomic_load(ctx->stopping)) jobrun_finish(ctx, JOBRUN_REQUEUED, NULL);
+    else if (rc > 0) jobrun_finish(ctx, JOBRUN_CANCELLED, NULL);
+    else if (rc < 0) jobrun_finish(ctx, JOBRUN_FAILED, j->err);
 }
 
 void jobrun_pca(const jobrun_ctx *ctx)
 {
-    pca_job *j = calloc(1, sizeof *j);
+    jobrun_pca_job *j = calloc(1, sizeof *j);
     if (!j) {
-        store_job_finish(ctx->st, ctx->job->id, JOB_FAILED, "out of memory starting the PCA");
+        jobrun_finish(ctx, JOBRUN_FAILED, "out of memory starting the PCA");
         return;
     }
     j->ctx = ctx;
     analysis_csr_init(&j->z);
-    int rc = pca_setup(j) || pca_choose_rows(j) ? -1 : pca_encode(j);
-    if (!rc) rc = pca_run(j) || pca_write_files(j) || pca_save(j) ? -1 : 0;
-    pca_finish(j, rc);
-    pca_free(j);
+    int rc = jobrun_pca_setup(j) || jobrun_pca_choose_rows(j) ? -1 : jobrun_pca_encode(j);
+    if (!rc) rc = jobrun_pca_run(j) || jobrun_pca_write_files(j) || jobrun_pca_save(j) ? -1 : 0;
+    jobrun_pca_finish(j, rc);
+    jobrun_pca_free(j);
     free(j);
 }

@@ -43,15 +43,29 @@ static void worker_idle(worker_pool *p, int ms)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* What the runner reported about its run (runners never log; this is the top level that does). */
+static void worker_log_report(const store_job *job, const jobrun_report *rep)
+{
+    if (rep->note[0]) LOGI("job %lld: %s", (long long)job->id, rep->note);
+    if (rep->checkpoints)
+        LOGD("job %lld: %d checkpoint(s), the last at step %d", (long long)job->id, rep->checkpoints,
+             rep->checkpoint_step);
+    if (rep->n_warnings == 1) LOGW("job %lld: %s", (long long)job->id, rep->warning);
+    else if (rep->n_warnings > 1)
+        LOGW("job %lld: %s (the last of %d warnings)", (long long)job->id, rep->warning, rep->n_warnings);
+}
+
 static void worker_run_one(worker_pool *p, store *st, store_job *job)
 {
+    jobrun_report rep = { 0 };
     jobrun_ctx ctx = { .st = st, .data_dir = p->cfg.data_dir, .job = job, .stopping = &p->stopping,
-                       .threads = p->cfg.threads };
+                       .threads = p->cfg.threads, .report = &rep };
     LOGI("job %lld (%s) started, attempt %d", (long long)job->id, job->type, job->attempts);
     jobrun_dispatch(&ctx);
+    worker_log_report(job, &rep);
     store_job done;
     if (store_job_get(st, job->id, &done) == STORE_OK) {
-        LOGI("job %lld %s%s%s", (long long)job->id, job_state_name(done.state),
+        LOGI("job %lld %s%s%s", (long long)job->id, store_job_state_name(done.state),
              done.error ? ": " : "", done.error ? done.error : "");
         store_job_clear(&done);
     }

@@ -2,8 +2,9 @@
  *
  * One input is one request body. It goes through api_parse_object (the
  * API's body parser), then every validator: spec_normalize_train (dataset
- * dim known and unknown), spec_normalize_circles, spec_normalize_analyze and
- * spec_normalize_pca (against a dataset with labels and an endless one).
+ * dim known and unknown), spec_normalize_circles,
+ * spec_analysis_normalize_analyze and spec_analysis_normalize_pca (against a
+ * dataset with labels and an endless one).
  * Checked: a refusal carries a 400/422 and at least one error; an accepted
  * body's normalised spec reads back with the worker's parser and normalises
  * to itself. The worker's parsers also get the raw bytes as a stored spec. */
@@ -43,12 +44,12 @@ static void fuzz_spec_train(const json_t *body, int dim)
     spec_errors errs = {0}, again = {0};
     sae_config sc;
     train_config tc;
-    char err[512];
+    spec_errors back = {0};
     json_t *n = spec_normalize_train(body, dim, FUZZ_SPEC_MAX_BYTES, &errs);
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_train_configs(s, dim > 0 ? dim : 16, &sc, &tc, err, sizeof err) == 0 || dim <= 0);
+    FUZZ_REQUIRE(spec_train_configs(s, dim > 0 ? dim : 16, &sc, &tc, &back) == 0 || dim <= 0);
     json_t *n2 = spec_normalize_train(n, dim, FUZZ_SPEC_MAX_BYTES, &again);
     FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
     json_decref(n2);
@@ -60,12 +61,12 @@ static void fuzz_spec_circles(const json_t *body)
 {
     spec_errors errs = {0}, again = {0};
     circles_params p;
-    char err[512];
+    spec_errors back = {0};
     json_t *n = spec_normalize_circles(body, &errs);
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_circles_params(s, &p, err, sizeof err) == 0);
+    FUZZ_REQUIRE(spec_circles_params(s, &p, &back) == 0);
     json_t *n2 = spec_normalize_circles(n, &again);
     FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
     if ((long long)p.n_circles * p.dim <= 4096) { /* the generator takes what the spec accepts */
@@ -81,36 +82,36 @@ static void fuzz_spec_circles(const json_t *body)
     json_decref(n);
 }
 
-static void fuzz_spec_analyze(const json_t *body, const spec_refs *refs)
+static void fuzz_spec_analyze(const json_t *body, const spec_analysis_refs *refs)
 {
     spec_errors errs = {0}, again = {0};
-    spec_analyze a;
-    char err[512];
-    json_t *n = spec_normalize_analyze(body, refs, FUZZ_SPEC_MAX_BYTES, &errs);
+    spec_analysis_analyze a;
+    spec_errors back = {0};
+    json_t *n = spec_analysis_normalize_analyze(body, refs, FUZZ_SPEC_MAX_BYTES, &errs);
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_analyze_parse(s, &a, err, sizeof err) == 0);
-    json_t *n2 = spec_normalize_analyze(n, refs, FUZZ_SPEC_MAX_BYTES, &again);
+    FUZZ_REQUIRE(spec_analysis_parse_analyze(s, &a, &back) == 0);
+    json_t *n2 = spec_analysis_normalize_analyze(n, refs, FUZZ_SPEC_MAX_BYTES, &again);
     FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
     json_decref(n2);
     free(s);
     json_decref(n);
 }
 
-static void fuzz_spec_pca(const json_t *body, const spec_refs *refs)
+static void fuzz_spec_pca(const json_t *body, const spec_analysis_refs *refs)
 {
     spec_errors errs = {0}, again = {0};
-    spec_pca p;
-    char err[512];
-    json_t *n = spec_normalize_pca(body, refs, &errs);
+    spec_analysis_pca p;
+    spec_errors back = {0};
+    json_t *n = spec_analysis_normalize_pca(body, refs, &errs);
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_pca_parse(s, &p, err, sizeof err) == 0);
+    FUZZ_REQUIRE(spec_analysis_parse_pca(s, &p, &back) == 0);
     FUZZ_REQUIRE((p.indices != NULL) + (p.labels != NULL) <= 1);
-    spec_pca_free(&p);
-    json_t *n2 = spec_normalize_pca(n, refs, &again);
+    spec_analysis_pca_free(&p);
+    json_t *n2 = spec_analysis_normalize_pca(n, refs, &again);
     FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
     json_decref(n2);
     free(s);
@@ -120,20 +121,21 @@ static void fuzz_spec_pca(const json_t *body, const spec_refs *refs)
 /* The worker's parsers on bytes that did not come from a normaliser. */
 static void fuzz_spec_stored(const uint8_t *data, size_t len)
 {
-    char *s = malloc(len + 1), err[512]; /* (len + 1) NUL-terminated copy */
+    char *s = malloc(len + 1); /* (len + 1) NUL-terminated copy */
+    spec_errors e1 = {0}, e2 = {0}, e3 = {0}, e4 = {0};
     sae_config sc;
     train_config tc;
     circles_params cp;
-    spec_analyze a;
-    spec_pca p;
+    spec_analysis_analyze a;
+    spec_analysis_pca p;
     FUZZ_REQUIRE(s != NULL);
     memcpy(s, data, len);
     s[len] = '\0';
-    spec_train_configs(s, 8, &sc, &tc, err, sizeof err);
-    spec_circles_params(s, &cp, err, sizeof err);
-    spec_analyze_parse(s, &a, err, sizeof err);
-    if (spec_pca_parse(s, &p, err, sizeof err) == 0)
-        spec_pca_free(&p);
+    spec_train_configs(s, 8, &sc, &tc, &e1);
+    spec_circles_params(s, &cp, &e2);
+    spec_analysis_parse_analyze(s, &a, &e3);
+    if (spec_analysis_parse_pca(s, &p, &e4) == 0)
+        spec_analysis_pca_free(&p);
     free(s);
 }
 
@@ -149,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     int64_t sae, dataset;
     spec_analysis_ids(body, &sae, &dataset);
     FUZZ_REQUIRE(sae >= 0 && dataset >= 0);
-    const spec_refs refs[2] = {
+    const spec_analysis_refs refs[2] = {
         {1, 8, 16, 2, 1, 1, 1, 8, 100, 1},
         {1, 8, 16, 4, 0, 1, 2, 8, -1, 0},
     };

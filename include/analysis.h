@@ -27,7 +27,13 @@
  * whatever dim and the number of rows.
  *
  * Errors: functions return ANALYSIS_OK (0) or a negative ANALYSIS_E* code;
- * analysis_strerror() gives a message that says what to do. */
+ * analysis_strerror() gives a message that says what to do.
+ *
+ * Preconditions: pointer arguments are non-NULL unless a comment allows NULL,
+ * and output buffers do not overlap the inputs. The sizes and ids a function
+ * checks come back as ANALYSIS_EINVAL; what it does not check (an index into
+ * a finished structure, a shape that has to agree) is the caller's promise,
+ * asserted at the top of the function (compiled out under NDEBUG). */
 #ifndef SAED_ANALYSIS_H
 #define SAED_ANALYSIS_H
 #include <stddef.h>
@@ -67,23 +73,25 @@ int analysis_csr_from_dense(analysis_csr *c, const float *z, int B, int n);
 void analysis_csr_free(analysis_csr *c);
 
 /* A top-K list sorted by value descending, then index ascending (so ties are
- * deterministic). *len entries are held; inserts (j, v) if it belongs. */
+ * deterministic). *len entries are held (0 <= *len <= K); inserts (j, v) if it
+ * belongs. K < 1: nothing. */
 void analysis_topk_push(int32_t *idx /* (K) */, float *val /* (K) */, int K, int *len, int32_t j, float v);
 
 /* The q-quantile (0..1) of sorted v (n >= 1), linear interpolation between
  * order statistics at q (n - 1) (NumPy's default "linear" method). */
 double analysis_quantile_sorted(const float *v, int n, double q);
 
-/* Makes the largest-magnitude coordinate of v (dim) positive (the first one on
+/* Makes the largest-magnitude coordinate of v (dim >= 1) positive (the first one on
  * ties): the deterministic sign of singular vectors and PCA components.
  * Returns the sign applied (+1 or -1). */
 int analysis_sign_fix(float *v, int dim);
 
 /* ---------------------------------------------------------------- eigen-solver */
 
-/* Eigen-decomposition of the symmetric a (p, p) by cyclic Jacobi rotations in
+/* Eigen-decomposition of the symmetric a (p, p), p >= 1, by cyclic Jacobi rotations in
  * double, on a private copy: w (p) eigenvalues in descending order, v (p, p)
- * row k = unit eigenvector k (v = NULL: values only). Signs are not fixed.
+ * row k = unit eigenvector k (v = NULL: values only; w and v must not overlap,
+ * either may be a itself). Signs are not fixed.
  * Returns ANALYSIS_OK or ANALYSIS_ENOMEM. */
 int analysis_sym_eig(const double *a, int p, double *w, double *v);
 
@@ -117,6 +125,7 @@ typedef struct {
 
 int analysis_stats_init(analysis_stats *s, int n, int group_size, int n_bins);
 int analysis_stats_add(analysis_stats *s, const analysis_csr *z); /* z->val required */
+/* Latent i (0 <= i < n) and group g (0 <= g < n / group_size) of an initialised s. */
 void analysis_stats_latent(const analysis_stats *s, int i, analysis_latent_summary *out);
 void analysis_stats_edges(const analysis_stats *s, int i, float *edges /* (n_bins + 1) */);
 double analysis_stats_group_density(const analysis_stats *s, int g);
@@ -149,6 +158,7 @@ int analysis_cooc_add(analysis_cooc *c, const analysis_csr *z);
 int analysis_cooc_finish(analysis_cooc *c);
 void analysis_cooc_free(analysis_cooc *c);
 
+/* J(i, j) after finish; 0 <= i, j < n. */
 double analysis_jaccard_pair(const analysis_cooc *c, int i, int j);
 /* The full row J(i, 0..n-1). */
 int analysis_jaccard_row(const analysis_cooc *c, int i, float *row /* (n) */);
@@ -174,7 +184,7 @@ int analysis_decoder_neighbors(const float *W_dec /* (n, dim) */, int n, int dim
 /* Largest cosine between two different members of each group (0 when s = 1). */
 int analysis_group_max_cos(const float *W_dec /* (n, dim) */, int n, int dim, int group_size,
                            float *max_cos /* (n / group_size) */);
-/* Cosine matrix of rows (m, dim). */
+/* Cosine matrix of rows (m, dim), m, dim >= 1; out must not overlap rows. */
 void analysis_cosine_matrix(const float *rows /* (m, dim) */, int m, int dim, float *out /* (m, m) */);
 
 /* ---------------------------------------------------------------- group planes */
@@ -186,14 +196,16 @@ void analysis_cosine_matrix(const float *rows /* (m, dim) */, int m, int dim, fl
  * rank is zero) or an error. */
 int analysis_group_plane(const float *rows /* (s, dim) */, int s, int dim, float *sv /* (s) */,
                          float *basis /* (2, dim) */, float *coords /* (s, 2) */, float *cos /* (s, s) */);
-/* out = (x - b_dec) . basis^T; b_dec is subtracted first (NULL: nothing). */
+/* out = (x - b_dec) . basis^T; b_dec is subtracted first (NULL: nothing). B >= 0,
+ * dim >= 1; out must not overlap x or basis. */
 void analysis_plane_project(const float *basis /* (2, dim) */, const float *b_dec /* (dim) */,
                             const float *x /* (B, dim) */, int B, int dim, float *out /* (B, 2) */);
 
 /* ---------------------------------------------------------------- circle recovery */
 
 /* Orthonormalises each plane (a_i, b_i) by Gram-Schmidt in double; a
- * degenerate second vector becomes zero. */
+ * degenerate second vector becomes zero. q must not overlap planes (q0 is
+ * written before b_i is read). */
 void analysis_orthonormalize_planes(const float *planes /* (nc, 2, dim) */, int nc, int dim,
                                     float *q /* (nc, 2, dim) */);
 
@@ -246,7 +258,7 @@ int analysis_subspace_run(const float *W_dec /* (n, dim) */, int n, int dim, int
                           analysis_subspace *out);
 void analysis_subspace_free(analysis_subspace *r);
 
-/* x (rows, dim) -> x_hat (rows, dim); returns 0 or non-zero on failure. */
+/* x (rows, dim), rows >= 1 -> x_hat (rows, dim); returns 0 or non-zero on failure. */
 typedef int (*analysis_encode_fn)(void *ctx, const float *x, int rows, float *x_hat);
 /* The encode callback for an SAE: ctx is a const sae_params * (include/sae.h). */
 int analysis_sae_encode(void *ctx, const float *x, int rows, float *x_hat);
@@ -284,7 +296,8 @@ void analysis_pca_free(analysis_pca_result *r);
  * (ties: lower id first; only latents that fired), written to out; returns how
  * many (<= L), score (may be NULL) gets each one's total. */
 int analysis_top_latents(const analysis_csr *z, int L, int32_t *out /* (L) */, double *score /* (L) */);
-/* x_hat = sum over the chosen latents of z_i d_i + b_dec, for each of z's rows. */
+/* x_hat = sum over the chosen latents of z_i d_i + b_dec, for each of z's rows
+ * (x must not overlap W_dec). */
 int analysis_reconstruct_latents(const analysis_csr *z, const int32_t *latents, int L,
                                  const float *W_dec /* (n, dim) */, const float *b_dec /* (dim) or NULL */,
                                  int dim, float *x /* (z->rows, dim) */);

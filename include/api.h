@@ -3,8 +3,10 @@
  * Routes requests to one file per resource (datasets.c, jobs.c, saes.c,
  * health.c, events.c, web.c); every error leaves as application/problem+json.
  * Handlers only read and write SQLite through a pool of store handles and
- * return: they never wait on training. Per-request state is freed in the
- * completion callback. The contract is ../shared/API.md and openapi.json. */
+ * return: they never wait on training. The few that compute on the HTTP
+ * thread (encode.c, a group's geometry in groups.c, Jaccard in
+ * saes_analysis.c) are bounded per request and answer 422 beyond. Per-request state is freed in the
+ * completion callback. The contract is docs/API.md and openapi.json. */
 #ifndef SAED_API_H
 #define SAED_API_H
 #include <stddef.h>

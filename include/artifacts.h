@@ -13,8 +13,8 @@
  *   = the sorted int32 ids of the rows where latent i fired; aux = rows
  *   analysed) and the group projections (entry g = records {i32 row, f32 u,
  *   f32 v} for the first rows where group g fired; aux = rows analysed).
- * Every function that can fail returns 0 or -1 with a message in err that
- * names the file and says what to do. */
+ * Every function that takes err returns -1 on failure with a message there
+ * that names the file or the SAE (and what to do, where there is something). */
 #ifndef SAED_ARTIFACTS_H
 #define SAED_ARTIFACTS_H
 #include <stddef.h>
@@ -34,16 +34,10 @@ typedef struct {
 
 /* ---- .npy weights ---- */
 
-/* Reads the '<f4' C-order array at path into out, which must have exactly
- * shape (ndim dims). */
-int artifacts_read_f32(const char *path, int ndim, const int64_t *shape, float *out, char *err, size_t errlen);
 /* Reads rows idx[0..n) (any order, each < n_rows) of the 2-D '<f4' array
  * (n_rows, cols) at path into out (n, cols). */
 int artifacts_read_f32_rows(const char *path, int64_t n_rows, int cols, const int32_t *idx, int n, float *out,
                             char *err, size_t errlen);
-/* The sae_config of a stored SAE (arch, k and threshold from its
- * config_json; shape and group_size from the row). */
-int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t errlen);
 /* Allocates p and reads the SAE's four weight files from s->dir, and its
  * arch's extra tensors (sae_tensors() after the first four) by name from
  * s->dir/sae.safetensors. The weights are input-scale folded: p takes raw rows. */
@@ -63,7 +57,6 @@ int artifacts_table_write(const char *path, const char *magic, uint32_t rec_size
 int artifacts_table_open(const char *path, const char *magic, uint32_t rec_size, artifacts_table **out,
                          char *err, size_t errlen);
 void artifacts_table_close(artifacts_table *t);
-int64_t artifacts_table_n(const artifacts_table *t);
 uint64_t artifacts_table_aux(const artifacts_table *t);
 /* Entry i's records (*recs points into the mapping); returns their count,
  * 0 for i out of range. */

@@ -30,7 +30,8 @@ void circles_free(circles *c);
 const circles_params *circles_get_params(const circles *c);
 const float *circles_planes(const circles *c); /* (n_circles, 2, dim): [i,0]=a_i, [i,1]=b_i */
 
-/* Fills out (n, dim) with rows idx[0..n). */
+/* Fills out (n, dim) with rows idx[0..n), n >= 0. Row indices are 0 .. 2^64 - 2 (the
+ * last stream draws the planes). */
 void circles_rows(const circles *c, const uint64_t *idx, int n, float *out);
 /* Which circles are active in row `row`: writes up to cap circle ids to ids,
  * in increasing order, and returns how many it wrote (ground truth for

@@ -29,7 +29,8 @@ typedef struct {
     uint64_t data_bytes;  /* product of dims */
 } idx_header;
 
-/* Parses the header at buf[0..len) (pure; safe on any input). Accepts the two
+/* Parses the header at buf[0..len) (pure; safe on any input; buf may be NULL
+ * when len is 0). Accepts the two
  * magics above only. 0, -1 with err set, or 1 if len is too short to tell
  * (feed more bytes). */
 int idx_parse_header(const void *buf, size_t len, idx_header *out, char *err, size_t errlen);

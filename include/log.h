@@ -1,9 +1,12 @@
-/* log — levelled logging to stderr.
+/* log — levelled logging to stderr (common/log.c).
  *
- * The level is part of the daemon's own configuration (the one global the
- * style allows); the macros test it before formatting anything, so a
- * disabled LOGD costs one comparison. Only the daemon's top levels log:
- * core and storage return errors instead of printing them. */
+ * It lives in common/, below api/ and daemon/, the two layers that log, so
+ * neither reaches into the other for it. The level is part of the daemon's
+ * own configuration (the one global the style allows); the macros test it
+ * before formatting anything, so a disabled LOGD costs one comparison. Only
+ * top levels log (the worker pool, main, the HTTP server's request
+ * lifecycle and its 5xx replies): spec, core and storage return errors
+ * instead of printing them. */
 #ifndef SAED_LOG_H
 #define SAED_LOG_H
 

@@ -7,7 +7,10 @@
  * optional labels file (one UTF-8 line per row) with random access by line.
  *
  * Every function that can fail returns -1 with a message in err that says
- * what to do; messages do not name the file (the caller prefixes that). */
+ * what to do; messages do not name the file (the caller prefixes that).
+ * Pointer arguments are non-NULL unless a comment allows NULL (err may be
+ * NULL when errlen is 0); bad bytes in a file or an upload are errors, never
+ * asserts. */
 #ifndef SAED_NPYFILE_H
 #define SAED_NPYFILE_H
 #include <stddef.h>
@@ -45,7 +48,7 @@ int npyfile_open(const char *path, npyfile **out, char *err, size_t errlen);
 void npyfile_close(npyfile *f);
 const npyfile_layout *npyfile_get_layout(const npyfile *f);
 
-/* Fills out (n, dim) with rows idx[0..n) (any order). Thread-safe.
+/* Fills out (n, dim), n >= 0, with rows idx[0..n) (any order). Thread-safe.
  * 0, or -1 if an index is >= n_rows. */
 int npyfile_get_rows(const npyfile *f, const uint64_t *idx, int n, float *out);
 
@@ -64,7 +67,7 @@ typedef struct npyfile_stream npyfile_stream;
 npyfile_stream *npyfile_stream_new(void);
 void npyfile_stream_free(npyfile_stream *s);
 
-/* Feeds the next len bytes of an upload, in any chunking. Parses the header
+/* Feeds the next len bytes of an upload (buf may be NULL when len is 0), in any chunking. Parses the header
  * as soon as it is complete, then checks the data as it passes (no more
  * bytes than the header promises; every value finite). 0, or -1 with err
  * set; after an error every later call fails with the same message. */
@@ -85,7 +88,8 @@ typedef struct npyfile_labels npyfile_labels;
  * final newline is optional; "\r\n" endings are accepted). Builds a sparse
  * line index (one offset every NPYFILE_LABELS_STRIDE lines). */
 #define NPYFILE_LABELS_STRIDE 32
-int npyfile_labels_open(const char *path, int64_t n_rows, npyfile_labels **out, char *err, size_t errlen);
+int npyfile_labels_open(const char *path, int64_t n_rows /* >= 0 */, npyfile_labels **out, char *err,
+                        size_t errlen);
 void npyfile_labels_close(npyfile_labels *l);
 int64_t npyfile_labels_count(const npyfile_labels *l);
 

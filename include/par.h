@@ -28,7 +28,8 @@ void par_free(par_pool *p);
 int par_threads(const par_pool *p);
 /* Runs fn for t = 0 .. T-1 (T = par_threads(p)) and waits for all of them. */
 void par_run(par_pool *p, par_fn fn, void *ctx);
-/* [*lo, *hi): part t of T of the range [0, n), in contiguous pieces of `align` (the last may be short). */
+/* [*lo, *hi): part t of T of the range [0, n), in contiguous pieces of `align` (the last may be short).
+ * align >= 1, 0 <= t < T. */
 void par_range(size_t n, size_t align, int t, int T, size_t *lo, size_t *hi);
 
 #endif

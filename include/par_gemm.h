@@ -19,7 +19,8 @@
 
 /* C (M, N) = alpha op(A) op(B) + beta C, row-major, as cblas_sgemm(CblasRowMajor, ...) with
  * transA/transB 0 (no transpose) or 1 (transpose): op(A) is (M, K), op(B) is (K, N).
- * pool may be NULL (the calling thread alone). */
+ * pool may be NULL (the calling thread alone). M, N, K >= 0; lda, ldb, ldc at least 1 and at least
+ * the row length of A, B, C as stored (BLAS's rule); C must not overlap A or B. */
 void par_sgemm(par_pool *pool, int transA, int transB, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc);
 

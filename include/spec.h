@@ -1,11 +1,14 @@
-/* spec — request bodies to typed configurations.
+/* spec — request bodies to typed configurations (spec/spec.c), the bottom
+ * of the job-spec contract that api/ and daemon/ share.
  *
- * The API validates a job request with spec_normalize_job(), which checks
- * every field (an unknown field is an error naming it), fills in defaults and
- * returns the normalised spec that is stored with the job. Workers turn that
- * stored spec back into typed configurations with spec_train_configs().
- * Errors are collected as (field, message) pairs with an HTTP status:
- * 400 for wrong types/unknown fields, 422 for well-formed but impossible. */
+ * A job request is validated by its type's validator (jobtype.h), which
+ * calls spec_normalize_train() here: every field is checked (an unknown
+ * field is an error naming it), defaults are filled in and the normalised
+ * spec that is stored with the job comes back. Workers turn that stored
+ * spec back into typed configurations with spec_train_configs().
+ * Errors are the spec layer's one style: (field, message) pairs with an
+ * HTTP status: 400 for wrong types/unknown fields, 422 for well-formed but
+ * impossible, 500 when a validator could not read the store. */
 #ifndef SAED_SPEC_H
 #define SAED_SPEC_H
 #include <stddef.h>
@@ -17,7 +20,8 @@
 #define SPEC_MAX_ERRORS 16
 
 typedef struct {
-    int status;           /* 0 if no error, else 400 or 422 (400 wins) */
+    int status;           /* 0 if no error, else 400 or 422 (400 wins), or 500 (wins over both); the
+                           * API reuses it for one-field problems of any 4xx/5xx status */
     int n;
     struct { char field[64]; char message[256]; } e[SPEC_MAX_ERRORS];
 } spec_errors;
@@ -62,11 +66,17 @@ int spec_get_number(const json_t *obj, const char *prefix, const char *key, doub
                     double *out, spec_errors *errs);
 int spec_get_string(const json_t *obj, const char *prefix, const char *key, const char **out, spec_errors *errs);
 json_t *spec_json_float(float f); /* shortest decimal that reads back as f */
-/* "field: message" of the first error, for logs and stored job errors. */
+/* "field: message" of the first error ("message" when its field is ""),
+ * for logs and stored job errors. */
 void spec_errors_text(const spec_errors *errs, char *buf, size_t len);
+/* Stored JSON text (a job's spec, a dataset's params) parsed as an object;
+ * NULL with a 400 (field "") recorded when it is not JSON or not an object. */
+json_t *spec_stored(const char *text, spec_errors *errs);
 
-/* Stored (normalised) specs back to typed configurations. 0, or -1 with err set. */
-int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, char *err, size_t errlen);
-int spec_circles_params(const char *params_json, circles_params *p, char *err, size_t errlen);
+/* Stored (normalised) specs back to typed configurations: 0, or -1 with
+ * errs appended to (what the stored text is wrong about; the caller says
+ * which text it was). */
+int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, spec_errors *errs);
+int spec_circles_params(const char *params_json, circles_params *p, spec_errors *errs);
 
 #endif

@@ -7,28 +7,30 @@
  *   {"type":"pca","sae":3,"dataset":5,"rows":{"labels":[...]} | {"indices":[...]},
  *    "top_latents":25,"components":5}
  *
- * "dataset" defaults to the dataset the SAE was trained on. The API checks
- * a body against what the ids name (spec_refs, filled by the caller from the
- * store) and stores the normalised spec; the worker reads it back with
- * spec_analyze_parse / spec_pca_parse (refs are not checked again). */
+ * "dataset" defaults to the dataset the SAE was trained on. The validators
+ * (spec/jobtype.c) check a body against what its ids name
+ * (spec_analysis_refs, filled from the store) and the API stores the
+ * normalised spec; the worker reads it back with spec_analysis_parse_analyze
+ * / spec_analysis_parse_pca (refs are not checked again). Every name here
+ * carries the file's prefix, spec_analysis_ (SPEC_ANALYSIS_ for constants). */
 #ifndef SAED_SPEC_ANALYSIS_H
 #define SAED_SPEC_ANALYSIS_H
 #include <stdint.h>
 #include <jansson.h>
 #include "spec.h"
 
-#define SPEC_ANALYZE_DEFAULT_SAMPLES 100000
-#define SPEC_ANALYZE_MAX_SAMPLES 10000000  /* rows are int32 in the firing file; progress is an int */
-#define SPEC_ANALYZE_DEFAULT_NEIGHBORS 10
-#define SPEC_ANALYZE_MAX_NEIGHBORS 100
-#define SPEC_CLUSTER_MAX_GROUP 64
-#define SPEC_PCA_MAX_ROWS 50000            /* rows chosen by index, or the first rows matching the labels */
-#define SPEC_PCA_MAX_LABELS 1000
-#define SPEC_PCA_MAX_LATENTS 512           /* ANALYSIS_EIG_MAX */
-#define SPEC_PCA_DEFAULT_LATENTS 25
-#define SPEC_PCA_DEFAULT_COMPONENTS 5
+#define SPEC_ANALYSIS_DEFAULT_SAMPLES 100000
+#define SPEC_ANALYSIS_MAX_SAMPLES 10000000 /* rows are int32 in the firing file; progress is an int */
+#define SPEC_ANALYSIS_DEFAULT_NEIGHBORS 10
+#define SPEC_ANALYSIS_MAX_NEIGHBORS 100
+#define SPEC_ANALYSIS_CLUSTER_MAX_GROUP 64
+#define SPEC_ANALYSIS_PCA_MAX_ROWS 50000   /* rows chosen by index, or the first rows matching the labels */
+#define SPEC_ANALYSIS_PCA_MAX_LABELS 1000
+#define SPEC_ANALYSIS_PCA_MAX_LATENTS 512  /* ANALYSIS_EIG_MAX */
+#define SPEC_ANALYSIS_PCA_DEFAULT_LATENTS 25
+#define SPEC_ANALYSIS_PCA_DEFAULT_COMPONENTS 5
 
-enum { SPEC_CLUSTER_NONE = 0, SPEC_CLUSTER_COSINE, SPEC_CLUSTER_JACCARD };
+enum { SPEC_ANALYSIS_CLUSTER_NONE = 0, SPEC_ANALYSIS_CLUSTER_COSINE, SPEC_ANALYSIS_CLUSTER_JACCARD };
 
 /* What the ids of a body name, looked up by the caller. */
 typedef struct {
@@ -40,16 +42,16 @@ typedef struct {
     int dataset_dim;
     int64_t dataset_n_rows; /* -1: endless */
     int dataset_has_labels;
-} spec_refs;
+} spec_analysis_refs;
 
 typedef struct {
     int64_t sae, dataset;
     int64_t n_samples;
     int neighbors;          /* K of each latent's neighbour lists */
-    int cluster;            /* SPEC_CLUSTER_* */
+    int cluster;            /* SPEC_ANALYSIS_CLUSTER_* */
     int cluster_group_size;
     float cluster_min_sim;
-} spec_analyze;
+} spec_analysis_analyze;
 
 typedef struct {
     int64_t sae, dataset;
@@ -58,7 +60,7 @@ typedef struct {
     char **labels;          /* (n_labels) or NULL */
     int n_labels;
     int top_latents, components;
-} spec_pca;
+} spec_analysis_pca;
 
 /* The ids a body names ("sae", "dataset"; 0 if absent or not a positive
  * integer), so the caller can look them up before validating. */
@@ -66,12 +68,14 @@ void spec_analysis_ids(const json_t *body, int64_t *sae, int64_t *dataset);
 
 /* Validate a body against refs; a new normalised object, or NULL with errs
  * filled. max_bytes: the memory limit for the job (0 = none). */
-json_t *spec_normalize_analyze(const json_t *body, const spec_refs *refs, size_t max_bytes, spec_errors *errs);
-json_t *spec_normalize_pca(const json_t *body, const spec_refs *refs, spec_errors *errs);
+json_t *spec_analysis_normalize_analyze(const json_t *body, const spec_analysis_refs *refs, size_t max_bytes,
+                                        spec_errors *errs);
+json_t *spec_analysis_normalize_pca(const json_t *body, const spec_analysis_refs *refs, spec_errors *errs);
 
-/* Stored (normalised) specs back to structs. 0, or -1 with err set. */
-int spec_analyze_parse(const char *spec_json, spec_analyze *out, char *err, size_t errlen);
-int spec_pca_parse(const char *spec_json, spec_pca *out, char *err, size_t errlen);
-void spec_pca_free(spec_pca *p);
+/* Stored (normalised) specs back to structs: 0, or -1 with errs appended to
+ * (spec_train_configs' convention). */
+int spec_analysis_parse_analyze(const char *spec_json, spec_analysis_analyze *out, spec_errors *errs);
+int spec_analysis_parse_pca(const char *spec_json, spec_analysis_pca *out, spec_errors *errs);
+void spec_analysis_pca_free(spec_analysis_pca *p);
 
 #endif

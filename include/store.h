@@ -13,7 +13,14 @@
  *
  * Strings inside the structs below that are pointers are owned by the struct
  * and freed by the matching *_clear(). Times are RFC 3339 UTC strings; an
- * empty string means "not yet" (null in JSON). */
+ * empty string means "not yet" (null in JSON).
+ *
+ * Preconditions are asserted (on in the test builds, compiled out by -DNDEBUG
+ * in the release build): handles and out-pointers are non-NULL, job states
+ * are valid, and the id of a row to change (a job transition, a delete, a
+ * metric, a result) is >= 1, since it comes from the router or a claim.
+ * Lookups (store_*_get) take any id and answer STORE_NOTFOUND when none
+ * matches: 0, the "none" of a reference whose row was deleted, included. */
 #ifndef SAED_STORE_H
 #define SAED_STORE_H
 #include <stddef.h>
@@ -23,10 +30,13 @@ enum { STORE_OK = 0, STORE_NOTFOUND = 1, STORE_CONFLICT = 2, STORE_ERROR = -1 };
 
 typedef struct store store;
 
-typedef enum { JOB_QUEUED = 0, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED, JOB_N_STATES } job_state;
-const char *job_state_name(job_state s);               /* "queued", ... */
-int job_state_parse(const char *name, job_state *out); /* 0 or -1 */
-int job_state_terminal(job_state s);
+typedef enum {
+    STORE_JOB_QUEUED = 0, STORE_JOB_RUNNING, STORE_JOB_SUCCEEDED, STORE_JOB_FAILED, STORE_JOB_CANCELLED,
+    STORE_JOB_N_STATES
+} store_job_state;
+const char *store_job_state_name(store_job_state s);               /* "queued", ... */
+int store_job_state_parse(const char *name, store_job_state *out); /* 0 or -1 */
+int store_job_state_terminal(store_job_state s);
 
 typedef struct {
     int64_t id;
@@ -42,8 +52,8 @@ typedef struct {
 
 typedef struct {
     int64_t id;
-    char type[16];        /* "train" | "analyze" | "pca" | "groupspace" */
-    job_state state;
+    char type[16];        /* "train" | "analyze" | "pca" (the API refuses "groupspace" for now) */
+    store_job_state state;
     char created_at[32], started_at[32], finished_at[32];
     char *spec_json;      /* the normalised request (defaults filled in) */
     char *result_json;    /* NULL until succeeded, e.g. {"sae": 3} */
@@ -97,7 +107,7 @@ int store_job_insert(store *st, const char *type, const char *spec_json, int64_t
 int store_job_get(store *st, int64_t id, store_job *out);
 /* state_filter < 0 for all states. */
 int store_job_list(store *st, int state_filter, int64_t after, int limit, store_job **out, int *n);
-int store_job_count(store *st, job_state s, int64_t *n);
+int store_job_count(store *st, store_job_state s, int64_t *n);
 /* Claims the oldest queued job: STORE_OK with *out filled, STORE_NOTFOUND if none.
  * started_at is set by the first claim only (a requeued job keeps it); attempts += 1. */
 int store_job_claim(store *st, store_job *out);
@@ -106,7 +116,7 @@ int store_job_progress(store *st, int64_t id, int step, double samples_per_s, do
 int store_job_request_cancel(store *st, int64_t id);
 int store_job_cancel_requested(store *st, int64_t id, int *flag);
 /* running -> failed | cancelled. */
-int store_job_finish(store *st, int64_t id, job_state final_state, const char *error);
+int store_job_finish(store *st, int64_t id, store_job_state final_state, const char *error);
 /* running -> succeeded with result_json, in one transaction. */
 int store_job_succeed(store *st, int64_t id, const char *result_json);
 /* running -> succeeded, inserting the SAE row and setting result {"sae": id} in one transaction. */
@@ -195,8 +205,9 @@ int store_sae_analysis_save(store *st, const store_sae_analysis *a, const store_
 int store_sae_analysis_get(store *st, int64_t sae_id, store_sae_analysis *out); /* NOTFOUND: none yet */
 void store_sae_analysis_clear(store_sae_analysis *a);
 /* Latents / groups of an SAE in sort order (STORE_SORT_*; density and
- * jaccard descending, ties by index), after index `after` in that order
- * (after < 0: from the start). *out malloc'd, free with *_list_free. */
+ * jaccard descending, ties by index; latents have no jaccard order), after
+ * index `after` in that order (after < 0: from the start). *out malloc'd,
+ * free with *_list_free. */
 int store_sae_latents_list(store *st, int64_t sae_id, int sort, int64_t after, int limit, store_latent **out, int *n);
 int store_sae_latent_get(store *st, int64_t sae_id, int latent, store_latent *out);
 void store_latent_clear(store_latent *l);

@@ -2,7 +2,9 @@
  *
  * Each worker owns a store handle, polls SQLite for queued jobs (every
  * WORKER_POLL_MS; the API only writes job rows, it never talks to workers),
- * and runs one job at a time through core. Cancellation is read from the job
+ * and runs one job at a time through its runner (jobrun.h), logging what
+ * the runner reports when it returns: the daemon's only log lines besides
+ * main's. Cancellation is read from the job
  * row between steps; shutdown checkpoints the running job and requeues it.
  * Artifacts: data_dir/jobs/{id}/checkpoint.bin while training,
  * data_dir/jobs/{id}/sae/{decoder,encoder,b_enc,b_dec}.npy when it succeeds. */

@@ -15,6 +15,7 @@
 #include "npy.h"
 #include "npyfile.h"
 #include "safetensors.h"
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -47,6 +48,7 @@ struct artifacts_table {
 
 static int artifacts_fail(char *err, size_t errlen, const char *path, const char *what)
 {
+    assert(err && path && what);
     snprintf(err, errlen, "%s: %s", path, what);
     return -1;
 }
@@ -54,6 +56,8 @@ static int artifacts_fail(char *err, size_t errlen, const char *path, const char
 /* Opens path and parses its .npy header; fd and info out. */
 static int artifacts_npy_open(const char *path, int *fd, npy_info *info, char *err, size_t errlen)
 {
+    assert(path && fd && info);
+    assert(err);
     unsigned char hdr[ARTIFACTS_NPY_HDR_MAX];
     char msg[256];
     *fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -77,6 +81,9 @@ static int artifacts_npy_open(const char *path, int *fd, npy_info *info, char *e
 
 static int artifacts_pread_all(int fd, void *buf, size_t len, off_t off)
 {
+    assert(fd >= 0);
+    assert(buf || len == 0);
+    assert(off >= 0);
     char *p = buf;
     while (len > 0) {
         ssize_t r = pread(fd, p, len, off);
@@ -87,8 +94,13 @@ static int artifacts_pread_all(int fd, void *buf, size_t len, off_t off)
     return 0;
 }
 
-int artifacts_read_f32(const char *path, int ndim, const int64_t *shape, float *out, char *err, size_t errlen)
+/* Reads the '<f4' C-order array at path into out, which must have exactly
+ * shape (ndim dims). */
+static int artifacts_read_f32(const char *path, int ndim, const int64_t *shape, float *out, char *err, size_t errlen)
 {
+    assert(path);
+    assert(ndim >= 1 && ndim <= NPY_MAX_DIMS && shape);
+    assert(out && err);
     int fd;
     npy_info info;
     if (artifacts_npy_open(path, &fd, &info, err, errlen)) return -1;
@@ -108,6 +120,10 @@ int artifacts_read_f32(const char *path, int ndim, const int64_t *shape, float *
 int artifacts_read_f32_rows(const char *path, int64_t n_rows, int cols, const int32_t *idx, int n, float *out,
                             char *err, size_t errlen)
 {
+    assert(path);
+    assert(n_rows >= 0 && cols >= 1);
+    assert(n >= 0 && (idx || n == 0) && (out || n == 0));
+    assert(err);
     int fd;
     npy_info info;
     if (artifacts_npy_open(path, &fd, &info, err, errlen)) return -1;
@@ -132,6 +148,9 @@ int artifacts_read_f32_rows(const char *path, int64_t n_rows, int cols, const in
 
 int artifacts_sae_path(const store_sae *s, const char *name, char *buf, size_t n, char *err, size_t errlen)
 {
+    assert(s && name);
+    assert(buf && n > 0);
+    assert(err);
     if (!s->dir || !*s->dir) {
         snprintf(err, errlen, "SAE %lld has no weight files", (long long)s->id);
         return -1;
@@ -144,8 +163,12 @@ int artifacts_sae_path(const store_sae *s, const char *name, char *buf, size_t n
     return 0;
 }
 
-int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t errlen)
+/* The sae_config of a stored SAE (arch, k and threshold from its
+ * config_json; shape and group_size from the row). */
+static int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t errlen)
 {
+    assert(s && cfg);
+    assert(err);
     memset(cfg, 0, sizeof *cfg);
     json_t *j = json_loads(s->config_json ? s->config_json : "{}", 0, NULL);
     const char *arch = json_string_value(json_object_get(j, "arch"));
@@ -166,6 +189,9 @@ int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t 
 static int artifacts_st_tensor(int fd, const char *json, uint64_t json_len, off_t file_size, const sae_tensor *t,
                                const char *path, char *err, size_t errlen)
 {
+    assert(fd >= 0 && json);
+    assert(t && t->data && t->ndim >= 1 && t->ndim <= 2);
+    assert(path && err);
     safetensors_entry e;
     char msg[300];
     int rc = safetensors_find(json, json_len, t->name, &e, msg, sizeof msg);
@@ -185,6 +211,8 @@ static int artifacts_st_tensor(int fd, const char *json, uint64_t json_len, off_
 /* The arch's extra tensors (after the four .npy ones) from s->dir/sae.safetensors. */
 static int artifacts_sae_extras(const store_sae *s, sae_params *p, char *err, size_t errlen)
 {
+    assert(s && p);
+    assert(err);
     sae_tensor t[SAE_MAX_TENSORS];
     int nt = sae_tensors(p, t, SAE_MAX_TENSORS);
     if (nt <= 4) return 0;
@@ -216,6 +244,8 @@ static int artifacts_sae_extras(const store_sae *s, sae_params *p, char *err, si
  * unchanged by the fold and are read as they were trained. */
 int artifacts_sae_load(const store_sae *s, sae_params *p, char *err, size_t errlen)
 {
+    assert(s && p);
+    assert(err);
     sae_config cfg;
     memset(p, 0, sizeof *p);
     if (artifacts_sae_config(s, &cfg, err, errlen)) return -1;
@@ -249,6 +279,11 @@ int artifacts_sae_load(const store_sae *s, sae_params *p, char *err, size_t errl
 int artifacts_table_write(const char *path, const char *magic, uint32_t rec_size, int64_t n, const int64_t *ptr,
                           const void *recs, uint64_t aux, char *err, size_t errlen)
 {
+    assert(path && err);
+    assert(magic && strlen(magic) == 8);
+    assert(rec_size > 0);
+    assert(n >= 0 && ptr && ptr[0] == 0 && ptr[n] >= 0);
+    assert(recs || ptr[n] == 0);
     unsigned char hdr[ARTIFACTS_HDR_BYTES] = { 0 };
     uint32_t version = ARTIFACTS_VERSION;
     uint64_t un = (uint64_t)n, total = (uint64_t)ptr[n];
@@ -266,6 +301,9 @@ int artifacts_table_write(const char *path, const char *magic, uint32_t rec_size
 /* Checks the mapped header and offsets of t. */
 static int artifacts_table_check(artifacts_table *t, const char *magic, uint32_t rec_size)
 {
+    assert(t && t->map);
+    assert(magic && strlen(magic) == 8);
+    assert(rec_size > 0);
     uint32_t version, rs;
     uint64_t n;
     if (t->size < ARTIFACTS_HDR_BYTES || memcmp(t->map, magic, 8)) return -1;
@@ -290,6 +328,9 @@ static int artifacts_table_check(artifacts_table *t, const char *magic, uint32_t
 int artifacts_table_open(const char *path, const char *magic, uint32_t rec_size, artifacts_table **out,
                          char *err, size_t errlen)
 {
+    assert(path && out && err);
+    assert(magic && strlen(magic) == 8);
+    assert(rec_size > 0);
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
@@ -325,11 +366,15 @@ void artifacts_table_close(artifacts_table *t)
     free(t);
 }
 
-int64_t artifacts_table_n(const artifacts_table *t) { return t->n; }
-uint64_t artifacts_table_aux(const artifacts_table *t) { return t->aux; }
+uint64_t artifacts_table_aux(const artifacts_table *t)
+{
+    assert(t);
+    return t->aux;
+}
 
 int64_t artifacts_table_get(const artifacts_table *t, int64_t i, const void **recs)
 {
+    assert(t && recs);
     if (i < 0 || i >= t->n) {
         *recs = NULL;
         return 0;
@@ -340,6 +385,8 @@ int64_t artifacts_table_get(const artifacts_table *t, int64_t i, const void **re
 
 int64_t artifacts_intersect(const int32_t *a, int64_t na, const int32_t *b, int64_t nb)
 {
+    assert(na >= 0 && (a || na == 0));
+    assert(nb >= 0 && (b || nb == 0));
     int64_t i = 0, j = 0, k = 0;
     while (i < na && j < nb) {
         if (a[i] < b[j]) i++;
@@ -362,6 +409,8 @@ struct artifacts_labels {
 static int artifacts_labels_idx(artifacts_labels *l, const char *path, const store_dataset *d, char *err,
                                 size_t errlen)
 {
+    assert(l && path && d);
+    assert(err);
     if (idx_load_labels(path, &l->ids, &l->n, err, errlen)) return -1;
     json_t *params = json_loads(d->params_json ? d->params_json : "{}", 0, NULL);
     const char *names = json_string_value(json_object_get(params, "class_names"));
@@ -377,6 +426,8 @@ static int artifacts_labels_idx(artifacts_labels *l, const char *path, const sto
 int artifacts_labels_open(const char *data_dir, const store_dataset *d, artifacts_labels **out, char *err,
                           size_t errlen)
 {
+    assert(data_dir && d && out);
+    assert(err);
     char path[4096];
     *out = NULL;
     int is_npy = !strcmp(d->kind, "npy"), is_idx = !strcmp(d->kind, "idx");
@@ -400,6 +451,7 @@ int artifacts_labels_open(const char *data_dir, const store_dataset *d, artifact
 
 int artifacts_label(artifacts_labels *l, int64_t i, const char **s, size_t *len)
 {
+    assert(l && s && len);
     if (i < 0 || i >= l->n) return -1;
     if (l->text) return npyfile_labels_get(l->text, i, s, len);
     const char *name = l->names ? idx_class_name(l->ids[i]) : NULL;
@@ -412,7 +464,11 @@ int artifacts_label(artifacts_labels *l, int64_t i, const char **s, size_t *len)
     return 0;
 }
 
-int64_t artifacts_labels_count(const artifacts_labels *l) { return l->n; }
+int64_t artifacts_labels_count(const artifacts_labels *l)
+{
+    assert(l);
+    return l->n;
+}
 
 void artifacts_labels_close(artifacts_labels *l)
 {

@@ -7,6 +7,7 @@
  * On failure the temp file is removed. Errors name the path and what to do;
  * nothing here prints. */
 #include "files.h"
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -29,6 +30,7 @@
 
 static int files_errno(char *err, size_t errlen, const char *what, const char *path)
 {
+    assert(err && what && path);
     int e = errno;
     snprintf(err, errlen, "%s %s: %s%s", what, path, strerror(e),
              e == ENOSPC ? " (free space in the data directory)"
@@ -40,6 +42,8 @@ static int files_errno(char *err, size_t errlen, const char *what, const char *p
 /* A name for a temp file beside path, unique among processes and threads. */
 static int files_temp_name(const char *path, char *buf, size_t n)
 {
+    assert(path);
+    assert(buf && n > 0);
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
         struct timespec ts;
@@ -52,7 +56,10 @@ static int files_temp_name(const char *path, char *buf, size_t n)
 
 static int files_write_fd(int fd, const files_part *parts, int n_parts)
 {
+    assert(fd >= 0);
+    assert(n_parts >= 0 && (parts || n_parts == 0));
     for (int i = 0; i < n_parts; i++) {
+        assert(parts[i].data || parts[i].len == 0);
         const char *p = parts[i].data;
         size_t left = parts[i].len;
         while (left > 0) {
@@ -71,6 +78,7 @@ static int files_write_fd(int fd, const files_part *parts, int n_parts)
 /* fsyncs the directory holding path, so that a rename in it is durable. */
 static int files_sync_dir(const char *path)
 {
+    assert(path);
     char *copy = strdup(path);
     if (!copy)
         return -1;
@@ -93,6 +101,9 @@ static int files_sync_dir(const char *path)
 /* Writes, syncs and closes the temp file tmp. */
 static int files_fill_temp(const char *tmp, const files_part *parts, int n_parts, char *err, size_t errlen)
 {
+    assert(tmp);
+    assert(n_parts >= 0 && (parts || n_parts == 0));
+    assert(err);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILES_MODE);
     if (fd < 0)
         return files_errno(err, errlen, "cannot create", tmp);
@@ -108,6 +119,9 @@ static int files_fill_temp(const char *tmp, const files_part *parts, int n_parts
 
 int files_write_atomic(const char *path, const files_part *parts, int n_parts, char *err, size_t errlen)
 {
+    assert(path);
+    assert(n_parts >= 0 && (parts || n_parts == 0));
+    assert(err);
     size_t n = strlen(path) + 64;
     char *tmp = malloc(n);
     if (!tmp || files_temp_name(path, tmp, n) != 0) {
@@ -129,6 +143,8 @@ int files_write_atomic(const char *path, const files_part *parts, int n_parts, c
 int files_write_npy_f32(const char *path, const float *data, const long long *shape, int ndim,
                         char *err, size_t errlen)
 {
+    assert(path && shape);
+    assert(err);
     int64_t shp[NPY_MAX_DIMS]; /* (ndim) */
     size_t count = 1;
     char header[NPY_HEADER_MAX];
@@ -144,6 +160,7 @@ int files_write_npy_f32(const char *path, const float *data, const long long *sh
         shp[i] = shape[i];
         count *= (size_t)shape[i];
     }
+    assert(data || count == 0);
     size_t hlen = npy_header(header, sizeof header, "<f4", shp, ndim);
     if (hlen == 0) {
         snprintf(err, errlen, "cannot write %s: the .npy header does not fit", path);
@@ -155,6 +172,7 @@ int files_write_npy_f32(const char *path, const float *data, const long long *sh
 
 static int files_mkdir_one(const char *dir, char *err, size_t errlen)
 {
+    assert(dir && err);
     struct stat sb;
     if (mkdir(dir, FILES_DIR_MODE) == 0)
         return 0;
@@ -167,6 +185,7 @@ static int files_mkdir_one(const char *dir, char *err, size_t errlen)
 
 int files_mkdirs(const char *path, char *err, size_t errlen)
 {
+    assert(path && err);
     char *p = strdup(path);
     if (!p) {
         snprintf(err, errlen, "out of memory creating %s", path);
@@ -190,6 +209,8 @@ int files_mkdirs(const char *path, char *err, size_t errlen)
  * hint is the expected size (one extra byte of room detects the end). */
 static int files_read_fd(int fd, size_t hint, char **out, size_t *len)
 {
+    assert(fd >= 0);
+    assert(out && len);
     size_t cap = hint + 2, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -222,6 +243,8 @@ static int files_read_fd(int fd, size_t hint, char **out, size_t *len)
 
 int files_read_all(const char *path, void **data, size_t *len, char *err, size_t errlen)
 {
+    assert(path && data && len);
+    assert(err);
     *data = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -251,5 +274,6 @@ static int files_remove_one(const char *path, const struct stat *sb, int flag, s
 
 void files_remove_tree(const char *path)
 {
+    assert(path);
     nftw(path, files_remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -1,6 +1,6 @@
 /* store — the handle: opening, pragmas, schema migrations, and the helpers
  * the per-table files (store_datasets.c, store_jobs.c, store_jobstate.c,
- * store_metrics.c, store_saes.c) share.
+ * store_metrics.c, store_saes.c, store_analysis.c) share.
  *
  * Migrations are an ordered array of SQL scripts; migration i takes the
  * schema from user_version i to i + 1. Each runs in its own BEGIN IMMEDIATE
@@ -10,6 +10,7 @@
  *
  * Times are whole seconds ("2026-11-25T16:26:32Z"): ids, not times, order
  * the jobs, so finer precision would buy nothing. */
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,6 +134,8 @@ static const char *const store_migrations[] = {
 
 int store_setf(store *st, int rc, const char *fmt, ...)
 {
+    assert(st);
+    assert(fmt);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(st->err, sizeof st->err, fmt, ap);
@@ -141,8 +144,11 @@ int store_setf(store *st, int rc, const char *fmt, ...)
     return rc;
 }
 
-int store_fail(store *st, const char *what)
+/* Records "what: <sqlite message>" and returns STORE_ERROR. */
+static int store_fail(store *st, const char *what)
 {
+    assert(st && st->db);
+    assert(what);
     int code = sqlite3_extended_errcode(st->db);
     store_setf(st, STORE_ERROR, "%s: %s", what, sqlite3_errmsg(st->db));
     st->sqlite_rc = code;
@@ -151,16 +157,39 @@ int store_fail(store *st, const char *what)
 
 const char *store_errmsg(store *st)
 {
+    assert(st);
     return st->err[0] ? st->err : "no error";
+}
+
+/* Grows a malloc'd array of elsize-byte items so that it holds n + 1. 0 or -1. */
+static int store_grow(void **items, int *cap, int n, size_t elsize)
+{
+    assert(items && cap);
+    assert(n >= 0 && n <= *cap);
+    assert(elsize > 0);
+    if (n < *cap)
+        return 0;
+    int ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*items, (size_t)ncap * elsize);
+    if (!p)
+        return -1;
+    *items = p;
+    *cap = ncap;
+    return 0;
 }
 
 /* ---- statements ---- */
 
 sqlite3_stmt *store_stmt(store *st, const char *sql)
 {
+    assert(st && st->db);
+    assert(sql);
+    assert(st->n_cache >= 0 && st->n_cache <= st->cap_cache);
     for (int i = 0; i < st->n_cache; i++)
-        if (st->cache[i].sql == sql)
+        if (st->cache[i].sql == sql) {
+            assert(!sqlite3_stmt_busy(st->cache[i].stmt)); /* its last user ended it (store_stmt_end) */
             return st->cache[i].stmt;
+        }
     if (store_grow((void **)&st->cache, &st->cap_cache, st->n_cache, sizeof *st->cache) != 0) {
         store_setf(st, STORE_ERROR, "out of memory preparing a statement");
         return NULL;
@@ -176,12 +205,15 @@ sqlite3_stmt *store_stmt(store *st, const char *sql)
 
 void store_stmt_end(sqlite3_stmt *s)
 {
+    assert(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
 }
 
 int store_step(store *st, sqlite3_stmt *s)
 {
+    assert(st);
+    assert(s);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         return 1;
@@ -194,6 +226,8 @@ int store_step(store *st, sqlite3_stmt *s)
 
 int store_run(store *st, sqlite3_stmt *s)
 {
+    assert(st);
+    assert(s);
     int rc;
     while ((rc = store_step(st, s)) == 1)
         ;
@@ -207,6 +241,8 @@ int store_run(store *st, sqlite3_stmt *s)
 
 static int store_exec(store *st, const char *sql, const char *what)
 {
+    assert(st && st->db);
+    assert(sql && what);
     if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         return store_fail(st, what);
     return STORE_OK;
@@ -214,11 +250,16 @@ static int store_exec(store *st, const char *sql, const char *what)
 
 int store_tx_begin(store *st)
 {
+    assert(st && st->db);
+    assert(sqlite3_get_autocommit(st->db)); /* not already inside a transaction */
     return store_exec(st, "BEGIN IMMEDIATE", "starting a write transaction (is another saed using this database?)");
 }
 
 int store_tx_end(store *st, int rc)
 {
+    assert(st && st->db);
+    assert(rc == STORE_OK || rc == STORE_NOTFOUND || rc == STORE_CONFLICT || rc == STORE_ERROR);
+    assert(rc != STORE_OK || !sqlite3_get_autocommit(st->db)); /* success only inside store_tx_begin's transaction */
     if (rc == STORE_OK) {
         if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
             return STORE_OK;
@@ -233,6 +274,7 @@ int store_tx_end(store *st, int rc)
 
 void store_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
+    assert(s && i >= 1 && i <= sqlite3_bind_parameter_count(s));
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
     else
@@ -241,6 +283,7 @@ void store_bind_text(sqlite3_stmt *s, int i, const char *v)
 
 void store_bind_real(sqlite3_stmt *s, int i, double v)
 {
+    assert(s && i >= 1 && i <= sqlite3_bind_parameter_count(s));
     if (isfinite(v))
         sqlite3_bind_double(s, i, v);
     else
@@ -249,6 +292,8 @@ void store_bind_real(sqlite3_stmt *s, int i, double v)
 
 void store_bind_id(sqlite3_stmt *s, int i, int64_t id)
 {
+    assert(s && i >= 1 && i <= sqlite3_bind_parameter_count(s));
+    assert(id >= 0);
     if (id != 0)
         sqlite3_bind_int64(s, i, id);
     else
@@ -257,17 +302,22 @@ void store_bind_id(sqlite3_stmt *s, int i, int64_t id)
 
 void store_bind_limit(sqlite3_stmt *s, int i, int limit)
 {
+    assert(s && i >= 1 && i <= sqlite3_bind_parameter_count(s));
     sqlite3_bind_int(s, i, limit > 0 ? limit : -1);
 }
 
 void store_col_copy(sqlite3_stmt *s, int i, char *buf, size_t n)
 {
+    assert(s && i >= 0 && i < sqlite3_column_count(s));
+    assert(buf && n > 0);
     const unsigned char *v = sqlite3_column_text(s, i);
     snprintf(buf, n, "%s", v ? (const char *)v : "");
 }
 
 int store_col_dup(sqlite3_stmt *s, int i, char **out)
 {
+    assert(s && i >= 0 && i < sqlite3_column_count(s));
+    assert(out);
     const unsigned char *v = sqlite3_column_text(s, i);
     *out = NULL;
     if (!v)
@@ -278,26 +328,16 @@ int store_col_dup(sqlite3_stmt *s, int i, char **out)
 
 double store_col_real(sqlite3_stmt *s, int i, double null_value)
 {
+    assert(s && i >= 0 && i < sqlite3_column_count(s));
     if (sqlite3_column_type(s, i) == SQLITE_NULL)
         return null_value;
     return sqlite3_column_double(s, i);
 }
 
-int store_grow(void **items, int *cap, int n, size_t elsize)
-{
-    if (n < *cap)
-        return 0;
-    int ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*items, (size_t)ncap * elsize);
-    if (!p)
-        return -1;
-    *items = p;
-    *cap = ncap;
-    return 0;
-}
-
 int store_read_one(store *st, sqlite3_stmt *s, store_reader read, void *out, const char *what, int64_t id)
 {
+    assert(st && s);
+    assert(read && out && what);
     int rc = store_step(st, s);
     if (rc == 1)
         rc = read(s, out) == 0 ? STORE_OK : store_setf(st, STORE_ERROR, "out of memory reading %s %lld", what,
@@ -311,6 +351,9 @@ int store_read_one(store *st, sqlite3_stmt *s, store_reader read, void *out, con
 int store_read_all(store *st, sqlite3_stmt *s, store_reader read, store_clearer clear, size_t elsize,
                    void **out, int *n)
 {
+    assert(st && s);
+    assert(read && clear && elsize > 0);
+    assert(out && n);
     int rc, cap = 0;
     *out = NULL;
     *n = 0;
@@ -335,6 +378,8 @@ int store_read_all(store *st, sqlite3_stmt *s, store_reader read, store_clearer 
 int store_get_id(store *st, const char *sql, int64_t id, store_reader read, void *out, size_t elsize,
                  const char *what)
 {
+    assert(st && sql);
+    assert(read && out && elsize > 0 && what);
     memset(out, 0, elsize);
     sqlite3_stmt *s = store_stmt(st, sql);
     if (!s)
@@ -346,6 +391,9 @@ int store_get_id(store *st, const char *sql, int64_t id, store_reader read, void
 int store_list_after(store *st, const char *sql, int64_t after, int limit, store_reader read, store_clearer clear,
                      size_t elsize, void **out, int *n)
 {
+    assert(st && sql);
+    assert(read && clear && elsize > 0);
+    assert(out && n);
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = store_stmt(st, sql);
@@ -360,6 +408,8 @@ int store_list_after(store *st, const char *sql, int64_t after, int limit, store
 
 static int store_user_version(store *st, int *v)
 {
+    assert(st && st->db);
+    assert(v);
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
         return store_fail(st, "reading the schema version");
@@ -372,6 +422,8 @@ static int store_user_version(store *st, int *v)
 /* One migration step under the write lock; *done = 1 once the schema is current. */
 static int store_migrate_step(store *st, int *done)
 {
+    assert(st);
+    assert(done);
     int v = 0, rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
@@ -379,6 +431,10 @@ static int store_migrate_step(store *st, int *done)
     if (rc == STORE_OK && v > STORE_N_MIGRATIONS)
         rc = store_setf(st, STORE_ERROR, "the database has schema version %d but this saed knows only %d; "
                         "run a newer saed", v, STORE_N_MIGRATIONS);
+    else if (rc == STORE_OK && v < 0) /* the file's own word: no saed writes a negative version */
+        rc = store_setf(st, STORE_ERROR, "the database has schema version %d, which no saed writes; "
+                        "it is not saed's database, or it is damaged: point --data-dir elsewhere", v);
+    assert(rc != STORE_OK || (v >= 0 && v <= STORE_N_MIGRATIONS));
     *done = v >= STORE_N_MIGRATIONS;
     if (rc == STORE_OK && !*done) {
         char bump[64];
@@ -392,6 +448,7 @@ static int store_migrate_step(store *st, int *done)
 
 static int store_migrate(store *st)
 {
+    assert(st);
     int done = 0, rc = STORE_OK;
     while (rc == STORE_OK && !done)
         rc = store_migrate_step(st, &done);
@@ -402,6 +459,7 @@ static int store_migrate(store *st)
  * concurrent opener may hold for a moment, so SQLITE_BUSY is retried. */
 static int store_enable_wal(store *st)
 {
+    assert(st && st->db);
     for (int tries = 0;; tries++) {
         sqlite3_stmt *s = NULL;
         int rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
@@ -423,6 +481,7 @@ static int store_enable_wal(store *st)
 
 static int store_configure(store *st)
 {
+    assert(st && st->db);
     int rc = sqlite3_busy_timeout(st->db, STORE_BUSY_MS) == SQLITE_OK ? STORE_OK
              : store_fail(st, "setting the busy timeout");
     if (rc == STORE_OK)
@@ -434,6 +493,8 @@ static int store_configure(store *st)
 
 store *store_open(const char *path, char *err, size_t errlen)
 {
+    assert(path);
+    assert(err && errlen > 0);
     store *st = calloc(1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory opening %s", path);
@@ -467,38 +528,43 @@ void store_close(store *st)
 
 int store_schema_version(store *st)
 {
+    assert(st);
     int v = -1;
     return store_user_version(st, &v) == STORE_OK ? v : -1;
 }
 
 /* ---- job states and time ---- */
 
-static const char *const store_state_names[JOB_N_STATES] = {
+static const char *const store_state_names[STORE_JOB_N_STATES] = {
     "queued", "running", "succeeded", "failed", "cancelled",
 };
 
-const char *job_state_name(job_state s)
+const char *store_job_state_name(store_job_state s)
 {
-    return (unsigned)s < JOB_N_STATES ? store_state_names[s] : "invalid";
+    assert((unsigned)s < STORE_JOB_N_STATES);
+    return (unsigned)s < STORE_JOB_N_STATES ? store_state_names[s] : "invalid";
 }
 
-int job_state_parse(const char *name, job_state *out)
+int store_job_state_parse(const char *name, store_job_state *out)
 {
-    for (int i = 0; name && i < JOB_N_STATES; i++)
+    assert(out);
+    for (int i = 0; name && i < STORE_JOB_N_STATES; i++)
         if (!strcmp(name, store_state_names[i])) {
-            *out = (job_state)i;
+            *out = (store_job_state)i;
             return 0;
         }
     return -1;
 }
 
-int job_state_terminal(job_state s)
+int store_job_state_terminal(store_job_state s)
 {
-    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
+    assert((unsigned)s < STORE_JOB_N_STATES);
+    return s == STORE_JOB_SUCCEEDED || s == STORE_JOB_FAILED || s == STORE_JOB_CANCELLED;
 }
 
 void store_now(char *buf, size_t n)
 {
+    assert(buf && n >= sizeof "2026-11-25T16:26:32Z");
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);

@@ -8,6 +8,7 @@
  * nothing is written). Lists are keyset-paged in SQL: "after" names the last
  * index of the previous page, and for the density/jaccard orders the
  * subquery reads that item's value, so a page is one index range scan. */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,8 @@ static const char SQL_ANALYSIS_GET[] = "SELECT " ANALYSIS_COLS " FROM analyses W
 /* Job id running -> succeeded with result_json, in the caller's transaction. */
 static int analysis_job_succeed(store *st, int64_t job_id, const char *result_json)
 {
+    assert(st);
+    assert(job_id >= 1);
     char now[32];
     store_now(now, sizeof now);
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_SUCCEED);
@@ -86,6 +89,8 @@ static int analysis_job_succeed(store *st, int64_t job_id, const char *result_js
 /* Runs sql bound with one id. */
 static int analysis_run_id(store *st, const char *sql, int64_t id)
 {
+    assert(st && sql);
+    assert(id >= 1);
     sqlite3_stmt *s = store_stmt(st, sql);
     if (!s) return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
@@ -101,6 +106,7 @@ static double analysis_col_real(sqlite3_stmt *s, int i)
 
 static int latent_read(sqlite3_stmt *s, void *item)
 {
+    assert(s && item);
     store_latent *l = item;
     memset(l, 0, sizeof *l);
     l->latent = sqlite3_column_int(s, 0);
@@ -118,6 +124,7 @@ static int latent_read(sqlite3_stmt *s, void *item)
 
 static int group_read(sqlite3_stmt *s, void *item)
 {
+    assert(s && item);
     store_group *g = item;
     memset(g, 0, sizeof *g);
     g->group = sqlite3_column_int(s, 0);
@@ -131,6 +138,7 @@ static int group_read(sqlite3_stmt *s, void *item)
 
 static int saean_read(sqlite3_stmt *s, void *item)
 {
+    assert(s && item);
     store_sae_analysis *a = item;
     memset(a, 0, sizeof *a);
     a->sae_id = sqlite3_column_int64(s, 0);
@@ -155,6 +163,9 @@ static void group_clear_item(void *item) { store_group_clear(item); }
 
 static int saean_insert_row(store *st, const store_sae_analysis *a)
 {
+    assert(st && a);
+    assert(a->sae_id >= 1 && a->job_id >= 1 && a->dataset_id >= 0);
+    assert(a->n_samples >= 0 && a->group_size >= 1 && a->n_groups >= 0);
     char now[32];
     store_now(now, sizeof now);
     sqlite3_stmt *s = store_stmt(st, SQL_SAEAN_INSERT);
@@ -179,11 +190,15 @@ static int saean_insert_row(store *st, const store_sae_analysis *a)
 
 static int saean_insert_latents(store *st, int64_t sae_id, const store_latent *lat, int n)
 {
+    assert(st);
+    assert(sae_id >= 1);
+    assert(n >= 0 && (lat || n == 0));
     int rc = STORE_OK;
     for (int i = 0; i < n && rc == STORE_OK; i++) {
         sqlite3_stmt *s = store_stmt(st, SQL_LAT_INSERT);
         if (!s) return STORE_ERROR;
         sqlite3_bind_int64(s, 1, sae_id);
+        assert(lat[i].latent >= 0);
         sqlite3_bind_int(s, 2, lat[i].latent);
         sqlite3_bind_int(s, 3, lat[i].group);
         store_bind_real(s, 4, lat[i].density);
@@ -199,11 +214,15 @@ static int saean_insert_latents(store *st, int64_t sae_id, const store_latent *l
 
 static int saean_insert_groups(store *st, int64_t sae_id, const store_group *grp, int n)
 {
+    assert(st);
+    assert(sae_id >= 1);
+    assert(n >= 0 && (grp || n == 0));
     int rc = STORE_OK;
     for (int i = 0; i < n && rc == STORE_OK; i++) {
         sqlite3_stmt *s = store_stmt(st, SQL_GRP_INSERT);
         if (!s) return STORE_ERROR;
         sqlite3_bind_int64(s, 1, sae_id);
+        assert(grp[i].group >= 0 && grp[i].circle >= -1);
         sqlite3_bind_int(s, 2, grp[i].group);
         store_bind_text(s, 3, grp[i].members_json);
         store_bind_real(s, 4, grp[i].density);
@@ -220,6 +239,8 @@ static int saean_insert_groups(store *st, int64_t sae_id, const store_group *grp
 /* The dir of the SAE's current analysis into *old (NULL if none). */
 static int saean_old_dir(store *st, int64_t sae_id, char **old)
 {
+    assert(st && old);
+    assert(sae_id >= 1);
     *old = NULL;
     sqlite3_stmt *s = store_stmt(st, SQL_SAEAN_OLD_DIR);
     if (!s) return STORE_ERROR;
@@ -234,6 +255,10 @@ static int saean_old_dir(store *st, int64_t sae_id, char **old)
 int store_sae_analysis_save(store *st, const store_sae_analysis *a, const store_latent *lat, int n_lat,
                             const store_group *grp, int n_grp, const char *result_json, char **old_dir)
 {
+    assert(st && a);
+    assert(a->sae_id >= 1 && a->job_id >= 1);
+    assert(n_lat >= 0 && (lat || n_lat == 0));
+    assert(n_grp >= 0 && (grp || n_grp == 0));
     char *old = NULL;
     int rc = store_tx_begin(st);
     if (rc != STORE_OK) return rc;
@@ -255,6 +280,7 @@ int store_sae_analysis_save(store *st, const store_sae_analysis *a, const store_
 
 int store_sae_analysis_get(store *st, int64_t sae_id, store_sae_analysis *out)
 {
+    assert(st && out);
     return store_get_id(st, SQL_SAEAN_GET, sae_id, saean_read, out, sizeof *out, "analysis of SAE");
 }
 
@@ -269,6 +295,8 @@ void store_sae_analysis_clear(store_sae_analysis *a)
 static int analysis_list(store *st, const char *sql, int64_t sae_id, int64_t after, int limit, store_reader read,
                          store_clearer clear, size_t elsize, void **out, int *n)
 {
+    assert(st && sql);
+    assert(read && clear && elsize > 0 && out && n);
     *out = NULL;
     *n = 0;
     sqlite3_stmt *s = store_stmt(st, sql);
@@ -283,6 +311,8 @@ static int analysis_list(store *st, const char *sql, int64_t sae_id, int64_t aft
 static int analysis_get(store *st, const char *sql, int64_t sae_id, int index, store_reader read, void *out,
                         size_t elsize, const char *what)
 {
+    assert(st && sql);
+    assert(read && out && elsize > 0 && what);
     memset(out, 0, elsize);
     sqlite3_stmt *s = store_stmt(st, sql);
     if (!s) return STORE_ERROR;
@@ -293,12 +323,15 @@ static int analysis_get(store *st, const char *sql, int64_t sae_id, int index, s
 
 int store_sae_latents_list(store *st, int64_t sae_id, int sort, int64_t after, int limit, store_latent **out, int *n)
 {
+    assert(st && out && n);
+    assert(sort == STORE_SORT_ID || sort == STORE_SORT_DENSITY); /* latents have no jaccard */
     const char *sql = sort == STORE_SORT_DENSITY ? SQL_LAT_BY_DENSITY : SQL_LAT_BY_ID;
     return analysis_list(st, sql, sae_id, after, limit, latent_read, latent_clear_item, sizeof **out, (void **)out, n);
 }
 
 int store_sae_latent_get(store *st, int64_t sae_id, int latent, store_latent *out)
 {
+    assert(st && out);
     return analysis_get(st, SQL_LAT_GET, sae_id, latent, latent_read, out, sizeof *out, "latent");
 }
 
@@ -311,12 +344,15 @@ void store_latent_clear(store_latent *l)
 
 void store_latent_list_free(store_latent *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++) store_latent_clear(&items[i]);
     free(items);
 }
 
 int store_sae_groups_list(store *st, int64_t sae_id, int sort, int64_t after, int limit, store_group **out, int *n)
 {
+    assert(st && out && n);
+    assert(sort == STORE_SORT_ID || sort == STORE_SORT_DENSITY || sort == STORE_SORT_JACCARD);
     const char *sql = sort == STORE_SORT_DENSITY ? SQL_GRP_BY_DENSITY
                       : sort == STORE_SORT_JACCARD ? SQL_GRP_BY_JACCARD : SQL_GRP_BY_ID;
     return analysis_list(st, sql, sae_id, after, limit, group_read, group_clear_item, sizeof **out, (void **)out, n);
@@ -324,6 +360,7 @@ int store_sae_groups_list(store *st, int64_t sae_id, int sort, int64_t after, in
 
 int store_sae_group_get(store *st, int64_t sae_id, int group, store_group *out)
 {
+    assert(st && out);
     return analysis_get(st, SQL_GRP_GET, sae_id, group, group_read, out, sizeof *out, "group");
 }
 
@@ -336,6 +373,7 @@ void store_group_clear(store_group *g)
 
 void store_group_list_free(store_group *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++) store_group_clear(&items[i]);
     free(items);
 }
@@ -344,6 +382,7 @@ void store_group_list_free(store_group *items, int n)
 
 static int analysis_read(sqlite3_stmt *s, void *item)
 {
+    assert(s && item);
     store_analysis *a = item;
     memset(a, 0, sizeof *a);
     a->id = sqlite3_column_int64(s, 0);
@@ -364,6 +403,9 @@ static int analysis_read(sqlite3_stmt *s, void *item)
 
 static int analysis_insert_row(store *st, const store_analysis *a, int64_t *id_out)
 {
+    assert(st && a && id_out);
+    assert(a->job_id >= 1 && a->sae_id >= 0 && a->dataset_id >= 0);
+    assert(a->n_rows >= 0 && a->n_components >= 0);
     char now[32];
     store_now(now, sizeof now);
     sqlite3_stmt *s = store_stmt(st, SQL_ANALYSIS_INSERT);
@@ -390,6 +432,8 @@ static int analysis_insert_row(store *st, const store_analysis *a, int64_t *id_o
 
 int store_analysis_insert(store *st, const store_analysis *a, int64_t *id_out)
 {
+    assert(st && a && id_out);
+    assert(a->job_id >= 1);
     int64_t id = 0;
     int rc = store_tx_begin(st);
     if (rc != STORE_OK) return rc;
@@ -411,6 +455,7 @@ int store_analysis_insert(store *st, const store_analysis *a, int64_t *id_out)
 
 int store_analysis_get(store *st, int64_t id, store_analysis *out)
 {
+    assert(st && out);
     return store_get_id(st, SQL_ANALYSIS_GET, id, analysis_read, out, sizeof *out, "analysis");
 }
 

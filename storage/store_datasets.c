@@ -3,6 +3,7 @@
  * queued or running job reads the dataset. Deleting one keeps finished jobs
  * and SAEs made from it; their dataset_id becomes NULL (0 when read). The
  * data files are the caller's to remove. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include "store_int.h"
@@ -21,6 +22,7 @@ static const char SQL_DS_DELETE[] = "DELETE FROM datasets WHERE id = ?1";
 
 static int ds_read(sqlite3_stmt *s, void *item)
 {
+    assert(s && item);
     store_dataset *d = item;
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(s, 0);
@@ -44,6 +46,9 @@ static void ds_clear(void *item)
 
 int store_dataset_insert(store *st, const store_dataset *d, int64_t *id_out)
 {
+    assert(st && d);
+    assert(d->kind[0] != '\0');
+    assert(d->n_rows >= -1); /* -1: an endless stream */
     char now[32];
     store_now(now, sizeof now);
     int rc = store_tx_begin(st);
@@ -68,16 +73,20 @@ int store_dataset_insert(store *st, const store_dataset *d, int64_t *id_out)
 
 int store_dataset_get(store *st, int64_t id, store_dataset *out)
 {
+    assert(st && out);
     return store_get_id(st, SQL_DS_GET, id, ds_read, out, sizeof *out, "dataset");
 }
 
 int store_dataset_list(store *st, int64_t after, int limit, store_dataset **out, int *n)
 {
+    assert(st && out && n);
     return store_list_after(st, SQL_DS_LIST, after, limit, ds_read, ds_clear, sizeof **out, (void **)out, n);
 }
 
 int store_dataset_set_labels(store *st, int64_t id, int has_labels)
 {
+    assert(st);
+    assert(id >= 1);
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
@@ -95,6 +104,8 @@ int store_dataset_set_labels(store *st, int64_t id, int has_labels)
 /* STORE_CONFLICT naming the first queued or running job that uses dataset id. */
 static int ds_check_unused(store *st, int64_t id)
 {
+    assert(st);
+    assert(id >= 1);
     sqlite3_stmt *s = store_stmt(st, SQL_DS_USER);
     if (!s)
         return STORE_ERROR;
@@ -109,6 +120,8 @@ static int ds_check_unused(store *st, int64_t id)
 
 static int ds_delete_row(store *st, int64_t id)
 {
+    assert(st);
+    assert(id >= 1);
     sqlite3_stmt *s = store_stmt(st, SQL_DS_DELETE);
     if (!s)
         return STORE_ERROR;
@@ -121,6 +134,8 @@ static int ds_delete_row(store *st, int64_t id)
 
 int store_dataset_delete(store *st, int64_t id)
 {
+    assert(st);
+    assert(id >= 1);
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
@@ -142,6 +157,7 @@ void store_dataset_clear(store_dataset *d)
 
 void store_dataset_list_free(store_dataset *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++)
         store_dataset_clear(&items[i]);
     free(items);

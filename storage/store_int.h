@@ -27,10 +27,9 @@ struct store {
 
 /* Records a message and returns rc (printf-style). */
 int store_setf(store *st, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Records "what: <sqlite message>" and returns STORE_ERROR. */
-int store_fail(store *st, const char *what);
 
-/* The cached statement for sql, reset and unbound; NULL with err set on failure. */
+/* The cached statement for sql, reset and unbound (its last user ended it: asserted);
+ * NULL with err set on failure. */
 sqlite3_stmt *store_stmt(store *st, const char *sql);
 void store_stmt_end(sqlite3_stmt *s);
 /* Steps s once: 1 = a row, 0 = done, STORE_ERROR (message recorded, s ended). */
@@ -38,8 +37,9 @@ int store_step(store *st, sqlite3_stmt *s);
 /* Steps s to completion and ends it: STORE_OK or STORE_ERROR. */
 int store_run(store *st, sqlite3_stmt *s);
 
-/* BEGIN IMMEDIATE; store_tx_end commits when rc is STORE_OK (returning
- * STORE_ERROR if the commit fails), else rolls back and returns rc. */
+/* BEGIN IMMEDIATE, never inside a transaction (asserted); store_tx_end commits
+ * when rc is STORE_OK (returning STORE_ERROR if the commit fails), else rolls
+ * back and returns rc. */
 int store_tx_begin(store *st);
 int store_tx_end(store *st, int rc);
 
@@ -75,15 +75,12 @@ int store_get_id(store *st, const char *sql, int64_t id, store_reader read, void
 int store_list_after(store *st, const char *sql, int64_t after, int limit, store_reader read, store_clearer clear,
                      size_t elsize, void **out, int *n);
 
-/* Grows a malloc'd array of elsize-byte items so that it holds n + 1. 0 or -1. */
-int store_grow(void **items, int *cap, int n, size_t elsize);
-
 /* Jobs: the column list every job query selects (or returns), its reader,
  * and a job's current state (STORE_NOTFOUND with a message if there is none). */
 #define STORE_JOB_COLS "id, type, state, created_at, started_at, finished_at, spec_json, result_json," \
     " latest_json, error, dataset_id, sae_id, step, total_steps, samples_per_s, eta_s, cancel_requested, attempts"
 int store_job_read(sqlite3_stmt *s, void *item);
-int store_job_state_of(store *st, int64_t id, job_state *state);
+int store_job_state_of(store *st, int64_t id, store_job_state *state);
 
 /* Inserts an SAE row made by job_id, in the caller's transaction. */
 int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *id_out);

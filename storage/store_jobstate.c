@@ -14,6 +14,7 @@
  *   so a cancel is never lost to a shutdown or crash.
  * - Leaving running clears eta_s (NULL, read as -1); requeueing also zeroes
  *   samples_per_s. step is kept, so progress shows where a job resumes. */
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 #include "store_int.h"
@@ -45,16 +46,20 @@ static const char SQL_JOB_REQUEUE[] =
 /* After a guarded UPDATE changed nothing: why (NOTFOUND or CONFLICT). */
 static int job_not_in(store *st, int64_t id, const char *wanted)
 {
-    job_state state;
+    assert(st && wanted);
+    assert(id >= 1);
+    store_job_state state;
     int rc = store_job_state_of(st, id, &state);
     if (rc != STORE_OK)
         return rc;
-    return store_setf(st, STORE_CONFLICT, "job %lld is %s, not %s", (long long)id, job_state_name(state), wanted);
+    return store_setf(st, STORE_CONFLICT, "job %lld is %s, not %s", (long long)id, store_job_state_name(state), wanted);
 }
 
 /* Runs a bound UPDATE of job id guarded by state `wanted`, in the caller's transaction. */
 static int job_run_guarded(store *st, sqlite3_stmt *s, int64_t id, const char *wanted)
 {
+    assert(st && s && wanted);
+    assert(id >= 1);
     int rc = store_run(st, s);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
         rc = job_not_in(st, id, wanted);
@@ -64,6 +69,7 @@ static int job_run_guarded(store *st, sqlite3_stmt *s, int64_t id, const char *w
 /* Binds now to ?2 when the statement has one. */
 static void job_bind_now(sqlite3_stmt *s, const char *now)
 {
+    assert(s && now);
     if (sqlite3_bind_parameter_count(s) >= 2)
         store_bind_text(s, 2, now);
 }
@@ -71,6 +77,8 @@ static void job_bind_now(sqlite3_stmt *s, const char *now)
 /* Runs "?1 = id[, ?2 = now]" UPDATE sql guarded by `wanted`, in the caller's transaction. */
 static int job_run_id_now(store *st, const char *sql, int64_t id, const char *wanted)
 {
+    assert(st && sql && wanted);
+    assert(id >= 1);
     char now[32];
     store_now(now, sizeof now);
     sqlite3_stmt *s = store_stmt(st, sql);
@@ -83,6 +91,7 @@ static int job_run_id_now(store *st, const char *sql, int64_t id, const char *wa
 
 int store_job_claim(store *st, store_job *out)
 {
+    assert(st && out);
     char now[32];
     store_now(now, sizeof now);
     memset(out, 0, sizeof *out);
@@ -104,11 +113,15 @@ int store_job_claim(store *st, store_job *out)
     rc = store_tx_end(st, rc);
     if (rc != STORE_OK)
         store_job_clear(out);
+    assert(rc != STORE_OK || (out->id >= 1 && out->state == STORE_JOB_RUNNING && out->attempts >= 1));
     return rc;
 }
 
 int store_job_progress(store *st, int64_t id, int step, double samples_per_s, double eta_s)
 {
+    assert(st);
+    assert(id >= 1);
+    assert(step >= 0);
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
@@ -124,22 +137,26 @@ int store_job_progress(store *st, int64_t id, int step, double samples_per_s, do
 
 int store_job_request_cancel(store *st, int64_t id)
 {
-    job_state state;
+    assert(st);
+    assert(id >= 1);
+    store_job_state state;
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
     rc = store_job_state_of(st, id, &state);
-    if (rc == STORE_OK && state == JOB_QUEUED)
+    if (rc == STORE_OK && state == STORE_JOB_QUEUED)
         rc = job_run_id_now(st, SQL_JOB_CANCEL_QUEUED, id, "queued");
-    else if (rc == STORE_OK && state == JOB_RUNNING)
+    else if (rc == STORE_OK && state == STORE_JOB_RUNNING)
         rc = job_run_id_now(st, SQL_JOB_CANCEL_RUNNING, id, "running");
     else if (rc == STORE_OK)
-        rc = store_setf(st, STORE_CONFLICT, "job %lld is already %s", (long long)id, job_state_name(state));
+        rc = store_setf(st, STORE_CONFLICT, "job %lld is already %s", (long long)id, store_job_state_name(state));
     return store_tx_end(st, rc);
 }
 
 int store_job_cancel_requested(store *st, int64_t id, int *flag)
 {
+    assert(st && flag);
+    assert(id >= 1);
     *flag = 0;
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_FLAG);
     if (!s)
@@ -157,26 +174,32 @@ int store_job_cancel_requested(store *st, int64_t id, int *flag)
 }
 
 /* running -> final_state with result and error, in the caller's transaction. */
-static int job_end(store *st, int64_t id, job_state final_state, const char *result_json, const char *error)
+static int job_end(store *st, int64_t id, store_job_state final_state, const char *result_json, const char *error)
 {
+    assert(st);
+    assert(id >= 1);
+    assert(final_state == STORE_JOB_SUCCEEDED || final_state == STORE_JOB_FAILED || final_state == STORE_JOB_CANCELLED);
     char now[32];
     store_now(now, sizeof now);
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_END);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
-    store_bind_text(s, 2, job_state_name(final_state));
+    store_bind_text(s, 2, store_job_state_name(final_state));
     store_bind_text(s, 3, now);
     store_bind_text(s, 4, result_json);
     store_bind_text(s, 5, error);
     return job_run_guarded(st, s, id, "running");
 }
 
-int store_job_finish(store *st, int64_t id, job_state final_state, const char *error)
+int store_job_finish(store *st, int64_t id, store_job_state final_state, const char *error)
 {
-    if (final_state != JOB_FAILED && final_state != JOB_CANCELLED)
+    assert(st);
+    assert(id >= 1);
+    assert((unsigned)final_state < STORE_JOB_N_STATES);
+    if (final_state != STORE_JOB_FAILED && final_state != STORE_JOB_CANCELLED)
         return store_setf(st, STORE_ERROR, "store_job_finish: the final state must be failed or cancelled, not %s",
-                          job_state_name(final_state));
+                          store_job_state_name(final_state));
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
@@ -185,14 +208,18 @@ int store_job_finish(store *st, int64_t id, job_state final_state, const char *e
 
 int store_job_succeed(store *st, int64_t id, const char *result_json)
 {
+    assert(st);
+    assert(id >= 1);
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
-    return store_tx_end(st, job_end(st, id, JOB_SUCCEEDED, result_json, NULL));
+    return store_tx_end(st, job_end(st, id, STORE_JOB_SUCCEEDED, result_json, NULL));
 }
 
 static int job_set_sae_result(store *st, int64_t job_id, int64_t sae_id)
 {
+    assert(st);
+    assert(job_id >= 1 && sae_id >= 1);
     sqlite3_stmt *s = store_stmt(st, SQL_JOB_SAE_RESULT);
     if (!s)
         return STORE_ERROR;
@@ -203,11 +230,13 @@ static int job_set_sae_result(store *st, int64_t job_id, int64_t sae_id)
 
 int store_job_succeed_with_sae(store *st, int64_t job_id, const store_sae *sae, int64_t *sae_id_out)
 {
+    assert(st && sae);
+    assert(job_id >= 1);
     int64_t sae_id = 0;
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
-    rc = job_end(st, job_id, JOB_SUCCEEDED, NULL, NULL);
+    rc = job_end(st, job_id, STORE_JOB_SUCCEEDED, NULL, NULL);
     if (rc == STORE_OK)
         rc = store_sae_insert(st, job_id, sae, &sae_id);
     if (rc == STORE_OK)
@@ -222,6 +251,8 @@ int store_job_succeed_with_sae(store *st, int64_t job_id, const store_sae *sae, 
  * cancel was requested; *requeued = jobs put back in the queue. */
 static int job_requeue(store *st, int64_t id, int *requeued, int *cancelled)
 {
+    assert(st && requeued && cancelled);
+    assert(id >= 0); /* 0: every running job */
     char now[32];
     store_now(now, sizeof now);
     const char *sqls[2] = { SQL_JOB_REQUEUE_CANCELLED, SQL_JOB_REQUEUE };
@@ -243,6 +274,8 @@ static int job_requeue(store *st, int64_t id, int *requeued, int *cancelled)
 
 int store_job_requeue(store *st, int64_t id)
 {
+    assert(st);
+    assert(id >= 1);
     int requeued = 0, cancelled = 0;
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
@@ -255,6 +288,7 @@ int store_job_requeue(store *st, int64_t id)
 
 int store_requeue_running(store *st, int *n)
 {
+    assert(st && n);
     int requeued = 0, cancelled = 0;
     *n = 0;
     int rc = store_tx_begin(st);

@@ -3,6 +3,7 @@
  * steps after its checkpoint), and sets the job's latest_json to the point
  * as a JSON object built by SQLite's json_object(). Non-finite values are
  * stored as NULL, so they appear as null in JSON and read back as NAN. */
+#include <assert.h>
 #include <math.h>
 #include "store_int.h"
 
@@ -19,6 +20,8 @@ static const char SQL_METRIC_SINCE[] =
 
 static int metric_put(store *st, int64_t job_id, const store_metric *m)
 {
+    assert(st && m);
+    assert(job_id >= 1);
     sqlite3_stmt *s = store_stmt(st, SQL_METRIC_PUT);
     if (!s)
         return STORE_ERROR;
@@ -35,6 +38,8 @@ static int metric_put(store *st, int64_t job_id, const store_metric *m)
 
 static int metric_set_latest(store *st, int64_t job_id, int step)
 {
+    assert(st);
+    assert(job_id >= 1 && step >= 0);
     sqlite3_stmt *s = store_stmt(st, SQL_METRIC_LATEST);
     if (!s)
         return STORE_ERROR;
@@ -45,6 +50,9 @@ static int metric_set_latest(store *st, int64_t job_id, int step)
 
 int store_metric_append(store *st, int64_t job_id, const store_metric *m)
 {
+    assert(st && m);
+    assert(job_id >= 1);
+    assert(m->step >= 0);
     int rc = store_tx_begin(st);
     if (rc != STORE_OK)
         return rc;
@@ -56,6 +64,7 @@ int store_metric_append(store *st, int64_t job_id, const store_metric *m)
 
 static int metric_read(sqlite3_stmt *s, void *item)
 {
+    assert(s && item);
     store_metric *m = item;
     double *v[8] = { &m->loss, &m->mse, &m->fve, &m->l0, &m->l0_groups, &m->dead_frac, &m->lr, &m->samples_per_s };
     m->step = sqlite3_column_int(s, 0);
@@ -71,9 +80,11 @@ static void metric_clear(void *item)
 
 int store_metric_since(store *st, int64_t job_id, int since_step, store_metric **out, int *n)
 {
+    assert(st && out && n);
+    assert(job_id >= 1);
     *out = NULL;
     *n = 0;
-    job_state state;
+    store_job_state state;
     int rc = store_job_state_of(st, job_id, &state); /* NOTFOUND for an unknown job */
     if (rc != STORE_OK)
         return rc;

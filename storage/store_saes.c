@@ -2,6 +2,7 @@
  * success of the job that made it (store_job_succeed_with_sae), so an SAE
  * row always names complete weight files in its dir. Deleting its job or
  * dataset later keeps the SAE (job_id / dataset_id become NULL, read as 0). */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include "store_int.h"
@@ -16,6 +17,7 @@ static const char SQL_SAE_LIST[] = "SELECT " SAE_COLS " FROM saes WHERE id > ?1 
 
 static int sae_read(sqlite3_stmt *s, void *item)
 {
+    assert(s && item);
     store_sae *a = item;
     memset(a, 0, sizeof *a);
     a->id = sqlite3_column_int64(s, 0);
@@ -40,6 +42,10 @@ static void sae_clear_item(void *item)
 
 int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *id_out)
 {
+    assert(st && sae && id_out);
+    assert(job_id >= 1 && sae->dataset_id >= 0);
+    assert(sae->n_latents >= 1 && sae->dim >= 1 && sae->group_size >= 1);
+    assert(sae->n_latents % sae->group_size == 0);
     char now[32];
     store_now(now, sizeof now);
     sqlite3_stmt *s = store_stmt(st, SQL_SAE_INSERT);
@@ -64,11 +70,13 @@ int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *i
 
 int store_sae_get(store *st, int64_t id, store_sae *out)
 {
+    assert(st && out);
     return store_get_id(st, SQL_SAE_GET, id, sae_read, out, sizeof *out, "SAE");
 }
 
 int store_sae_list(store *st, int64_t after, int limit, store_sae **out, int *n)
 {
+    assert(st && out && n);
     return store_list_after(st, SQL_SAE_LIST, after, limit, sae_read, sae_clear_item, sizeof **out, (void **)out, n);
 }
 
@@ -84,6 +92,7 @@ void store_sae_clear(store_sae *a)
 
 void store_sae_list_free(store_sae *items, int n)
 {
+    assert(n >= 0 && (items || n == 0));
     for (int i = 0; i < n; i++)
         store_sae_clear(&items[i]);
     free(items);

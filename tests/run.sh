@@ -39,6 +39,10 @@ suites=$(ls tests/test_*.c | sed 's|tests/||; s|\.c$||' | grep -v '^test_api$')
 for t in $suites test_api; do
   [ -f "tests/$t.c" ] && run_suite "$t" env BUILD="$BUILD" "$BUILD/tests/$t"
 done
+# Checks written as scripts: the router against openapi.json, and the dashboard's files as the
+# daemon `make` builds serves them (make test builds only `all` first, so this covers `make`).
+run_suite openapi scripts/check_openapi.sh
+run_suite web env BUILD="$BUILD" tests/check_web.sh
 if [ -f tests/browser/run.mjs ]; then
   run_suite browser env BUILD="$BUILD" node tests/browser/run.mjs
 fi

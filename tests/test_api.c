@@ -1,5 +1,5 @@
 /* test_api — drives a real saed over HTTP (libcurl) and checks the REST
- * contract of ../shared/API.md end to end.
+ * contract of docs/API.md end to end.
  *
  * It starts $BUILD/saed (BUILD from the environment, default "build") as a
  * child on a free port with a fresh data directory, waits for /v1/health,
@@ -8,8 +8,9 @@
  * ids, wrong methods, impossible sizes, oversized bodies, bad limits),
  * datasets, a short training job end to end (SSE, metrics, the SAE and its
  * .npy weights checked by /usr/bin/python3 with numpy), cancel and delete
- * rules, recovery after kill -9, and a clean SIGTERM that requeues the
- * running job. Nothing asserts on timing; waits have generous timeouts. */
+ * rules, a second daemon on a taken port exiting 1, recovery after kill -9,
+ * and a clean SIGTERM that requeues the running job. Nothing asserts on
+ * timing; waits have generous timeouts. */
 #include "check.h"
 #include "apitest.h"
 #include <signal.h>
@@ -509,6 +510,28 @@ static int wait_exit(pid_t pid, double timeout, int *status)
     return 0;
 }
 
+/* A second saed on a port already taken exits 1 with a message, instead of hanging at start-up. */
+static void test_port_taken(const at_daemon *d)
+{
+    char dir[300], listen[64];
+    snprintf(dir, sizeof dir, "%s/second", d->dir);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
+    mkdir(dir, 0755);
+    pid_t pid = fork();
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        execl(d->bin, d->bin, "--listen", listen, "--data-dir", dir, "--log-level", "error", (char *)NULL);
+        _exit(127);
+    }
+    int st = -1, exited = pid > 0 && wait_exit(pid, 30, &st);
+    CHECK(exited && WIFEXITED(st) && WEXITSTATUS(st) == 1, "a second saed on port %d exits 1 (status %d)", d->port,
+          st);
+    if (pid > 0 && !exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
 static void test_kill9(at_daemon *d, long long ds, int steps)
 {
     long long job = submit_train(ds, steps, 64, steps / 10);
@@ -594,6 +617,7 @@ int main(void)
     test_prometheus();
     test_cancel_delete(ds, job, sae);
     int steps = sps > 0 ? (int)(sps / 64 * 5) : 20000; /* about 5 s of work */
+    test_port_taken(&d);
     test_kill9(&d, ds, steps < 2000 ? 2000 : steps > 2000000 ? 2000000 : steps);
     test_sigterm(&d, ds);
 

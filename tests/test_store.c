@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,13 +53,13 @@ static int64_t add_job(store *st, int64_t dataset_id)
     return id;
 }
 
-static job_state state_of(store *st, int64_t id)
+static store_job_state state_of(store *st, int64_t id)
 {
     store_job j;
     int rc = store_job_get(st, id, &j);
     CHECK(rc == STORE_OK, "job get %lld: %s", (long long)id, store_errmsg(st));
     store_job_clear(&j);
-    return rc == STORE_OK ? j.state : JOB_N_STATES;
+    return rc == STORE_OK ? j.state : STORE_JOB_N_STATES;
 }
 
 /* Claims the next job and checks it is `want`. */
@@ -66,7 +67,7 @@ static void claim_expect(store *st, int64_t want)
 {
     store_job j;
     int rc = store_job_claim(st, &j);
-    CHECK(rc == STORE_OK && j.id == want && j.state == JOB_RUNNING, "claim: rc %d id %lld, want %lld",
+    CHECK(rc == STORE_OK && j.id == want && j.state == STORE_JOB_RUNNING, "claim: rc %d id %lld, want %lld",
           rc, (long long)j.id, (long long)want);
     store_job_clear(&j);
 }
@@ -109,6 +110,20 @@ static void test_migrations(void)
     char err[256];
     CHECK(store_open("/nonexistent-dir/x.db", err, sizeof err) == NULL && strstr(err, "x.db"),
           "open in a missing directory fails with a message: %s", err);
+
+    /* A file whose schema version saed never wrote is refused, not migrated. */
+    const int bad[] = { 1000, -1 };
+    for (int i = 0; i < 2; i++) {
+        sqlite3 *db = NULL;
+        char sql[64];
+        db_path(path, sizeof path, i ? "negative.db" : "future.db");
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", bad[i]);
+        CHECK(sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK,
+              "writing user_version %d", bad[i]);
+        sqlite3_close(db);
+        CHECK(store_open(path, err, sizeof err) == NULL && strstr(err, "schema version"),
+              "schema version %d refused with a message: %s", bad[i], err);
+    }
 }
 
 /* ---- datasets ---- */
@@ -177,7 +192,7 @@ static void test_jobs(void)
         ids[i] = add_job(st, ds);
     store_job j;
     CHECK(store_job_get(st, ids[0], &j) == STORE_OK, "get job");
-    CHECK(j.state == JOB_QUEUED && !strcmp(j.type, "train") && j.dataset_id == ds && j.sae_id == 0 &&
+    CHECK(j.state == STORE_JOB_QUEUED && !strcmp(j.type, "train") && j.dataset_id == ds && j.sae_id == 0 &&
           j.total_steps == 100 && j.step == 0 && j.eta_s < 0 && j.samples_per_s == 0 && j.attempts == 0 &&
           j.started_at[0] == 0 && j.finished_at[0] == 0 && j.created_at[0] && j.result_json == NULL &&
           j.latest_json == NULL && j.error == NULL && !strcmp(j.spec_json, "{\"type\":\"train\"}"),
@@ -194,23 +209,23 @@ static void test_jobs(void)
 
     store_job *items;
     int cnt;
-    CHECK(store_job_list(st, JOB_QUEUED, 0, 0, &items, &cnt) == STORE_OK && cnt == 3 && items[0].id == ids[3],
+    CHECK(store_job_list(st, STORE_JOB_QUEUED, 0, 0, &items, &cnt) == STORE_OK && cnt == 3 && items[0].id == ids[3],
           "queued filter: %d", cnt);
     store_job_list_free(items, cnt);
-    CHECK(store_job_list(st, JOB_RUNNING, 0, 0, &items, &cnt) == STORE_OK && cnt == 2 &&
-          items[1].id == ids[1] && items[1].state == JOB_RUNNING, "running filter");
+    CHECK(store_job_list(st, STORE_JOB_RUNNING, 0, 0, &items, &cnt) == STORE_OK && cnt == 2 &&
+          items[1].id == ids[1] && items[1].state == STORE_JOB_RUNNING, "running filter");
     store_job_list_free(items, cnt);
     CHECK(store_job_list(st, -1, ids[1], 3, &items, &cnt) == STORE_OK && cnt == 3 && items[0].id == ids[2] &&
           items[2].id == ids[4], "all states, paged");
     store_job_list_free(items, cnt);
-    CHECK(store_job_list(st, JOB_QUEUED, ids[3], 1, &items, &cnt) == STORE_OK && cnt == 1 &&
+    CHECK(store_job_list(st, STORE_JOB_QUEUED, ids[3], 1, &items, &cnt) == STORE_OK && cnt == 1 &&
           items[0].id == ids[4], "filter and page together");
     store_job_list_free(items, cnt);
 
     int64_t nq = -1, nr = -1, nc = -1;
-    store_job_count(st, JOB_QUEUED, &nq);
-    store_job_count(st, JOB_RUNNING, &nr);
-    store_job_count(st, JOB_CANCELLED, &nc);
+    store_job_count(st, STORE_JOB_QUEUED, &nq);
+    store_job_count(st, STORE_JOB_RUNNING, &nr);
+    store_job_count(st, STORE_JOB_CANCELLED, &nc);
     CHECK(nq == 3 && nr == 2 && nc == 1, "counts %lld %lld %lld", (long long)nq, (long long)nr, (long long)nc);
     store_close(st);
 }
@@ -311,14 +326,14 @@ static void test_progress(store *st)
     CHECK(j.step == 8 && j.samples_per_s == 0 && j.eta_s < 0, "unknowns read back: %g %g", j.samples_per_s, j.eta_s);
     store_job_clear(&j);
     CHECK(store_job_progress(st, 999, 1, 1, 1) == STORE_NOTFOUND, "progress on unknown job");
-    CHECK(store_job_finish(st, id, JOB_FAILED, "boom") == STORE_OK, "fail");
+    CHECK(store_job_finish(st, id, STORE_JOB_FAILED, "boom") == STORE_OK, "fail");
 }
 
 static void test_cancel(store *st)
 {
     int64_t q = add_job(st, 0), r = add_job(st, 0);
     int flag = -1;
-    CHECK(store_job_request_cancel(st, q) == STORE_OK && state_of(st, q) == JOB_CANCELLED, "queued -> cancelled");
+    CHECK(store_job_request_cancel(st, q) == STORE_OK && state_of(st, q) == STORE_JOB_CANCELLED, "queued -> cancelled");
     store_job j;
     store_job_get(st, q, &j);
     CHECK(j.finished_at[0] && j.started_at[0] == 0, "cancelled job has finished_at");
@@ -326,10 +341,10 @@ static void test_cancel(store *st)
     CHECK(store_job_request_cancel(st, q) == STORE_CONFLICT, "cancel a cancelled job: CONFLICT");
     claim_expect(st, r);
     CHECK(store_job_cancel_requested(st, r, &flag) == STORE_OK && flag == 0, "no cancel yet");
-    CHECK(store_job_request_cancel(st, r) == STORE_OK && state_of(st, r) == JOB_RUNNING, "running stays running");
+    CHECK(store_job_request_cancel(st, r) == STORE_OK && state_of(st, r) == STORE_JOB_RUNNING, "running stays running");
     CHECK(store_job_cancel_requested(st, r, &flag) == STORE_OK && flag == 1, "cancel flag set");
     CHECK(store_job_request_cancel(st, r) == STORE_OK, "cancelling twice is fine");
-    CHECK(store_job_finish(st, r, JOB_CANCELLED, NULL) == STORE_OK && state_of(st, r) == JOB_CANCELLED,
+    CHECK(store_job_finish(st, r, STORE_JOB_CANCELLED, NULL) == STORE_OK && state_of(st, r) == STORE_JOB_CANCELLED,
           "worker ends it cancelled");
     CHECK(store_job_request_cancel(st, r) == STORE_CONFLICT, "terminal: CONFLICT");
     CHECK(store_job_request_cancel(st, 999) == STORE_NOTFOUND, "unknown: NOTFOUND");
@@ -338,32 +353,32 @@ static void test_cancel(store *st)
     int64_t s = add_job(st, 0);
     claim_expect(st, s);
     store_job_request_cancel(st, s);
-    CHECK(store_job_requeue(st, s) == STORE_OK && state_of(st, s) == JOB_CANCELLED,
+    CHECK(store_job_requeue(st, s) == STORE_OK && state_of(st, s) == STORE_JOB_CANCELLED,
           "requeueing a job whose cancel was requested cancels it");
 }
 
 static void test_finish(store *st)
 {
     int64_t id = add_job(st, 0);
-    CHECK(store_job_finish(st, id, JOB_FAILED, "x") == STORE_CONFLICT, "finish a queued job: CONFLICT");
+    CHECK(store_job_finish(st, id, STORE_JOB_FAILED, "x") == STORE_CONFLICT, "finish a queued job: CONFLICT");
     CHECK(store_job_succeed(st, id, "{}") == STORE_CONFLICT, "succeed a queued job: CONFLICT");
     CHECK(strstr(store_errmsg(st), "queued") != NULL, "message names the state: %s", store_errmsg(st));
     claim_expect(st, id);
-    CHECK(store_job_finish(st, id, JOB_SUCCEEDED, NULL) == STORE_ERROR, "finish only to failed/cancelled");
-    CHECK(store_job_finish(st, id, JOB_FAILED, "out of memory: lower batch_size") == STORE_OK, "fail it");
+    CHECK(store_job_finish(st, id, STORE_JOB_SUCCEEDED, NULL) == STORE_ERROR, "finish only to failed/cancelled");
+    CHECK(store_job_finish(st, id, STORE_JOB_FAILED, "out of memory: lower batch_size") == STORE_OK, "fail it");
     store_job j;
     store_job_get(st, id, &j);
-    CHECK(j.state == JOB_FAILED && j.error && !strcmp(j.error, "out of memory: lower batch_size") &&
+    CHECK(j.state == STORE_JOB_FAILED && j.error && !strcmp(j.error, "out of memory: lower batch_size") &&
           j.finished_at[0] && j.result_json == NULL, "failed job fields");
     store_job_clear(&j);
     CHECK(store_job_succeed(st, id, "{}") == STORE_CONFLICT, "succeed after fail: CONFLICT");
-    CHECK(store_job_finish(st, 999, JOB_FAILED, "x") == STORE_NOTFOUND, "finish unknown: NOTFOUND");
+    CHECK(store_job_finish(st, 999, STORE_JOB_FAILED, "x") == STORE_NOTFOUND, "finish unknown: NOTFOUND");
 
     int64_t ok = add_job(st, 0);
     claim_expect(st, ok);
     CHECK(store_job_succeed(st, ok, "{\"analysis\":4}") == STORE_OK, "succeed");
     store_job_get(st, ok, &j);
-    CHECK(j.state == JOB_SUCCEEDED && j.result_json && !strcmp(j.result_json, "{\"analysis\":4}") && !j.error,
+    CHECK(j.state == STORE_JOB_SUCCEEDED && j.result_json && !strcmp(j.result_json, "{\"analysis\":4}") && !j.error,
           "succeeded job fields");
     store_job_clear(&j);
 }
@@ -382,14 +397,14 @@ static void test_succeed_with_sae(store *st)
     claim_expect(st, id);
     store_sae bad = in;
     bad.dataset_id = 999;
-    CHECK(store_job_succeed_with_sae(st, id, &bad, &sae_id) != STORE_OK && state_of(st, id) == JOB_RUNNING,
+    CHECK(store_job_succeed_with_sae(st, id, &bad, &sae_id) != STORE_OK && state_of(st, id) == STORE_JOB_RUNNING,
           "a failed SAE insert leaves the job running");
     CHECK(store_job_succeed_with_sae(st, id, &in, &sae_id) == STORE_OK && sae_id > 0, "succeed with SAE: %s",
           store_errmsg(st));
     store_job j;
     store_job_get(st, id, &j);
     json_t *res = j.result_json ? json_loads(j.result_json, 0, NULL) : NULL;
-    CHECK(j.state == JOB_SUCCEEDED && res && json_integer_value(json_object_get(res, "sae")) == sae_id,
+    CHECK(j.state == STORE_JOB_SUCCEEDED && res && json_integer_value(json_object_get(res, "sae")) == sae_id,
           "result names the SAE: %s", j.result_json ? j.result_json : "(null)");
     json_decref(res);
     store_job_clear(&j);
@@ -435,7 +450,7 @@ static void test_requeue(void)
     CHECK(store_requeue_running(st, &n) == STORE_OK && n == 1, "requeued %d", n);
     store_job j;
     store_job_get(st, id, &j);
-    CHECK(j.state == JOB_QUEUED && j.step == 40 && j.eta_s < 0, "back in the queue at step %d", j.step);
+    CHECK(j.state == STORE_JOB_QUEUED && j.step == 40 && j.eta_s < 0, "back in the queue at step %d", j.step);
     store_job_clear(&j);
     claim_expect(st, id);
     store_job_get(st, id, &j);
@@ -443,7 +458,7 @@ static void test_requeue(void)
           j.attempts);
     store_job_clear(&j);
     store_job_clear(&first);
-    CHECK(store_job_requeue(st, id) == STORE_OK && state_of(st, id) == JOB_QUEUED, "requeue one job");
+    CHECK(store_job_requeue(st, id) == STORE_OK && state_of(st, id) == STORE_JOB_QUEUED, "requeue one job");
     CHECK(store_job_requeue(st, id) == STORE_CONFLICT, "requeue a queued job: CONFLICT");
     CHECK(store_job_requeue(st, 999) == STORE_NOTFOUND, "requeue unknown: NOTFOUND");
     CHECK(store_requeue_running(st, &n) == STORE_OK && n == 0, "nothing running: %d", n);
@@ -513,7 +528,7 @@ static void test_deletes(void)
     CHECK(store_job_delete(st, q) == STORE_CONFLICT, "running job: CONFLICT");
     store_metric m = point(1, 1.0);
     store_metric_append(st, q, &m);
-    store_job_finish(st, q, JOB_FAILED, "x");
+    store_job_finish(st, q, STORE_JOB_FAILED, "x");
     CHECK(store_dataset_delete(st, ds) == STORE_OK, "dataset of finished jobs only: deleted");
     store_job j;
     CHECK(store_job_get(st, q, &j) == STORE_OK && j.dataset_id == 0, "the finished job keeps, dataset_id 0");

@@ -1,5 +1,5 @@
 // web/js/api.js — the dashboard's only way to the daemon: the public REST API
-// under /v1 (see shared/API.md). Every call returns parsed JSON or throws an
+// under /v1 (see docs/API.md). Every call returns parsed JSON or throws an
 // ApiError carrying the RFC 9457 problem (status, detail, per-field errors).
 // Calls take an AbortSignal so a page that is left stops its requests.
 import { parseNpy } from './npy.js';

@@ -1,4 +1,6 @@
-/* saed — the daemon's entry point.
+/* main/main.c — saed's entry point, the one file above both api/ (the HTTP
+ * server) and daemon/ (config and the worker pool): it wires them together,
+ * and neither includes the other.
  *
  * Start-up: parse config, create the data directory, open SQLite (migrating
  * it) and put jobs a crash left running back in the queue, give each worker

@@ -1,4 +1,4 @@
-/* api/spec.c — request bodies to typed configurations and back (spec.h).
+/* spec/spec.c — request bodies to typed configurations and back (spec.h).
  *
  * Pure functions: JSON in, structs and a normalised JSON out, errors as
  * (field, message) pairs with 400 (unknown field, wrong type, missing) or
@@ -9,6 +9,7 @@
  * The normalised JSON is written from the structs, so it shows exactly what
  * will run. The same parser reads a stored spec back for the worker. */
 #include "spec.h"
+#include <assert.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -33,7 +34,8 @@ static const char *const spec_circles_keys[] = { "n_circles", "dim", "p_active",
 
 void spec_error_add(spec_errors *errs, int status, const char *field, const char *fmt, ...)
 {
-    if (errs->status != 400) errs->status = status;
+    assert(errs && status >= 400 && status < 600 && field && fmt);
+    if (errs->status < 500 && (errs->status != 400 || status >= 500)) errs->status = status;
     if (errs->n >= SPEC_MAX_ERRORS) return;
     snprintf(errs->e[errs->n].field, sizeof errs->e[0].field, "%s", field);
     va_list ap;
@@ -46,7 +48,22 @@ void spec_error_add(spec_errors *errs, int status, const char *field, const char
 void spec_errors_text(const spec_errors *errs, char *buf, size_t len)
 {
     if (errs->n == 0) snprintf(buf, len, "invalid");
+    else if (!errs->e[0].field[0]) snprintf(buf, len, "%s", errs->e[0].message);
     else snprintf(buf, len, "%s: %s", errs->e[0].field, errs->e[0].message);
+}
+
+json_t *spec_stored(const char *text, spec_errors *errs)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text ? text : "", 0, &jerr);
+    if (!j) {
+        spec_error_add(errs, 400, "", "not JSON (%s)", jerr.text);
+    } else if (!json_is_object(j)) {
+        spec_error_add(errs, 400, "", "not a JSON object");
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
 }
 
 static const char *spec_path(char *buf, size_t len, const char *prefix, const char *key)
@@ -349,23 +366,15 @@ json_t *spec_normalize_train(const json_t *body, int dim, size_t max_bytes, spec
                      "sae", spec_sae_json(&sc), "train", spec_train_json(&tc));
 }
 
-int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, char *err, size_t errlen)
+int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, spec_errors *errs)
 {
-    spec_errors errs = { 0 };
-    json_error_t jerr;
-    json_t *j = json_loads(spec_json ? spec_json : "", 0, &jerr);
-    if (!j) {
-        snprintf(err, errlen, "the stored job spec is not JSON (%s)", jerr.text);
-        return -1;
-    }
-    if (json_is_object(j)) spec_parse_train_body(j, dim, 0, sc, tc, &errs);
-    else spec_error_add(&errs, 400, "body", "must be a JSON object");
+    assert(sc && tc && errs);
+    int n_before = errs->n;
+    json_t *j = spec_stored(spec_json, errs);
+    if (!j) return -1;
+    spec_parse_train_body(j, dim, 0, sc, tc, errs);
     json_decref(j);
-    if (!errs.n) return 0;
-    char text[400];
-    spec_errors_text(&errs, text, sizeof text);
-    snprintf(err, errlen, "the stored job spec is invalid: %s", text);
-    return -1;
+    return errs->n == n_before ? 0 : -1;
 }
 
 /* ---- circles ---- */
@@ -418,20 +427,13 @@ json_t *spec_normalize_circles(const json_t *params, spec_errors *errs)
                      "radius", spec_json_float(p.r_min), spec_json_float(p.r_max), "seed", (json_int_t)p.seed);
 }
 
-int spec_circles_params(const char *params_json, circles_params *p, char *err, size_t errlen)
+int spec_circles_params(const char *params_json, circles_params *p, spec_errors *errs)
 {
-    spec_errors errs = { 0 };
-    json_error_t jerr;
-    json_t *j = json_loads(params_json ? params_json : "", 0, &jerr);
-    if (!j) {
-        snprintf(err, errlen, "the stored dataset params are not JSON (%s)", jerr.text);
-        return -1;
-    }
-    spec_parse_circles(j, p, &errs);
+    assert(p && errs);
+    int n_before = errs->n;
+    json_t *j = spec_stored(params_json, errs);
+    if (!j) return -1;
+    spec_parse_circles(j, p, errs);
     json_decref(j);
-    if (!errs.n) return 0;
-    char text[400];
-    spec_errors_text(&errs, text, sizeof text);
-    snprintf(err, errlen, "the stored dataset params are invalid: %s", text);
-    return -1;
+    return errs->n == n_before ? 0 : -1;
 }

@@ -1,26 +1,26 @@
-/* jobrun_analyze_groups — the group half of the analyze job (see
+/* jobrun_groups — the group half of the analyze job (see
  * jobrun_analyze.h): which latents form each group (the SAE's own groups or
  * the clustering baseline), each group's density, mean pairwise Jaccard and
  * largest member cosine, circle recovery against the ground-truth planes,
- * and each group's plane with the first AN_PROJ_KEEP rows where the group
- * fires projected on it.
+ * and each group's plane with the first JOBRUN_ANALYZE_PROJ_KEEP rows where
+ * the group fires projected on it.
  *
  * Group density counts distinct rows over the members' row lists with one
  * stamp per row (each latent is in exactly one group, so the whole pass is
  * O(firing entries)). The rows to project are fetched again from the data
- * source in row order, AN_ROW_BATCH distinct rows at a time. */
+ * source in row order, JOBRUN_ANALYZE_ROW_BATCH distinct rows at a time. */
 #include "jobrun_analyze.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int an_nomem(an_job *j, const char *what)
+static int jobrun_groups_nomem(jobrun_analyze_job *j, const char *what)
 {
     snprintf(j->err, sizeof j->err, "out of memory (%s); analyse fewer samples or a smaller SAE", what);
     return -1;
 }
 
-static int an_core_fail(an_job *j, const char *what, int rc)
+static int jobrun_groups_core_fail(jobrun_analyze_job *j, const char *what, int rc)
 {
     snprintf(j->err, sizeof j->err, "%s: %s", what, analysis_strerror(rc));
     return -1;
@@ -28,22 +28,22 @@ static int an_core_fail(an_job *j, const char *what, int rc)
 
 /* ---- grouping ---- */
 
-int an_grouping(an_job *j)
+int jobrun_groups_form(jobrun_analyze_job *j)
 {
     int n = j->n, K = j->spec.neighbors;
     j->order = malloc((size_t)n * sizeof *j->order);
     j->group_of = malloc((size_t)n * sizeof *j->group_of);
     j->W_perm = malloc((size_t)n * j->dim * sizeof *j->W_perm);
-    if (!j->order || !j->group_of || !j->W_perm) return an_nomem(j, "grouping");
-    if (j->spec.cluster == SPEC_CLUSTER_NONE) {
+    if (!j->order || !j->group_of || !j->W_perm) return jobrun_groups_nomem(j, "grouping");
+    if (j->spec.cluster == SPEC_ANALYSIS_CLUSTER_NONE) {
         j->s = j->sae.group_size;
         for (int i = 0; i < n; i++) j->order[i] = i;
     } else {
         j->s = j->spec.cluster_group_size;
-        int cos = j->spec.cluster == SPEC_CLUSTER_COSINE;
+        int cos = j->spec.cluster == SPEC_ANALYSIS_CLUSTER_COSINE;
         int rc = analysis_cluster_greedy(n, j->s, K, cos ? j->nb_cos_idx : j->nb_j_idx, cos ? j->nb_cos : j->nb_j,
                                          j->spec.cluster_min_sim, j->order);
-        if (rc) return an_core_fail(j, "clustering the latents", rc);
+        if (rc) return jobrun_groups_core_fail(j, "clustering the latents", rc);
     }
     j->n_groups = n / j->s;
     for (int k = 0; k < n; k++) {
@@ -57,7 +57,7 @@ int an_grouping(an_job *j)
 /* ---- density, Jaccard, cosine ---- */
 
 /* Rows where any member of group g fired, counted with stamp (rows). */
-static int64_t an_group_rows(const an_job *j, int g, int32_t *stamp)
+static int64_t jobrun_groups_rows(const jobrun_analyze_job *j, int g, int32_t *stamp)
 {
     int64_t count = 0;
     for (int m = 0; m < j->s; m++) {
@@ -70,7 +70,7 @@ static int64_t an_group_rows(const an_job *j, int g, int32_t *stamp)
     return count;
 }
 
-static double an_group_jaccard(const an_job *j, int g)
+static double jobrun_groups_jaccard(const jobrun_analyze_job *j, int g)
 {
     const int32_t *mem = j->order + (size_t)g * j->s; /* (s) */
     double sum = 0.0;
@@ -79,7 +79,7 @@ static double an_group_jaccard(const an_job *j, int g)
     return j->s > 1 ? sum / (j->s * (j->s - 1) / 2.0) : 0.0;
 }
 
-int an_group_stats(an_job *j)
+int jobrun_groups_stats(jobrun_analyze_job *j)
 {
     int G = j->n_groups;
     j->g_density = malloc((size_t)G * sizeof *j->g_density);
@@ -88,22 +88,22 @@ int an_group_stats(an_job *j)
     int32_t *stamp = malloc((size_t)(j->rows > 0 ? j->rows : 1) * sizeof *stamp); /* (rows) */
     if (!j->g_density || !j->g_jaccard || !j->g_maxcos || !stamp) {
         free(stamp);
-        return an_nomem(j, "group statistics");
+        return jobrun_groups_nomem(j, "group statistics");
     }
     for (int64_t r = 0; r < j->rows; r++) stamp[r] = -1;
     for (int g = 0; g < G; g++) {
-        int64_t c = an_group_rows(j, g, stamp);
+        int64_t c = jobrun_groups_rows(j, g, stamp);
         j->g_density[g] = j->rows > 0 ? (double)c / (double)j->rows : 0.0;
-        j->g_jaccard[g] = an_group_jaccard(j, g);
+        j->g_jaccard[g] = jobrun_groups_jaccard(j, g);
     }
     free(stamp);
     int rc = analysis_group_max_cos(j->W_perm, j->n, j->dim, j->s, j->g_maxcos);
-    return rc ? an_core_fail(j, "group cosines", rc) : 0;
+    return rc ? jobrun_groups_core_fail(j, "group cosines", rc) : 0;
 }
 
 /* ---- circle recovery ---- */
 
-int an_recovery(an_job *j)
+int jobrun_groups_recovery(jobrun_analyze_job *j)
 {
     if (!j->circ) return 0;
     const circles_params *cp = circles_get_params(j->circ);
@@ -113,54 +113,57 @@ int an_recovery(an_job *j)
     j->fve = malloc((size_t)nc * sizeof *j->fve);
     if (!alive || !j->fve) {
         free(alive);
-        return an_nomem(j, "circle recovery");
+        return jobrun_groups_nomem(j, "circle recovery");
     }
     for (int k = 0; k < j->n; k++) alive[k] = j->stats.count[j->order[k]] > 0;
     int rc = analysis_recovery_run(j->W_perm, j->n, j->dim, j->s, circles_planes(j->circ), nc, alive,
                                    ANALYSIS_INPLANE_FRAC, max_k, &j->rec);
     free(alive);
-    if (rc) return an_core_fail(j, "circle recovery", rc);
+    if (rc) return jobrun_groups_core_fail(j, "circle recovery", rc);
     j->has_rec = 1;
-    rc = analysis_circle_fve(circles_planes(j->circ), nc, j->dim, AN_FVE_POINTS, analysis_sae_encode, &j->p, j->fve);
-    return rc ? an_core_fail(j, "circle FVE", rc) : 0;
+    rc = analysis_circle_fve(circles_planes(j->circ), nc, j->dim, JOBRUN_ANALYZE_FVE_POINTS, analysis_sae_encode, &j->p,
+                             j->fve);
+    return rc ? jobrun_groups_core_fail(j, "circle FVE", rc) : 0;
 }
 
 /* ---- planes and projections ---- */
 
-static int an_cmp_i32(const void *a, const void *b)
+static int jobrun_groups_cmp_i32(const void *a, const void *b)
 {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
 }
 
-/* The first AN_PROJ_KEEP rows where group g fires, increasing, into out; returns how many.
+/* The first JOBRUN_ANALYZE_PROJ_KEEP rows where group g fires, increasing, into out; returns how many.
  * The union's first K rows are among each member's first K, so only those are merged. */
-static int an_first_rows(const an_job *j, int g, int32_t *buf /* (s K) */, int32_t *out /* (K) */)
+static int jobrun_groups_first_rows(const jobrun_analyze_job *j, int g, int32_t *buf /* (s K) */,
+                                    int32_t *out /* (K) */)
 {
     int m = 0, k = 0;
     for (int t = 0; t < j->s; t++) {
         int i = j->order[(size_t)g * j->s + t];
         int64_t len = j->cooc.col_ptr[i + 1] - j->cooc.col_ptr[i];
-        len = len < AN_PROJ_KEEP ? len : AN_PROJ_KEEP;
+        len = len < JOBRUN_ANALYZE_PROJ_KEEP ? len : JOBRUN_ANALYZE_PROJ_KEEP;
         memcpy(buf + m, j->cooc.col_rows + j->cooc.col_ptr[i], (size_t)len * sizeof *buf);
         m += (int)len;
     }
-    qsort(buf, (size_t)m, sizeof *buf, an_cmp_i32);
-    for (int t = 0; t < m && k < AN_PROJ_KEEP; t++)
+    qsort(buf, (size_t)m, sizeof *buf, jobrun_groups_cmp_i32);
+    for (int t = 0; t < m && k < JOBRUN_ANALYZE_PROJ_KEEP; t++)
         if (k == 0 || buf[t] != out[k - 1]) out[k++] = buf[t];
     return k;
 }
 
 /* Lays out proj_ptr and each record's row (group-major). */
-static int an_proj_rows(an_job *j)
+static int jobrun_groups_proj_rows(jobrun_analyze_job *j)
 {
     int G = j->n_groups;
-    int32_t *buf = malloc((size_t)j->s * AN_PROJ_KEEP * sizeof *buf), *first = malloc(AN_PROJ_KEEP * sizeof *first);
+    int32_t *buf = malloc((size_t)j->s * JOBRUN_ANALYZE_PROJ_KEEP * sizeof *buf);
+    int32_t *first = malloc(JOBRUN_ANALYZE_PROJ_KEEP * sizeof *first);
     j->proj_ptr = calloc((size_t)G + 1, sizeof *j->proj_ptr);
     size_t cap = 0;
     int rc = buf && first && j->proj_ptr ? 0 : -1;
     for (int g = 0; g < G && !rc; g++) {
-        int k = an_first_rows(j, g, buf, first);
+        int k = jobrun_groups_first_rows(j, g, buf, first);
         j->proj_ptr[g + 1] = j->proj_ptr[g] + k;
         if ((size_t)j->proj_ptr[g + 1] > cap) {
             size_t want = cap ? cap * 2 : 4096;
@@ -172,19 +175,19 @@ static int an_proj_rows(an_job *j)
         for (int t = 0; t < k; t++) j->proj[j->proj_ptr[g] + t].row = first[t];
     }
     free(buf), free(first);
-    return rc ? an_nomem(j, "projections") : 0;
+    return rc ? jobrun_groups_nomem(j, "projections") : 0;
 }
 
-typedef struct { int32_t row, rec, group; } an_pair;
+typedef struct { int32_t row, rec, group; } jobrun_groups_pair;
 
-static int an_cmp_pair(const void *a, const void *b)
+static int jobrun_groups_cmp_pair(const void *a, const void *b)
 {
-    const an_pair *x = a, *y = b;
+    const jobrun_groups_pair *x = a, *y = b;
     return x->row != y->row ? (x->row > y->row) - (x->row < y->row) : (x->rec > y->rec) - (x->rec < y->rec);
 }
 
 /* Every group's plane basis into basis (G, 2, dim). */
-static int an_planes(an_job *j, float *basis)
+static int jobrun_groups_planes(jobrun_analyze_job *j, float *basis)
 {
     int s = j->s;
     float *sv = malloc((size_t)s * sizeof *sv), *coords = malloc((size_t)s * 2 * sizeof *coords);
@@ -196,12 +199,12 @@ static int an_planes(an_job *j, float *basis)
         rc = r < 0 ? r : 0;
     }
     free(sv), free(coords), free(cosm);
-    return rc ? an_core_fail(j, "group planes", rc) : 0;
+    return rc ? jobrun_groups_core_fail(j, "group planes", rc) : 0;
 }
 
-/* Fetches the rows of pairs [a, b) (sorted by row, <= AN_ROW_BATCH distinct) and projects each. */
-static int an_project_span(an_job *j, const an_pair *pairs, int64_t a, int64_t b, const float *basis,
-                           uint64_t *idx, float *x)
+/* Fetches the rows of pairs [a, b) (sorted by row, <= JOBRUN_ANALYZE_ROW_BATCH distinct) and projects each. */
+static int jobrun_groups_project_span(jobrun_analyze_job *j, const jobrun_groups_pair *pairs, int64_t a, int64_t b,
+                                      const float *basis, uint64_t *idx, float *x)
 {
     int m = 0;
     for (int64_t t = a; t < b; t++)
@@ -223,43 +226,43 @@ static int an_project_span(an_job *j, const an_pair *pairs, int64_t a, int64_t b
 }
 
 /* Pairs (row, record, group) sorted by row. */
-static an_pair *an_pairs(const an_job *j, int64_t P)
+static jobrun_groups_pair *jobrun_groups_pairs(const jobrun_analyze_job *j, int64_t P)
 {
-    an_pair *pairs = malloc((size_t)(P > 0 ? P : 1) * sizeof *pairs);
+    jobrun_groups_pair *pairs = malloc((size_t)(P > 0 ? P : 1) * sizeof *pairs);
     if (!pairs) return NULL;
     for (int g = 0; g < j->n_groups; g++)
         for (int64_t t = j->proj_ptr[g]; t < j->proj_ptr[g + 1]; t++)
-            pairs[t] = (an_pair){ j->proj[t].row, (int32_t)t, g };
-    qsort(pairs, (size_t)P, sizeof *pairs, an_cmp_pair);
+            pairs[t] = (jobrun_groups_pair){ j->proj[t].row, (int32_t)t, g };
+    qsort(pairs, (size_t)P, sizeof *pairs, jobrun_groups_cmp_pair);
     return pairs;
 }
 
-int an_projections(an_job *j)
+int jobrun_groups_projections(jobrun_analyze_job *j)
 {
-    if (an_proj_rows(j)) return -1;
+    if (jobrun_groups_proj_rows(j)) return -1;
     int64_t P = j->proj_ptr[j->n_groups];
     float *basis = malloc((size_t)j->n_groups * 2 * j->dim * sizeof *basis); /* (G, 2, dim) */
-    float *x = malloc((size_t)AN_ROW_BATCH * j->dim * sizeof *x);            /* (AN_ROW_BATCH, dim) */
-    uint64_t *idx = malloc(AN_ROW_BATCH * sizeof *idx);                       /* (AN_ROW_BATCH) */
-    an_pair *pairs = an_pairs(j, P);
-    int rc = basis && x && idx && pairs ? an_planes(j, basis) : an_nomem(j, "projections");
+    float *x = malloc((size_t)JOBRUN_ANALYZE_ROW_BATCH * j->dim * sizeof *x);  /* (JOBRUN_ANALYZE_ROW_BATCH, dim) */
+    uint64_t *idx = malloc(JOBRUN_ANALYZE_ROW_BATCH * sizeof *idx);             /* (JOBRUN_ANALYZE_ROW_BATCH) */
+    jobrun_groups_pair *pairs = jobrun_groups_pairs(j, P);
+    int rc = basis && x && idx && pairs ? jobrun_groups_planes(j, basis) : jobrun_groups_nomem(j, "projections");
     for (int64_t a = 0; a < P && !rc;) {
         int64_t b = a;
         int distinct = 0;
         while (b < P) {
             int is_new = b == a || pairs[b].row != pairs[b - 1].row;
-            if (is_new && distinct == AN_ROW_BATCH) break;
+            if (is_new && distinct == JOBRUN_ANALYZE_ROW_BATCH) break;
             distinct += is_new;
             b++;
         }
-        rc = an_project_span(j, pairs, a, b, basis, idx, x);
+        rc = jobrun_groups_project_span(j, pairs, a, b, basis, idx, x);
         a = b;
     }
     free(basis), free(x), free(idx), free(pairs);
     return rc;
 }
 
-void an_groups_free(an_job *j)
+void jobrun_groups_free(jobrun_analyze_job *j)
 {
     free(j->order), free(j->group_of), free(j->W_perm);
     free(j->g_density), free(j->g_jaccard), free(j->g_maxcos);

@@ -1,4 +1,4 @@
-/* log — levelled lines on stderr: "2026-11-25T16:26:32Z INFO message".
+/* common/log.c — levelled lines on stderr: "2026-11-25T16:26:32Z INFO message".
  * One fprintf per line, so lines from different threads do not interleave. */
 #include "log.h"
 #include <stdarg.h>

@@ -1,0 +1,160 @@
+/* bench_circles — one circles experiment per process, through the core
+ * alone (no daemon): train an SAE on the circles benchmark, then score its
+ * decoder against the ground truth, for quick iteration on architectures
+ * (docs/experiments.md; the documented runs also go through the API).
+ *
+ *   bench_circles --circles 400 --dim 50 --p 0.008 --width 3200 --arch subspace --gs 2 --k 4
+ *                 [--steps N --batch B --lr LR --coef C --thr T --orth O --aux A --threads T --seed S
+ *                  --warmup W --eval-every E --decay none|linear|cosine]
+ *
+ * Output (stdout): one line of key=value pairs (fve, l0, l0_groups, dead, the rows in a plane,
+ * circles found by rows, circles held by exactly one group at cosines 0.9 and 0.99, circles held
+ * at all, samples/s) then the two histograms as "hist_rows k:count ..." and "hist_groups ...".
+ * Progress on stderr. */
+#include "analysis.h"
+#include "circles.h"
+#include "datasrc.h"
+#include "sae.h"
+#include "train.h"
+#include <cblas.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    circles_params cp;
+    sae_config sc;
+    train_config tc;
+    double t0;
+} bc_run;
+
+static double bc_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int bc_on_eval(void *ctx, const train_metrics *m)
+{
+    bc_run *r = ctx;
+    fprintf(stderr, "  step %6d  fve %.4f  l0 %6.2f (groups %6.2f)  dead %.3f  loss %.5f  %.0f samples/s  %.0f s\n",
+            m->step, m->fve, m->l0, m->l0_groups, m->dead_frac, m->loss, m->samples_per_s, bc_now() - r->t0);
+    return 0;
+}
+
+static void bc_defaults(bc_run *r)
+{
+    r->cp = (circles_params){400, 50, 0.008, 1.0f, 1.0f, 1};
+    sae_config_default(&r->sc);
+    r->sc.n_latents = 3200;
+    train_config_default(&r->tc);
+    r->tc.steps = 5000, r->tc.batch_size = 1024, r->tc.lr = 3e-3f, r->tc.eval_every = 500;
+}
+
+static int bc_parse(int argc, char **argv, bc_run *r)
+{
+    static const struct option opts[] = {
+        {"circles", 1, 0, 'n'}, {"dim", 1, 0, 'd'}, {"p", 1, 0, 'p'}, {"width", 1, 0, 'w'}, {"arch", 1, 0, 'a'},
+        {"gs", 1, 0, 'g'}, {"k", 1, 0, 'k'}, {"steps", 1, 0, 's'}, {"batch", 1, 0, 'b'}, {"lr", 1, 0, 'l'},
+        {"coef", 1, 0, 'c'}, {"thr", 1, 0, 't'}, {"orth", 1, 0, 'o'}, {"aux", 1, 0, 'x'}, {"threads", 1, 0, 'T'},
+        {"seed", 1, 0, 'S'}, {"warmup", 1, 0, 'W'}, {"eval-every", 1, 0, 'E'}, {"decay", 1, 0, 'D'},
+        {"data-seed", 1, 0, 'R'}, {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n': r->cp.n_circles = atoi(optarg); break;
+        case 'd': r->cp.dim = atoi(optarg); break;
+        case 'p': r->cp.p_active = atof(optarg); break;
+        case 'w': r->sc.n_latents = atoi(optarg); break;
+        case 'a': if (sae_arch_parse(optarg, &r->sc.arch)) return fprintf(stderr, "unknown arch %s\n", optarg), -1; break;
+        case 'g': r->sc.group_size = atoi(optarg); break;
+        case 'k': r->sc.k = atoi(optarg); break;
+        case 's': r->tc.steps = atoi(optarg); break;
+        case 'b': r->tc.batch_size = atoi(optarg); break;
+        case 'l': r->tc.lr = (float)atof(optarg); break;
+        case 'c': r->sc.sparsity_coef = (float)atof(optarg); break;
+        case 't': r->sc.threshold = (float)atof(optarg); break;
+        case 'o': r->sc.orth_coef = (float)atof(optarg); break;
+        case 'x': r->sc.aux_k_coef = (float)atof(optarg); break;
+        case 'T': r->tc.threads = atoi(optarg); break;
+        case 'S': r->tc.seed = (uint64_t)atoll(optarg); break;
+        case 'W': r->tc.lr_warmup_steps = r->tc.sparsity_warmup_steps = atoi(optarg); break;
+        case 'E': r->tc.eval_every = atoi(optarg); break;
+        case 'D': if (lr_decay_parse(optarg, &r->tc.decay)) return fprintf(stderr, "unknown decay %s\n", optarg), -1; break;
+        case 'R': r->cp.seed = (uint64_t)atoll(optarg); break;
+        default: return -1;
+        }
+    }
+    r->sc.dim = r->cp.dim;
+    r->sc.bandwidth = sae_config_default_bandwidth(&r->sc);
+    return 0;
+}
+
+/* Prints hist (max_k + 1) as " k:count" pairs, non-zero bins only. */
+static void bc_print_hist(const char *name, const int64_t *hist, int max_k)
+{
+    printf("%s", name);
+    for (int k = 0; k <= max_k; k++)
+        if (hist[k])
+            printf(" %d%s:%lld", k, k == max_k ? "+" : "", (long long)hist[k]);
+    printf("\n");
+}
+
+static int bc_report(const bc_run *r, const train_state *st, const float *planes)
+{
+    const sae_params *p = train_params(st);
+    const train_metrics *m = train_last_metrics(st);
+    int n = r->sc.n_latents, dim = r->sc.dim, nc = r->cp.n_circles, s = r->sc.group_size;
+    float *q = malloc((size_t)nc * 2 * dim * sizeof(float)); /* (nc, 2, dim) */
+    analysis_recovery rows;
+    analysis_subspace sub;
+    if (!q)
+        return -1;
+    analysis_orthonormalize_planes(planes, nc, dim, q);
+    if (analysis_recovery_run(p->v.W_dec, n, dim, s, planes, nc, NULL, ANALYSIS_INPLANE_FRAC, 20, &rows) ||
+        analysis_subspace_run(p->v.W_dec, n, dim, s, q, nc, 10, &sub)) {
+        free(q);
+        return -1;
+    }
+    printf("arch=%s width=%d gs=%d k=%d steps=%d batch=%d fve=%.4f l0=%.2f l0_groups=%.2f dead=%.4f inplane=%.4f "
+           "circles_rows=%d one_group=%d one_group_99=%d held=%d held_99=%d sps=%.0f\n",
+           sae_arch_name(r->sc.arch), n, s, r->sc.k, r->tc.steps, r->tc.batch_size, m->fve, m->l0, m->l0_groups,
+           m->dead_frac, rows.inplane_frac, rows.circles_found, sub.circles_one_group, sub.circles_one_group_99,
+           sub.circles_held, sub.circles_held_99, m->samples_per_s);
+    bc_print_hist("hist_rows", rows.per_plane_hist, 20);
+    bc_print_hist("hist_groups", sub.hist, 10);
+    bc_print_hist("hist_groups_99", sub.hist_99, 10);
+    analysis_recovery_free(&rows);
+    analysis_subspace_free(&sub);
+    free(q);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    bc_run r;
+    char err[256];
+    bc_defaults(&r);
+    if (bc_parse(argc, argv, &r))
+        return 2;
+    openblas_set_num_threads(1); /* the trainer's pool runs the products (include/par_gemm.h) */
+    circles *circ = circles_create(&r.cp);
+    data_source src;
+    if (!circ)
+        return fprintf(stderr, "cannot make the circles\n"), 1;
+    datasrc_from_circles(&src, circ);
+    train_state *st = train_create(&r.sc, &r.tc, &src, err, sizeof err);
+    if (!st)
+        return fprintf(stderr, "bench_circles: %s\n", err), 1;
+    train_hooks h = {.ctx = &r, .on_eval = bc_on_eval};
+    r.t0 = bc_now();
+    if (train_run(st, &h) != TRAIN_DONE)
+        return fprintf(stderr, "bench_circles: %s\n", train_error(st)), 1;
+    int rc = bc_report(&r, st, circles_planes(circ));
+    train_free(st);
+    circles_free(circ);
+    return rc ? 1 : 0;
+}
