@@ -18,7 +18,7 @@
 
 #define SAE_INIT_STREAM UINT64_C(0x696e6974) /* "init": the decoder's random stream */
 #define SAE_MAX_MATRIX (INT64_C(1) << 31)   /* elements of W_enc / W_dec */
-#define SAE_DEFAULT_BANDWIDTH 0.001f        /* jumprelu's kernel width in the paper */
+#define SAE_DEFAULT_BANDWIDTH 0.001f        /* jumprelu's kernel width in the paper; a row may choose another */
 
 /* ---- configuration ---- */
 
@@ -40,9 +40,7 @@ void sae_config_default(sae_config *c)
 float sae_config_default_bandwidth(const sae_config *c)
 {
     const sae_arch_def *a = sae_arch_get(c->arch);
-    if (a && a->threshold_ramps && c->threshold > 0.0f)
-        return c->threshold / 2; /* the threshold's kernel: a window of +-threshold/4 */
-    return SAE_DEFAULT_BANDWIDTH;
+    return a && a->default_bandwidth ? a->default_bandwidth(c) : SAE_DEFAULT_BANDWIDTH;
 }
 
 int sae_aux_k_groups(const sae_config *c)

@@ -92,6 +92,9 @@ static void relu_encode(const sae_params *p, float *z, int B, float *gnorm, floa
     relu_forward_groups(&p->cfg, p->cfg.threshold, z, B, z, gnorm);
 }
 
+/* A threshold's kernel: a window of +-threshold/4 (0.001 without a threshold: the width is then unused). */
+static float relu_default_bandwidth(const sae_config *c) { return c->threshold > 0.0f ? c->threshold / 2 : 0.001f; }
+
 static int relu_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
     if (c->threshold > 0.0f && !(c->bandwidth > 0.0f)) {
@@ -106,6 +109,7 @@ const sae_arch_def sae_arch_relu = {
     .name = "relu",
     .threshold_ramps = 1,
     .resamples = 1,
+    .default_bandwidth = relu_default_bandwidth,
     .check = relu_check,
     .forward = relu_forward,
     .backward = relu_backward,

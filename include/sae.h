@@ -84,8 +84,9 @@ const char *sae_arch_names(void);
  * bandwidth sae_config_default_bandwidth() of that. Set arch and threshold first and call
  * sae_config_default_bandwidth() again if the caller does not give a bandwidth. */
 void sae_config_default(sae_config *c);
-/* The bandwidth that goes with c's arch and threshold when none is given: relu with a threshold
- * threshold / 2 (a window of +-threshold/4), else 0.001 (jumprelu's, from the paper). */
+/* The bandwidth that goes with c's arch and threshold when none is given (its registry row's
+ * choice): relu with a threshold threshold / 2 (a window of +-threshold/4), else 0.001 (jumprelu's,
+ * from the paper). */
 float sae_config_default_bandwidth(const sae_config *c);
 
 /* Checks a configuration. Returns 0, or -1 with the offending field's API name

@@ -55,6 +55,8 @@ typedef struct sae_arch_def {
     int (*uses_sparsity_coef)(const sae_config *c);
     int threshold_ramps;       /* 1: sae.threshold rises with the sparsity warm-up (relu) */
     int resamples;             /* 1: train.resample_every may be set (archs without AuxK) */
+    /* The bandwidth that goes with c when none is given (NULL: 0.001, jumprelu's in the paper). */
+    float (*default_bandwidth)(const sae_config *c);
     /* The arch's own rules after sae_config_check's shared ones (NULL: none); same contract. */
     int (*check)(const sae_config *c, char *field, size_t fieldlen, char *msg, size_t msglen);
     /* ---- parameters ---- */
