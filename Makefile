@@ -106,6 +106,8 @@ $(BUILD)/tests/test_archs_sub: $(BUILD)/tests/test_archs_sub.o $(BUILD)/tests/gr
 	$(LINK_TEST)
 $(BUILD)/tests/test_ref_sub: $(BUILD)/tests/test_ref_sub.o $(BUILD)/tests/reftest.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
 	$(LINK_TEST)
+$(BUILD)/tests/test_sparse: $(BUILD)/tests/test_sparse.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
+	$(LINK_TEST)
 $(BUILD)/tests/test_ref_gj: $(BUILD)/tests/test_ref_gj.o $(BUILD)/tests/reftest.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(BUILD)/libstorage.a $(BUILD)/libcore.a

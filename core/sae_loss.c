@@ -6,6 +6,9 @@
  *
  *   forward:  encoder (xc, pre) -> row.forward (z, gnorm, penalty, extra)
  *             -> decoder (x_hat) -> mse -> orth [-> row.residual]
+ *   (a row with sparse codes, group_backward, runs the decoder and the
+ *   backward over its kept groups alone, include/sae_sparse.h, unless more
+ *   than SAE_SPARSE_FRAC of the batch's latents are kept)
  *   loss:     mse/B + c penalty/B (rows that use c) + orth_coef orth + extra/B
  *   backward: zero grad -> decoder backward (dz, g.W_dec, g.b_dec) -> orth
  *             -> row.backward (dz -> dpre, the row's own terms)
@@ -14,6 +17,7 @@
  * This file decides nothing by architecture: it asks the row. */
 #include "sae.h"
 #include "sae_arch.h"
+#include "sae_sparse.h"
 #include "sae_stage.h"
 #include <assert.h>
 #include <stdlib.h>
@@ -29,7 +33,8 @@ size_t sae_work_bytes(const sae_config *c, int B)
     size_t b = (size_t)B, n = (size_t)c->n_latents, d = (size_t)c->dim;
     size_t groups = n / (size_t)c->group_size;
     size_t arch = a->scratch_floats ? a->scratch_floats(c, B) : 0;
-    return (3 * b * d + 3 * b * n + b * groups + n + arch) * sizeof(float);
+    size_t sparse = a->group_backward ? sae_sparse_bytes(c, B) : 0;
+    return (3 * b * d + 3 * b * n + b * groups + n + arch) * sizeof(float) + sparse;
 }
 
 int sae_work_alloc(sae_work *w, const sae_config *c, int B)
@@ -52,6 +57,10 @@ int sae_work_alloc(sae_work *w, const sae_config *c, int B)
         sae_work_free(w);
         return -1;
     }
+    if (a->group_backward && !(w->sparse = sae_sparse_create(c, B))) {
+        sae_work_free(w);
+        return -1;
+    }
     if (!w->xc || !w->pre || !w->z || !w->dz || !w->x_hat || !w->dx_hat || !w->gnorm || !w->colsum) {
         sae_work_free(w);
         return -1;
@@ -70,6 +79,7 @@ void sae_work_free(sae_work *w)
     free(w->gnorm);
     free(w->colsum);
     free(w->arch_scratch);
+    sae_sparse_free(w->sparse);
     memset(w, 0, sizeof *w);
 }
 
@@ -105,11 +115,17 @@ double sae_loss_grad_pass(const sae_params *p, const float *x, int B, const sae_
     assert(!grad || grad != p->buf);
     sae_stage_encoder_forward(c, w->pool, &p->v, x, B, w->xc, w->pre);
     t.sparsity = a->forward(p, pass, x, B, w, &extra) / B;
-    sae_stage_decoder_forward(c, w->pool, &p->v, w->z, B, w->x_hat);
+    int sparse = w->sparse && sae_sparse_collect(w->sparse, c, w, B) == 0; /* else too dense: the dense pass */
+    if (sparse)
+        sae_sparse_decode(w->sparse, p, w->pool, B, w->x_hat);
+    else
+        sae_stage_decoder_forward(c, w->pool, &p->v, w->z, B, w->x_hat);
     t.mse = sae_stage_mse(x, w->x_hat, B, c->dim, grad ? w->dx_hat : NULL) / B;
     t.orth = c->orth_coef > 0.0f ? sae_stage_orth(c, p->v.W_dec, 0.0f, NULL) : 0.0;
     sae_stage_count_active(c, w->z, w->gnorm, B, &t);
-    if (grad)
+    if (grad && sparse)
+        extra += sae_sparse_backward(w->sparse, a, p, x, B, pass, w, grad);
+    else if (grad)
         extra += sae_loss_backward(a, p, x, B, pass, w, grad);
     else if (a->residual)
         extra += a->residual(p, pass, x, B, w, NULL);

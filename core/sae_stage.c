@@ -4,6 +4,7 @@
  * (include/par_gemm.h). */
 #include "sae_stage.h"
 #include "par_gemm.h"
+#include "sae_sparse.h"
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
@@ -353,7 +354,7 @@ static double sae_stage_aux_row(const sae_params *p, const float *x_b, const flo
 /* One row's AuxK gradient, daux = scale * r (dim, scaled in place): dpre_b (n) += daux . d_i and
  * gW_dec row i += code_i daux at the selected latents whose code counts (sae_stage_aux_code). */
 static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, const float *sel, int sg, float *r,
-                                       float scale, float *dpre_b, float *gW_dec)
+                                       float scale, sae_sparse *sparse, int b, float *dpre_b, float *gW_dec)
 {
     const sae_config *c = &p->cfg;
     int s = c->group_size, dim = c->dim;
@@ -369,7 +370,8 @@ static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, 
             dot += r[j] * d[j];
             gd[j] += pre_b[i] * r[j];
         }
-        dpre_b[i] += dot;
+        if (!sae_sparse_record(sparse, b, i, dot))
+            dpre_b[i] += dot;
     }
 }
 
@@ -388,8 +390,8 @@ double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned
         sum += sae_stage_aux_row(p, x + (size_t)b * dim, w->x_hat + (size_t)b * dim, pre_b, w->colsum, signed_codes,
                                  r);
         if (g)
-            sae_stage_aux_row_backward(p, pre_b, w->colsum, signed_codes, r, scale, w->dz + (size_t)b * n,
-                                       g->W_dec);
+            sae_stage_aux_row_backward(p, pre_b, w->colsum, signed_codes, r, scale, w->sparse, b,
+                                       w->dz + (size_t)b * n, g->W_dec);
     }
     return sum;
 }

@@ -70,8 +70,8 @@ int sae_stage_any_dead_group(const sae_config *c, const unsigned char *dead);
  * e_hat = the reconstruction by the aux_k dead groups of largest code norm per row
  * (sae_aux_k_groups; all dead groups if fewer): sum over their latents of code_i d_i, the code
  * being ReLU(pre_i) or, with signed_codes, pre_i itself (norms alike).
- * With g non-NULL adds coef_aux / B times the sum's gradient to w->dz (as d loss/d pre) and
- * g->W_dec. Reads w->pre and w->x_hat; scratch: w->colsum (the selection, G) and w->dx_hat (rows of
+ * With g non-NULL adds coef_aux / B times the sum's gradient to w->dz (as d loss/d pre; during a
+ * sparse backward it is recorded in w->sparse instead) and g->W_dec. Reads w->pre and w->x_hat; scratch: w->colsum (the selection, G) and w->dx_hat (rows of
  * the residual), so with a gradient it must run after the decoder backward. */
 double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned char *dead, int signed_codes,
                       float coef_aux, sae_work *w, sae_view *g);

@@ -135,6 +135,15 @@ static void subspace_backward(const sae_params *p, const sae_pass *pass, int B, 
     }
 }
 
+/* One kept group (sparse codes): top-k passes d loss/d z through; the prox step maps it. */
+static void subspace_group_backward(const sae_config *c, const sae_pass *pass, float scale, const float *pre_g,
+                                    const float *z_g, float *dz_g)
+{
+    (void)z_g;
+    if (c->k == 0)
+        subspace_prox_backward(pre_g, c->group_size, pass->threshold, scale, dz_g);
+}
+
 /* AuxK while training, on the dead groups' signed codes; weighted by aux_k_coef. */
 static double subspace_residual(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
                                 sae_view *g)
@@ -192,10 +201,12 @@ const sae_arch_def sae_arch_subspace = {
     .name = "subspace",
     .uses_sparsity_coef = subspace_uses_sparsity_coef,
     .threshold_ramps = 1,
+    .resamples = 1,
     .check = subspace_check,
     .forward = subspace_forward,
     .residual = subspace_residual,
     .backward = subspace_backward,
+    .group_backward = subspace_group_backward,
     .encode_floats = subspace_encode_floats,
     .encode = subspace_encode,
     .constrain_decoder = subspace_orthonormalize,

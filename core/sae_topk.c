@@ -151,6 +151,16 @@ static void topk_backward(const sae_params *p, const sae_pass *pass, int B, sae_
             w->dz[k] = 0.0f;
 }
 
+/* One kept group (sparse codes): d loss/d pre = d loss/d z where z > 0 (kept, pre > 0), else 0. */
+static void topk_group_backward(const sae_config *c, const sae_pass *pass, float scale, const float *pre_g,
+                                const float *z_g, float *dz_g)
+{
+    (void)pass, (void)scale, (void)pre_g;
+    for (int k = 0; k < c->group_size; k++)
+        if (!(z_g[k] > 0.0f))
+            dz_g[k] = 0.0f;
+}
+
 /* AuxK while training, on the dead groups; weighted by aux_k_coef. */
 static double topk_residual(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
                             sae_view *g)
@@ -208,6 +218,7 @@ const sae_arch_def sae_arch_topk = {
     .forward = topk_forward,
     .residual = topk_residual,
     .backward = topk_backward,
+    .group_backward = topk_group_backward,
     .encode_floats = topk_encode_floats,
     .encode = topk_encode,
     .saelens_arch = "topk",
@@ -223,6 +234,7 @@ const sae_arch_def sae_arch_batchtopk = {
     .forward = batchtopk_forward,
     .residual = topk_residual,
     .backward = topk_backward,
+    .group_backward = topk_group_backward,
     .encode = batchtopk_encode, /* inference keeps groups by theta: no selection scratch */
     .train_update = batchtopk_train_update,
     .saelens_arch = "batchtopk",

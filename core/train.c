@@ -131,8 +131,9 @@ int train_config_check_for(const sae_config *c, const train_config *t, char *fie
     char text[200];
     assert(c && t && field && msg);
     if (t->resample_every > 0 && !sae_arch_of(c)->resamples) {
-        snprintf(text, sizeof text, "resample_every is not available for arch '%s' (it is relu's; topk and "
-                 "batchtopk revive dead groups with AuxK); set it to 0", sae_arch_name(c->arch));
+        snprintf(text, sizeof text, "resample_every is not available for arch '%s' (it is relu's and "
+                 "subspace's; topk and batchtopk revive dead groups with AuxK); set it to 0",
+                 sae_arch_name(c->arch));
         return train_reject(field, fl, msg, ml, "resample_every", text);
     }
     return 0;

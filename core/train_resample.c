@@ -1,5 +1,5 @@
 /* train_resample — dead latents re-initialised from badly reconstructed rows
- * (train.resample_every; relu only: topk/batchtopk have AuxK for the same job).
+ * (train.resample_every; for the archs whose registry row allows it: relu, subspace).
  *
  * After step t's update, if resample_every > 0, t % resample_every == 0 and
  * t <= steps / 2 (t counting completed steps), every latent dead at that point
@@ -12,10 +12,13 @@
  *   - last_fired[i] = t, so it has a whole dead_window to start firing.
  * This is the resampling of Anthropic's "Towards Monosemanticity" (2023) with
  * the residual in place of the input. Latents are resampled one by one, so a
- * dead member of a live group is resampled too. Everything it reads is in the
+ * dead member of a live group is resampled too; an arch with its own decoder
+ * constraint (subspace's orthonormal groups) then gets it back on every
+ * group it touched. Everything it reads is in the
  * checkpoint or a function of the step (the batch; the draws come from
  * rng(seed, step)), so a resumed run resamples exactly as an uninterrupted one. */
 #include "train_state.h"
+#include "sae_arch.h"
 #include "rng.h"
 #include <assert.h>
 #include <math.h>
@@ -118,6 +121,21 @@ static void train_resample_latent(train_state *st, int i, const float *r, float 
     st->last_fired[i] = st->step;
 }
 
+/* The arch's decoder constraint (subspace: orthonormal groups) on every group with a resampled
+ * member, whose new rows are residual directions; nothing for archs with unit rows (already so). */
+static void train_resample_constrain(train_state *st, const unsigned char *dead)
+{
+    void (*constrain)(sae_params *, int, int) = sae_arch_of(&st->sc)->constrain_decoder;
+    int s = st->sc.group_size;
+    for (int g0 = 0; constrain && g0 < st->sc.n_latents; g0 += s) {
+        int touched = 0;
+        for (int k = 0; k < s; k++)
+            touched |= dead[g0 + k];
+        if (touched)
+            constrain(&st->p, g0, g0 + s);
+    }
+}
+
 int train_resample(train_state *st)
 {
     assert(st && train_state_ok(st) && st->x && st->tc.batch_size >= 1);
@@ -141,6 +159,7 @@ int train_resample(train_state *st)
         for (int i = 0; i < n; i++)
             if (dead[i])
                 train_resample_latent(st, i, res + (size_t)train_resample_draw(&r, err, B, total) * dim, enc_scale);
+        train_resample_constrain(st, dead);
     }
     free(dead);
     free(res);

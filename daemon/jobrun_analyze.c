@@ -279,24 +279,47 @@ static json_t *jobrun_analyze_summary(const jobrun_analyze_job *j)
                      JOBRUN_ANALYZE_PROJ_KEEP);
 }
 
+/* hist (max_k + 1) as a JSON array without its trailing zero bins (at least [hist[0]]). */
+static json_t *jobrun_analyze_hist_json(const int64_t *hist, int max_k)
+{
+    json_t *a = json_array();
+    int last = 0;
+    for (int k = 0; k <= max_k; k++) if (hist[k]) last = k;
+    for (int k = 0; k <= last; k++) json_array_append_new(a, json_integer(hist[k]));
+    return a;
+}
+
+/* The groups scored as subspaces (API.md: a group holds circle i when both principal-angle
+ * cosines between its span and the plane are >= 0.9; _99 at 0.99), into rec. */
+static void jobrun_analyze_subspace_json(const jobrun_analyze_job *j, json_t *rec)
+{
+    const analysis_subspace *u = &j->sub;
+    json_object_set_new(rec, "groups_per_plane_hist", jobrun_analyze_hist_json(u->hist, u->max_k));
+    json_object_set_new(rec, "groups_per_plane_hist_99", jobrun_analyze_hist_json(u->hist_99, u->max_k));
+    json_object_set_new(rec, "circles_one_group", json_integer(u->circles_one_group));
+    json_object_set_new(rec, "circles_one_group_99", json_integer(u->circles_one_group_99));
+    json_object_set_new(rec, "circles_held", json_integer(u->circles_held));
+    json_object_set_new(rec, "circles_held_99", json_integer(u->circles_held_99));
+    json_object_set_new(rec, "subspace_cos", json_pack("[f,f]", ANALYSIS_SUBSPACE_CUT, ANALYSIS_SUBSPACE_CUT_99));
+}
+
 static json_t *jobrun_analyze_recovery_json(const jobrun_analyze_job *j)
 {
     int nc = j->rec.n_circles;
     double med = 0, p10 = 0;
     int64_t hist[JOBRUN_ANALYZE_FVE_BINS];
     if (analysis_fve_summary(j->fve, nc, JOBRUN_ANALYZE_FVE_BINS, &med, &p10, hist)) return NULL;
-    json_t *pph = json_array(), *fh = json_array();
-    int last = 0; /* the highest k any circle has; bins past it are all zero */
-    for (int k = 0; k <= j->rec.max_k; k++) if (j->rec.per_plane_hist[k]) last = k;
-    for (int k = 0; k <= last; k++) json_array_append_new(pph, json_integer(j->rec.per_plane_hist[k]));
+    json_t *pph = jobrun_analyze_hist_json(j->rec.per_plane_hist, j->rec.max_k), *fh = json_array();
     for (int b = 0; b < JOBRUN_ANALYZE_FVE_BINS; b++) json_array_append_new(fh, json_integer(hist[b]));
-    return json_pack("{s:i,s:f,s:o,s:o,s:i,s:i,s:i,s:i,s:{s:o,s:o,s:o,s:i}}", "n_circles", nc, "min_frac",
+    json_t *rec = json_pack("{s:i,s:f,s:o,s:o,s:i,s:i,s:i,s:i,s:{s:o,s:o,s:o,s:i}}", "n_circles", nc, "min_frac",
                      ANALYSIS_INPLANE_FRAC, "inplane_frac", jobrun_analyze_num(j->rec.inplane_frac),
                      "per_plane_hist", pph, "circles_found", j->rec.circles_found, "circles_found_groups",
                      j->rec.circles_found_groups,
                      "rows_counted", j->rec.rows_counted, "rows_inplane", j->rec.rows_inplane, "circle_fve",
                      "median", jobrun_analyze_num(med), "p10", jobrun_analyze_num(p10), "hist", fh, "points",
                      JOBRUN_ANALYZE_FVE_POINTS);
+    if (rec && j->has_sub) jobrun_analyze_subspace_json(j, rec);
+    return rec;
 }
 
 /* ---- saving ---- */

@@ -51,6 +51,8 @@ typedef struct {
     double *g_jaccard;         /* (n_groups) mean Jaccard over member pairs */
     float *g_maxcos;           /* (n_groups) largest member-pair decoder cosine */
     analysis_recovery rec;     /* circles only (has_rec) */
+    analysis_subspace sub;     /* circles and groups of 2 or more: groups scored as subspaces (has_sub) */
+    int has_sub;
     int has_rec;
     float *fve;                /* (n_circles) circle FVE */
     int64_t *proj_ptr;         /* (n_groups + 1) */

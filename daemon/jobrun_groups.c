@@ -103,6 +103,22 @@ int jobrun_groups_stats(jobrun_analyze_job *j)
 
 /* ---- circle recovery ---- */
 
+/* Groups scored as subspaces against the planes (analysis_subspace.c): the histogram of groups per
+ * circle at both cuts. Every group counts, dead or alive (a dead group holds nothing it uses, but
+ * its span is what the decoder offers). */
+static int jobrun_groups_subspace(jobrun_analyze_job *j)
+{
+    int nc = circles_get_params(j->circ)->n_circles;
+    float *q = malloc((size_t)nc * 2 * j->dim * sizeof *q); /* (nc, 2, dim) orthonormal planes */
+    if (!q) return jobrun_groups_nomem(j, "recovery by subspace");
+    analysis_orthonormalize_planes(circles_planes(j->circ), nc, j->dim, q);
+    int rc = analysis_subspace_run(j->W_perm, j->n, j->dim, j->s, q, nc, j->n / j->s, &j->sub);
+    free(q);
+    if (rc) return jobrun_groups_core_fail(j, "recovery by subspace", rc);
+    j->has_sub = 1;
+    return 0;
+}
+
 int jobrun_groups_recovery(jobrun_analyze_job *j)
 {
     if (!j->circ) return 0;
@@ -121,6 +137,7 @@ int jobrun_groups_recovery(jobrun_analyze_job *j)
     free(alive);
     if (rc) return jobrun_groups_core_fail(j, "circle recovery", rc);
     j->has_rec = 1;
+    if (j->s >= 2 && (rc = jobrun_groups_subspace(j)) != 0) return rc;
     rc = analysis_circle_fve(circles_planes(j->circ), nc, j->dim, JOBRUN_ANALYZE_FVE_POINTS, analysis_sae_encode, &j->p,
                              j->fve);
     return rc ? jobrun_groups_core_fail(j, "circle FVE", rc) : 0;
@@ -267,5 +284,6 @@ void jobrun_groups_free(jobrun_analyze_job *j)
     free(j->order), free(j->group_of), free(j->W_perm);
     free(j->g_density), free(j->g_jaccard), free(j->g_maxcos);
     if (j->has_rec) analysis_recovery_free(&j->rec);
+    if (j->has_sub) analysis_subspace_free(&j->sub);
     free(j->fve), free(j->proj_ptr), free(j->proj);
 }

@@ -155,6 +155,8 @@ typedef struct {
     float *gnorm;   /* (B, n/s) group norms ||z_g|| (0 for groups that are off) */
     float *colsum;  /* (n) column sums of d loss/d pre */
     float *arch_scratch; /* (the registry row's scratch_floats) or NULL */
+    struct sae_sparse *sparse; /* the pass over kept groups alone (include/sae_sparse.h), for rows with
+                                * group_backward; NULL: dense passes only */
     par_pool *pool; /* not owned: threads for the products (par_sgemm); NULL after sae_work_alloc = the caller's */
 } sae_work;
 

@@ -71,6 +71,12 @@ typedef struct sae_arch_def {
     double (*residual)(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
                        sae_view *g);
     void (*backward)(const sae_params *p, const sae_pass *pass, int B, sae_work *w, sae_view *g, float *grad);
+    /* Sparse codes (NULL: none): z and d loss/d pre are 0 outside the kept groups (gnorm > 0), and this
+     * maps one kept group's dz_g (s: d loss/d z in, d loss/d pre out) given its pre_g and z_g (s), the
+     * penalty's term at scale c/B included; the pass then runs the decoder and the gradients over the
+     * kept groups alone (include/sae_sparse.h), computing what forward + backward compute. */
+    void (*group_backward)(const sae_config *c, const sae_pass *pass, float scale, const float *pre_g,
+                           const float *z_g, float *dz_g);
     size_t (*encode_floats)(const sae_config *c, int B); /* encode's scratch (NULL: none) */
     void (*encode)(const sae_params *p, float *z, int B, float *gnorm, float *scratch);
     /* After a training pass: state learnt without a gradient (NULL: none). */

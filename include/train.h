@@ -40,7 +40,7 @@ typedef struct {
     float adam_eps;            /* default 1e-8 */
     float grad_clip;           /* default 0 = off; else max global gradient L2 norm */
     int normalize_input;       /* default 0; 1: train on s*x, see "Input normalisation" below */
-    int resample_every;        /* default 0 = off; relu only (sae_arch_def.resamples): every this many steps, in the first half of
+    int resample_every;        /* default 0 = off; archs whose registry row allows it (relu, subspace): every this many steps, in the first half of
                                 * training, dead latents are re-initialised from badly reconstructed rows
                                 * of the batch (core/train_resample.c) */
     int threads;               /* default 1, at most TRAIN_MAX_THREADS: the pool for the element-wise
@@ -77,7 +77,7 @@ void train_config_default(train_config *t);
 /* Same contract as sae_config_check; fields are named "train.<name>". */
 int train_config_check(const train_config *t, char *field, size_t fieldlen, char *msg, size_t msglen);
 /* The rules that need both configurations (train.resample_every only for archs whose registry row
- * allows it: relu); same contract. */
+ * allows it: relu, subspace); same contract. */
 int train_config_check_for(const sae_config *c, const train_config *t, char *field, size_t fieldlen, char *msg,
                            size_t msglen);
 int lr_decay_parse(const char *name, lr_decay *out);

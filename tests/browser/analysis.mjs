@@ -187,6 +187,15 @@ export async function testAnalyze(t) {
     && await page.evaluate(colouredPixels, '#density-chart') > 100);
   check('the summary shows circles found', (await page.textContent('[data-stat="circles_found"] .value')).replace(/\s/g, '')
     === `${rec.circles_found}/${rec.n_circles}`);
+  const gp = rec.groups_per_plane_hist, gp99 = rec.groups_per_plane_hist_99;
+  check('groups of 2 are scored as subspaces: every circle counted once at each cut', Array.isArray(gp) && Array.isArray(gp99)
+    && gp.reduce((a, b) => a + b, 0) === rec.n_circles && gp99.reduce((a, b) => a + b, 0) === rec.n_circles
+    && rec.circles_one_group === (gp[1] ?? 0), JSON.stringify([gp, gp99, rec.circles_one_group]));
+  const gBars = gp.filter((c) => c > 0).length + gp99.filter((c) => c > 0).length;
+  check('the groups-per-plane histogram draws both cuts, one bar per non-empty bin',
+    await attr(page, '#groups-per-plane-chart', 'data-bars') === gBars, `${await attr(page, '#groups-per-plane-chart', 'data-bars')} vs ${gBars}`);
+  check('the summary shows the circles held by one group', (await page.textContent('[data-stat="circles_one_group"] .value'))
+    .replace(/\s/g, '') === `${rec.circles_one_group}/${rec.n_circles}`);
   const lat = await daemon.json('/v1/saes/1/latents?limit=1000');
   const dead = lat.items.filter((l) => l.density === 0).length;
   check('the density panel counts the dead latents', new RegExp(`${dead} dead`).test(await page.textContent('[data-slot="density"]')));

@@ -83,6 +83,7 @@ async function showAnalysis(page, entry) {
   page.el.append(grid);
   if (entry.recovery) {
     grid.append(recoveryPanel(page, entry), circleFvePanel(page, entry.recovery));
+    if (entry.recovery.groups_per_plane_hist) grid.append(groupsPerPlanePanel(page, entry.recovery));
   }
   grid.append(densityPanel(page, entry));
 }
@@ -98,7 +99,9 @@ function summary(entry) {
       stat('Dead latents', `${int(s.dead_latents)} (${pct(s.dead_frac)})`),
       stat('Near-duplicate pairs', int(s.near_duplicates?.count), { title: `decoder cosine > ${s.near_duplicates?.threshold}` }),
       r ? stat('Circles found', `${int(r.circles_found)} / ${int(r.n_circles)}`, { 'data-stat': 'circles_found' }) : null,
-      r ? stat('Rows in a circle plane', pct(r.inplane_frac)) : null),
+      r ? stat('Rows in a circle plane', pct(r.inplane_frac)) : null,
+      r?.groups_per_plane_hist ? stat('Circles held by one group', `${int(r.circles_one_group)} / ${int(r.n_circles)}`,
+        { 'data-stat': 'circles_one_group', title: 'both principal-angle cosines between the group\'s span and the circle\'s plane ≥ 0.9' }) : null),
     h('p', { class: 'links' },
       link(`#/saes/${id}/groups`, h('button', { class: 'primary', id: 'open-groups' }, 'Groups table')), ' ',
       link(`#/saes/${id}/jaccard`, h('button', {}, 'Jaccard heatmap')), ' ',
@@ -204,6 +207,26 @@ function recoveryPanel(page, entry) {
     const want = Number(ctx.query.compare);
     if (others.some((s) => s.id === want)) { sel.value = String(want); choose(want); } else draw([entry]);
   }).catch((e) => { if (!isAbort(e)) fill(note, errorBox(e)); });
+  return card;
+}
+
+/* Groups scored as subspaces: for each circle, how many groups' spans hold its plane (both principal-angle
+ * cosines >= 0.9, and >= 0.99). The seed's target is a peak at 1: one group per circle. */
+function groupsPerPlanePanel(page, r) {
+  const chartEl = h('div', { id: 'groups-per-plane-chart' });
+  const a = r.groups_per_plane_hist, b = r.groups_per_plane_hist_99;
+  const len = Math.max(a.length, b.length);
+  const card = panelCard('groups-per-plane', 'Groups per circle plane',
+    h('p', { class: 'small muted' }, 'For each ground-truth circle, how many groups hold its plane: both principal-angle cosines ',
+      'between the group\'s decoder span and the plane at least 0.9 (or 0.99). One group per circle is the aim: ',
+      `${int(r.circles_one_group)} of ${int(r.n_circles)} circles have exactly one at 0.9, ${int(r.circles_one_group_99)} at 0.99; `,
+      `${int(r.circles_held)} have at least one.`), chartEl);
+  const at = (hist) => Array.from({ length: len }, (_, k) => hist[k] ?? 0);
+  page.charts.push(barChart(chartEl, {
+    categories: Array.from({ length: len }, (_, k) => String(k)), xLabel: 'groups holding the plane', yLabel: 'circles',
+    series: [{ label: 'cosines ≥ 0.9', values: at(a), color: categoryColor(0) },
+      { label: 'cosines ≥ 0.99', values: at(b), color: categoryColor(1) }],
+  }));
   return card;
 }
 
