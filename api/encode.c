@@ -5,7 +5,7 @@
  * The SAE's exported weights are read from its files per request and run
  * through sae_encode (the trained architecture's inference rule), so the
  * answer is exactly what the weight files give with NumPy. Latents list the
- * firing ones (value > 0) of each row in increasing index order. A request
+ * firing ones (value != 0: > 0 for ReLU archs, either sign for subspace) of each row in increasing index order. A request
  * holds at most ENCODE_MAX_ROWS rows of exactly `dim` finite numbers
  * (wrong types 400, wrong lengths or counts 422, each naming rows[i]).
  * Weight files that cannot be loaded (removed, or missing an arch's extra
@@ -75,7 +75,7 @@ static int encode_check_budget(api_req *r, const store_sae *s, int B)
 static int encode_check_reply(api_req *r, const float *z, int B, int n, int dim)
 {
     int64_t values = (int64_t)B * dim;
-    for (size_t i = 0; i < (size_t)B * n; i++) values += z[i] > 0.0f;
+    for (size_t i = 0; i < (size_t)B * n; i++) values += z[i] != 0.0f;
     if (values <= ENCODE_MAX_VALUES) return 0;
     int64_t fit = (int64_t)B * ENCODE_MAX_VALUES / values; /* rows like these that fit */
     api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "rows", "these %d rows fire so many latents that the reply "
@@ -189,7 +189,7 @@ static char *encode_reply(const float *z, const float *xh, int B, int n, int dim
         encode_put(&t, b ? ",[" : "[");
         for (int i = 0, first = 1; i < n; i++) {
             float v = z[(size_t)b * n + i];
-            if (!(v > 0.0f)) continue;
+            if (!(v != 0.0f)) continue;
             snprintf(idx, sizeof idx, "%s[%d,", first ? "" : ",", i);
             encode_put(&t, idx);
             encode_put_real(&t, v);

@@ -250,7 +250,7 @@ int analysis_top_latents(const analysis_csr *z, int L, int32_t *out, double *sco
     if (!total)
         return ANALYSIS_ENOMEM;
     for (int64_t e = z->row_ptr[0]; e < z->row_ptr[z->rows]; e++)
-        total[z->idx[e]] += z->val[e];
+        total[z->idx[e]] += fabsf(z->val[e]); /* activation magnitude: codes may be signed (subspace) */
     int len = 0;
     for (int i = 0; i < z->n; i++) { /* insertion into the sorted top L; ids ascend, so ties keep lower ids first */
         if (!(total[i] > 0.0) || (len == L && total[i] <= total[out[L - 1]]))

@@ -67,7 +67,8 @@ static int csr_reserve(analysis_csr *c, int64_t rows, int64_t nnz)
     return ANALYSIS_OK;
 }
 
-static int fires(float v) { return v > 0.0f && isfinite(v); }
+/* A latent fires when its code is non-zero: > 0 for the ReLU archs, either sign for subspace. */
+static int fires(float v) { return v != 0.0f && isfinite(v); }
 
 int analysis_csr_from_dense(analysis_csr *c, const float *z, int B, int n)
 {

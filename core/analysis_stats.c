@@ -88,7 +88,7 @@ int analysis_stats_add(analysis_stats *s, const analysis_csr *z)
         int last_group = -1;
         for (int64_t e = z->row_ptr[r]; e < z->row_ptr[r + 1]; e++) {
             int i = z->idx[e];
-            float v = z->val[e];
+            float v = fabsf(z->val[e]); /* the magnitude: codes may be signed (subspace) */
             s->count[i]++;
             s->sum[i] += v;
             if (v > s->max[i])

@@ -8,7 +8,7 @@
 # (N_CIRCLES circles in DIM-D, p_active P_ACTIVE, the seed's 3.2 active per row by default),
 # then submits one train job per config line on stdin
 #   NAME ARCH N_LATENTS GROUP_SIZE SPARSITY ORTH THRESHOLD K STEPS BATCH LR [TRAIN_EXTRA]
-# (K is "-" unless arch is topk/batchtopk; TRAIN_EXTRA, optional, more train fields as
+# (K is "-" unless arch is topk/batchtopk/subspace; TRAIN_EXTRA, optional, more train fields as
 # key=value[,key=value], e.g. resample_every=2000; a key sae.NAME goes to the sae object instead,
 # e.g. sae.bandwidth=0.05; "#" starts a comment), all at once so the daemon
 # runs them back to back, and as each succeeds prints one row of figures computed from the
@@ -18,7 +18,10 @@
 #   counting only live rows (the latent fires on its own circle: each circle alone at radius
 #   1, 64 angles, through POST /saes/{id}/encode, the trained inference rule), and for
 #   group_size 2: groups whose two rows share one circle's plane, those whose two members
-#   both fire on that circle, and the median within-group |cos|.
+#   both fire on that circle, and the median within-group |cos|; for every group size >= 2
+#   the daemon's own recovery by subspace (an analyze job of 20000 rows, then /recovery): circles
+#   held by exactly one group (both principal-angle cosines between the group's span and the
+#   plane >= 0.9, and >= 0.99), circles held at all, and the histogram of groups per circle.
 # Prints a markdown table on stdout; progress on stderr.
 set -euo pipefail
 BASE=${1:-http://127.0.0.1:8321/v1}
@@ -75,15 +78,32 @@ wait_sae() {
     done
 }
 
-# figures SAE GROUP_SIZE: the table cells after the name.
+# recovery SAE DATASET: the daemon's /recovery after an analyze job, into $TMP/recovery.json.
+recovery() {
+    local job
+    job=$(post /jobs "{\"type\":\"analyze\",\"sae\":$1,\"dataset\":$2,\"n_samples\":20000}" | json id)
+    while :; do
+        case $(curl -sf "$BASE/jobs/$job" | json state) in
+        succeeded) break ;;
+        failed | cancelled) say "analyze job $job did not succeed"; echo '{}' >"$TMP/recovery.json"; return 0 ;;
+        esac
+        sleep 2
+    done
+    curl -sf "$BASE/saes/$1/recovery" >"$TMP/recovery.json"
+}
+
+# figures SAE GROUP_SIZE DATASET: the table cells after the name.
 figures() {
     curl -sf "$BASE/saes/$1/decoder.npy" -o "$TMP/decoder.npy"
     curl -sf "$BASE/saes/$1" >"$TMP/sae.json"
+    if [ "$2" -ge 2 ]; then recovery "$1" "$3"; else echo '{}' >"$TMP/recovery.json"; fi
     "$PY" - "$TMP" "$2" "$BASE/saes/$1/encode" <<'EOF'
 import json, sys, urllib.request
 import numpy as np
 tmp, s, encode_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-m = json.load(open(tmp + "/sae.json"))["metrics"]
+sae = json.load(open(tmp + "/sae.json"))
+m, per_req = sae["metrics"], sae.get("encode_max_rows", 512)
+rec = json.load(open(tmp + "/recovery.json"))
 D = np.load(tmp + "/decoder.npy")                      # (n, dim)
 P = np.load(tmp + "/planes.npy")                       # (circles, 2, dim)
 Q = np.stack([np.linalg.qr(p.T)[0].T for p in P])      # (circles, 2, dim) orthonormal
@@ -96,11 +116,13 @@ rows_per = np.bincount(which[inp], minlength=len(P))
 th = np.linspace(0, 2 * np.pi, 64, endpoint=False)
 X = np.cos(th)[None, :, None] * P[:, None, 0] + np.sin(th)[None, :, None] * P[:, None, 1]   # (circles, 64, dim)
 fires = np.zeros((len(P), len(D)), bool)                                                       # (circles, n)
-for c0 in range(0, len(P), 8):   # 512 rows a request: under the daemon's 1 MiB body limit
-    body = json.dumps({"rows": np.round(X[c0:c0 + 8].reshape(-1, X.shape[2]), 6).tolist()}).encode()
+rows = np.round(X.reshape(-1, X.shape[2]), 6)                                                  # (circles * 64, dim)
+per_req = min(per_req, 512)     # rows a request: the SAE's encode bound, and under the 1 MiB body limit
+for r0 in range(0, len(rows), per_req):
+    body = json.dumps({"rows": rows[r0:r0 + per_req].tolist()}).encode()
     req = urllib.request.Request(encode_url, body, {"Content-Type": "application/json"})
     for r, lat in enumerate(json.load(urllib.request.urlopen(req))["latents"]):
-        fires[c0 + r // 64, [i for i, v in lat if v > 0]] = True
+        fires[(r0 + r) // 64, [i for i, v in lat if v != 0]] = True
 live = inp & fires[which, np.arange(len(D))]
 live_per = np.bincount(which[live], minlength=len(P))
 cells = ["%.3f" % m["fve"], "%.1f (%.1f)" % (m["l0"], m["l0_groups"]), "%.3f" % m["dead_frac"],
@@ -111,6 +133,11 @@ if s == 2:
     cells += ["%.3f" % (a & b).mean(), "%.3f" % (live[0::2] & live[1::2] & b).mean(), "%.3f" % np.median(cos)]
 else:
     cells += ["-", "-", "-"]
+if "groups_per_plane_hist" in rec:
+    cells += ["%d / %d" % (rec["circles_one_group"], rec["circles_one_group_99"]), "%d" % rec["circles_held"],
+              " ".join("%d:%d" % (k, c) for k, c in enumerate(rec["groups_per_plane_hist"]) if c)]
+else:
+    cells += ["-", "-", "-"]
 print(" | ".join(cells))
 EOF
 }
@@ -119,8 +146,8 @@ main() {
     local ds
     ds=$(dataset)
     say "dataset $ds: $N_CIRCLES circles in $DIM-D, p_active $P_ACTIVE"
-    echo "| config | arch | width | group size | sparsity_coef | orth_coef | threshold | steps x batch | SAE | fve | L0 (groups) | dead | rows in a plane | circles found | rows / circle | live rows / circle | groups in one plane | live groups in one plane | median within-group \|cos\| |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| config | arch | width | group size | sparsity_coef | orth_coef | threshold | k | steps x batch | SAE | fve | L0 (groups) | dead | rows in a plane | circles found | rows / circle | live rows / circle | groups in one plane | live groups in one plane | median within-group \|cos\| | circles held by one group (0.9 / 0.99) | circles held | groups per circle (k:circles) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     local lines=() jobs=() line job sae
     while read -r line; do
         set -- $line
@@ -132,13 +159,13 @@ main() {
     for i in "${!jobs[@]}"; do
         set -- ${lines[$i]}
         sae=$(wait_sae "${jobs[$i]}") || continue
-        echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 | $9 x ${10} | $sae | $(figures "$sae" "$4") |"
+        echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 | $8 | $9 x ${10} | $sae | $(figures "$sae" "$4" "$ds") |"
     done
 }
 
 if [ "${2:-}" = --sae ]; then
-    dataset >/dev/null
-    figures "$3" "$4"
+    ds=$(dataset)
+    figures "$3" "$4" "$ds"
 else
     main
 fi

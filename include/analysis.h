@@ -2,8 +2,10 @@
  * no I/O, no threads of their own (BLAS may use its threads).
  *
  * Activations enter as sparse rows (CSR) built from dense batches of z: a
- * latent FIRES in a row when its activation is finite and > 0 (every
- * architecture's activations are >= 0). Inputs are float32; sums, norms
+ * latent FIRES in a row when its activation is finite and non-zero (> 0 for
+ * the ReLU architectures; subspace codes take either sign). Statistics of
+ * an activation (mean, max, histogram, the pca job's "fires most") use its
+ * magnitude |z|, which is z itself for the ReLU architectures. Inputs are float32; sums, norms
  * and small matrices are accumulated in double; the large products (decoder
  * cosines, decoder rows against circle planes) are sgemm in float (~1e-6).
  * No function keeps hidden state: a finished analysis_cooc, like any input,
@@ -61,7 +63,7 @@ typedef struct {
     int64_t nnz;       /* firing entries */
     int64_t *row_ptr;  /* (rows + 1) row r is entries row_ptr[r] .. row_ptr[r+1]-1 */
     int32_t *idx;      /* (nnz) latent ids, increasing within a row */
-    float *val;        /* (nnz) activations, all > 0; may be NULL where only the pattern is used */
+    float *val;        /* (nnz) activations, all non-zero; may be NULL where only the pattern is used */
     int64_t cap_rows;  /* allocated rows (row_ptr holds cap_rows + 1) */
     int64_t cap_nnz;   /* allocated entries */
 } analysis_csr;
@@ -98,7 +100,7 @@ int analysis_sym_eig(const double *a, int p, double *w, double *v);
 /* ---------------------------------------------------------------- latent statistics */
 
 /* One pass over batches. The histogram of latent i counts its firing
- * activations in n_bins equal bins over [0, hi_i), hi_i = the smallest power of
+ * activations' magnitudes |z| in n_bins equal bins over [0, hi_i), hi_i = the smallest power of
  * two strictly greater than its max (2^(floor(log2 max) + 1)): when a larger
  * value arrives, hi doubles and adjacent bins merge. Because hi and n_bins are
  * powers of two, bin = floor(v n_bins / hi) is exact, so the counts equal a

@@ -1,6 +1,6 @@
 /* test_api_archs — every SAE architecture end to end through a real saed.
  *
- * For each of relu, gated, jumprelu, topk and batchtopk a tiny SAE is trained
+ * For each of relu, gated, jumprelu, topk, batchtopk and subspace a tiny SAE is trained
  * on a small circles dataset (group_size 2) and on an uploaded .npy dataset
  * (group_size 1, train.normalize_input on, so the exported weights carry a
  * folded input scale). Each job must succeed with a finite fve; a few raw
@@ -28,7 +28,7 @@
 static at_daemon g_d;
 static char g_work[300]; /* files for numpy */
 
-static const char *const archs[] = { "relu", "gated", "jumprelu", "topk", "batchtopk" };
+static const char *const archs[] = { "relu", "gated", "jumprelu", "topk", "batchtopk", "subspace" };
 
 /* numpy: the arch's inference rule from sae.safetensors on x.npy, against enc.json. */
 static const char *const py_check =
@@ -60,6 +60,13 @@ static const char *const py_check =
     "    order = np.argsort(-rho, axis=1, kind='stable')[:, :k]\n"
     "    keep = np.zeros((B, G), bool); np.put_along_axis(keep, order, True, 1)\n"
     "elif arch == 'batchtopk': keep = rho >= T['threshold'][0]\n"
+    "elif arch == 'subspace':\n"
+    "    a = pre; rho = np.sqrt((pre.reshape(B, G, s) ** 2).sum(-1))\n"
+    "    order = np.argsort(-rho, axis=1, kind='stable')[:, :k]\n"
+    "    keep = np.zeros((B, G), bool); np.put_along_axis(keep, order, True, 1)\n"
+    "    D = Wd.reshape(G, s, -1) * np.linalg.norm(Wd, axis=1).max() ** -1\n"
+    "    gram = np.einsum('gik,gjk->gij', D, D)\n"
+    "    assert np.abs(gram - np.eye(s)).max() < 1e-4 * max(1, s), 'each group orthonormal (up to the folded scale)'\n"
     "z = (a.reshape(B, G, s) * keep[:, :, None]).reshape(B, nl)\n"
     "xh = z @ Wd + bd\n"
     "r = json.load(open('enc.json'))\n"
@@ -69,9 +76,9 @@ static const char *const py_check =
     "xs = np.array(r['reconstruction'])\n"
     "tol = 1e-4 * (1 + np.abs(xh).max())\n"
     "ez, ex = np.abs(zs - z).max(), np.abs(xs - xh).max()\n"
-    "print(f'{arch} s={s}: max |dz| {ez:.2e}, max |dx_hat| {ex:.2e}, l0 {(z > 0).sum(1).mean():.2f}')\n"
+    "print(f'{arch} s={s}: max |dz| {ez:.2e}, max |dx_hat| {ex:.2e}, l0 {(z != 0).sum(1).mean():.2f}')\n"
     "assert ez < tol and ex < tol, 'encode disagrees with numpy'\n"
-    "assert (z > 0).any(), 'some latent fires'\n"
+    "assert (z != 0).any(), 'some latent fires'\n"
     "assert (z == 0).any(), 'some latent is off, so the rule decided something'\n";
 
 /* Rows 0 .. N_ENC-1 of dataset ds as xname in g_work and as a JSON body. */
@@ -111,7 +118,7 @@ static long long run_job(const char *body, const char *what)
 static long long train(const char *arch, long long ds, int s, int normalize, long long *job_out)
 {
     char body[800], what[64];
-    int topk = !strcmp(arch, "topk") || !strcmp(arch, "batchtopk");
+    int topk = !strcmp(arch, "topk") || !strcmp(arch, "batchtopk") || !strcmp(arch, "subspace");
     /* coefficients that make every arch sparse within 400 steps, so its gating rule decides something */
     const char *extra = topk ? ",\"k\":3,\"aux_k_coef\":0.03125,\"aux_k\":2"
                         : !strcmp(arch, "jumprelu") ? ",\"sparsity_coef\":0.05,\"threshold\":0.3,\"bandwidth\":0.002"
@@ -240,6 +247,11 @@ static void test_validation(long long ds)
     AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"batchtopk\",\"n_latents\":16,\"group_size\":1,\"k\":17}"), 422,
            "sae.k");
     AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"gated\",\"n_latents\":16,\"threshold\":0.1}"), 422, "sae.threshold");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"subspace\",\"n_latents\":16}"), 422, "sae.k");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"subspace\",\"n_latents\":16,\"k\":2,\"threshold\":0.5}"), 422,
+           "sae.threshold");
+    AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"subspace\",\"n_latents\":16,\"group_size\":2,\"k\":9}"), 422,
+           "sae.k");
     AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"jumprelu\",\"n_latents\":16,\"bandwidth\":0}"), 422, "sae.bandwidth");
     AT_BAD("POST", "/v1/jobs", SB("{\"arch\":\"jumprelu\",\"n_latents\":16,\"bandwidth\":-0.5}"), 422,
            "sae.bandwidth");
