@@ -84,7 +84,7 @@ import json, sys, urllib.request
 import numpy as np
 tmp, s, encode_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 sae = json.load(open(tmp + "/sae.json"))
-m, per_req = sae["metrics"], max(1, sae.get("encode_max_rows", 512) // 64)   # circles per encode request
+m, per_req = sae["metrics"], sae.get("encode_max_rows", 512)
 D = np.load(tmp + "/decoder.npy")                      # (n, dim)
 P = np.load(tmp + "/planes.npy")                       # (circles, 2, dim)
 Q = np.stack([np.linalg.qr(p.T)[0].T for p in P])      # (circles, 2, dim) orthonormal
@@ -97,12 +97,13 @@ rows_per = np.bincount(which[inp], minlength=len(P))
 th = np.linspace(0, 2 * np.pi, 64, endpoint=False)
 X = np.cos(th)[None, :, None] * P[:, None, 0] + np.sin(th)[None, :, None] * P[:, None, 1]   # (circles, 64, dim)
 fires = np.zeros((len(P), len(D)), bool)                                                       # (circles, n)
-per_req = min(per_req, 8)       # at most 512 rows a request: under the daemon's 1 MiB body limit
-for c0 in range(0, len(P), per_req):
-    body = json.dumps({"rows": np.round(X[c0:c0 + per_req].reshape(-1, X.shape[2]), 6).tolist()}).encode()
+rows = np.round(X.reshape(-1, X.shape[2]), 6)                                                  # (circles * 64, dim)
+per_req = min(per_req, 512)     # rows a request: the SAE's encode bound, and under the 1 MiB body limit
+for r0 in range(0, len(rows), per_req):
+    body = json.dumps({"rows": rows[r0:r0 + per_req].tolist()}).encode()
     req = urllib.request.Request(encode_url, body, {"Content-Type": "application/json"})
     for r, lat in enumerate(json.load(urllib.request.urlopen(req))["latents"]):
-        fires[c0 + r // 64, [i for i, v in lat if v > 0]] = True
+        fires[(r0 + r) // 64, [i for i, v in lat if v != 0]] = True
 live = inp & fires[which, np.arange(len(D))]
 live_per = np.bincount(which[live], minlength=len(P))
 cells = ["%.3f" % m["fve"], "%.1f (%.1f)" % (m["l0"], m["l0_groups"]), "%.3f" % m["dead_frac"],
