@@ -52,8 +52,9 @@ int sae_aux_k_groups(const sae_config *c)
     return a < 1 ? 1 : a > G ? G : a;
 }
 
-static int sae_reject(char *field, size_t fieldlen, char *msg, size_t msglen, const char *name, const char *text)
+int sae_config_reject(char *field, size_t fieldlen, char *msg, size_t msglen, const char *name, const char *text)
 {
+    assert(field && msg && name && text);
     snprintf(field, fieldlen, "sae.%s", name);
     snprintf(msg, msglen, "%s", text);
     return -1;
@@ -66,19 +67,20 @@ static int sae_check_shape(const sae_config *c, char *field, size_t fl, char *ms
 {
     char text[160];
     if (c->dim < 1)
-        return sae_reject(field, fl, msg, ml, "dim", "dim must be at least 1");
+        return sae_config_reject(field, fl, msg, ml, "dim", "dim must be at least 1");
     if (c->n_latents < 1)
-        return sae_reject(field, fl, msg, ml, "n_latents", "n_latents must be at least 1");
+        return sae_config_reject(field, fl, msg, ml, "n_latents", "n_latents must be at least 1");
     if (c->group_size < 1)
-        return sae_reject(field, fl, msg, ml, "group_size", "group_size must be at least 1");
+        return sae_config_reject(field, fl, msg, ml, "group_size", "group_size must be at least 1");
     if (c->n_latents % c->group_size != 0) {
         int lo = c->n_latents / c->group_size * c->group_size;
         snprintf(text, sizeof text, "n_latents %d is not a multiple of group_size %d; use %d or %d", c->n_latents,
                  c->group_size, lo > 0 ? lo : c->group_size, lo + c->group_size);
-        return sae_reject(field, fl, msg, ml, "n_latents", text);
+        return sae_config_reject(field, fl, msg, ml, "n_latents", text);
     }
     if ((int64_t)c->dim * c->n_latents > SAE_MAX_MATRIX)
-        return sae_reject(field, fl, msg, ml, "n_latents", "dim * n_latents exceeds 2^31 weights; use fewer latents");
+        return sae_config_reject(field, fl, msg, ml, "n_latents",
+                                 "dim * n_latents exceeds 2^31 weights; use fewer latents");
     return 0;
 }
 
@@ -86,20 +88,22 @@ static int sae_check_shape(const sae_config *c, char *field, size_t fl, char *ms
 static int sae_check_values(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
     if (sae_coef_bad(c->sparsity_coef))
-        return sae_reject(field, fl, msg, ml, "sparsity_coef", "sparsity_coef must be a finite number >= 0 (e.g. 0.01)");
+        return sae_config_reject(field, fl, msg, ml, "sparsity_coef",
+                                 "sparsity_coef must be a finite number >= 0 (e.g. 0.01)");
     if (sae_coef_bad(c->orth_coef))
-        return sae_reject(field, fl, msg, ml, "orth_coef", "orth_coef must be a finite number >= 0");
+        return sae_config_reject(field, fl, msg, ml, "orth_coef", "orth_coef must be a finite number >= 0");
     if (sae_coef_bad(c->threshold))
-        return sae_reject(field, fl, msg, ml, "threshold", "threshold must be a finite number >= 0");
+        return sae_config_reject(field, fl, msg, ml, "threshold", "threshold must be a finite number >= 0");
     if (c->k < 0)
-        return sae_reject(field, fl, msg, ml, "k", "k must be at least 1 (or unset)");
+        return sae_config_reject(field, fl, msg, ml, "k", "k must be at least 1 (or unset)");
     if (sae_coef_bad(c->bandwidth))
-        return sae_reject(field, fl, msg, ml, "bandwidth", "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
+        return sae_config_reject(field, fl, msg, ml, "bandwidth",
+                                 "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
     if (sae_coef_bad(c->aux_k_coef))
-        return sae_reject(field, fl, msg, ml, "aux_k_coef",
+        return sae_config_reject(field, fl, msg, ml, "aux_k_coef",
                           "aux_k_coef must be a finite number >= 0 (default 0.03125 = 1/32; 0 turns AuxK off)");
     if (c->aux_k < 0)
-        return sae_reject(field, fl, msg, ml, "aux_k", "aux_k must be at least 1 (or unset for the default)");
+        return sae_config_reject(field, fl, msg, ml, "aux_k", "aux_k must be at least 1 (or unset for the default)");
     return 0;
 }
 
@@ -110,7 +114,7 @@ int sae_config_check(const sae_config *c, char *field, size_t fieldlen, char *ms
     const sae_arch_def *a = sae_arch_get(c->arch);
     if (!a) {
         snprintf(text, sizeof text, "unknown arch; use one of %s", sae_arch_names());
-        return sae_reject(field, fieldlen, msg, msglen, "arch", text);
+        return sae_config_reject(field, fieldlen, msg, msglen, "arch", text);
     }
     if (sae_check_shape(c, field, fieldlen, msg, msglen) || sae_check_values(c, field, fieldlen, msg, msglen))
         return -1;

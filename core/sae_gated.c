@@ -23,7 +23,6 @@
 #include "sae_stage.h"
 #include <assert.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,11 +175,9 @@ static void gated_encode(const sae_params *p, float *z, int B, float *gnorm, flo
 
 static int gated_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
-    if (c->threshold > 0.0f) {
-        snprintf(field, fl, "sae.threshold");
-        snprintf(msg, ml, "threshold must be 0 for arch gated: its gate decides which groups are active");
-        return -1;
-    }
+    if (c->threshold > 0.0f)
+        return sae_config_reject(field, fl, msg, ml, "threshold",
+                                 "threshold must be 0 for arch gated: its gate decides which groups are active");
     return 0;
 }
 
@@ -188,7 +185,7 @@ const sae_arch_def sae_arch_gated = {
     .name = "gated",
     .check = gated_check,
     .n_extras = 2,
-    .extras = {{"r_mag", SAE_EXTRA_PER_LATENT}, {"b_mag", SAE_EXTRA_PER_LATENT}}, /* r_mag = b_mag = 0: W_mag = W_gate */
+    .extras = {{"r_mag", SAE_EXTRA_PER_LATENT}, {"b_mag", SAE_EXTRA_PER_LATENT}}, /* initially 0: W_mag = W_gate */
     .b_enc_name = "b_gate",
     .scratch_floats = gated_scratch_floats,
     .forward = gated_forward,

@@ -27,7 +27,6 @@
 #include "sae_arch.h"
 #include "sae_stage.h"
 #include <math.h>
-#include <stdio.h>
 
 #define JUMPRELU_THETA0 0.001f /* the initial theta when sae.threshold is 0 (the paper's) */
 
@@ -143,11 +142,9 @@ static void jumprelu_encode(const sae_params *p, float *z, int B, float *gnorm, 
 
 static int jumprelu_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
-    if (!(c->bandwidth > 0.0f)) {
-        snprintf(field, fl, "sae.bandwidth");
-        snprintf(msg, ml, "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
-        return -1;
-    }
+    if (!(c->bandwidth > 0.0f))
+        return sae_config_reject(field, fl, msg, ml, "bandwidth",
+                                 "bandwidth must be a finite number > 0 (e.g. 0.001, the default)");
     return 0;
 }
 

@@ -29,7 +29,6 @@
 #include "sae_arch.h"
 #include "sae_stage.h"
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 static void relu_forward_groups(const sae_config *c, float tau, const float *pre, int B, float *z, float *gnorm)
@@ -97,11 +96,9 @@ static float relu_default_bandwidth(const sae_config *c) { return c->threshold >
 
 static int relu_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
-    if (c->threshold > 0.0f && !(c->bandwidth > 0.0f)) {
-        snprintf(field, fl, "sae.bandwidth");
-        snprintf(msg, ml, "bandwidth must be a finite number > 0 with a threshold (e.g. threshold / 2, the default)");
-        return -1;
-    }
+    if (c->threshold > 0.0f && !(c->bandwidth > 0.0f))
+        return sae_config_reject(field, fl, msg, ml, "bandwidth", "bandwidth must be a finite number > 0 with a "
+                                 "threshold (e.g. threshold / 2, the default)");
     return 0;
 }
 

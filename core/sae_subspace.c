@@ -36,13 +36,6 @@
 
 /* ---- configuration ---- */
 
-static int subspace_reject(char *field, size_t fl, char *msg, size_t ml, const char *name, const char *text)
-{
-    snprintf(field, fl, "sae.%s", name);
-    snprintf(msg, ml, "%s", text);
-    return -1;
-}
-
 /* k in 0 .. G (0: the prox step, which needs a threshold), aux_k at most G. */
 static int subspace_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
@@ -51,18 +44,18 @@ static int subspace_check(const sae_config *c, char *field, size_t fl, char *msg
     if (c->k > G) {
         snprintf(text, sizeof text, "k %d is more than the %d groups (n_latents %d / group_size %d); use k from 1 "
                  "to %d", c->k, G, c->n_latents, c->group_size, G);
-        return subspace_reject(field, fl, msg, ml, "k", text);
+        return sae_config_reject(field, fl, msg, ml, "k", text);
     }
     if (c->k == 0 && !(c->threshold > 0.0f))
-        return subspace_reject(field, fl, msg, ml, "k", "arch 'subspace' needs k (the groups kept per row) or a "
+        return sae_config_reject(field, fl, msg, ml, "k", "arch 'subspace' needs k (the groups kept per row) or a "
                                "threshold > 0 on the group norm (the group lasso's proximal step)");
     if (c->k > 0 && c->threshold != 0.0f)
-        return subspace_reject(field, fl, msg, ml, "threshold", "give arch 'subspace' either k or a threshold, "
+        return sae_config_reject(field, fl, msg, ml, "threshold", "give arch 'subspace' either k or a threshold, "
                                "not both; leave threshold 0 with k");
     if (c->aux_k > G) {
         snprintf(text, sizeof text, "aux_k %d is more than the %d groups (n_latents / group_size); use at most %d, "
                  "or unset it for the default", c->aux_k, G, G);
-        return subspace_reject(field, fl, msg, ml, "aux_k", text);
+        return sae_config_reject(field, fl, msg, ml, "aux_k", text);
     }
     return 0;
 }

@@ -52,13 +52,6 @@ static float *topk_theta(const sae_params *p) { return p->v.b_dec + p->cfg.dim; 
 
 /* ---- configuration ---- */
 
-static int topk_reject(char *field, size_t fl, char *msg, size_t ml, const char *name, const char *text)
-{
-    snprintf(field, fl, "sae.%s", name);
-    snprintf(msg, ml, "%s", text);
-    return -1;
-}
-
 /* k (required, 1 .. G), aux_k (at most G) and threshold (0) against the shape. */
 static int topk_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
@@ -67,21 +60,21 @@ static int topk_check(const sae_config *c, char *field, size_t fl, char *msg, si
     if (c->k < 1) {
         snprintf(text, sizeof text, "arch '%s' needs k, the number of groups kept per row, from 1 to %d "
                  "(n_latents %d / group_size %d)", sae_arch_name(c->arch), G, c->n_latents, c->group_size);
-        return topk_reject(field, fl, msg, ml, "k", text);
+        return sae_config_reject(field, fl, msg, ml, "k", text);
     }
     if (c->k > G) {
         snprintf(text, sizeof text, "k %d is more than the %d groups (n_latents %d / group_size %d); use k from 1 "
                  "to %d", c->k, G, c->n_latents, c->group_size, G);
-        return topk_reject(field, fl, msg, ml, "k", text);
+        return sae_config_reject(field, fl, msg, ml, "k", text);
     }
     if (c->aux_k > G) {
         snprintf(text, sizeof text, "aux_k %d is more than the %d groups (n_latents / group_size); use at most %d, "
                  "or unset it for the default", c->aux_k, G, G);
-        return topk_reject(field, fl, msg, ml, "aux_k", text);
+        return sae_config_reject(field, fl, msg, ml, "aux_k", text);
     }
     if (c->threshold != 0.0f)
-        return topk_reject(field, fl, msg, ml, "threshold", "threshold is the relu arch's; topk and batchtopk keep "
-                           "k groups (batchtopk learns its own inference threshold), so leave it 0");
+        return sae_config_reject(field, fl, msg, ml, "threshold", "threshold is the relu arch's; topk and batchtopk "
+                                 "keep k groups (batchtopk learns its own inference threshold), so leave it 0");
     return 0;
 }
 

@@ -8,7 +8,8 @@
  * parameter update (train_update.c): project the decoder rows' gradient onto
  * their tangent space, clip the global norm (optional), Adam with bias
  * correction at lr(t), renormalise the decoder rows. The element-wise passes
- * run on the trainer's pool of train.threads threads (include/par.h). Everything a step reads is in the checkpoint (params, Adam moments,
+ * run on the trainer's pool of train.threads threads (include/par.h).
+ * Everything a step reads is in the checkpoint (params, Adam moments,
  * step, dead counters, input scale) or is a pure function of the
  * configuration, so a restored run continues bit for bit. With
  * normalize_input every row read (training and evaluation) is multiplied by

@@ -92,6 +92,9 @@ typedef struct sae_arch_def {
     void (*saelens_threshold)(const sae_params *p, float *out);
 } sae_arch_def;
 
+/* For a row's check: writes "sae.NAME" into field and text into msg; returns -1. */
+int sae_config_reject(char *field, size_t fieldlen, char *msg, size_t msglen, const char *name, const char *text);
+
 /* The row of c's arch; c->arch must be in SAE_ARCH_LIST. */
 const sae_arch_def *sae_arch_of(const sae_config *c);
 /* The row of a, or NULL outside the list. */

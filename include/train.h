@@ -40,9 +40,10 @@ typedef struct {
     float adam_eps;            /* default 1e-8 */
     float grad_clip;           /* default 0 = off; else max global gradient L2 norm */
     int normalize_input;       /* default 0; 1: train on s*x, see "Input normalisation" below */
-    int resample_every;        /* default 0 = off; archs whose registry row allows it (relu, subspace): every this many steps, in the first half of
-                                * training, dead latents are re-initialised from badly reconstructed rows
-                                * of the batch (core/train_resample.c) */
+    int resample_every;        /* default 0 = off; archs whose registry row allows it (relu, subspace): every
+                                * this many steps, in the first half of training, dead latents are
+                                * re-initialised from badly reconstructed rows of the batch
+                                * (core/train_resample.c) */
     int threads;               /* default 1, at most TRAIN_MAX_THREADS: the pool for the element-wise
                                 * passes (not from the API: the daemon sets its threads per worker).
                                 * Results are bitwise reproducible for a given value; another value
