@@ -279,8 +279,8 @@ static json_t *jobrun_analyze_summary(const jobrun_analyze_job *j)
                      JOBRUN_ANALYZE_PROJ_KEEP);
 }
 
-/* hist (max_k + 1) as a JSON array without its trailing zero bins (at least [hist[0]]). */
-static json_t *jobrun_analyze_hist_json(const int64_t *hist, int max_k)
+/* Counts hist (max_k + 1) as a JSON array without its trailing zero bins (at least [hist[0]]). */
+static json_t *jobrun_analyze_counts_json(const int64_t *hist, int max_k)
 {
     json_t *a = json_array();
     int last = 0;
@@ -294,8 +294,8 @@ static json_t *jobrun_analyze_hist_json(const int64_t *hist, int max_k)
 static void jobrun_analyze_subspace_json(const jobrun_analyze_job *j, json_t *rec)
 {
     const analysis_subspace *u = &j->sub;
-    json_object_set_new(rec, "groups_per_plane_hist", jobrun_analyze_hist_json(u->hist, u->max_k));
-    json_object_set_new(rec, "groups_per_plane_hist_99", jobrun_analyze_hist_json(u->hist_99, u->max_k));
+    json_object_set_new(rec, "groups_per_plane_hist", jobrun_analyze_counts_json(u->hist, u->max_k));
+    json_object_set_new(rec, "groups_per_plane_hist_99", jobrun_analyze_counts_json(u->hist_99, u->max_k));
     json_object_set_new(rec, "circles_one_group", json_integer(u->circles_one_group));
     json_object_set_new(rec, "circles_one_group_99", json_integer(u->circles_one_group_99));
     json_object_set_new(rec, "circles_held", json_integer(u->circles_held));
@@ -309,7 +309,7 @@ static json_t *jobrun_analyze_recovery_json(const jobrun_analyze_job *j)
     double med = 0, p10 = 0;
     int64_t hist[JOBRUN_ANALYZE_FVE_BINS];
     if (analysis_fve_summary(j->fve, nc, JOBRUN_ANALYZE_FVE_BINS, &med, &p10, hist)) return NULL;
-    json_t *pph = jobrun_analyze_hist_json(j->rec.per_plane_hist, j->rec.max_k), *fh = json_array();
+    json_t *pph = jobrun_analyze_counts_json(j->rec.per_plane_hist, j->rec.max_k), *fh = json_array();
     for (int b = 0; b < JOBRUN_ANALYZE_FVE_BINS; b++) json_array_append_new(fh, json_integer(hist[b]));
     json_t *rec = json_pack("{s:i,s:f,s:o,s:o,s:i,s:i,s:i,s:i,s:{s:o,s:o,s:o,s:i}}", "n_circles", nc, "min_frac",
                      ANALYSIS_INPLANE_FRAC, "inplane_frac", jobrun_analyze_num(j->rec.inplane_frac),
