@@ -33,8 +33,8 @@ size_t sae_work_bytes(const sae_config *c, int B)
     size_t b = (size_t)B, n = (size_t)c->n_latents, d = (size_t)c->dim;
     size_t groups = n / (size_t)c->group_size;
     size_t arch = a->scratch_floats ? a->scratch_floats(c, B) : 0;
-    size_t sparse = a->group_backward ? sae_sparse_bytes(c, B) : 0;
-    return (3 * b * d + 3 * b * n + b * groups + n + arch) * sizeof(float) + sparse;
+    size_t sparse = a->group_backward ? sae_sparse_bytes(c, B) : 0, aux = a->residual ? sae_stage_auxk_bytes(c) : 0;
+    return (3 * b * d + 3 * b * n + b * groups + n + arch) * sizeof(float) + sparse + aux;
 }
 
 int sae_work_alloc(sae_work *w, const sae_config *c, int B)
@@ -57,7 +57,8 @@ int sae_work_alloc(sae_work *w, const sae_config *c, int B)
         sae_work_free(w);
         return -1;
     }
-    if (a->group_backward && !(w->sparse = sae_sparse_create(c, B))) {
+    if ((a->group_backward && !(w->sparse = sae_sparse_create(c, B))) ||
+        (a->residual && !(w->aux_scratch = malloc(sae_stage_auxk_bytes(c))))) {
         sae_work_free(w);
         return -1;
     }
@@ -80,6 +81,7 @@ void sae_work_free(sae_work *w)
     free(w->colsum);
     free(w->arch_scratch);
     sae_sparse_free(w->sparse);
+    free(w->aux_scratch);
     memset(w, 0, sizeof *w);
 }
 

@@ -8,6 +8,8 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- helpers ---- */
@@ -301,48 +303,83 @@ static float sae_stage_aux_code(float pre, int signed_codes)
     return signed_codes || pre > 0.0f ? pre : 0.0f;
 }
 
-/* Marks in sel (G) the row's AuxK groups (1, else 0): the aux_k dead groups of largest code norm
- * (ties: lower index first), or all dead groups if there are fewer. The candidates' norms pass
- * through sel first. */
-static void sae_stage_aux_select(const sae_config *c, const float *pre_b, const unsigned char *dead, int sg,
-                                 float *sel)
+/* What one AuxK pass shares across its rows: the dead groups (listed once), their code norms in the
+ * current row, a scratch copy for the selection, and the row's picks. */
+typedef struct {
+    int D, ka;      /* dead groups; groups picked per row (at most ka) */
+    int32_t *dg;    /* (G) the dead groups, ascending */
+    float *nv;      /* (G) the current row's code norm of each dead group */
+    float *tmp;     /* (G) scratch of the selection */
+    int32_t *pick;  /* (ka) the row's picked groups, ascending */
+    int n_pick;
+} sae_stage_aux;
+
+size_t sae_stage_auxk_bytes(const sae_config *c)
 {
-    int s = c->group_size, G = c->n_latents / s, D = 0, ka = sae_aux_k_groups(c), above = 0;
+    size_t G = (size_t)(c->n_latents / c->group_size);
+    return (3 * G + (size_t)sae_aux_k_groups(c)) * 4;
+}
+
+/* Carves w's AuxK scratch (sae_stage_auxk_bytes) into a's lists and lists the dead groups. */
+static void sae_stage_aux_open(const sae_config *c, const unsigned char *dead, void *scratch, sae_stage_aux *a)
+{
+    int s = c->group_size, G = c->n_latents / s;
+    unsigned char *m = scratch;
+    a->ka = sae_aux_k_groups(c);
+    a->dg = (int32_t *)m;
+    a->nv = (float *)(m + (size_t)G * 4);
+    a->tmp = (float *)(m + (size_t)G * 8);
+    a->pick = (int32_t *)(m + (size_t)G * 12);
+    a->D = 0;
     for (int g = 0; g < G; g++)
         if (sae_stage_group_dead(dead, g, s))
-            sel[D++] = sae_stage_aux_norm(pre_b + (size_t)g * s, s, sg);
-    float v = D > ka ? sae_stage_kth_largest(sel, (size_t)D, (size_t)ka) : -INFINITY;
-    for (int g = 0; g < G; g++)
-        above += sae_stage_group_dead(dead, g, s) && sae_stage_aux_norm(pre_b + (size_t)g * s, s, sg) > v;
-    int ties = above < ka ? ka - above : 0;
-    for (int g = 0; g < G; g++) { /* the candidates' norms are no longer needed */
-        float nv = sae_stage_group_dead(dead, g, s) ? sae_stage_aux_norm(pre_b + (size_t)g * s, s, sg) : NAN;
-        int take = nv > v;
-        if (!take && nv == v && ties > 0) {
+            a->dg[a->D++] = g;
+}
+
+/* The row's AuxK groups into a->pick: the ka dead groups of largest code norm (ties: lower index
+ * first), or every dead group if there are fewer. */
+static void sae_stage_aux_select(const sae_config *c, const float *pre_b, int sg, sae_stage_aux *a)
+{
+    int s = c->group_size, above = 0;
+    for (int q = 0; q < a->D; q++)
+        a->nv[q] = sae_stage_aux_norm(pre_b + (size_t)a->dg[q] * s, s, sg);
+    float v = -INFINITY;
+    if (a->D > a->ka) {
+        memcpy(a->tmp, a->nv, (size_t)a->D * sizeof(float));
+        v = sae_stage_kth_largest(a->tmp, (size_t)a->D, (size_t)a->ka);
+    }
+    for (int q = 0; q < a->D; q++)
+        above += a->nv[q] > v;
+    int ties = above < a->ka ? a->ka - above : 0;
+    a->n_pick = 0;
+    for (int q = 0; q < a->D; q++) {
+        int take = a->nv[q] > v;
+        if (!take && a->nv[q] == v && ties > 0) {
             take = 1;
             ties--;
         }
-        sel[g] = take ? 1.0f : 0.0f;
+        if (take)
+            a->pick[a->n_pick++] = a->dg[q];
     }
 }
 
-/* One row's AuxK: returns ||e - e_hat||^2 for e = x_b - x_hat_b, e_hat = sum over the selected
- * latents of their code (sae_stage_aux_code) times d_i; r (dim) is left holding e_hat - e. sel (G)
- * from aux_select. */
+/* One row's AuxK: returns ||e - e_hat||^2 for e = x_b - x_hat_b, e_hat = sum over the picked groups'
+ * latents of their code (sae_stage_aux_code) times d_i; r (dim) is left holding e_hat - e. */
 static double sae_stage_aux_row(const sae_params *p, const float *x_b, const float *xh_b, const float *pre_b,
-                                const float *sel, int sg, float *r)
+                                const sae_stage_aux *a, int sg, float *r)
 {
     const sae_config *c = &p->cfg;
     int s = c->group_size, dim = c->dim;
     memset(r, 0, (size_t)dim * sizeof(float));
-    for (int i = 0; i < c->n_latents; i++) {
-        float a = sel[i / s] != 0.0f ? sae_stage_aux_code(pre_b[i], sg) : 0.0f;
-        if (a != 0.0f) {
+    for (int q = 0; q < a->n_pick; q++)
+        for (int i = a->pick[q] * s; i < (a->pick[q] + 1) * s; i++) {
+            float code = sae_stage_aux_code(pre_b[i], sg);
+            if (code == 0.0f)
+                continue;
             const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
             for (int j = 0; j < dim; j++)
-                r[j] += a * d[j];
+                r[j] += code * d[j];
         }
-    }
     double sum = 0.0;
     for (int j = 0; j < dim; j++) {
         r[j] -= x_b[j] - xh_b[j];
@@ -352,27 +389,30 @@ static double sae_stage_aux_row(const sae_params *p, const float *x_b, const flo
 }
 
 /* One row's AuxK gradient, daux = scale * r (dim, scaled in place): dpre_b (n) += daux . d_i and
- * gW_dec row i += code_i daux at the selected latents whose code counts (sae_stage_aux_code). */
-static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, const float *sel, int sg, float *r,
-                                       float scale, sae_sparse *sparse, int b, float *dpre_b, float *gW_dec)
+ * gW_dec row i += code_i daux at the picked latents whose code counts (sae_stage_aux_code). */
+static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, const sae_stage_aux *a, int sg,
+                                       float *r, float scale, sae_sparse *sparse, int b, float *dpre_b,
+                                       float *gW_dec)
 {
     const sae_config *c = &p->cfg;
     int s = c->group_size, dim = c->dim;
     for (int j = 0; j < dim; j++)
         r[j] *= scale;
-    for (int i = 0; i < c->n_latents; i++) {
-        if (sel[i / s] == 0.0f || sae_stage_aux_code(pre_b[i], sg) == 0.0f)
-            continue;
-        const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
-        float *gd = gW_dec + (size_t)i * dim;          /* (dim) */
-        float dot = 0.0f;
-        for (int j = 0; j < dim; j++) {
-            dot += r[j] * d[j];
-            gd[j] += pre_b[i] * r[j];
+    for (int q = 0; q < a->n_pick; q++)
+        for (int i = a->pick[q] * s; i < (a->pick[q] + 1) * s; i++) {
+            float code = sae_stage_aux_code(pre_b[i], sg);
+            if (code == 0.0f)
+                continue;
+            const float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
+            float *gd = gW_dec + (size_t)i * dim;          /* (dim) */
+            float dot = 0.0f;
+            for (int j = 0; j < dim; j++) {
+                dot += r[j] * d[j];
+                gd[j] += code * r[j];
+            }
+            if (!sae_sparse_record(sparse, b, i, dot))
+                dpre_b[i] += dot;
         }
-        if (!sae_sparse_record(sparse, b, i, dot))
-            dpre_b[i] += dot;
-    }
 }
 
 double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned char *dead, int signed_codes,
@@ -382,16 +422,17 @@ double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned
     int n = c->n_latents, dim = c->dim;
     float scale = 2.0f * coef_aux / (float)B;
     double sum = 0.0;
-    assert(B >= 1 && B <= w->B && dead);
+    sae_stage_aux a;
+    assert(B >= 1 && B <= w->B && dead && w->aux_scratch);
+    sae_stage_aux_open(c, dead, w->aux_scratch, &a);
     for (int b = 0; b < B; b++) {
         const float *pre_b = w->pre + (size_t)b * n;
         float *r = w->dx_hat + (size_t)b * dim;
-        sae_stage_aux_select(c, pre_b, dead, signed_codes, w->colsum);
-        sum += sae_stage_aux_row(p, x + (size_t)b * dim, w->x_hat + (size_t)b * dim, pre_b, w->colsum, signed_codes,
-                                 r);
+        sae_stage_aux_select(c, pre_b, signed_codes, &a);
+        sum += sae_stage_aux_row(p, x + (size_t)b * dim, w->x_hat + (size_t)b * dim, pre_b, &a, signed_codes, r);
         if (g)
-            sae_stage_aux_row_backward(p, pre_b, w->colsum, signed_codes, r, scale, w->sparse, b,
-                                       w->dz + (size_t)b * n, g->W_dec);
+            sae_stage_aux_row_backward(p, pre_b, &a, signed_codes, r, scale, w->sparse, b, w->dz + (size_t)b * n,
+                                       g->W_dec);
     }
     return sum;
 }

@@ -75,5 +75,7 @@ int sae_stage_any_dead_group(const sae_config *c, const unsigned char *dead);
  * the residual), so with a gradient it must run after the decoder backward. */
 double sae_stage_auxk(const sae_params *p, const float *x, int B, const unsigned char *dead, int signed_codes,
                       float coef_aux, sae_work *w, sae_view *g);
+/* Bytes of w->aux_scratch sae_stage_auxk uses for configuration c. */
+size_t sae_stage_auxk_bytes(const sae_config *c);
 
 #endif

@@ -157,6 +157,7 @@ typedef struct {
     float *arch_scratch; /* (the registry row's scratch_floats) or NULL */
     struct sae_sparse *sparse; /* the pass over kept groups alone (include/sae_sparse.h), for rows with
                                 * group_backward; NULL: dense passes only */
+    void *aux_scratch; /* AuxK's lists (sae_stage_auxk_bytes), for rows with a residual; else NULL */
     par_pool *pool; /* not owned: threads for the products (par_sgemm); NULL after sae_work_alloc = the caller's */
 } sae_work;
 
