@@ -250,11 +250,43 @@ void sae_stage_drop(float *nrm, float *z, size_t g, int s)
     memset(z + g * s, 0, (size_t)s * sizeof(float));
 }
 
+#define SAE_STAGE_SMALL_K 32 /* up to this many kept, one pass with an insertion list beats quickselect */
+
+/* The kk (1 .. SAE_STAGE_SMALL_K) largest of v (m) in one pass, ties to the lower index: their indices
+ * into top (kk), largest first. Returns how many there are (min(kk, m)). */
+static size_t sae_stage_top_small(const float *v, size_t m, size_t kk, size_t *top)
+{
+    size_t cnt = 0;
+    for (size_t g = 0; g < m; g++) {
+        float x = v[g];
+        if (cnt == kk && !(x > v[top[kk - 1]]))
+            continue; /* most candidates stop here */
+        size_t p = cnt < kk ? cnt++ : kk - 1;
+        while (p > 0 && x > v[top[p - 1]]) {
+            top[p] = top[p - 1];
+            p--;
+        }
+        top[p] = g;
+    }
+    return cnt;
+}
+
 void sae_stage_keep_top(float *nrm, float *z, size_t m, int s, size_t kk, float *scratch)
 {
     assert(nrm && z && scratch && s >= 1 && kk >= 1);
     if (kk >= m)
         return;
+    if (kk <= SAE_STAGE_SMALL_K) {
+        size_t top[SAE_STAGE_SMALL_K];
+        size_t cnt = sae_stage_top_small(nrm, m, kk, top);
+        memset(scratch, 0, m * sizeof(float));
+        for (size_t q = 0; q < cnt; q++)
+            scratch[top[q]] = 1.0f;
+        for (size_t g = 0; g < m; g++)
+            if (scratch[g] == 0.0f)
+                sae_stage_drop(nrm, z, g, s);
+        return;
+    }
     memcpy(scratch, nrm, m * sizeof(float));
     float v = sae_stage_kth_largest(scratch, m, kk);
     size_t above = 0;
@@ -272,6 +304,18 @@ void sae_stage_keep_top(float *nrm, float *z, size_t m, int s, size_t kk, float 
 }
 
 /* ---- AuxK ---- */
+
+/* a (m, small) sorted ascending, by insertion. */
+static void sae_stage_sort_i32(int32_t *a, int m)
+{
+    for (int i = 1; i < m; i++) {
+        int32_t v = a[i];
+        int j = i;
+        for (; j > 0 && a[j - 1] > v; j--)
+            a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
 
 static int sae_stage_group_dead(const unsigned char *dead, int g, int s)
 {
@@ -343,6 +387,14 @@ static void sae_stage_aux_select(const sae_config *c, const float *pre_b, int sg
     int s = c->group_size, above = 0;
     for (int q = 0; q < a->D; q++)
         a->nv[q] = sae_stage_aux_norm(pre_b + (size_t)a->dg[q] * s, s, sg);
+    if (a->ka <= SAE_STAGE_SMALL_K) { /* one pass; the picks back in ascending group order */
+        size_t top[SAE_STAGE_SMALL_K];
+        a->n_pick = (int)sae_stage_top_small(a->nv, (size_t)a->D, (size_t)a->ka, top);
+        for (int q = 0; q < a->n_pick; q++)
+            a->pick[q] = a->dg[top[q]];
+        sae_stage_sort_i32(a->pick, a->n_pick);
+        return;
+    }
     float v = -INFINITY;
     if (a->D > a->ka) {
         memcpy(a->tmp, a->nv, (size_t)a->D * sizeof(float));

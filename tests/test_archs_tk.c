@@ -282,9 +282,9 @@ static void ordinary_z(const sae_config *c, const float *pre, int B, int batch, 
         }
 }
 
-static void test_selection_case(sae_arch arch, int s, int train, float theta)
+static void test_selection_case(sae_arch arch, int s, int train, float theta, int k)
 {
-    sae_config c = {.arch = arch, .dim = 7, .n_latents = 24, .group_size = s, .k = 3};
+    sae_config c = {.arch = arch, .dim = 7, .n_latents = 24, .group_size = s, .k = k};
     int B = 9, G = 24 / s;
     sae_params p;
     sae_work w;
@@ -352,11 +352,12 @@ static void test_ties(void)
 static void test_selections(void)
 {
     for (int s = 1; s <= 3; s++) {
-        test_selection_case(SAE_TOPK, s, 1, 0.0f);
-        test_selection_case(SAE_TOPK, s, 0, 0.0f);
-        test_selection_case(SAE_BATCHTOPK, s, 1, 0.0f);
-        test_selection_case(SAE_BATCHTOPK, s, 0, 0.5f);
-        test_selection_case(SAE_BATCHTOPK, s, 0, 0.0f); /* an untrained threshold keeps every non-zero group */
+        test_selection_case(SAE_TOPK, s, 1, 0.0f, 3);
+        test_selection_case(SAE_TOPK, s, 0, 0.0f, 3);
+        test_selection_case(SAE_BATCHTOPK, s, 1, 0.0f, 3);
+        test_selection_case(SAE_BATCHTOPK, s, 1, 0.0f, 5); /* 45 groups of the batch: past the one-pass list */
+        test_selection_case(SAE_BATCHTOPK, s, 0, 0.5f, 3);
+        test_selection_case(SAE_BATCHTOPK, s, 0, 0.0f, 3); /* an untrained threshold keeps every non-zero group */
     }
     test_ties();
 }
