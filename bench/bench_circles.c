@@ -28,6 +28,9 @@ typedef struct {
     sae_config sc;
     train_config tc;
     double t0;
+    int init_steps;      /* --init-relu N: cluster-then-retrain from a relu SAE trained N steps first */
+    float init_coef;     /* its sparsity_coef (--init-coef, default 1) */
+    int init_width;      /* its width (--init-width, default the SAE's) */
 } bc_run;
 
 static double bc_now(void)
@@ -52,6 +55,7 @@ static void bc_defaults(bc_run *r)
     r->sc.n_latents = 3200;
     train_config_default(&r->tc);
     r->tc.steps = 5000, r->tc.batch_size = 1024, r->tc.lr = 3e-3f, r->tc.eval_every = 500;
+    r->init_coef = 1.0f;
 }
 
 static int bc_parse(int argc, char **argv, bc_run *r)
@@ -61,7 +65,8 @@ static int bc_parse(int argc, char **argv, bc_run *r)
         {"gs", 1, 0, 'g'}, {"k", 1, 0, 'k'}, {"steps", 1, 0, 's'}, {"batch", 1, 0, 'b'}, {"lr", 1, 0, 'l'},
         {"coef", 1, 0, 'c'}, {"thr", 1, 0, 't'}, {"orth", 1, 0, 'o'}, {"aux", 1, 0, 'x'}, {"threads", 1, 0, 'T'},
         {"seed", 1, 0, 'S'}, {"warmup", 1, 0, 'W'}, {"eval-every", 1, 0, 'E'}, {"decay", 1, 0, 'D'},
-        {"data-seed", 1, 0, 'R'}, {"resample", 1, 0, 'r'}, {"dead-window", 1, 0, 'V'}, {0, 0, 0, 0}};
+        {"data-seed", 1, 0, 'R'}, {"resample", 1, 0, 'r'}, {"dead-window", 1, 0, 'V'}, {"init-relu", 1, 0, 'I'},
+        {"init-coef", 1, 0, 'J'}, {"init-width", 1, 0, 'K'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -87,6 +92,9 @@ static int bc_parse(int argc, char **argv, bc_run *r)
         case 'R': r->cp.seed = (uint64_t)atoll(optarg); break;
         case 'r': r->tc.resample_every = atoi(optarg); break;
         case 'V': r->tc.dead_window = atoi(optarg); break;
+        case 'I': r->init_steps = atoi(optarg); break;
+        case 'J': r->init_coef = (float)atof(optarg); break;
+        case 'K': r->init_width = atoi(optarg); break;
         default: return -1;
         }
     }
@@ -135,6 +143,33 @@ static int bc_report(const bc_run *r, const train_state *st, const float *planes
     return 0;
 }
 
+/* Cluster-then-retrain: trains a relu SAE (group size 1) for init_steps, then starts st from its
+ * decoder rows. 0, or -1 after printing why. */
+static int bc_init_from_relu(bc_run *r, const data_source *src, train_state *st)
+{
+    sae_config rc;
+    train_config rt = r->tc;
+    char err[256];
+    sae_config_default(&rc);
+    rc.dim = r->sc.dim, rc.n_latents = r->init_width > 0 ? r->init_width : r->sc.n_latents, rc.group_size = 1;
+    rc.sparsity_coef = r->init_coef;
+    rt.steps = r->init_steps, rt.resample_every = 0;
+    fprintf(stderr, "relu %d latents, %d steps, sparsity_coef %g, for the initialisation\n", rc.n_latents,
+            rt.steps, (double)rc.sparsity_coef);
+    train_state *pre = train_create(&rc, &rt, src, err, sizeof err);
+    train_hooks h = {.ctx = r, .on_eval = bc_on_eval};
+    if (!pre || train_run(pre, &h) != TRAIN_DONE)
+        return fprintf(stderr, "bench_circles: the relu SAE: %s\n", pre ? train_error(pre) : err), train_free(pre), -1;
+    const sae_params *pp = train_params(pre);
+    int used = train_init_from_rows(st, pp->v.W_dec, pp->cfg.n_latents, err, sizeof err);
+    train_free(pre);
+    if (used < 0)
+        return fprintf(stderr, "bench_circles: %s\n", err), -1;
+    fprintf(stderr, "%d groups start from planes of the relu SAE's decoder rows\n", used);
+    printf("init_groups=%d ", used);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bc_run r;
@@ -153,6 +188,8 @@ int main(int argc, char **argv)
         return fprintf(stderr, "bench_circles: %s\n", err), 1;
     train_hooks h = {.ctx = &r, .on_eval = bc_on_eval};
     r.t0 = bc_now();
+    if (r.init_steps > 0 && bc_init_from_relu(&r, &src, st) != 0)
+        return 1;
     if (train_run(st, &h) != TRAIN_DONE)
         return fprintf(stderr, "bench_circles: %s\n", train_error(st)), 1;
     int rc = bc_report(&r, st, circles_planes(circ));

@@ -144,3 +144,212 @@ void analysis_subspace_free(analysis_subspace *r)
     free(r->group_circle), free(r->group_cos), free(r->hist), free(r->hist_99);
     memset(r, 0, sizeof *r);
 }
+
+/* ---- clustering rows into planes (cluster-then-retrain) ----
+ *
+ * Rows of a trained SAE's decoder that lie in one circle's plane are the
+ * raw material of one subspace group. Each row's SUB_NEIGHBORS nearest rows
+ * by |cos| (at least min_cos; blockwise sgemm of the unit rows) propose
+ * planes: row i with each neighbour j spans one (pairs closer than
+ * SUB_PARALLEL are skipped: they define no plane), and the plane's support
+ * is how many of i, j and i's neighbours keep SUB_KEEP of their norm in it.
+ * Planes are then taken by support, most first; a plane becomes a cluster
+ * when at least min_rows of its supporting rows are still free, and those
+ * rows are its members; its basis is the top two principal directions of
+ * the members (uncentred, from their Gram matrix). Rows of one circle
+ * support each other's planes, while a chance pair of rows of two circles
+ * is supported by nothing else, so it never reaches min_rows >= 3. Planes
+ * only (s = 2): the groups of the subspace arch that hold circles. */
+
+#define SUB_NEIGHBORS 16
+#define SUB_KEEP 0.95f     /* a row lies in a plane when its projection keeps this much of its norm */
+#define SUB_PARALLEL 0.98f /* two rows this close span no plane */
+
+typedef struct {
+    int support;
+    float c;        /* |cos| of the proposing pair */
+    int32_t i, j;
+} sub_plane;
+
+static int sub_plane_cmp(const void *a, const void *b)
+{
+    const sub_plane *x = a, *y = b;
+    if (x->support != y->support)
+        return x->support < y->support ? 1 : -1;
+    if (x->c != y->c)
+        return x->c < y->c ? 1 : -1;
+    return x->i != y->i ? (x->i < y->i ? -1 : 1) : (x->j < y->j ? -1 : x->j > y->j);
+}
+
+/* Each row's neighbours (m, SUB_NEIGHBORS) by |cos| >= min_cos, -1 past the last; u (m, dim) unit rows.
+ * 0, or -1 when out of memory. */
+static int sub_neighbors(const float *u, int m, int dim, float min_cos, int32_t *nb, float *nbc)
+{
+    enum { BLK = 256 };
+    float *c = malloc((size_t)BLK * m * sizeof(float)); /* (BLK, m) */
+    if (!c)
+        return -1;
+    for (int i0 = 0; i0 < m; i0 += BLK) {
+        int rows = m - i0 < BLK ? m - i0 : BLK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dim, 1.0f, u + (size_t)i0 * dim, dim, u, dim,
+                    0.0f, c, m);
+        for (int r = 0; r < rows; r++) {
+            int i = i0 + r, kept = 0;
+            int32_t *ni = nb + (size_t)i * SUB_NEIGHBORS;
+            float *nc = nbc + (size_t)i * SUB_NEIGHBORS;
+            for (int j = 0; j < m; j++) {
+                float v = fabsf(c[(size_t)r * m + j]);
+                if (j == i || !(v >= min_cos) || (kept == SUB_NEIGHBORS && v <= nc[kept - 1]))
+                    continue;
+                int p = kept < SUB_NEIGHBORS ? kept++ : SUB_NEIGHBORS - 1;
+                while (p > 0 && nc[p - 1] < v) {
+                    ni[p] = ni[p - 1], nc[p] = nc[p - 1];
+                    p--;
+                }
+                ni[p] = j, nc[p] = v;
+            }
+            for (int k = kept; k < SUB_NEIGHBORS; k++)
+                ni[k] = -1, nc[k] = 0.0f;
+        }
+    }
+    free(c);
+    return 0;
+}
+
+/* q (2, dim) = an orthonormal basis of span(a, b) (unit rows); 0, or -1 if they are (nearly) parallel. */
+static int sub_plane_of(const float *a, const float *b, int dim, float *q)
+{
+    double ab = 0.0, n = 0.0;
+    for (int d = 0; d < dim; d++)
+        ab += (double)a[d] * b[d];
+    if (fabs(ab) >= SUB_PARALLEL)
+        return -1;
+    for (int d = 0; d < dim; d++) {
+        q[d] = a[d];
+        q[dim + d] = (float)(b[d] - ab * a[d]);
+        n += (double)q[dim + d] * q[dim + d];
+    }
+    for (int d = 0; d < dim; d++)
+        q[dim + d] = (float)(q[dim + d] / sqrt(n));
+    return 0;
+}
+
+/* 1 if the unit row v keeps SUB_KEEP of its norm in the plane q (2, dim). */
+static int sub_in_plane(const float *q, const float *v, int dim)
+{
+    double x = 0.0, y = 0.0;
+    for (int d = 0; d < dim; d++)
+        x += (double)q[d] * v[d], y += (double)q[dim + d] * v[d];
+    return x * x + y * y >= (double)SUB_KEEP * SUB_KEEP;
+}
+
+/* The rows among i, j and i's neighbours that lie in the plane q of (i, j) and are free (taken NULL,
+ * or taken[k] == 0), into mem (SUB_NEIGHBORS + 2) if non-NULL; returns their count. */
+static int sub_support(const float *u, int dim, const int32_t *nb_i, int i, int j, const float *q,
+                       const unsigned char *taken, int32_t *mem)
+{
+    int cnt = 0;
+    for (int k = -2; k < SUB_NEIGHBORS; k++) {
+        int r = k == -2 ? i : k == -1 ? j : nb_i[k];
+        if (r < 0 || (k >= 0 && r == j) || (taken && taken[r]))
+            continue;
+        if (k < 0 || sub_in_plane(q, u + (size_t)r * dim, dim)) {
+            if (mem)
+                mem[cnt] = r;
+            cnt++;
+        }
+    }
+    return cnt;
+}
+
+/* basis (2, dim) = the top two principal directions of the rows mem (cnt) of u, uncentred. */
+static int sub_plane_fit(const float *u, int dim, const int32_t *mem, int cnt, float *basis)
+{
+    double g[(SUB_NEIGHBORS + 2) * (SUB_NEIGHBORS + 2)], w[SUB_NEIGHBORS + 2], v[(SUB_NEIGHBORS + 2) * (SUB_NEIGHBORS + 2)];
+    for (int a = 0; a < cnt; a++)
+        for (int b = 0; b < cnt; b++) {
+            double dot = 0.0;
+            for (int d = 0; d < dim; d++)
+                dot += (double)u[(size_t)mem[a] * dim + d] * u[(size_t)mem[b] * dim + d];
+            g[a * cnt + b] = dot;
+        }
+    if (analysis_sym_eig(g, cnt, w, v) != ANALYSIS_OK)
+        return -1;
+    for (int k = 0; k < 2; k++) { /* direction k = sum_a v[k][a] u_a / sqrt(w[k]) */
+        double n = 0.0;
+        float *out = basis + (size_t)k * dim;
+        for (int d = 0; d < dim; d++) {
+            double x = 0.0;
+            for (int a = 0; a < cnt; a++)
+                x += v[k * cnt + a] * u[(size_t)mem[a] * dim + d];
+            out[d] = (float)x;
+            n += x * x;
+        }
+        for (int d = 0; d < dim; d++)
+            out[d] = n > 0.0 ? (float)(out[d] / sqrt(n)) : 0.0f;
+    }
+    return 0;
+}
+
+/* Every row's proposed planes with their support, into pl (m * SUB_NEIGHBORS); returns how many. */
+static int64_t sub_propose(const float *u, int m, int dim, const int32_t *nb, const float *nbc, sub_plane *pl,
+                           float *q)
+{
+    int64_t np = 0;
+    for (int i = 0; i < m; i++)
+        for (int k = 0; k < SUB_NEIGHBORS; k++) {
+            int j = nb[(size_t)i * SUB_NEIGHBORS + k];
+            if (j < 0 || sub_plane_of(u + (size_t)i * dim, u + (size_t)j * dim, dim, q) != 0)
+                continue;
+            int sup = sub_support(u, dim, nb + (size_t)i * SUB_NEIGHBORS, i, j, q, NULL, NULL);
+            pl[np++] = (sub_plane){sup, nbc[(size_t)i * SUB_NEIGHBORS + k], i, j};
+        }
+    return np;
+}
+
+int analysis_subspace_cluster(const float *rows, int m, int dim, int s, float min_cos, int min_rows, int cap,
+                              float *bases, int *n_out)
+{
+    assert(rows && bases && n_out && m >= 1 && dim >= 1 && s == 2 && cap >= 0 && min_rows >= 3 &&
+           min_rows <= SUB_NEIGHBORS + 2);
+    *n_out = 0;
+    float *u = malloc((size_t)m * dim * sizeof(float));                   /* (m, dim) unit rows */
+    int32_t *nb = malloc((size_t)m * SUB_NEIGHBORS * sizeof *nb);          /* (m, K) neighbours */
+    float *nbc = malloc((size_t)m * SUB_NEIGHBORS * sizeof *nbc);          /* (m, K) their |cos| */
+    sub_plane *pl = malloc((size_t)m * SUB_NEIGHBORS * sizeof *pl);        /* proposed planes */
+    unsigned char *taken = calloc((size_t)m, 1);                           /* (m) rows in a cluster */
+    float *q = malloc((size_t)2 * dim * sizeof(float));                    /* (2, dim) */
+    int rc = u && nb && nbc && pl && taken && q ? ANALYSIS_OK : ANALYSIS_ENOMEM;
+    for (int i = 0; rc == ANALYSIS_OK && i < m; i++) {
+        double n2 = 0.0;
+        for (int d = 0; d < dim; d++)
+            n2 += (double)rows[(size_t)i * dim + d] * rows[(size_t)i * dim + d];
+        float inv = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+        for (int d = 0; d < dim; d++)
+            u[(size_t)i * dim + d] = rows[(size_t)i * dim + d] * inv;
+    }
+    if (rc == ANALYSIS_OK && sub_neighbors(u, m, dim, min_cos, nb, nbc) != 0)
+        rc = ANALYSIS_ENOMEM;
+    int64_t np = rc == ANALYSIS_OK ? sub_propose(u, m, dim, nb, nbc, pl, q) : 0;
+    qsort(pl, (size_t)np, sizeof *pl, sub_plane_cmp);
+    int found = 0;
+    for (int64_t t = 0; rc == ANALYSIS_OK && t < np && found < cap && pl[t].support >= min_rows; t++) {
+        int32_t mem[SUB_NEIGHBORS + 2];
+        int i = pl[t].i, j = pl[t].j;
+        if (taken[i] || taken[j] || sub_plane_of(u + (size_t)i * dim, u + (size_t)j * dim, dim, q) != 0)
+            continue;
+        int cnt = sub_support(u, dim, nb + (size_t)i * SUB_NEIGHBORS, i, j, q, taken, mem);
+        if (cnt < min_rows)
+            continue;
+        if (sub_plane_fit(u, dim, mem, cnt, bases + (size_t)found * 2 * dim) != 0) {
+            rc = ANALYSIS_ENOMEM;
+            break;
+        }
+        for (int a = 0; a < cnt; a++)
+            taken[mem[a]] = 1;
+        found++;
+    }
+    *n_out = found;
+    free(u), free(nb), free(nbc), free(pl), free(taken), free(q);
+    return rc;
+}

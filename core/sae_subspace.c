@@ -27,11 +27,13 @@
  *   dz_g/dpre_g = (1 - tau/rho) I + (tau / rho^3) pre_g pre_g^T   (rho > tau)
  * and the penalty's gradient (c/B) pre_g / rho_g. A latent fires when its
  * code is non-zero (it may be negative). */
+#include "analysis.h"
 #include "sae_arch.h"
 #include "sae_stage.h"
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- configuration ---- */
@@ -190,12 +192,49 @@ static void subspace_orthonormalize(sae_params *p, int i0, int i1)
     }
 }
 
+/* ---- cluster-then-retrain ---- */
+
+#define SUBSPACE_INIT_MIN_COS 0.3f /* rows of one plane are this close to their neighbours on it */
+
+/* Groups 0, 1, ... from the planes the rows cluster into (analysis_subspace_cluster; group size 2
+ * only, else nothing is set; at least 3 rows a plane, the best supported first): each such group's
+ * decoder rows become an orthonormal
+ * basis of its cluster's span and its encoder columns their transpose at the tied init's scale, with
+ * b_enc 0; the other groups keep their random init. */
+static int subspace_init_from_rows(sae_params *p, const float *rows, int m, int *used)
+{
+    const sae_config *c = &p->cfg;
+    int s = c->group_size, G = c->n_latents / s, dim = c->dim, n = c->n_latents, k = 0;
+    float scale = n > dim ? (float)dim / (float)n : 1.0f;
+    float *bases = malloc((size_t)G * s * dim * sizeof(float)); /* (G, s, dim) */
+    assert(rows && used && m >= 1);
+    *used = 0;
+    if (s != 2) { /* planes only: the clustering finds 2-D clusters */
+        free(bases);
+        return 0;
+    }
+    if (!bases || analysis_subspace_cluster(rows, m, dim, s, SUBSPACE_INIT_MIN_COS, 3, G, bases, &k) != 0) {
+        free(bases);
+        return -1;
+    }
+    memcpy(p->v.W_dec, bases, (size_t)k * s * dim * sizeof(float));
+    for (int i = 0; i < k * s; i++) {
+        p->v.b_enc[i] = 0.0f;
+        for (int d = 0; d < dim; d++)
+            p->v.W_enc[(size_t)d * n + i] = scale * p->v.W_dec[(size_t)i * dim + d];
+    }
+    free(bases);
+    *used = k;
+    return 0;
+}
+
 const sae_arch_def sae_arch_subspace = {
     .name = "subspace",
     .uses_sparsity_coef = subspace_uses_sparsity_coef,
     .threshold_ramps = 1,
     .resamples = 1,
     .check = subspace_check,
+    .init_from_rows = subspace_init_from_rows,
     .forward = subspace_forward,
     .residual = subspace_residual,
     .backward = subspace_backward,

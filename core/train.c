@@ -627,6 +627,27 @@ int train_warm_start(train_state *st, const train_state *from, char *err, size_t
     return 0;
 }
 
+int train_init_from_rows(train_state *st, const float *rows, int m, char *err, size_t errlen)
+{
+    const sae_arch_def *a = sae_arch_of(&st->sc);
+    int used = 0;
+    assert(train_state_ok(st) && rows && m >= 1 && err);
+    if (!a->init_from_rows) {
+        snprintf(err, errlen, "arch '%s' cannot start from another SAE's decoder; use arch subspace",
+                 sae_arch_name(st->sc.arch));
+        return -1;
+    }
+    if (st->step != 0) {
+        snprintf(err, errlen, "the trainer is at step %d; an initialisation applies to a fresh one", st->step);
+        return -1;
+    }
+    if (a->init_from_rows(&st->p, rows, m, &used) != 0) {
+        snprintf(err, errlen, "out of memory clustering %d decoder rows", m);
+        return -1;
+    }
+    return used;
+}
+
 void train_get_timing(const train_state *st, train_timing *out)
 {
     *out = (train_timing){.read = st->t_read, .loss_grad = st->t_loss, .update = st->t_update};

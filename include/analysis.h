@@ -260,6 +260,15 @@ int analysis_subspace_run(const float *W_dec /* (n, dim) */, int n, int dim, int
                           analysis_subspace *out);
 void analysis_subspace_free(analysis_subspace *r);
 
+/* Cluster-then-retrain: the rows (m, dim) of a decoder grouped into planes (s must be 2;
+ * analysis_subspace.c): planes proposed by each row and its neighbours by |cos| >= min_cos, taken by
+ * how many rows they hold, each becoming a cluster once at least min_rows (3 .. 18) of its rows are
+ * still free; up to cap clusters, most supported first, as orthonormal bases (the members' top two
+ * principal directions) into bases (cap, 2, dim), their count in *n_out. ANALYSIS_OK or
+ * ANALYSIS_ENOMEM. */
+int analysis_subspace_cluster(const float *rows, int m, int dim, int s, float min_cos, int min_rows, int cap,
+                              float *bases, int *n_out);
+
 /* x (rows, dim), rows >= 1 -> x_hat (rows, dim); returns 0 or non-zero on failure. */
 typedef int (*analysis_encode_fn)(void *ctx, const float *x, int rows, float *x_hat);
 /* The encode callback for an SAE: ctx is a const sae_params * (include/sae.h). */

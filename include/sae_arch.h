@@ -63,6 +63,9 @@ typedef struct sae_arch_def {
     int n_extras;              /* tensors after b_dec, in layout order */
     sae_extra extras[SAE_ARCH_MAX_EXTRAS];
     void (*init)(sae_params *p); /* the extras' initial values (NULL: zeros) */
+    /* Cluster-then-retrain (NULL: not offered): initialises p, already initialised, from another SAE's
+     * decoder rows (m, dim); *used gets how many groups it set from them. 0, or -1 when out of memory. */
+    int (*init_from_rows)(sae_params *p, const float *rows, int m, int *used);
     const char *b_enc_name;    /* b_enc's name in sae.safetensors (NULL: "b_enc") */
     /* ---- the pass (contracts above) ---- */
     size_t (*scratch_floats)(const sae_config *c, int B); /* w->arch_scratch (NULL: none) */

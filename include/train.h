@@ -118,6 +118,11 @@ const char *train_error(const train_state *st);
  * batches until the SAE is sparse, then time batch 4096.) */
 int train_warm_start(train_state *st, const train_state *from, char *err, size_t errlen);
 
+/* Cluster-then-retrain: a fresh trainer (step 0) of an arch whose registry row offers it (subspace)
+ * starts from another SAE's decoder rows (m, dim): the rows are clustered into planes and the groups
+ * take them (sae_arch_def.init_from_rows). Returns the groups set from the rows, or -1 with err set. */
+int train_init_from_rows(train_state *st, const float *rows, int m, char *err, size_t errlen);
+
 /* Where the training steps' time went, since creation (a clock read per phase). */
 typedef struct {
     double read, loss_grad, update; /* seconds: rows, loss and gradient, the parameter update */

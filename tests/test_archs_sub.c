@@ -424,9 +424,65 @@ static void test_subspace_recovery(void)
     circles_free(circ);
 }
 
+/* Cluster-then-retrain: rows spread around 12 circles' planes in 40-D (8 rows a circle at random
+ * angles, a little noise) and 20 rows off every plane cluster into the 12 planes, each found once
+ * (both principal-angle cosines > 0.99); a trainer of arch subspace then starts its first 12 groups
+ * from them, and arch relu refuses. */
+static void test_cluster_init(void)
+{
+    enum { NC = 12, DIM = 40, PER = 8, LONE = 20, M = NC * PER + LONE };
+    circles_params cp = {NC, DIM, 0.1, 1.0f, 1.0f, 11};
+    circles *circ = circles_create(&cp);
+    float q[NC * 2 * DIM], rows[M * DIM], bases[64 * 2 * DIM];
+    analysis_orthonormalize_planes(circles_planes(circ), NC, DIM, q);
+    rng_t r;
+    rng_seed(&r, 5, 0);
+    for (int i = 0; i < M; i++) {
+        double th = 2.0 * M_PI * rng_uniform(&r);
+        for (int d = 0; d < DIM; d++) {
+            float noise = 0.02f * rng_normal(&r);
+            rows[i * DIM + d] = i < NC * PER ? (float)(cos(th) * q[(i / PER) * 2 * DIM + d] +
+                                                       sin(th) * q[(i / PER) * 2 * DIM + DIM + d]) + noise
+                                             : rng_normal(&r);
+        }
+    }
+    int k = 0;
+    CHECK(analysis_subspace_cluster(rows, M, DIM, 2, 0.3f, 3, 64, bases, &k) == ANALYSIS_OK, "clustering runs");
+    analysis_subspace sub;
+    CHECK(analysis_subspace_run(bases, 2 * k, DIM, 2, q, NC, 4, &sub) == ANALYSIS_OK, "scoring the clusters");
+    CHECK(k == NC && sub.circles_one_group_99 == NC, "%d clusters, %d planes found once at cosines >= 0.99", k,
+          sub.circles_one_group_99);
+    analysis_subspace_free(&sub);
+
+    sae_config c = {.arch = SAE_SUBSPACE, .dim = DIM, .n_latents = 64, .group_size = 2, .k = 2,
+                    .aux_k_coef = 0.03125f};
+    train_config t;
+    trainlog_small_config(&t);
+    data_source src;
+    datasrc_from_circles(&src, circ);
+    char err[256];
+    train_state *st = train_create(&c, &t, &src, err, sizeof err);
+    int used = st ? train_init_from_rows(st, rows, M, err, sizeof err) : -1;
+    CHECK(used == NC, "the trainer's first %d groups start from the planes (%s)", used, used < 0 ? err : "");
+    const sae_params *p = train_params(st);
+    CHECK(orthonormal_err(p) < 1e-5, "and every group is orthonormal");
+    CHECK(analysis_subspace_run(p->v.W_dec, 64, DIM, 2, q, NC, 4, &sub) == ANALYSIS_OK &&
+              sub.circles_one_group_99 == NC, "so every circle is held by one group before training (%d)",
+          sub.circles_one_group_99);
+    analysis_subspace_free(&sub);
+    train_free(st);
+    c.arch = SAE_RELU, c.k = 0;
+    st = train_create(&c, &t, &src, err, sizeof err);
+    CHECK(st && train_init_from_rows(st, rows, M, err, sizeof err) == -1 && strstr(err, "subspace"),
+          "arch relu refuses: %s", err);
+    train_free(st);
+    circles_free(circ);
+}
+
 int main(void)
 {
     test_subspace_recovery();
+    test_cluster_init();
     test_gradients();
     test_encode();
     test_config();
