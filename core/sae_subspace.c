@@ -198,14 +198,15 @@ static void subspace_orthonormalize(sae_params *p, int i0, int i1)
 
 /* Groups 0, 1, ... from the planes the rows cluster into (analysis_subspace_cluster; group size 2
  * only, else nothing is set; at least 3 rows a plane, the best supported first): each such group's
- * decoder rows become an orthonormal
- * basis of its cluster's span and its encoder columns their transpose at the tied init's scale, with
- * b_enc 0; the other groups keep their random init. */
+ * decoder rows become an orthonormal basis of its cluster's span and its encoder columns their
+ * transpose, so its code is at once the coordinates of x - b_dec in the plane (not the tied init's
+ * dim/n scale: Adam's first steps, of about lr per coordinate whatever the gradient, would rotate a
+ * decoder whose codes are still near 0 away from its plane), with b_enc 0; the other groups keep
+ * their random init. */
 static int subspace_init_from_rows(sae_params *p, const float *rows, int m, int *used)
 {
     const sae_config *c = &p->cfg;
     int s = c->group_size, G = c->n_latents / s, dim = c->dim, n = c->n_latents, k = 0;
-    float scale = n > dim ? (float)dim / (float)n : 1.0f;
     float *bases = malloc((size_t)G * s * dim * sizeof(float)); /* (G, s, dim) */
     assert(rows && used && m >= 1);
     *used = 0;
@@ -221,7 +222,7 @@ static int subspace_init_from_rows(sae_params *p, const float *rows, int m, int 
     for (int i = 0; i < k * s; i++) {
         p->v.b_enc[i] = 0.0f;
         for (int d = 0; d < dim; d++)
-            p->v.W_enc[(size_t)d * n + i] = scale * p->v.W_dec[(size_t)i * dim + d];
+            p->v.W_enc[(size_t)d * n + i] = p->v.W_dec[(size_t)i * dim + d];
     }
     free(bases);
     *used = k;
