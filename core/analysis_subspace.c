@@ -310,9 +310,11 @@ static int64_t sub_propose(const float *u, int m, int dim, const int32_t *nb, co
 int analysis_subspace_cluster(const float *rows, int m, int dim, int s, float min_cos, int min_rows, int cap,
                               float *bases, int *n_out)
 {
-    assert(rows && bases && n_out && m >= 1 && dim >= 1 && s == 2 && cap >= 0 && min_rows >= 3 &&
+    assert(rows && bases && n_out && m >= 1 && dim >= 1 && cap >= 0 && min_rows >= 3 &&
            min_rows <= SUB_NEIGHBORS + 2);
     *n_out = 0;
+    if (s != 2)
+        return ANALYSIS_EINVAL; /* planes only */
     float *u = malloc((size_t)m * dim * sizeof(float));                   /* (m, dim) unit rows */
     int32_t *nb = malloc((size_t)m * SUB_NEIGHBORS * sizeof *nb);          /* (m, K) neighbours */
     float *nbc = malloc((size_t)m * SUB_NEIGHBORS * sizeof *nbc);          /* (m, K) their |cos| */

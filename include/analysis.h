@@ -264,8 +264,8 @@ void analysis_subspace_free(analysis_subspace *r);
  * analysis_subspace.c): planes proposed by each row and its neighbours by |cos| >= min_cos, taken by
  * how many rows they hold, each becoming a cluster once at least min_rows (3 .. 18) of its rows are
  * still free; up to cap clusters, most supported first, as orthonormal bases (the members' top two
- * principal directions) into bases (cap, 2, dim), their count in *n_out. ANALYSIS_OK or
- * ANALYSIS_ENOMEM. */
+ * principal directions) into bases (cap, 2, dim), their count in *n_out. ANALYSIS_OK,
+ * ANALYSIS_EINVAL (s is not 2) or ANALYSIS_ENOMEM. */
 int analysis_subspace_cluster(const float *rows, int m, int dim, int s, float min_cos, int min_rows, int cap,
                               float *bases, int *n_out);
 
