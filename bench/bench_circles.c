@@ -5,7 +5,8 @@
  *
  *   bench_circles --circles 400 --dim 50 --p 0.008 --width 3200 --arch subspace --gs 2 --k 4
  *                 [--steps N --batch B --lr LR --coef C --thr T --orth O --aux A --threads T --seed S
- *                  --warmup W --eval-every E --decay none|linear|cosine --resample N --dead-window N]
+ *                  --warmup W --eval-every E --decay none|linear|cosine --resample N --dead-window N
+ *                  --dup COS --init-relu N --init-coef C --init-width W]
  *
  * Output (stdout): one line of key=value pairs (fve, l0, l0_groups, dead, the rows in a plane,
  * circles found by rows, circles held by exactly one group at cosines 0.9 and 0.99, circles held
@@ -65,7 +66,7 @@ static int bc_parse(int argc, char **argv, bc_run *r)
         {"gs", 1, 0, 'g'}, {"k", 1, 0, 'k'}, {"steps", 1, 0, 's'}, {"batch", 1, 0, 'b'}, {"lr", 1, 0, 'l'},
         {"coef", 1, 0, 'c'}, {"thr", 1, 0, 't'}, {"orth", 1, 0, 'o'}, {"aux", 1, 0, 'x'}, {"threads", 1, 0, 'T'},
         {"seed", 1, 0, 'S'}, {"warmup", 1, 0, 'W'}, {"eval-every", 1, 0, 'E'}, {"decay", 1, 0, 'D'},
-        {"data-seed", 1, 0, 'R'}, {"resample", 1, 0, 'r'}, {"dead-window", 1, 0, 'V'}, {"init-relu", 1, 0, 'I'},
+        {"data-seed", 1, 0, 'R'}, {"resample", 1, 0, 'r'}, {"dead-window", 1, 0, 'V'}, {"dup", 1, 0, 'U'}, {"init-relu", 1, 0, 'I'},
         {"init-coef", 1, 0, 'J'}, {"init-width", 1, 0, 'K'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -92,6 +93,7 @@ static int bc_parse(int argc, char **argv, bc_run *r)
         case 'R': r->cp.seed = (uint64_t)atoll(optarg); break;
         case 'r': r->tc.resample_every = atoi(optarg); break;
         case 'V': r->tc.dead_window = atoi(optarg); break;
+        case 'U': r->tc.dup_cos = (float)atof(optarg); break;
         case 'I': r->init_steps = atoi(optarg); break;
         case 'J': r->init_coef = (float)atof(optarg); break;
         case 'K': r->init_width = atoi(optarg); break;

@@ -13,7 +13,12 @@
  * group of rank < 2 (group_size 1, or collapsed rows) holds none. Each group
  * is scored against its best plane (largest smaller cosine). All M come
  * from sgemm over blocks of whole groups against the stacked (2 nc, dim)
- * bases; sums are double. */
+ * bases; sums are double.
+ *
+ * Duplicate groups (analysis_subspace_duplicates, train.dup_cos): two groups
+ * share a direction when the largest principal-angle cosine between their
+ * spans, the top singular value of Q_g Q_h^T (s, s), is above a cut; the
+ * products come from sgemm over blocks of the listed groups' bases. */
 #include "analysis.h"
 #include <assert.h>
 #include <cblas.h>
@@ -354,4 +359,89 @@ int analysis_subspace_cluster(const float *rows, int m, int dim, int s, float mi
     *n_out = found;
     free(u), free(nb), free(nbc), free(pl), free(taken), free(q);
     return rc;
+}
+
+/* ---------------------------------------------------------------- duplicate groups */
+
+/* The largest singular value of m (s, s) row-major: the largest principal-angle cosine between two
+ * orthonormal bases whose product it is. Closed form for s <= 2, else power iteration on m^T m. */
+static double sub_top_sv(const float *m, int s)
+{
+    assert(m && s >= 1);
+    if (s == 1)
+        return fabs(m[0]);
+    if (s == 2) {
+        double a = (double)m[0] * m[0] + (double)m[2] * m[2], c = (double)m[1] * m[1] + (double)m[3] * m[3];
+        double b = (double)m[0] * m[1] + (double)m[2] * m[3];
+        return sqrt(0.5 * ((a + c) + sqrt((a - c) * (a - c) + 4.0 * b * b)));
+    }
+    double v[ANALYSIS_DUP_MAX_S], w[ANALYSIS_DUP_MAX_S], u[ANALYSIS_DUP_MAX_S], lam = 0.0;
+    for (int j = 0; j < s; j++)
+        v[j] = 1.0 / sqrt((double)s);
+    for (int it = 0; it < 50; it++) { /* v <- m^T m v / |.|, from the all-ones start */
+        double nn = 0.0;
+        for (int i = 0; i < s; i++) {
+            u[i] = 0.0;
+            for (int j = 0; j < s; j++)
+                u[i] += (double)m[i * s + j] * v[j];
+        }
+        for (int j = 0; j < s; j++) {
+            w[j] = 0.0;
+            for (int i = 0; i < s; i++)
+                w[j] += (double)m[i * s + j] * u[i];
+            nn += w[j] * w[j];
+        }
+        if (!(nn > 0.0))
+            return 0.0;
+        lam = sqrt(nn);
+        for (int j = 0; j < s; j++)
+            v[j] = w[j] / lam;
+    }
+    return sqrt(lam);
+}
+
+/* Pairs among the bases q (m, s, dim) of groups ids (m), rows [a0, a1) against all later ones, from
+ * prod ((a1 - a0) s, m s) = their products; appends pairs (g, h), g < h by position. */
+static void sub_dup_scan(const float *prod, int m, int s, int a0, int a1, const int32_t *ids, float cut,
+                         int32_t *pairs, int64_t cap, int64_t *found)
+{
+    float blk[ANALYSIS_DUP_MAX_S * ANALYSIS_DUP_MAX_S];
+    for (int a = a0; a < a1; a++)
+        for (int b = a + 1; b < m; b++) {
+            for (int i = 0; i < s; i++)
+                for (int j = 0; j < s; j++)
+                    blk[i * s + j] = prod[((size_t)(a - a0) * s + i) * (size_t)m * s + (size_t)b * s + j];
+            if (sub_top_sv(blk, s) <= cut)
+                continue;
+            if (*found < cap)
+                pairs[2 * *found] = ids[a], pairs[2 * *found + 1] = ids[b];
+            (*found)++;
+        }
+}
+
+int analysis_subspace_duplicates(const float *W_dec, int dim, int s, const int32_t *ids, int m, float cut,
+                                 int32_t *pairs, int64_t cap, int64_t *n_pairs)
+{
+    assert(W_dec && dim >= 1 && 1 <= s && s <= ANALYSIS_DUP_MAX_S && m >= 0 && (ids || m == 0));
+    assert(0.0f < cut && cut <= 1.0f && cap >= 0 && (pairs || cap == 0) && n_pairs);
+    *n_pairs = 0;
+    if (m < 2)
+        return ANALYSIS_OK;
+    size_t ms = (size_t)m * s, per = ms * s; /* product floats per group of the block */
+    int blk = (int)(SUB_BLOCK_FLOATS / per > 0 ? SUB_BLOCK_FLOATS / per : 1);
+    float *q = malloc(ms * dim * sizeof(float));                          /* (m s, dim) */
+    float *prod = malloc((size_t)(blk < m ? blk : m) * per * sizeof(float)); /* (blk s, m s) */
+    if (!q || !prod)
+        return free(q), free(prod), ANALYSIS_ENOMEM;
+    for (int a = 0; a < m; a++)
+        analysis_subspace_basis(W_dec + (size_t)ids[a] * s * dim, s, dim, q + (size_t)a * s * dim);
+    for (int a0 = 0; a0 < m; a0 += blk) {
+        int a1 = a0 + blk < m ? a0 + blk : m;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (a1 - a0) * s, (int)ms, dim, 1.0f,
+                    q + (size_t)a0 * s * dim, dim, q, dim, 0.0f, prod, (int)ms);
+        sub_dup_scan(prod, m, s, a0, a1, ids, cut, pairs, cap, n_pairs);
+    }
+    free(q);
+    free(prod);
+    return ANALYSIS_OK;
 }

@@ -164,28 +164,56 @@ static void subspace_encode(const sae_params *p, float *z, int B, float *gnorm, 
 
 /* ---- the decoder on the Stiefel manifold ---- */
 
-/* Rows [i0, i1) (whole groups) orthonormal within each group, by modified Gram-Schmidt in index
- * order (dot products in double). A row exactly in the span of the rows before it stays 0 (a dead
- * latent); that takes an exact coincidence of float vectors. */
+/* row (dim) minus its projections on the rows q (m, dim), orthonormal; returns its squared norm after. */
+static double subspace_project_out(float *row, const float *q, int m, int dim)
+{
+    for (int j = 0; j < m; j++) {
+        double dot = 0.0;
+        for (int d = 0; d < dim; d++)
+            dot += (double)row[d] * q[(size_t)j * dim + d];
+        for (int d = 0; d < dim; d++)
+            row[d] -= (float)dot * q[(size_t)j * dim + d];
+    }
+    double n1 = 0.0;
+    for (int d = 0; d < dim; d++)
+        n1 += (double)row[d] * row[d];
+    return n1;
+}
+
+/* row (dim) = the unit axis keeping most of its norm off the rows q (m < dim, orthonormal), minus its
+ * projections on them; returns its squared norm. */
+static double subspace_fresh_axis(float *row, const float *q, int m, int dim)
+{
+    int best = 0;
+    double keep = -1.0;
+    for (int axis = 0; axis < dim; axis++) {
+        double on = 0.0;
+        for (int j = 0; j < m; j++)
+            on += (double)q[(size_t)j * dim + axis] * q[(size_t)j * dim + axis];
+        if (1.0 - on > keep)
+            keep = 1.0 - on, best = axis;
+    }
+    memset(row, 0, (size_t)dim * sizeof(float));
+    row[best] = 1.0f;
+    return subspace_project_out(row, q, m, dim);
+}
+
+/* Rows [i0, i1) (whole groups) made orthonormal group by group by modified Gram-Schmidt in index
+ * order. A row in the span of the ones before it (resampling may give two members one residual)
+ * is replaced by the unit axis furthest from it, so the result is always orthonormal (s <= dim). */
 static void subspace_orthonormalize(sae_params *p, int i0, int i1)
 {
     int s = p->cfg.group_size, dim = p->cfg.dim;
-    assert(i0 % s == 0 && i1 % s == 0 && 0 <= i0 && i0 <= i1 && i1 <= p->cfg.n_latents);
+    assert(i0 % s == 0 && i1 % s == 0 && 0 <= i0 && i0 <= i1 && i1 <= p->cfg.n_latents && s <= dim);
     for (int i = i0; i < i1; i++) {
-        float *row = p->v.W_dec + (size_t)i * dim; /* (dim) */
-        double n1 = 0.0;
-        for (int j = i - i % s; j < i; j++) {
-            const float *q = p->v.W_dec + (size_t)j * dim; /* (dim) already orthonormal */
-            double dot = 0.0;
-            for (int d = 0; d < dim; d++)
-                dot += (double)row[d] * q[d];
-            for (int d = 0; d < dim; d++)
-                row[d] -= (float)dot * q[d];
-        }
+        float *row = p->v.W_dec + (size_t)i * dim;          /* (dim) */
+        const float *q = p->v.W_dec + (size_t)(i - i % s) * dim; /* (i % s, dim) already orthonormal */
+        double n0 = 0.0;
         for (int d = 0; d < dim; d++)
-            n1 += (double)row[d] * row[d];
-        if (!(n1 > 0.0))
-            continue;
+            n0 += (double)row[d] * row[d];
+        double n1 = subspace_project_out(row, q, i % s, dim);
+        if (!(n1 > 1e-6 * n0 && n1 > 0.0)) /* the axis furthest from the span (n1 >= (dim - i % s) / dim) */
+            n1 = subspace_fresh_axis(row, q, i % s, dim);
         float inv = (float)(1.0 / sqrt(n1));
         for (int d = 0; d < dim; d++)
             row[d] *= inv;

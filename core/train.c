@@ -16,6 +16,7 @@
  * the input scale estimated at creation (train.h). The trainer never blocks: the hooks are
  * called between steps. Checkpoints are in train_ckpt.c. */
 #include "train_state.h"
+#include "analysis.h"
 #include "rng.h"
 #include "sae_arch.h"
 #include <assert.h>
@@ -58,6 +59,7 @@ void train_config_default(train_config *t)
     t->grad_clip = 0.0f;
     t->normalize_input = 0;
     t->resample_every = 0;
+    t->dup_cos = 0.0f;
     t->threads = 1;
 }
 
@@ -123,6 +125,8 @@ int train_config_check(const train_config *t, char *field, size_t fl, char *msg,
         return train_reject(field, fl, msg, ml, "normalize_input", "normalize_input must be true or false");
     if (t->resample_every < 0)
         return train_reject(field, fl, msg, ml, "resample_every", "resample_every must be >= 0 (0 = off)");
+    if (!(t->dup_cos >= 0.0f && t->dup_cos <= 1.0f))
+        return train_reject(field, fl, msg, ml, "dup_cos", "dup_cos must be in [0, 1] (0 = off; e.g. 0.95)");
     return 0;
 }
 
@@ -136,6 +140,14 @@ int train_config_check_for(const sae_config *c, const train_config *t, char *fie
                  "subspace's; topk and batchtopk revive dead groups with AuxK); set it to 0",
                  sae_arch_name(c->arch));
         return train_reject(field, fl, msg, ml, "resample_every", text);
+    }
+    if (t->dup_cos > 0.0f && t->resample_every == 0)
+        return train_reject(field, fl, msg, ml, "dup_cos", "dup_cos revives duplicate groups when dead ones are "
+                            "resampled; set train.resample_every too (e.g. 2000), or dup_cos 0");
+    if (t->dup_cos > 0.0f && c->group_size > ANALYSIS_DUP_MAX_S) {
+        snprintf(text, sizeof text, "dup_cos works on groups of at most %d latents (group_size is %d); set it to 0",
+                 ANALYSIS_DUP_MAX_S, c->group_size);
+        return train_reject(field, fl, msg, ml, "dup_cos", text);
     }
     return 0;
 }

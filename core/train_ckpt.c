@@ -75,6 +75,8 @@ static int train_ckpt_fields(const train_state *st, train_ckpt_field *f)
     f[k++] = (train_ckpt_field){"the dataset's row count", ck_int(st->src.n_rows)};
     if (t->resample_every > 0) /* only when on, so checkpoints written before it existed still restore */
         f[k++] = (train_ckpt_field){"train.resample_every", ck_int(t->resample_every)};
+    if (t->dup_cos > 0.0f) /* likewise */
+        f[k++] = (train_ckpt_field){"train.dup_cos", ck_f32bits(t->dup_cos)};
     assert(k <= TRAIN_CKPT_MAX_FIELDS); /* every caller's array holds that many */
     return k;
 }

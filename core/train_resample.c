@@ -18,6 +18,7 @@
  * checkpoint or a function of the step (the batch; the draws come from
  * rng(seed, step)), so a resumed run resamples exactly as an uninterrupted one. */
 #include "train_state.h"
+#include "analysis.h"
 #include "sae_arch.h"
 #include "rng.h"
 #include <assert.h>
@@ -36,9 +37,22 @@ int train_resample_due(const train_state *st)
     return every > 0 && t % every == 0 && t <= st->tc.steps / 2 && t >= st->tc.dead_window;
 }
 
-/* res (B, dim) = x_b - x_hat_b and err (B) = ||res_b||^2 for the step's batch; 0, or -1 when out of
- * memory. */
-static int train_resample_residuals(train_state *st, int B, float *res, double *err)
+/* Adds to use (G) each group's code norm ||z_g|| over the rows z (m, n). */
+static void train_resample_use(const float *z, int m, int n, int s, double *use)
+{
+    for (int b = 0; b < m; b++)
+        for (int g = 0; g < n / s; g++) {
+            const float *zg = z + (size_t)b * n + (size_t)g * s; /* (s) */
+            double q = 0.0;
+            for (int k = 0; k < s; k++)
+                q += (double)zg[k] * zg[k];
+            use[g] += sqrt(q);
+        }
+}
+
+/* res (B, dim) = x_b - x_hat_b and err (B) = ||res_b||^2 for the step's batch, and use (G) = the sum of
+ * each group's code norm over it; 0, or -1 when out of memory. */
+static int train_resample_residuals(train_state *st, int B, float *res, double *err, double *use)
 {
     int n = st->sc.n_latents, dim = st->sc.dim, chunk = B < TRAIN_RESAMPLE_CHUNK ? B : TRAIN_RESAMPLE_CHUNK;
     assert(st->x && res && err && 1 <= B && B <= st->tc.batch_size); /* st->x holds the step's batch */
@@ -49,6 +63,8 @@ static int train_resample_residuals(train_state *st, int B, float *res, double *
         int m = B - b0 < chunk ? B - b0 : chunk;
         const float *x = st->x + (size_t)b0 * dim; /* (m, dim) */
         rc = sae_encode(&st->p, st->pool, x, m, z, xh);
+        if (rc == 0)
+            train_resample_use(z, m, n, st->sc.group_size, use);
         for (int b = 0; rc == 0 && b < m; b++) {
             float *r = res + (size_t)(b0 + b) * dim; /* (dim) */
             double e2 = 0.0;
@@ -136,19 +152,62 @@ static void train_resample_constrain(train_state *st, const unsigned char *dead)
     }
 }
 
+/* Duplicate groups (train.dup_cos > 0): among the groups with a live member, each pair whose spans'
+ * largest principal-angle cosine is above dup_cos (analysis_subspace_duplicates) has its less used
+ * group (use (G), ties: the later) marked dead in dead (n), unless one of the two already is; returns
+ * the latents so marked, or -1 when out of memory. */
+static int train_resample_duplicates(const train_state *st, unsigned char *dead, const double *use)
+{
+    int n = st->sc.n_latents, s = st->sc.group_size, G = n / s, m = 0, marked = 0;
+    assert(dead && use && st->tc.dup_cos > 0.0f && s <= ANALYSIS_DUP_MAX_S);
+    int32_t *ids = malloc((size_t)G * sizeof(int32_t)); /* (m <= G) the groups with a live member */
+    int64_t cap = (int64_t)G, n_pairs = 0;
+    int32_t *pairs = malloc((size_t)cap * 2 * sizeof(int32_t)); /* (cap, 2) */
+    int rc = ids && pairs ? 0 : -1;
+    for (int g = 0; rc == 0 && g < G; g++) {
+        int live = 0;
+        for (int k = 0; k < s; k++)
+            live |= !dead[g * s + k];
+        if (live)
+            ids[m++] = g;
+    }
+    if (rc == 0 && analysis_subspace_duplicates(st->p.v.W_dec, st->sc.dim, s, ids, m, st->tc.dup_cos, pairs, cap,
+                                                &n_pairs) != ANALYSIS_OK)
+        rc = -1;
+    for (int64_t q = 0; rc == 0 && q < (n_pairs < cap ? n_pairs : cap); q++) {
+        int g = pairs[2 * q], h = pairs[2 * q + 1];
+        if (dead[g * s] || dead[h * s]) /* one of them is revived already (or was dead) */
+            continue;
+        int loser = use[g] < use[h] ? g : h;
+        for (int k = 0; k < s; k++)
+            dead[loser * s + k] = 1;
+        marked += s;
+    }
+    free(ids);
+    free(pairs);
+    return rc == 0 ? marked : -1;
+}
+
 int train_resample(train_state *st)
 {
     assert(st && train_state_ok(st) && st->x && st->tc.batch_size >= 1);
     assert(train_resample_due(st)); /* train_state.h: called when the step just completed resamples */
     int n = st->sc.n_latents, B = st->tc.batch_size, dim = st->sc.dim, W = st->tc.dead_window, count = 0;
+    int G = n / st->sc.group_size;
     unsigned char *dead = malloc((size_t)n); /* (n) */
     float *res = malloc((size_t)B * dim * sizeof(float)); /* (B, dim) */
     double *err = malloc((size_t)B * sizeof(double));     /* (B) */
-    int rc = dead && res && err ? 0 : -1;
+    double *use = calloc((size_t)G, sizeof(double));      /* (G) */
+    int rc = dead && res && err && use ? 0 : -1;
     for (int i = 0; rc == 0 && i < n; i++)
         count += dead[i] = st->last_fired[i] <= st->step - W;
-    if (rc == 0 && count > 0)
-        rc = train_resample_residuals(st, B, res, err);
+    if (rc == 0 && (count > 0 || st->tc.dup_cos > 0.0f))
+        rc = train_resample_residuals(st, B, res, err, use);
+    if (rc == 0 && st->tc.dup_cos > 0.0f) {
+        int dups = train_resample_duplicates(st, dead, use);
+        rc = dups < 0 ? -1 : 0;
+        count += dups > 0 ? dups : 0;
+    }
     double total = 0.0;
     for (int b = 0; rc == 0 && count > 0 && b < B; b++)
         total += err[b];
@@ -164,5 +223,6 @@ int train_resample(train_state *st)
     free(dead);
     free(res);
     free(err);
+    free(use);
     return rc == 0 ? (total > 0.0 ? count : 0) : -1;
 }

@@ -269,6 +269,14 @@ void analysis_subspace_free(analysis_subspace *r);
 int analysis_subspace_cluster(const float *rows, int m, int dim, int s, float min_cos, int min_rows, int cap,
                               float *bases, int *n_out);
 
+/* Duplicate groups: pairs of the groups ids (m) (groups of s rows of W_dec, s <= ANALYSIS_DUP_MAX_S)
+ * whose spans' largest principal-angle cosine is above cut (in (0, 1]), i.e. that share a direction;
+ * (g, h) with g before h in ids, into pairs (cap, 2), all of them counted in *n_pairs (even past cap).
+ * ANALYSIS_OK or ANALYSIS_ENOMEM. */
+#define ANALYSIS_DUP_MAX_S 64
+int analysis_subspace_duplicates(const float *W_dec /* (n, dim) */, int dim, int s, const int32_t *ids, int m,
+                                 float cut, int32_t *pairs, int64_t cap, int64_t *n_pairs);
+
 /* x (rows, dim), rows >= 1 -> x_hat (rows, dim); returns 0 or non-zero on failure. */
 typedef int (*analysis_encode_fn)(void *ctx, const float *x, int rows, float *x_hat);
 /* The encode callback for an SAE: ctx is a const sae_params * (include/sae.h). */

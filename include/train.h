@@ -44,6 +44,9 @@ typedef struct {
                                 * this many steps, in the first half of training, dead latents are
                                 * re-initialised from badly reconstructed rows of the batch
                                 * (core/train_resample.c) */
+    float dup_cos;             /* default 0 = off; with resample_every: at each resampling, of two groups
+                                * whose spans' largest principal-angle cosine is above this (they share
+                                * a direction) the less used on the batch is re-initialised too */
     int threads;               /* default 1, at most TRAIN_MAX_THREADS: the pool for the element-wise
                                 * passes (not from the API: the daemon sets its threads per worker).
                                 * Results are bitwise reproducible for a given value; another value

@@ -26,7 +26,7 @@ static const char *const spec_sae_keys[] = { "arch", "n_latents", "group_size", 
                                              "aux_k", NULL };
 static const char *const spec_train_keys[] = { "steps", "batch_size", "lr", "lr_warmup_steps", "lr_decay",
                                                "sparsity_warmup_steps", "seed", "checkpoint_every",
-                                               "eval_every", "eval_rows", "dead_window", "resample_every", "adam_beta1",
+                                               "eval_every", "eval_rows", "dead_window", "resample_every", "dup_cos", "adam_beta1",
                                                "adam_beta2", "adam_eps", "grad_clip", "normalize_input", NULL };
 static const char *const spec_circles_keys[] = { "n_circles", "dim", "p_active", "radius", "seed", NULL };
 
@@ -290,6 +290,7 @@ static void spec_parse_train_obj(const json_t *t, train_config *tc, spec_errors 
     spec_int_into(t, "train", "eval_rows", &tc->eval_rows, errs);
     spec_int_into(t, "train", "dead_window", &tc->dead_window, errs);
     spec_int_into(t, "train", "resample_every", &tc->resample_every, errs);
+    spec_float_into(t, "train", "dup_cos", &tc->dup_cos, errs);
     spec_float_into(t, "train", "adam_beta1", &tc->adam_beta1, errs);
     spec_float_into(t, "train", "adam_beta2", &tc->adam_beta2, errs);
     spec_float_into(t, "train", "adam_eps", &tc->adam_eps, errs);
@@ -301,13 +302,13 @@ static void spec_parse_train_obj(const json_t *t, train_config *tc, spec_errors 
 
 static json_t *spec_train_json(const train_config *tc)
 {
-    return json_pack("{s:i,s:i,s:o,s:i,s:s,s:i,s:I,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:b}",
+    return json_pack("{s:i,s:i,s:o,s:i,s:s,s:i,s:I,s:i,s:i,s:i,s:i,s:i,s:o,s:o,s:o,s:o,s:o,s:b}",
                      "steps", tc->steps, "batch_size", tc->batch_size, "lr", spec_json_float(tc->lr),
                      "lr_warmup_steps", tc->lr_warmup_steps, "lr_decay", lr_decay_name(tc->decay),
                      "sparsity_warmup_steps", tc->sparsity_warmup_steps, "seed", (json_int_t)tc->seed,
                      "checkpoint_every", tc->checkpoint_every, "eval_every", tc->eval_every,
                      "eval_rows", tc->eval_rows, "dead_window", tc->dead_window,
-                     "resample_every", tc->resample_every, "adam_beta1", spec_json_float(tc->adam_beta1), "adam_beta2", spec_json_float(tc->adam_beta2),
+                     "resample_every", tc->resample_every, "dup_cos", spec_json_float(tc->dup_cos), "adam_beta1", spec_json_float(tc->adam_beta1), "adam_beta2", spec_json_float(tc->adam_beta2),
                      "adam_eps", spec_json_float(tc->adam_eps), "grad_clip", spec_json_float(tc->grad_clip),
                      "normalize_input", tc->normalize_input);
 }

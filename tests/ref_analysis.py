@@ -70,8 +70,8 @@ def topk(sim, k):
 
 def ref_stats_jaccard():
     z = load("z").astype(np.float64)
-    fires = np.isfinite(z) & (z > 0)
-    zf = np.where(fires, z, 0.0)
+    fires = np.isfinite(z) & (z != 0)  # a code fires when non-zero (subspace codes take either sign)
+    zf = np.where(fires, np.abs(z), 0.0)  # statistics of the magnitude
     n = z.shape[1]
     count = fires.sum(0)
     check("stats_count", mismatch(load("st_count"), count), 0)
@@ -85,7 +85,7 @@ def ref_stats_jaccard():
     ref = np.zeros_like(hist)
     for i in range(n):
         if count[i]:
-            ref[i] = np.histogram(z[fires[:, i], i], bins=np.linspace(0, hi[i], nb + 1))[0]
+            ref[i] = np.histogram(zf[fires[:, i], i], bins=np.linspace(0, hi[i], nb + 1))[0]
     check("stats_hist", mismatch(hist, ref), 0)
     s = 4
     gd = fires.reshape(z.shape[0], n // s, s).any(2).mean(0)
@@ -212,9 +212,9 @@ def ref_pca_all():
     ref_pca("pca1", load("pca1_X"), 4, 1e-5)
     ref_pca("pca2", load("pca2_X"), 3, 1e-5)
     z = load("z")[:50].astype(np.float64)
-    z = np.where(np.isfinite(z) & (z > 0), z, 0.0)
+    z = np.where(np.isfinite(z) & (z != 0), z, 0.0)  # signed codes kept for the reconstruction
     W, b = load("W").astype(np.float64), load("pl_bdec").astype(np.float64)
-    total = z.sum(0)
+    total = np.abs(z).sum(0)  # ranked by magnitude
     ids = np.arange(z.shape[1])
     order = [i for i in np.lexsort((ids, -total)) if total[i] > 0][:6]
     check("pca_top_latents", mismatch(load("pl_top"), order), 0)

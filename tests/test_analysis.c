@@ -26,9 +26,11 @@ static void test_csr(void)
     analysis_csr c;
     analysis_csr_init(&c);
     CHECK(analysis_csr_from_dense(&c, z, 3, 4) == 0, "csr build");
-    CHECK(c.rows == 3 && c.n == 4 && c.nnz == 6, "csr shape rows %d nnz %lld", c.rows, (long long)c.nnz);
-    CHECK(c.row_ptr[1] == 2 && c.row_ptr[2] == 2 && c.row_ptr[3] == 6, "row_ptr (negative and NaN do not fire)");
-    CHECK(c.idx[0] == 1 && c.idx[1] == 3 && c.idx[2] == 0 && c.idx[5] == 3 && c.val[1] == 2.0f, "idx/val");
+    CHECK(c.rows == 3 && c.n == 4 && c.nnz == 7, "csr shape rows %d nnz %lld", c.rows, (long long)c.nnz);
+    CHECK(c.row_ptr[1] == 2 && c.row_ptr[2] == 3 && c.row_ptr[3] == 7,
+          "row_ptr (a negative code fires, a subspace code may be signed; NaN does not)");
+    CHECK(c.idx[0] == 1 && c.idx[1] == 3 && c.idx[2] == 0 && c.val[2] == -1.0f && c.idx[6] == 3 &&
+          c.val[1] == 2.0f, "idx/val");
     CHECK(analysis_csr_from_dense(&c, z + 8, 1, 4) == 0 && c.rows == 1 && c.nnz == 4, "csr rebuilt in place");
     analysis_csr_free(&c);
     CHECK(analysis_csr_from_dense(&c, z, 0, 4) == 0 && c.rows == 0 && c.row_ptr[0] == 0, "empty batch");

@@ -264,6 +264,12 @@ static void test_validation(long long ds)
     snprintf(b, sizeof b, "{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"relu\",\"n_latents\":16},"
              "\"train\":{\"resample_every\":-1}}", ds);
     AT_BAD("POST", "/v1/jobs", b, 422, "train.resample_every");
+    snprintf(b, sizeof b, "{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"subspace\",\"n_latents\":16,"
+             "\"k\":2},\"train\":{\"dup_cos\":0.9}}", ds);
+    AT_BAD("POST", "/v1/jobs", b, 422, "train.dup_cos"); /* without resample_every */
+    snprintf(b, sizeof b, "{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"subspace\",\"n_latents\":16,"
+             "\"k\":2},\"train\":{\"resample_every\":100,\"dup_cos\":1.5}}", ds);
+    AT_BAD("POST", "/v1/jobs", b, 422, "train.dup_cos");
     /* relu with a threshold and no bandwidth: the kernel is threshold / 2 wide */
     json_t *j = at_expect_json(at_http("POST", "/v1/jobs", SB("{\"arch\":\"relu\",\"n_latents\":16,\"threshold\":0.4}")),
                                202);

@@ -479,10 +479,122 @@ static void test_cluster_init(void)
     circles_free(circ);
 }
 
+/* ---------------------------------------------------------------- duplicate groups */
+
+/* Pairs of groups sharing a direction, by the largest principal-angle cosine of their spans: hand
+ * cases at group sizes 2 (closed form) and 3 (power iteration), rows not unit, ids a subset. */
+static void test_duplicates_hand(void)
+{
+    enum { DIM = 8 };
+    float W[8 * DIM] = {0}; /* 4 groups of 2 */
+    const float h = 0.70710678f;
+    W[0 * DIM + 0] = 2.0f, W[1 * DIM + 1] = 1.0f;                     /* g0 = span(e0, e1) */
+    W[2 * DIM + 0] = h, W[2 * DIM + 1] = h, W[3 * DIM + 2] = 3.0f;    /* g1 = span(e0 + e1, e2): shares with g0 */
+    W[4 * DIM + 3] = 1.0f, W[5 * DIM + 4] = 1.0f;                     /* g2 = span(e3, e4) */
+    W[6 * DIM + 4] = 0.6f, W[6 * DIM + 5] = 0.8f, W[7 * DIM + 2] = 1; /* g3 = span(.6 e4 + .8 e5, e2) */
+    int32_t all[4] = {0, 1, 2, 3}, some[3] = {0, 2, 3}, pairs[8];
+    int64_t np = -1;
+    CHECK(analysis_subspace_duplicates(W, DIM, 2, all, 4, 0.9f, pairs, 4, &np) == ANALYSIS_OK && np == 2 &&
+              pairs[0] == 0 && pairs[1] == 1 && pairs[2] == 1 && pairs[3] == 3,
+          "cut 0.9: (0,1) and (1,3) share a direction (%lld pairs)", (long long)np);
+    CHECK(analysis_subspace_duplicates(W, DIM, 2, all, 4, 0.5f, pairs, 4, &np) == ANALYSIS_OK && np == 3 &&
+              pairs[4] == 2 && pairs[5] == 3, "cut 0.5: and (2,3) at cosine 0.6 (%lld pairs)", (long long)np);
+    CHECK(analysis_subspace_duplicates(W, DIM, 2, all, 4, 0.5f, pairs, 1, &np) == ANALYSIS_OK && np == 3 &&
+              pairs[0] == 0 && pairs[1] == 1, "past cap the pairs are counted, not written");
+    CHECK(analysis_subspace_duplicates(W, DIM, 2, some, 3, 0.9f, pairs, 4, &np) == ANALYSIS_OK && np == 0,
+          "among groups 0, 2, 3 none (%lld)", (long long)np);
+    float W3[6 * DIM] = {0}; /* 2 groups of 3: span(e0, e1, e2) and span(e3, e4, .6 e2 + .8 e5) */
+    W3[0 * DIM + 0] = 1, W3[1 * DIM + 1] = 1, W3[2 * DIM + 2] = 1;
+    W3[3 * DIM + 3] = 1, W3[4 * DIM + 4] = 1, W3[5 * DIM + 2] = 1.2f, W3[5 * DIM + 5] = 1.6f;
+    CHECK(analysis_subspace_duplicates(W3, DIM, 3, all, 2, 0.59f, pairs, 4, &np) == ANALYSIS_OK && np == 1 &&
+              analysis_subspace_duplicates(W3, DIM, 3, all, 2, 0.61f, pairs, 4, &np) == ANALYSIS_OK && np == 0,
+          "groups of 3: the largest cosine is 0.6");
+}
+
+/* Pairs of groups of p's decoder whose spans share a direction above cut. */
+static int64_t dup_pairs(const sae_params *p, float cut)
+{
+    int G = p->cfg.n_latents / p->cfg.group_size;
+    int32_t *ids = malloc((size_t)G * sizeof(int32_t));
+    int64_t np = 0;
+    for (int g = 0; g < G; g++)
+        ids[g] = g;
+    CHECK(analysis_subspace_duplicates(p->v.W_dec, p->cfg.dim, p->cfg.group_size, ids, G, cut, NULL, 0, &np) ==
+              ANALYSIS_OK, "duplicate scan");
+    free(ids);
+    return np;
+}
+
+/* train.dup_cos: 24 groups on 4 circles in 8-D end up with several groups in one plane; at the
+ * resampling step the run with dup_cos re-initialises more groups than the plain one and leaves fewer
+ * duplicate pairs; stopped before or after it and resumed, it ends bit for bit like a straight run;
+ * the config rules. */
+static void test_dup_revival(void)
+{
+    circles_params cp = {4, 8, 0.3, 1.0f, 1.0f, 5};
+    circles *circ = circles_create(&cp);
+    data_source src;
+    datasrc_from_circles(&src, circ);
+    sae_config c = {.arch = SAE_SUBSPACE, .dim = 8, .n_latents = 48, .group_size = 2, .k = 3,
+                    .aux_k_coef = 0.03125f};
+    train_config t;
+    trainlog_small_config(&t);
+    t.steps = 200, t.lr = 1e-2f, t.eval_every = 100, t.dead_window = 20, t.resample_every = 100;
+    train_config t0 = t;
+    t.dup_cos = 0.95f;
+    char err[256];
+    trainlog ha = {.stop_at_poll = 101}, hb = {.stop_at_poll = 101};
+    train_hooks h = trainlog_hooks(&ha);
+    train_state *a = train_create(&c, &t, &src, err, sizeof err), *b = train_create(&c, &t0, &src, err, sizeof err);
+    CHECK(a && b && train_run(a, &h) == TRAIN_INTERRUPTED && train_step_done(a) == 100, "dup_cos run to step 100");
+    h = trainlog_hooks(&hb);
+    CHECK(train_run(b, &h) == TRAIN_INTERRUPTED && train_step_done(b) == 100, "plain run to step 100");
+    int64_t da = dup_pairs(train_params(a), 0.95f), db = dup_pairs(train_params(b), 0.95f);
+    printf("at the resampling step: plain run %ld resampled, %lld duplicate pairs; dup_cos 0.95: %ld, %lld\n",
+           train_resampled(b), (long long)db, train_resampled(a), (long long)da);
+    CHECK(db > 0 && train_resampled(a) > train_resampled(b) && da < db,
+          "dup_cos revives duplicates: %ld vs %ld resampled, %lld vs %lld pairs", train_resampled(a),
+          train_resampled(b), (long long)da, (long long)db);
+    CHECK(orthonormal_err(train_params(a)) < 1e-5, "the revived groups are orthonormal");
+    free(ha.blob), free(hb.blob);
+    train_free(a), train_free(b);
+    trainlog hs = {0};
+    h = trainlog_hooks(&hs);
+    train_state *st = train_create(&c, &t, &src, err, sizeof err);
+    CHECK(st && train_run(st, &h) == TRAIN_DONE, "straight run with dup_cos");
+    size_t ls, lr;
+    void *bs = trainlog_final_blob(st, &ls);
+    for (int stop = 91; stop <= 111; stop += 20) {
+        trainlog hi = {.stop_at_poll = stop}, hr = {0};
+        h = trainlog_hooks(&hi);
+        train_state *i = train_create(&c, &t, &src, err, sizeof err), *r = train_create(&c, &t, &src, err, sizeof err);
+        CHECK(train_run(i, &h) == TRAIN_INTERRUPTED, "stopped at step %d", stop - 1);
+        CHECK(train_checkpoint_restore(r, hi.blob, hi.blob_len, err, sizeof err) == 0, "restore: %s", err);
+        h = trainlog_hooks(&hr);
+        CHECK(train_run(r, &h) == TRAIN_DONE, "resumed from step %d", stop - 1);
+        void *br = trainlog_final_blob(r, &lr);
+        CHECK(lr == ls && memcmp(br, bs, ls) == 0, "dup_cos: resumed from step %d equals the straight run", stop - 1);
+        free(br), free(hi.blob), free(hr.blob);
+        train_free(i), train_free(r);
+    }
+    free(bs), free(hs.blob);
+    train_free(st);
+    char field[64], msg[256];
+    t.resample_every = 0;
+    CHECK(train_config_check_for(&c, &t, field, sizeof field, msg, sizeof msg) == -1 &&
+              strcmp(field, "train.dup_cos") == 0 && strstr(msg, "resample_every"), "dup_cos needs resampling: %s", msg);
+    t.dup_cos = 1.5f;
+    CHECK(train_config_check(&t, field, sizeof field, msg, sizeof msg) == -1 && strcmp(field, "train.dup_cos") == 0,
+          "dup_cos above 1: %s", msg);
+    circles_free(circ);
+}
+
 int main(void)
 {
     test_subspace_recovery();
     test_cluster_init();
+    test_duplicates_hand();
+    test_dup_revival();
     test_gradients();
     test_encode();
     test_config();
