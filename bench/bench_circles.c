@@ -6,7 +6,7 @@
  *   bench_circles --circles 400 --dim 50 --p 0.008 --width 3200 --arch subspace --gs 2 --k 4
  *                 [--steps N --batch B --lr LR --coef C --thr T --orth O --aux A --threads T --seed S
  *                  --warmup W --eval-every E --decay none|linear|cosine --resample N --dead-window N
- *                  --dup COS --init-relu N --init-coef C --init-width W]
+ *                  --dup COS --init-relu N --init-coef C --init-width W --max-minutes M]
  *
  * Output (stdout): one line of key=value pairs (fve, l0, l0_groups, dead, the rows in a plane,
  * circles found by rows, circles held by exactly one group at cosines 0.9 and 0.99, circles held
@@ -32,6 +32,7 @@ typedef struct {
     int init_steps;      /* --init-relu N: cluster-then-retrain from a relu SAE trained N steps first */
     float init_coef;     /* its sparsity_coef (--init-coef, default 1) */
     int init_width;      /* its width (--init-width, default the SAE's) */
+    double max_s;        /* --max-minutes M: stop the main run after M minutes and report it as it is */
 } bc_run;
 
 static double bc_now(void)
@@ -47,6 +48,13 @@ static int bc_on_eval(void *ctx, const train_metrics *m)
     fprintf(stderr, "  step %6d  fve %.4f  l0 %6.2f (groups %6.2f)  dead %.3f  loss %.5f  %.0f samples/s  %.0f s\n",
             m->step, m->fve, m->l0, m->l0_groups, m->dead_frac, m->loss, m->samples_per_s, bc_now() - r->t0);
     return 0;
+}
+
+/* Stops the main run once its time budget is spent (the relu pretraining is not limited). */
+static train_stop bc_should_stop(void *ctx)
+{
+    const bc_run *r = ctx;
+    return r->max_s > 0 && bc_now() - r->t0 > r->max_s ? TRAIN_CANCEL : TRAIN_CONTINUE;
 }
 
 static void bc_defaults(bc_run *r)
@@ -66,7 +74,7 @@ static int bc_parse(int argc, char **argv, bc_run *r)
         {"gs", 1, 0, 'g'}, {"k", 1, 0, 'k'}, {"steps", 1, 0, 's'}, {"batch", 1, 0, 'b'}, {"lr", 1, 0, 'l'},
         {"coef", 1, 0, 'c'}, {"thr", 1, 0, 't'}, {"orth", 1, 0, 'o'}, {"aux", 1, 0, 'x'}, {"threads", 1, 0, 'T'},
         {"seed", 1, 0, 'S'}, {"warmup", 1, 0, 'W'}, {"eval-every", 1, 0, 'E'}, {"decay", 1, 0, 'D'},
-        {"data-seed", 1, 0, 'R'}, {"resample", 1, 0, 'r'}, {"dead-window", 1, 0, 'V'}, {"dup", 1, 0, 'U'}, {"init-relu", 1, 0, 'I'},
+        {"data-seed", 1, 0, 'R'}, {"resample", 1, 0, 'r'}, {"dead-window", 1, 0, 'V'}, {"dup", 1, 0, 'U'}, {"max-minutes", 1, 0, 'M'}, {"init-relu", 1, 0, 'I'},
         {"init-coef", 1, 0, 'J'}, {"init-width", 1, 0, 'K'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -94,6 +102,7 @@ static int bc_parse(int argc, char **argv, bc_run *r)
         case 'r': r->tc.resample_every = atoi(optarg); break;
         case 'V': r->tc.dead_window = atoi(optarg); break;
         case 'U': r->tc.dup_cos = (float)atof(optarg); break;
+        case 'M': r->max_s = 60.0 * atof(optarg); break;
         case 'I': r->init_steps = atoi(optarg); break;
         case 'J': r->init_coef = (float)atof(optarg); break;
         case 'K': r->init_width = atoi(optarg); break;
@@ -155,7 +164,7 @@ static int bc_init_from_relu(bc_run *r, const data_source *src, train_state *st)
     sae_config_default(&rc);
     rc.dim = r->sc.dim, rc.n_latents = r->init_width > 0 ? r->init_width : r->sc.n_latents, rc.group_size = 1;
     rc.sparsity_coef = r->init_coef;
-    rt.steps = r->init_steps, rt.resample_every = 0;
+    rt.steps = r->init_steps, rt.resample_every = 0, rt.dup_cos = 0.0f;
     fprintf(stderr, "relu %d latents, %d steps, sparsity_coef %g, for the initialisation\n", rc.n_latents,
             rt.steps, (double)rc.sparsity_coef);
     train_state *pre = train_create(&rc, &rt, src, err, sizeof err);
@@ -192,8 +201,13 @@ int main(int argc, char **argv)
     r.t0 = bc_now();
     if (r.init_steps > 0 && bc_init_from_relu(&r, &src, st) != 0)
         return 1;
-    if (train_run(st, &h) != TRAIN_DONE)
+    h.should_stop = bc_should_stop;
+    r.t0 = bc_now(); /* the budget is the main run's */
+    train_result tr = train_run(st, &h);
+    if (tr != TRAIN_DONE && tr != TRAIN_CANCELLED)
         return fprintf(stderr, "bench_circles: %s\n", train_error(st)), 1;
+    if (tr == TRAIN_CANCELLED)
+        printf("stopped_at=%d ", train_step_done(st));
     int rc = bc_report(&r, st, circles_planes(circ));
     train_free(st);
     circles_free(circ);

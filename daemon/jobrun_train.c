@@ -7,6 +7,7 @@
  * so the training step never waits on the database for long. */
 #include "jobrun.h"
 #include "jobrun_export.h"
+#include "artifacts.h"
 #include "datasrc.h"
 #include "files.h"
 #include "spec.h"
@@ -105,6 +106,31 @@ static void jobrun_train_resume(jobrun_train_state *s, train_state *ts)
     if (rc == 0) free(buf);
 }
 
+/* Cluster-then-retrain (spec init.from_sae): a run at step 0 starts its groups from the planes SAE
+ * from_sae's decoder rows cluster into (train_init_from_rows); a resumed run has them in its
+ * checkpoint. 0, or -1 with err set. */
+static int jobrun_train_init(const jobrun_ctx *ctx, train_state *ts, int64_t from_sae, char *err, size_t errlen)
+{
+    store_sae s = { 0 };
+    sae_params p;
+    if (!from_sae || train_step_done(ts) > 0) return 0;
+    int rc = store_sae_get(ctx->st, from_sae, &s);
+    if (rc != STORE_OK) {
+        snprintf(err, errlen, "init.from_sae: SAE %lld %s", (long long)from_sae,
+                 rc == STORE_NOTFOUND ? "was deleted before this job ran; submit it again with another SAE"
+                                      : "cannot be read");
+        return -1;
+    }
+    rc = artifacts_sae_load(&s, &p, err, errlen);
+    store_sae_clear(&s);
+    if (rc) return -1;
+    int used = train_init_from_rows(ts, p.v.W_dec, p.cfg.n_latents, err, errlen);
+    sae_params_free(&p);
+    if (used < 0) return -1;
+    jobrun_note(ctx, "%d groups start from the planes of SAE %lld's decoder rows", used, (long long)from_sae);
+    return 0;
+}
+
 static json_t *jobrun_train_num(double x)
 {
     return isfinite(x) ? json_real(x) : json_null();
@@ -174,7 +200,8 @@ void jobrun_train(const jobrun_ctx *ctx)
     train_state *ts = NULL;
     jobrun_path(ctx, NULL, dir, sizeof dir);
     spec_errors errs = { 0 };
-    int bad = spec_train_configs(ctx->job->spec_json, src.dim, &sc, &tc, &errs);
+    int64_t from_sae = 0;
+    int bad = spec_train_configs(ctx->job->spec_json, src.dim, &sc, &tc, &from_sae, &errs);
     if (bad) jobrun_spec_error(err, sizeof err, "the stored job spec", &errs);
     tc.threads = ctx->threads > 0 ? ctx->threads : 1; /* the daemon's setting, not the job's */
     if (bad || files_mkdirs(dir, err, sizeof err) ||
@@ -186,6 +213,12 @@ void jobrun_train(const jobrun_ctx *ctx)
     s.batch_size = tc.batch_size;
     jobrun_path(ctx, "checkpoint.bin", s.ckpt_path, sizeof s.ckpt_path);
     jobrun_train_resume(&s, ts);
+    if (jobrun_train_init(ctx, ts, from_sae, err, sizeof err)) {
+        jobrun_finish(ctx, JOBRUN_FAILED, err);
+        train_free(ts);
+        jobrun_dataset_close(ds);
+        return;
+    }
     train_hooks hooks = { .ctx = &s, .on_eval = jobrun_train_on_eval, .on_progress = jobrun_train_on_progress,
                           .on_checkpoint = jobrun_train_on_checkpoint, .should_stop = jobrun_train_should_stop };
     train_result r = train_run(ts, &hooks);

@@ -49,7 +49,7 @@ static void fuzz_spec_train(const json_t *body, int dim)
     if (!fuzz_spec_verdict(n, &errs))
         return;
     char *s = fuzz_spec_dump(n);
-    FUZZ_REQUIRE(spec_train_configs(s, dim > 0 ? dim : 16, &sc, &tc, &back) == 0 || dim <= 0);
+    FUZZ_REQUIRE(spec_train_configs(s, dim > 0 ? dim : 16, &sc, &tc, NULL, &back) == 0 || dim <= 0);
     json_t *n2 = spec_normalize_train(n, dim, FUZZ_SPEC_MAX_BYTES, &again);
     FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
     json_decref(n2);
@@ -131,7 +131,7 @@ static void fuzz_spec_stored(const uint8_t *data, size_t len)
     FUZZ_REQUIRE(s != NULL);
     memcpy(s, data, len);
     s[len] = '\0';
-    spec_train_configs(s, 8, &sc, &tc, &e1);
+    spec_train_configs(s, 8, &sc, &tc, NULL, &e1);
     spec_circles_params(s, &cp, &e2);
     spec_analysis_parse_analyze(s, &a, &e3);
     if (spec_analysis_parse_pca(s, &p, &e4) == 0)

@@ -29,7 +29,7 @@ typedef struct {
 void spec_error_add(spec_errors *errs, int status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Validates a train job body {"type","dataset","sae","train"} against the
+/* Validates a train job body {"type","dataset","sae","train"[,"init"]} against the
  * dataset's dim (dataset existence is the caller's check). Returns a new
  * normalised JSON object, or NULL with errs filled. max_bytes: memory limit. */
 json_t *spec_normalize_train(const json_t *body, int dim, size_t max_bytes, spec_errors *errs);
@@ -76,7 +76,9 @@ json_t *spec_stored(const char *text, spec_errors *errs);
 /* Stored (normalised) specs back to typed configurations: 0, or -1 with
  * errs appended to (what the stored text is wrong about; the caller says
  * which text it was). */
-int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, spec_errors *errs);
+/* A train spec's init.from_sae (cluster-then-retrain) into *init_from_sae when not NULL (0: none). */
+int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, int64_t *init_from_sae,
+                       spec_errors *errs);
 int spec_circles_params(const char *params_json, circles_params *p, spec_errors *errs);
 
 #endif

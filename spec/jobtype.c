@@ -135,6 +135,27 @@ static int jobtype_eval_rows(const store_dataset *d, const json_t *spec, spec_er
     return -1;
 }
 
+/* The SAE init.from_sae names must exist and read rows of the dataset's dim. 0, or -1 with a 422
+ * (500 when the store fails). */
+static int jobtype_init_sae(store *st, const json_t *spec, int dim, spec_errors *errs)
+{
+    json_int_t id = json_integer_value(json_object_get(json_object_get(spec, "init"), "from_sae"));
+    store_sae s = { 0 };
+    if (!id) return 0;
+    int rc = store_sae_get(st, id, &s);
+    if (rc == STORE_NOTFOUND)
+        spec_error_add(errs, 422, "init.from_sae", "SAE %lld does not exist; GET /v1/saes lists them",
+                       (long long)id);
+    else if (rc != STORE_OK)
+        spec_error_add(errs, 500, "init.from_sae", "cannot read SAEs: %s", store_errmsg(st));
+    else if (s.dim != dim)
+        spec_error_add(errs, 422, "init.from_sae", "SAE %lld reads rows of %d dimensions and the dataset has %d; "
+                       "start from an SAE trained on rows like these", (long long)id, s.dim, dim);
+    int ok = rc == STORE_OK && s.dim == dim;
+    if (rc == STORE_OK) store_sae_clear(&s);
+    return ok ? 0 : -1;
+}
+
 int jobtype_train_validate(store *st, const json_t *body, const jobtype_limits *lim, jobtype_spec *out,
                            spec_errors *errs)
 {
@@ -142,7 +163,7 @@ int jobtype_train_validate(store *st, const json_t *body, const jobtype_limits *
     store_dataset d = { 0 };
     int found = jobtype_dataset(st, body, &d, errs);
     json_t *spec = found < 0 ? NULL : spec_normalize_train(body, found ? d.dim : 0, lim->max_job_bytes, errs);
-    if (spec && jobtype_eval_rows(&d, spec, errs)) {
+    if (spec && (jobtype_eval_rows(&d, spec, errs) || jobtype_init_sae(st, spec, d.dim, errs))) {
         json_decref(spec);
         spec = NULL;
     }

@@ -9,6 +9,7 @@
  * The normalised JSON is written from the structs, so it shows exactly what
  * will run. The same parser reads a stored spec back for the worker. */
 #include "spec.h"
+#include "sae_arch.h"
 #include <assert.h>
 #include <float.h>
 #include <limits.h>
@@ -20,7 +21,8 @@
 
 #define SPEC_MAX_PLANE_FLOATS ((long long)1 << 27) /* n_circles * 2 * dim: 512 MiB of planes */
 
-static const char *const spec_train_top[] = { "type", "dataset", "sae", "train", NULL };
+static const char *const spec_train_top[] = { "type", "dataset", "sae", "train", "init", NULL };
+static const char *const spec_init_keys[] = { "from_sae", NULL };
 static const char *const spec_sae_keys[] = { "arch", "n_latents", "group_size", "sparsity_coef", "k",
                                              "orth_coef", "threshold", "bandwidth", "aux_k_coef",
                                              "aux_k", NULL };
@@ -331,9 +333,29 @@ static void spec_check_train(sae_config *sc, const train_config *tc, int dim, si
                        (double)need / (1 << 30), (double)max_bytes / (1 << 30));
 }
 
+/* body.init ({"from_sae": ID}, optional) into *from_sae (0 when absent): only for an arch whose
+ * registry row starts groups from another SAE's decoder rows (subspace, groups of 2). */
+static void spec_parse_init(const json_t *body, const sae_config *sc, int64_t *from_sae, spec_errors *errs)
+{
+    long long id;
+    *from_sae = 0;
+    const json_t *init = spec_object(body, "init", 0, "{\"from_sae\": ID}", errs);
+    if (!init) return;
+    spec_check_fields(init, "init", spec_init_keys, errs);
+    int rc = spec_get_int(init, "init", "from_sae", 1, LLONG_MAX, &id, errs);
+    if (rc == 0) spec_error_add(errs, 400, "init.from_sae", "required: the id of the SAE whose decoder rows "
+                                "start the groups");
+    if (rc != 1) return;
+    *from_sae = id;
+    if (!sae_arch_of(sc)->init_from_rows || sc->group_size != 2)
+        spec_error_add(errs, 422, "init.from_sae", "starting from another SAE's decoder rows (cluster-then-retrain) "
+                       "is for arch 'subspace' with group_size 2 (its groups take the planes the rows cluster "
+                       "into); remove init or use that arch");
+}
+
 /* The whole train body into sc/tc. */
 static void spec_parse_train_body(const json_t *body, int dim, size_t max_bytes, sae_config *sc,
-                                  train_config *tc, spec_errors *errs)
+                                  train_config *tc, int64_t *from_sae, spec_errors *errs)
 {
     int n_before = errs->n;
     const char *type = NULL;
@@ -351,6 +373,7 @@ static void spec_parse_train_body(const json_t *body, int dim, size_t max_bytes,
     if (sae) spec_parse_sae(sae, sc, errs);
     if (train) spec_parse_train_obj(train, tc, errs);
     if (errs->n == n_before) spec_check_train(sc, tc, dim, max_bytes, errs);
+    if (errs->n == n_before) spec_parse_init(body, sc, from_sae, errs);
 }
 
 json_t *spec_normalize_train(const json_t *body, int dim, size_t max_bytes, spec_errors *errs)
@@ -361,19 +384,25 @@ json_t *spec_normalize_train(const json_t *body, int dim, size_t max_bytes, spec
         spec_error_add(errs, 400, "body", "must be a JSON object");
         return NULL;
     }
-    spec_parse_train_body(body, dim, max_bytes, &sc, &tc, errs);
+    int64_t from_sae = 0;
+    spec_parse_train_body(body, dim, max_bytes, &sc, &tc, &from_sae, errs);
     if (errs->n) return NULL;
-    return json_pack("{s:s,s:O,s:o,s:o}", "type", "train", "dataset", json_object_get(body, "dataset"),
-                     "sae", spec_sae_json(&sc), "train", spec_train_json(&tc));
+    json_t *spec = json_pack("{s:s,s:O,s:o,s:o}", "type", "train", "dataset", json_object_get(body, "dataset"),
+                             "sae", spec_sae_json(&sc), "train", spec_train_json(&tc));
+    if (spec && from_sae) json_object_set_new(spec, "init", json_pack("{s:I}", "from_sae", (json_int_t)from_sae));
+    return spec;
 }
 
-int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, spec_errors *errs)
+int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, int64_t *init_from_sae,
+                       spec_errors *errs)
 {
     assert(sc && tc && errs);
     int n_before = errs->n;
+    int64_t from_sae = 0;
     json_t *j = spec_stored(spec_json, errs);
     if (!j) return -1;
-    spec_parse_train_body(j, dim, 0, sc, tc, errs);
+    spec_parse_train_body(j, dim, 0, sc, tc, &from_sae, errs);
+    if (init_from_sae) *init_from_sae = from_sae;
     json_decref(j);
     return errs->n == n_before ? 0 : -1;
 }

@@ -295,6 +295,72 @@ static void test_missing_extras(long long ds)
     at_expect_problem("encode without safetensors", r, 409, NULL);
 }
 
+/* numpy: circles of planes.npy held by a group of decoder.npy (groups of 2; both principal-angle
+ * cosines >= 0.9), printed and checked against argv[1] as "min" or "max". */
+static const char *const py_held =
+    "import sys, numpy as np\n"
+    "P = np.load('planes.npy').astype(np.float64); W = np.load('decoder.npy').astype(np.float64)\n"
+    "Q = [np.linalg.qr(p.T)[0] for p in P]\n"
+    "held = set()\n"
+    "for g in range(W.shape[0] // 2):\n"
+    "    B = np.linalg.qr(W[2 * g:2 * g + 2].T)[0]\n"
+    "    for i, q in enumerate(Q):\n"
+    "        if np.linalg.svd(B.T @ q, compute_uv=False).min() >= 0.9: held.add(i)\n"
+    "print('circles held by a group:', len(held), 'of', len(Q))\n"
+    "want, bound = sys.argv[1], int(sys.argv[2])\n"
+    "sys.exit(0 if (len(held) >= bound if want == 'min' else len(held) <= bound) else 1)\n";
+
+/* Circles of dataset ds held by SAE sae's groups, checked with numpy: at least (want "min") or at
+ * most ("max") bound. */
+static void check_held(long long sae, long long ds, const char *want, int bound, const char *what)
+{
+    at_resp r = at_http("GET", at_fmt("/v1/saes/%lld/decoder.npy", sae), NULL), q = at_http("GET",
+                        at_fmt("/v1/datasets/%lld/planes.npy", ds), NULL);
+    CHECK(r.status == 200 && q.status == 200, "decoder.npy %ld, planes.npy %ld", r.status, q.status);
+    at_save_body(g_work, "decoder.npy", &r);
+    at_save_body(g_work, "planes.npy", &q);
+    at_resp_free(&r), at_resp_free(&q);
+    int rc = at_python(g_work, at_fmt("import sys\nsys.argv = ['x', '%s', '%d']\n%s", want, bound, py_held));
+    CHECK(rc == 0, "%s: %s %d circles held by one group (numpy, output above)", what, want, bound);
+}
+
+/* Cluster-then-retrain through the API: init.from_sae starts a subspace SAE's groups from the planes
+ * a relu SAE's decoder rows cluster into, so before any real training (1 step at lr 1e-7) most of the
+ * 8 circles are held by a group, and none without it; the 422s of its rules. */
+static void test_init_from_sae(long long ds)
+{
+    const char *relu = "{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"relu\",\"n_latents\":64,"
+                       "\"group_size\":1,\"sparsity_coef\":0.3},\"train\":{\"steps\":3000,\"batch_size\":128,"
+                       "\"lr\":0.01,\"lr_warmup_steps\":50,\"sparsity_warmup_steps\":300,\"eval_every\":1000,"
+                       "\"eval_rows\":256}}";
+    long long job = run_job(at_fmt(relu, ds), "relu for the init");
+    json_t *j = at_get_job(job);
+    long long from = j ? at_jint(json_object_get(j, "result"), "sae") : 0;
+    json_decref(j);
+    const char *sub = "{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"subspace\",\"n_latents\":32,"
+                      "\"group_size\":2,\"k\":2},\"train\":{\"steps\":1,\"batch_size\":64,\"lr\":1e-7,"
+                      "\"eval_every\":1,\"eval_rows\":256}%s}";
+    long long with = 0, without = 0;
+    j = (job = run_job(at_fmt(sub, ds, at_fmt(",\"init\":{\"from_sae\":%lld}", from)), "subspace from it")) ?
+            at_get_job(job) : NULL;
+    with = j ? at_jint(json_object_get(j, "result"), "sae") : 0;
+    CHECK(j && at_jint(json_object_get(json_object_get(j, "spec"), "init"), "from_sae") == from,
+          "the stored spec keeps init.from_sae");
+    json_decref(j);
+    j = (job = run_job(at_fmt(sub, ds, ""), "subspace at random")) ? at_get_job(job) : NULL;
+    without = j ? at_jint(json_object_get(j, "result"), "sae") : 0;
+    CHECK(j && !json_object_get(json_object_get(j, "spec"), "init"), "no init in a spec without one");
+    json_decref(j);
+    check_held(with, ds, "min", 6, "started from the relu SAE's planes");
+    check_held(without, ds, "max", 1, "started at random");
+    AT_BAD("POST", "/v1/jobs", at_fmt(sub, ds, ",\"init\":{\"from_sae\":999999}"), 422, "init.from_sae");
+    AT_BAD("POST", "/v1/jobs", at_fmt(sub, ds, ",\"init\":{}"), 400, "init.from_sae");
+    AT_BAD("POST", "/v1/jobs", at_fmt(sub, ds, ",\"init\":{\"from_sae\":1,\"from\":2}"), 400, "init.from");
+    AT_BAD("POST", "/v1/jobs", at_fmt("{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"relu\","
+                                       "\"n_latents\":16},\"init\":{\"from_sae\":%lld}}", ds, from),
+           422, "init.from_sae");
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -315,6 +381,7 @@ int main(void)
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
         test_arch(archs[i], circ, npy, circ_body, up_body);
     test_missing_extras(circ);
+    test_init_from_sae(circ);
     free(circ_body);
     free(up_body);
     CHECK(at_daemon_stop(&g_d), "SIGTERM exits 0");
