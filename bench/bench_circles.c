@@ -124,6 +124,26 @@ static void bc_print_hist(const char *name, const int64_t *hist, int max_k)
     printf("\n");
 }
 
+/* Each circle's best group cosine (the largest smaller principal-angle cosine of a group whose best
+ * plane it is; 0 for none) as a histogram of 10 bins of 0.1: how far the circles not held are. */
+static void bc_print_best_cos(const analysis_subspace *sub)
+{
+    float *best = calloc((size_t)sub->n_circles, sizeof(float)); /* (nc) */
+    int64_t bins[10] = {0};
+    if (!best)
+        return;
+    for (int g = 0; g < sub->n_groups; g++)
+        if (sub->group_circle[g] >= 0 && sub->group_cos[g] > best[sub->group_circle[g]])
+            best[sub->group_circle[g]] = sub->group_cos[g];
+    for (int i = 0; i < sub->n_circles; i++)
+        bins[best[i] >= 1.0f ? 9 : (int)(best[i] * 10.0f)]++;
+    printf("circle_best_cos");
+    for (int b = 0; b < 10; b++)
+        printf(" %.1f:%lld", b / 10.0, (long long)bins[b]);
+    printf("\n");
+    free(best);
+}
+
 static int bc_report(const bc_run *r, const train_state *st, const float *planes)
 {
     const sae_params *p = train_params(st);
@@ -148,6 +168,7 @@ static int bc_report(const bc_run *r, const train_state *st, const float *planes
     bc_print_hist("hist_rows", rows.per_plane_hist, 20);
     bc_print_hist("hist_groups", sub.hist, 10);
     bc_print_hist("hist_groups_99", sub.hist_99, 10);
+    bc_print_best_cos(&sub);
     analysis_recovery_free(&rows);
     analysis_subspace_free(&sub);
     free(q);

@@ -96,15 +96,16 @@ static void analysis_subspace_block(const float *W_dec, int dim, int s, const fl
 }
 
 /* hist (max_k + 1): [k] circles held by exactly k groups with cosine >= cut (the last bin: >= max_k);
- * returns the circles held by at least one. count (nc) scratch. */
-static int analysis_subspace_hist(const analysis_subspace *r, double cut, int *count, int64_t *hist)
+ * returns the circles held by at least one, and the groups holding one in *groups. count (nc) scratch. */
+static int analysis_subspace_hist(const analysis_subspace *r, double cut, int *count, int64_t *hist, int *groups)
 {
     int held = 0;
+    *groups = 0;
     memset(count, 0, (size_t)r->n_circles * sizeof(int));
     memset(hist, 0, (size_t)(r->max_k + 1) * sizeof(int64_t));
     for (int g = 0; g < r->n_groups; g++)
         if (r->group_circle[g] >= 0 && r->group_cos[g] >= cut)
-            count[r->group_circle[g]]++;
+            count[r->group_circle[g]]++, (*groups)++;
     for (int i = 0; i < r->n_circles; i++) {
         hist[count[i] < r->max_k ? count[i] : r->max_k]++;
         held += count[i] > 0;
@@ -136,8 +137,9 @@ int analysis_subspace_run(const float *W_dec, int n, int dim, int s, const float
     }
     for (int g0 = 0; g0 < G; g0 += block)
         analysis_subspace_block(W_dec, dim, s, planes, nc, g0, g0 + block < G ? g0 + block : G, q, prod, out);
-    out->circles_held = analysis_subspace_hist(out, ANALYSIS_SUBSPACE_CUT, count, out->hist);
-    out->circles_held_99 = analysis_subspace_hist(out, ANALYSIS_SUBSPACE_CUT_99, count, out->hist_99);
+    out->circles_held = analysis_subspace_hist(out, ANALYSIS_SUBSPACE_CUT, count, out->hist, &out->groups_holding);
+    out->circles_held_99 = analysis_subspace_hist(out, ANALYSIS_SUBSPACE_CUT_99, count, out->hist_99,
+                                                  &out->groups_holding_99);
     out->circles_one_group = (int)out->hist[1];
     out->circles_one_group_99 = (int)out->hist_99[1];
     free(q), free(prod), free(count);

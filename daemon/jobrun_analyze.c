@@ -300,6 +300,10 @@ static void jobrun_analyze_subspace_json(const jobrun_analyze_job *j, json_t *re
     json_object_set_new(rec, "circles_one_group_99", json_integer(u->circles_one_group_99));
     json_object_set_new(rec, "circles_held", json_integer(u->circles_held));
     json_object_set_new(rec, "circles_held_99", json_integer(u->circles_held_99));
+    json_object_set_new(rec, "groups_per_held_plane",
+                        u->circles_held ? json_real((double)u->groups_holding / u->circles_held) : json_null());
+    json_object_set_new(rec, "groups_per_held_plane_99", u->circles_held_99 ?
+                        json_real((double)u->groups_holding_99 / u->circles_held_99) : json_null());
     json_object_set_new(rec, "subspace_cos", json_pack("[f,f]", ANALYSIS_SUBSPACE_CUT, ANALYSIS_SUBSPACE_CUT_99));
 }
 

@@ -253,6 +253,7 @@ typedef struct {
     int64_t *hist, *hist_99;  /* (max_k + 1) at the cuts 0.9 and 0.99 */
     int circles_one_group, circles_one_group_99; /* hist[1], hist_99[1] */
     int circles_held, circles_held_99;           /* circles with at least one group */
+    int groups_holding, groups_holding_99;       /* groups that hold a circle (their sum over circles) */
 } analysis_subspace;
 
 int analysis_subspace_run(const float *W_dec /* (n, dim) */, int n, int dim, int s,

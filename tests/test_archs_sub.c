@@ -408,6 +408,7 @@ static void test_subspace_recovery(void)
     for (int g = 0; g < 6; g++)
         CHECK(want_circle[g] == -2 ? r.group_cos[g] < 0.9f : r.group_circle[g] == want_circle[g] && r.group_cos[g] > 0.999f,
               "group %d: circle %d, cosine %.4f (want %d)", g, r.group_circle[g], r.group_cos[g], want_circle[g]);
+    CHECK(r.groups_holding == 4 && r.groups_holding_99 == 4, "4 groups hold a circle (%d)", r.groups_holding);
     CHECK(r.hist[0] == 1 && r.hist[1] == 2 && r.hist[2] == 1 && r.circles_one_group == 2 && r.circles_held == 3,
           "histogram: 1 circle with none, 2 with one, 1 with two (got %lld %lld %lld, one %d, held %d)",
           (long long)r.hist[0], (long long)r.hist[1], (long long)r.hist[2], r.circles_one_group, r.circles_held);

@@ -191,6 +191,11 @@ export async function testAnalyze(t) {
   check('groups of 2 are scored as subspaces: every circle counted once at each cut', Array.isArray(gp) && Array.isArray(gp99)
     && gp.reduce((a, b) => a + b, 0) === rec.n_circles && gp99.reduce((a, b) => a + b, 0) === rec.n_circles
     && rec.circles_one_group === (gp[1] ?? 0), JSON.stringify([gp, gp99, rec.circles_one_group]));
+  const held = gp.slice(1).reduce((a, b) => a + b, 0);
+  check('groups per held plane: null when none is held, else at least 1 (and the histogram\'s mean below its last bin, to the reply\'s 7 digits)',
+    held === 0 ? rec.groups_per_held_plane === null
+      : rec.groups_per_held_plane >= 1 && (gp.length > 10 || Math.abs(rec.groups_per_held_plane
+        - gp.reduce((a, c, k) => a + k * c, 0) / held) < 1e-5), JSON.stringify([gp, rec.groups_per_held_plane]));
   const gBars = gp.filter((c) => c > 0).length + gp99.filter((c) => c > 0).length;
   check('the groups-per-plane histogram draws both cuts, one bar per non-empty bin',
     await attr(page, '#groups-per-plane-chart', 'data-bars') === gBars, `${await attr(page, '#groups-per-plane-chart', 'data-bars')} vs ${gBars}`);

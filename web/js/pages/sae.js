@@ -220,7 +220,8 @@ function groupsPerPlanePanel(page, r) {
     h('p', { class: 'small muted' }, 'For each ground-truth circle, how many groups hold its plane: both principal-angle cosines ',
       'between the group\'s decoder span and the plane at least 0.9 (or 0.99). One group per circle is the aim: ',
       `${int(r.circles_one_group)} of ${int(r.n_circles)} circles have exactly one at 0.9, ${int(r.circles_one_group_99)} at 0.99; `,
-      `${int(r.circles_held)} have at least one.`), chartEl);
+      `${int(r.circles_held)} have at least one`,
+      r.groups_per_held_plane != null ? `, ${r.groups_per_held_plane.toFixed(2)} groups per held plane.` : '.'), chartEl);
   const at = (hist) => Array.from({ length: len }, (_, k) => hist[k] ?? 0);
   page.charts.push(barChart(chartEl, {
     categories: Array.from({ length: len }, (_, k) => String(k)), xLabel: 'groups holding the plane', yLabel: 'circles',
