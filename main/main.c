@@ -15,6 +15,7 @@
 #include "log.h"
 #include "store.h"
 #include "worker.h"
+#include <cblas.h>
 #include <dirent.h>
 #include <limits.h>
 #include <sys/resource.h>
@@ -100,6 +101,8 @@ static int main_serve(const saed_config *c, const char *db_path, int threads)
     api_server *api = api_start(&ac, err, sizeof err);
     if (!api) { LOGE("%s", err); worker_pool_stop(pool); return 1; }
     LOGI("saed %s listening on http://%s:%d/ (data in %s)", SAED_VERSION, c->host, api_port(api), c->data_dir);
+    LOGI("BLAS: %s (kernels for %s; OPENBLAS_CORETYPE chooses others when the CPU is taken for an older one)",
+         openblas_get_config(), openblas_get_corename());
     int sig = main_wait_signal();
     LOGI("%s: stopping; running jobs checkpoint and go back to the queue", strsignal(sig));
     api_stop(api);
