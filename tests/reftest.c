@@ -191,3 +191,12 @@ void reftest_run(const reftest_suite *s)
     rmdir(root);
     free(dirs);
 }
+
+int reftest_write_pass(const char *dir, const sae_params *p, const float *grad, const float *x, int B,
+                       const sae_work *w, float loss)
+{
+    int64_t s_x[2] = {B, p->cfg.dim}, s_z[2] = {B, p->cfg.n_latents};
+    return reftest_write_params(dir, p, grad) | reftest_write_npy(dir, "x", x, s_x, 2) |
+           reftest_write_npy(dir, "loss", &loss, NULL, 0) | reftest_write_npy(dir, "z", w->z, s_z, 2) |
+           reftest_write_npy(dir, "x_hat", w->x_hat, s_x, 2);
+}

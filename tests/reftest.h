@@ -37,6 +37,11 @@ int reftest_write_npy(const char *dir, const char *name, const float *data, cons
  * jumprelu: log_theta (n/s); batchtopk: threshold (1)). 0 or -1. */
 int reftest_write_params(const char *dir, const sae_params *p, const float *grad);
 
+/* One loss pass's tensors: the parameters and their gradient (reftest_write_params), x (B, dim),
+ * loss (a scalar), and w's z (B, n) and x_hat (B, dim). 0 or -1. */
+int reftest_write_pass(const char *dir, const sae_params *p, const float *grad, const float *x, int B,
+                       const sae_work *w, float loss);
+
 /* DIR/NAME with printf-formatted text. 0 or -1. */
 int reftest_write_text(const char *dir, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

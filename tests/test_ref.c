@@ -85,10 +85,7 @@ static int write_case(int index, const char *dir)
         if (away_from_kinks(&p, &w, rc->B, 1e-3f))
             break;
     }
-    int64_t s_x[2] = {rc->B, rc->dim}, s_z[2] = {rc->B, rc->n};
-    int rcode = reftest_write_params(dir, &p, grad) | reftest_write_npy(dir, "x", x, s_x, 2) |
-                reftest_write_npy(dir, "loss", &loss, NULL, 0) | reftest_write_npy(dir, "z", w.z, s_z, 2) |
-                reftest_write_npy(dir, "x_hat", w.x_hat, s_x, 2);
+    int rcode = reftest_write_pass(dir, &p, grad, x, rc->B, &w, loss);
     rcode |= reftest_write_text(dir, "config.txt",
                                 "group_size %d\ncoef %.9g\north_coef %.9g\nthreshold %.9g\nbandwidth %.9g\n", rc->s,
                                 rc->coef, rc->orth, rc->thr, rc->thr);

@@ -113,10 +113,7 @@ static int write_case(int index, const char *dir)
         loss = (float)sae_loss_grad(&p, x, rc->B, rc->coef, &w, grad, NULL);
         found = away_from_kinks(&p, &w, rc->B, 1e-3f);
     }
-    int64_t s_x[2] = {rc->B, rc->dim}, s_z[2] = {rc->B, rc->n};
-    int rcode = (found ? 0 : -1) | reftest_write_params(dir, &p, grad) | reftest_write_npy(dir, "x", x, s_x, 2) |
-                reftest_write_npy(dir, "loss", &loss, NULL, 0) | reftest_write_npy(dir, "z", w.z, s_z, 2) |
-                reftest_write_npy(dir, "x_hat", w.x_hat, s_x, 2) |
+    int rcode = (found ? 0 : -1) | reftest_write_pass(dir, &p, grad, x, rc->B, &w, loss) |
                 reftest_write_text(dir, "config.txt", "arch %d\ngroup_size %d\ncoef %.9g\north_coef %.9g\n"
                                    "bandwidth %.9g\n", (int)rc->arch, rc->s, rc->coef, rc->orth, rc->bandwidth);
     sae_params_free(&p);

@@ -138,11 +138,10 @@ static int write_case(int index, const char *dir)
     const ref_case *rc = &ref_cases[index];
     case_run cr = {0};
     int rcode = run_case(rc, index, &cr);
-    int64_t s_n[1] = {rc->n}, s_x[2] = {rc->B, rc->dim}, s_z[2] = {rc->B, rc->n};
+    int64_t s_n[1] = {rc->n};
     if (rcode == 0)
-        rcode = reftest_write_params(dir, &cr.p, cr.grad) | reftest_write_npy(dir, "x", cr.x, s_x, 2) |
-                reftest_write_npy(dir, "dead", cr.dead, s_n, 1) | reftest_write_npy(dir, "loss", &cr.loss, NULL, 0) |
-                reftest_write_npy(dir, "z", cr.w.z, s_z, 2) | reftest_write_npy(dir, "x_hat", cr.w.x_hat, s_x, 2) |
+        rcode = reftest_write_pass(dir, &cr.p, cr.grad, cr.x, rc->B, &cr.w, cr.loss) |
+                reftest_write_npy(dir, "dead", cr.dead, s_n, 1) |
                 reftest_write_text(dir, "config.txt",
                                    "group_size %d\nk %d\nthreshold %.9g\nsparsity_coef 0.5\naux_k %d\n"
                                    "aux_k_coef %.9g\north_coef %.9g\n", rc->s, rc->k, rc->thr,
