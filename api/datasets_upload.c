@@ -190,6 +190,11 @@ static void upload_open_npy(api_req *r)
                           "must be 1 to 255 bytes long");
         return;
     }
+    if (!api_utf8_valid(name) || (file && !api_utf8_valid(file))) {
+        api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, api_utf8_valid(name) ? "file" : "name",
+                          "must be UTF-8 text (percent-encode its UTF-8 bytes in the query)");
+        return;
+    }
     if (upload_too_large(r)) return;
     upload_sink *u = upload_new(r, UPLOAD_NPY, DATASETS_NPY_FILE);
     if (!u) return;

@@ -309,6 +309,34 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start / stop ---- */
 
+/* The value of hex digit c, or -1. */
+static int unescape_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                                                                    : -1;
+}
+
+/* libmicrohttpd's unescaping of the path and the query arguments, in place: %XX decoded, except
+ * %00, which stays as the three characters "%00" (decoded, a NUL would end the C string there:
+ * "/v1/datasets/159%00/labels" would route as "/v1/datasets/159"). Returns the new length. */
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls, (void)conn;
+    size_t w = 0;
+    for (size_t i = 0; s[i]; w++) {
+        int hi = s[i] == '%' && s[i + 1] ? unescape_hex(s[i + 1]) : -1;
+        int lo = hi >= 0 && s[i + 2] ? unescape_hex(s[i + 2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            s[w] = (char)(hi * 16 + lo);
+            i += 3;
+        } else {
+            s[w] = s[i++];
+        }
+    }
+    s[w] = '\0';
+    return w;
+}
+
 static char *dup_or(const char *s, const char *fallback)
 {
     const char *v = s ? s : fallback;
@@ -388,6 +416,7 @@ static int server_listen(api_server *s, char *err, size_t errlen)
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                              MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
                               MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s:%d (is another saed or program using the port?)",

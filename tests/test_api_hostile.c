@@ -1,0 +1,94 @@
+/* test_api_hostile — requests a hostile or careless client sends, against a
+ * real saed (issue 15's reproducers, as they get fixed): each is answered with
+ * a 4xx problem+json that encodes (never a 500 for text the client sent) and
+ * changes nothing it should not.
+ *
+ *   - a %00 in the path no longer cuts the route short: DELETE
+ *     /v1/datasets/ID%00/labels is a 404 and the dataset (and its labels) stay;
+ *     GET /v1/jobs/ID%00/metrics a 404, not the job's metrics;
+ *   - bytes that are not UTF-8 in a path, a query value, a field name or a
+ *     value echoed into the message (cut at a byte count in the middle of a
+ *     multi-byte character) come back as '?' in a problem that encodes;
+ *   - an upload named with bytes that are not UTF-8 is a 422 and creates no
+ *     dataset. */
+#include "check.h"
+#include "apitest.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static at_daemon g_d;
+
+static long long dataset_count(void)
+{
+    json_t *j = at_expect_json(at_http("GET", "/v1/datasets?limit=1000", NULL), 200);
+    long long n = (long long)json_array_size(json_object_get(j, "items"));
+    json_decref(j);
+    return n;
+}
+
+static void test_nul_in_path(void)
+{
+    long long ds = at_post_id("/v1/datasets", "{\"kind\":\"circles\",\"name\":\"c\",\"params\":{\"n_circles\":4,"
+                              "\"dim\":8,\"seed\":3}}", 201);
+    at_resp r = at_http_ex("PUT", at_fmt("/v1/datasets/%lld/labels", ds), "a\nb\n", 4, "Content-Type: text/plain", 30);
+    long put = r.status;
+    at_resp_free(&r);
+    at_expect_problem("DELETE /v1/datasets/ID%00/labels",
+                      at_http("DELETE", at_fmt("/v1/datasets/%lld%%00/labels", ds), NULL), 404, NULL);
+    at_expect_problem("DELETE /v1/datasets/ID%00", at_http("DELETE", at_fmt("/v1/datasets/%lld%%00", ds), NULL),
+                      404, NULL);
+    r = at_http("GET", at_fmt("/v1/datasets/%lld", ds), NULL);
+    CHECK(r.status == 200, "the dataset is still there (%ld)", r.status);
+    at_resp_free(&r);
+    if (put < 300) { /* a circles dataset may refuse labels; when it took them they must still be there */
+        r = at_http("GET", at_fmt("/v1/datasets/%lld/labels", ds), NULL);
+        CHECK(r.status == 200, "and its labels (%ld)", r.status);
+        at_resp_free(&r);
+    }
+    at_expect_problem("GET /v1/jobs/1%00/metrics", at_http("GET", "/v1/jobs/1%00/metrics", NULL), 404, NULL);
+    at_expect_problem("GET /v1/saes/1%00", at_http("GET", "/v1/saes/1%00", NULL), 404, NULL);
+    r = at_http("GET", "/v1/health%2Fx", NULL); /* other escapes still decode */
+    CHECK(r.status == 404 && strstr(r.body, "/v1/health/x"), "%%2F decodes to '/': %.200s", r.body);
+    at_resp_free(&r);
+}
+
+static void test_not_utf8(void)
+{
+    at_expect_problem("GET /v1/health%ff", at_http("GET", "/v1/health%ff", NULL), 404, NULL);
+    at_expect_problem("GET /v1/jobs?limit=%ff", at_http("GET", "/v1/jobs?limit=%ff", NULL), 400, NULL);
+    char arch[64], body[512];
+    snprintf(arch, sizeof arch, "%s\xc3\xa9", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"); /* 39 a + é: cut at 40 bytes */
+    snprintf(body, sizeof body, "{\"type\":\"train\",\"dataset\":1,\"sae\":{\"arch\":\"%s\",\"n_latents\":16}}", arch);
+    at_expect_problem("an arch of 39 a's and an é, cut at 40 bytes in the message",
+                      at_http("POST", "/v1/jobs", body), 422, NULL);
+    char field[200];
+    memset(field, 'f', 63);
+    snprintf(field + 63, sizeof field - 63, "\xc3\xa9");
+    snprintf(body, sizeof body, "{\"type\":\"train\",\"dataset\":1,\"sae\":{\"arch\":\"relu\",\"n_latents\":16,\"%s\":1}}",
+             field);
+    at_expect_problem("an unknown field name of 63 bytes and an é", at_http("POST", "/v1/jobs", body), 400,
+                      NULL);
+    long long before = dataset_count();
+    static const char npy[] = "\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }"
+                              "                                                           \n\0\0\0\0";
+    at_expect_problem("an upload named bad%ffname", at_http_ex("POST", "/v1/datasets?kind=npy&name=bad%ffname", npy,
+                                                        sizeof npy - 1, "Content-Type: application/octet-stream", 30), 422, NULL);
+    CHECK(dataset_count() == before, "and no dataset was created (%lld, was %lld)", dataset_count(), before);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int up = at_daemon_start(&g_d, "hostile", NULL);
+    CHECK(up, "daemon answers /v1/health");
+    if (up) {
+        test_nul_in_path();
+        test_not_utf8();
+        CHECK(at_daemon_stop(&g_d), "SIGTERM exits 0");
+    }
+    if (check_failed) at_daemon_show_log(&g_d);
+    else at_daemon_cleanup(&g_d);
+    curl_global_cleanup();
+    return check_report();
+}
