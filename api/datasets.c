@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <stdio.h>
@@ -118,13 +119,26 @@ int datasets_fsync_dir(const char *dir)
     return rc;
 }
 
+/* This machine's name as a staging directory's owner: at most 64 of [A-Za-z0-9.], others as '.'. */
+static void datasets_host(char *out, size_t n)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    size_t k = 0;
+    for (const char *c = host; *c && k + 1 < n && k < 64; c++)
+        out[k++] = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ? *c : '.';
+    out[k] = '\0';
+}
+
 int datasets_stage_open(const api_server *s, datasets_stage *st, char *err, size_t errlen)
 {
-    char parent[PATH_MAX];
+    char parent[PATH_MAX], host[72];
     snprintf(parent, sizeof parent, "%s/datasets", s->cfg.data_dir);
+    datasets_host(host, sizeof host);
     st->dir[0] = '\0';
     if (files_mkdirs(parent, err, errlen)) return -1;
-    if (snprintf(st->dir, sizeof st->dir, "%s/.staging-XXXXXX", parent) >= (int)sizeof st->dir || !mkdtemp(st->dir)) {
+    if (snprintf(st->dir, sizeof st->dir, "%s/.staging-%s-%ld-XXXXXX", parent, host, (long)getpid()) >=
+            (int)sizeof st->dir || !mkdtemp(st->dir)) {
         snprintf(err, errlen, "cannot create a staging directory under %s: %s", parent, strerror(errno));
         st->dir[0] = '\0';
         return -1;
@@ -143,7 +157,10 @@ void datasets_stage_discard(datasets_stage *st)
     st->dir[0] = '\0';
 }
 
-#define DATASETS_STALE_S 3600 /* a staging directory untouched this long is left over from a crash */
+/* A staging directory is named after its process (".staging-HOST-PID-XXXXXX"); at start-up those
+ * of this machine whose process is gone are a crash's and go at once, and any other (another
+ * machine's, on a shared data directory, or an older name) once untouched this long. */
+#define DATASETS_STALE_S 3600
 
 /* Newest mtime of dir and the files directly in it. */
 static time_t datasets_newest(const char *dir)
@@ -162,6 +179,18 @@ static time_t datasets_newest(const char *dir)
     return newest;
 }
 
+/* 1 when staging directory name (".staging-HOST-PID-XXXXXX") was made by a process of this machine
+ * that no longer runs: it is a crash's, whatever its age. */
+static int datasets_owner_gone(const char *name, const char *host)
+{
+    size_t hl = strlen(host);
+    if (strncmp(name + 9, host, hl) || name[9 + hl] != '-') return 0;
+    char *end;
+    long pid = strtol(name + 10 + hl, &end, 10);
+    if (pid <= 0 || *end != '-' || pid == (long)getpid()) return 0;
+    return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
 void datasets_staging_sweep(const api_server *s)
 {
     char parent[PATH_MAX], dir[PATH_MAX + 300];
@@ -169,10 +198,13 @@ void datasets_staging_sweep(const api_server *s)
     DIR *d = opendir(parent);
     if (!d) return;
     time_t now = time(NULL);
+    char host[72];
+    datasets_host(host, sizeof host);
     for (struct dirent *e; (e = readdir(d));) {
         if (strncmp(e->d_name, ".staging-", 9)) continue;
         snprintf(dir, sizeof dir, "%s/%s", parent, e->d_name);
-        if (now - datasets_newest(dir) > DATASETS_STALE_S) files_remove_tree(dir);
+        if (datasets_owner_gone(e->d_name, host) || now - datasets_newest(dir) > DATASETS_STALE_S)
+            files_remove_tree(dir);
     }
     closedir(d);
 }

@@ -8,10 +8,11 @@
  * store's `path` column holds the data file's name inside that directory
  * (not an absolute path), so the data directory can be moved as a whole.
  * New files are written into a staging directory
- * data_dir/datasets/.staging-XXXXXX, validated there, then the row is
- * inserted and the staging directory renamed to datasets/{id}
+ * data_dir/datasets/.staging-HOST-PID-XXXXXX, validated there, then the
+ * row is inserted and the staging directory renamed to datasets/{id}
  * (datasets_stage_commit); a failure anywhere removes the staging
- * directory. */
+ * directory, and one whose process died (kill -9) goes at the next start
+ * (datasets_staging_sweep). */
 #ifndef SAED_API_DATASETS_INT_H
 #define SAED_API_DATASETS_INT_H
 #include "internal.h"

@@ -12,11 +12,13 @@
 #include "check.h"
 #include "apitest.h"
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"
@@ -475,9 +477,68 @@ static void test_delete(long long id)
     AT_BAD("GET", at_fmt("/v1/datasets/%lld/rows.npy", id), NULL, 404, NULL);
 }
 
-/* A restart sweeps staging directories a crash left (untouched for an hour), and only those. */
+/* An upload's body: a valid .npy header for 1M rows of 16 floats, then zeros; once 1 MiB has gone
+ * it checks the daemon has a staging directory and kills it (-9) mid-upload. */
+typedef struct {
+    long long sent;
+    int killed, staged;
+} kill_upload;
+
+static size_t kill_upload_read(void *ctx, char *buf, size_t cap)
+{
+    kill_upload *k = ctx;
+    if (k->killed) return 0;
+    memset(buf, 0, cap);
+    if (k->sent == 0 && cap >= 128) {
+        char h[128];
+        int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 16), }");
+        memcpy(buf, "\x93NUMPY\x01\x00\x76\x00", 10);
+        memset(buf + 10, ' ', 118);
+        memcpy(buf + 10, h, (size_t)n);
+        buf[127] = '\n';
+    }
+    k->sent += (long long)cap;
+    if (k->sent > (1 << 20)) {
+        for (int i = 0; i < 200 && !(k->staged = count_dataset_dirs(".staging") > 0); i++) usleep(10000);
+        kill(g_d.pid, SIGKILL);
+        waitpid(g_d.pid, NULL, 0);
+        k->killed = 1;
+    }
+    return cap;
+}
+
+/* kill -9 in the middle of an upload, then a restart: the half-written staging directory is gone at
+ * once (not an hour later), and no dataset was made. */
+static void test_upload_killed(void)
+{
+    int before = count_dataset_dirs("");
+    kill_upload k = {0};
+    at_resp r = at_http_stream("POST", "/v1/datasets?kind=npy&name=killed", "application/octet-stream",
+                               kill_upload_read, &k, 128 + 1048576LL * 16 * 4, 30);
+    at_resp_free(&r);
+    CHECK(k.killed && k.staged, "the daemon was killed mid-upload (%lld bytes sent) with a staging dir open",
+          k.sent);
+    CHECK(at_daemon_restart(&g_d), "daemon restarts after kill -9");
+    CHECK(count_dataset_dirs(".staging") == 0 && count_dataset_dirs("") == before,
+          "after the restart no staging dir is left and no dataset was made (%d dirs, were %d)",
+          count_dataset_dirs(""), before);
+}
+
+/* A restart sweeps staging directories a crash left: at once those named after a process of this
+ * machine that is gone, others once untouched for an hour; a live process's stays. */
 static void test_staging_sweep(void)
 {
+    char host[256] = "", crashed[PATH_MAX], live[PATH_MAX];
+    gethostname(host, sizeof host - 1);
+    for (char *c = host; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) *c = '.';
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0); /* a process of this machine that is gone */
+    snprintf(crashed, sizeof crashed, "%s/datasets/.staging-%.64s-%ld-abc123", g_d.dir, host, (long)child);
+    snprintf(live, sizeof live, "%s/datasets/.staging-%.64s-%ld-def456", g_d.dir, host, (long)getpid());
+    mkdir(crashed, 0755);
+    mkdir(live, 0755);
     const char *old_dir = at_fmt("%s/datasets/.staging-old", g_d.dir), *new_dir = at_fmt("%s/datasets/.staging-new",
                                                                                           g_d.dir);
     mkdir(old_dir, 0755);
@@ -496,7 +557,10 @@ static void test_staging_sweep(void)
     struct stat sb;
     CHECK(stat(old_dir, &sb) != 0, "a stale staging dir is swept at start-up");
     CHECK(stat(new_dir, &sb) == 0, "a fresh staging dir is kept");
+    CHECK(stat(crashed, &sb) != 0, "a fresh staging dir of a process that is gone (kill -9) is swept");
+    CHECK(stat(live, &sb) == 0, "a fresh staging dir of a live process is kept");
     rmdir(new_dir);
+    rmdir(live);
 }
 
 /* ---- a daemon without --import-dir ---- */
@@ -543,6 +607,7 @@ int main(void)
     test_training(npy, idx);
     test_delete(npy);
     test_staging_sweep();
+    test_upload_killed();
     CHECK(at_daemon_stop(&g_d), "daemon stops cleanly after the restart");
     test_no_import_dir();
     if (check_failed) {
