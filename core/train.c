@@ -95,8 +95,9 @@ int train_config_check(const train_config *t, char *field, size_t fl, char *msg,
         return train_reject(field, fl, msg, ml, "steps", "steps must be at least 1");
     if (t->batch_size < 1 || t->batch_size > (1 << 20))
         return train_reject(field, fl, msg, ml, "batch_size", "batch_size must be between 1 and 1048576");
-    if (!isfinite(t->lr) || t->lr <= 0.0f)
-        return train_reject(field, fl, msg, ml, "lr", "lr must be a finite number > 0 (e.g. 0.001)");
+    if (!isfinite(t->lr) || t->lr <= 0.0f || t->lr > 1.0f)
+        return train_reject(field, fl, msg, ml, "lr", "lr must be a number above 0 and at most 1 (e.g. 0.001; "
+                            "Adam moves each weight by about lr a step)");
     if (t->lr_warmup_steps < 0)
         return train_reject(field, fl, msg, ml, "lr_warmup_steps", "lr_warmup_steps must be >= 0");
     if ((int)t->decay < 0 || (int)t->decay > 2)
@@ -107,8 +108,8 @@ int train_config_check(const train_config *t, char *field, size_t fl, char *msg,
         return train_reject(field, fl, msg, ml, "checkpoint_every", "checkpoint_every must be >= 0 (0 = never)");
     if (t->eval_every < 1)
         return train_reject(field, fl, msg, ml, "eval_every", "eval_every must be at least 1");
-    if (t->eval_rows < 1)
-        return train_reject(field, fl, msg, ml, "eval_rows", "eval_rows must be at least 1");
+    if (t->eval_rows < 1 || t->eval_rows > TRAIN_MAX_EVAL_ROWS)
+        return train_reject(field, fl, msg, ml, "eval_rows", "eval_rows must be between 1 and 1048576");
     if (t->dead_window < 1)
         return train_reject(field, fl, msg, ml, "dead_window", "dead_window must be at least 1");
     if (!(t->adam_beta1 >= 0.0f && t->adam_beta1 < 1.0f))
@@ -476,17 +477,41 @@ static int train_read_eval(train_state *st, int i0, int n)
     return train_read(st, n);
 }
 
-/* The eval rows' sum of squares around their mean, once (it never changes). */
-static int train_eval_sst(train_state *st)
+/* The stop the hooks ask for, polled between steps, and in an evaluation before each batch that
+ * starts at least TRAIN_EVAL_POLL_ROWS rows after the last poll (the default 4096 rows never poll). */
+#define TRAIN_EVAL_POLL_ROWS 65536
+
+static train_stop train_poll(const train_hooks *h)
+{
+    return h && h->should_stop ? h->should_stop(h->ctx) : TRAIN_CONTINUE;
+}
+
+/* In an evaluation: polls when rows (since the last poll, reset then) reach TRAIN_EVAL_POLL_ROWS. */
+static train_stop train_eval_poll(const train_hooks *h, int64_t *rows)
+{
+    if (*rows < TRAIN_EVAL_POLL_ROWS)
+        return TRAIN_CONTINUE;
+    *rows = 0;
+    return train_poll(h);
+}
+
+/* The eval rows' sum of squares around their mean, once (it never changes). 0, -1 on failure, 1 when
+ * the hooks asked to stop (*stop). */
+static int train_eval_sst(train_state *st, const train_hooks *h, train_stop *stop)
 {
     int dim = st->sc.dim, R = st->tc.eval_rows, B = st->tc.batch_size;
     double *mean = calloc((size_t)dim, sizeof(double)); /* (dim) */
     if (!mean)
         return train_fail(st, "out of memory");
     double sst = 0.0;
+    int64_t since = 0;
     for (int pass = 0; pass < 2; pass++)
-        for (int i0 = 0; i0 < R; i0 += B) {
+        for (int i0 = 0; i0 < R; i0 += B, since += B) {
             int n = R - i0 < B ? R - i0 : B;
+            if ((*stop = train_eval_poll(h, &since)) != TRAIN_CONTINUE) {
+                free(mean);
+                return 1;
+            }
             if (train_read_eval(st, i0, n) != 0) {
                 free(mean);
                 return -1;
@@ -514,19 +539,26 @@ static double train_dead_frac(const train_state *st)
     return (double)dead / n;
 }
 
-static int train_evaluate(train_state *st, train_metrics *m)
+/* The held-out metrics into m: 0, -1 on failure, 1 when the hooks asked to stop (*stop) between two
+ * of its batches (a long evaluation answers cancel and shutdown like the steps do). */
+static int train_evaluate(train_state *st, train_metrics *m, const train_hooks *h, train_stop *stop)
 {
     int R = st->tc.eval_rows, B = st->tc.batch_size, t = st->step > 0 ? st->step - 1 : 0;
     sae_pass pass = train_pass_at(st, t, 0, NULL); /* the last step's c and tau, inference rules */
-    assert(train_state_ok(st) && m);
-    if (st->sst < 0.0 && train_eval_sst(st) != 0)
-        return -1;
+    assert(train_state_ok(st) && m && stop);
+    int rc = st->sst < 0.0 ? train_eval_sst(st, h, stop) : 0;
+    if (rc != 0)
+        return rc;
     double loss = 0.0, sse = 0.0, l0 = 0.0, l0g = 0.0;
-    int rc = 0;
+    int64_t since = 0;
     sae_engine_set_timing(st->engine, 0); /* train_timing counts training steps only */
-    for (int i0 = 0; i0 < R && rc == 0; i0 += B) {
+    for (int i0 = 0; i0 < R && rc == 0; i0 += B, since += B) {
         int n = R - i0 < B ? R - i0 : B;
         sae_loss_terms terms;
+        if ((*stop = train_eval_poll(h, &since)) != TRAIN_CONTINUE) {
+            rc = 1;
+            break;
+        }
         rc = train_read_eval(st, i0, n);
         if (rc != 0)
             break;
@@ -538,7 +570,7 @@ static int train_evaluate(train_state *st, train_metrics *m)
     }
     sae_engine_set_timing(st->engine, 1);
     if (rc != 0)
-        return -1;
+        return rc;
     memset(m, 0, sizeof *m);
     m->step = st->step;
     m->loss = loss / R;
@@ -556,11 +588,12 @@ static int train_evaluate(train_state *st, train_metrics *m)
 
 /* ---- the loop ---- */
 
-/* Evaluates, reports, and starts a new throughput window. */
-static int train_eval_report(train_state *st, const train_hooks *h)
+/* Evaluates, reports, and starts a new throughput window: 0, -1 on failure, 1 on a stop (*stop). */
+static int train_eval_report(train_state *st, const train_hooks *h, train_stop *stop)
 {
-    if (train_evaluate(st, &st->last) != 0)
-        return -1;
+    int rc = train_evaluate(st, &st->last, h, stop);
+    if (rc != 0)
+        return rc;
     st->have_last = 1;
     st->window_s = 0.0;
     st->window_samples = 0;
@@ -569,8 +602,8 @@ static int train_eval_report(train_state *st, const train_hooks *h)
     return 0;
 }
 
-/* One step and the hooks that follow it. */
-static int train_step_hooks(train_state *st, const train_hooks *h)
+/* One step and the hooks that follow it: 0, -1 on failure, 1 when the evaluation was stopped (*stop). */
+static int train_step_hooks(train_state *st, const train_hooks *h, train_stop *stop)
 {
     double t0 = train_now();
     if (train_step(st) != 0)
@@ -581,12 +614,28 @@ static int train_step_hooks(train_state *st, const train_hooks *h)
     if (h->on_progress)
         h->on_progress(h->ctx, s, total,
                        st->window_s > 0.0 ? (double)st->window_samples / st->window_s : 0.0);
-    if ((s % st->tc.eval_every == 0 || s == total) && train_eval_report(st, h) != 0)
-        return -1;
+    if (s % st->tc.eval_every == 0 || s == total) {
+        int rc = train_eval_report(st, h, stop);
+        if (rc != 0)
+            return rc;
+    }
     if (st->tc.checkpoint_every > 0 && s % st->tc.checkpoint_every == 0 && s < total && h->on_checkpoint &&
         h->on_checkpoint(h->ctx, st) != 0)
         return train_fail(st, "stopped at step %d: saving the checkpoint failed", s);
     return 0;
+}
+
+/* What a stop asked for between steps or evaluation batches becomes: cancelled, or interrupted
+ * after a checkpoint of the steps done. */
+static train_result train_stopped(train_state *st, const train_hooks *h, train_stop stop)
+{
+    if (stop == TRAIN_CANCEL)
+        return TRAIN_CANCELLED;
+    if (h->on_checkpoint && h->on_checkpoint(h->ctx, st) != 0) {
+        train_fail(st, "saving the checkpoint at shutdown failed (step %d)", st->step);
+        return TRAIN_ERROR;
+    }
+    return TRAIN_INTERRUPTED;
 }
 
 train_result train_run(train_state *st, const train_hooks *h)
@@ -595,23 +644,16 @@ train_result train_run(train_state *st, const train_hooks *h)
     st->err[0] = '\0';
     st->window_s = 0.0;
     st->window_samples = 0;
-    while (st->step < st->tc.steps) {
-        train_stop stop = h->should_stop ? h->should_stop(h->ctx) : TRAIN_CONTINUE;
-        if (stop == TRAIN_CANCEL)
-            return TRAIN_CANCELLED;
-        if (stop == TRAIN_SHUTDOWN) {
-            if (h->on_checkpoint && h->on_checkpoint(h->ctx, st) != 0) {
-                train_fail(st, "saving the checkpoint at shutdown failed (step %d)", st->step);
-                return TRAIN_ERROR;
-            }
-            return TRAIN_INTERRUPTED;
-        }
-        if (train_step_hooks(st, h) != 0)
-            return TRAIN_ERROR;
+    train_stop stop = TRAIN_CONTINUE;
+    int rc = 0;
+    while (st->step < st->tc.steps && rc == 0) {
+        if ((stop = train_poll(h)) != TRAIN_CONTINUE)
+            return train_stopped(st, h, stop);
+        rc = train_step_hooks(st, h, &stop);
     }
-    if (!(st->have_last && st->last.step == st->step) && train_eval_report(st, h) != 0)
-        return TRAIN_ERROR;
-    return TRAIN_DONE;
+    if (rc == 0 && !(st->have_last && st->last.step == st->step))
+        rc = train_eval_report(st, h, &stop);
+    return rc < 0 ? TRAIN_ERROR : rc > 0 ? train_stopped(st, h, stop) : TRAIN_DONE;
 }
 
 const char *train_error(const train_state *st) { return st->err; }

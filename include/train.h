@@ -33,7 +33,7 @@ typedef struct {
     uint64_t seed;             /* default 0: initialisation and shuffling */
     int checkpoint_every;      /* default 1000 steps */
     int eval_every;            /* default 100 steps */
-    int eval_rows;             /* default 4096 held-out rows */
+    int eval_rows;             /* default 4096 held-out rows, at most TRAIN_MAX_EVAL_ROWS */
     int dead_window;           /* default 1000 steps: a latent is dead after this many without firing */
     float adam_beta1;          /* default 0.9 */
     float adam_beta2;          /* default 0.999 */
@@ -54,6 +54,7 @@ typedef struct {
 } train_config;
 
 #define TRAIN_MAX_THREADS 64
+#define TRAIN_MAX_EVAL_ROWS (1 << 20) /* train.eval_rows at most (the evaluation runs every eval_every steps) */
 
 typedef struct {
     int step;            /* steps completed */
@@ -73,7 +74,7 @@ typedef struct {
     void (*on_progress)(void *ctx, int step, int total_steps, double samples_per_s);
     /* Every checkpoint_every steps: the callee saves train_checkpoint(). Non-zero aborts with an error. */
     int (*on_checkpoint)(void *ctx, train_state *st);
-    /* Polled between steps. */
+    /* Polled between steps, and every 65536 rows of a long evaluation. */
     train_stop (*should_stop)(void *ctx);
 } train_hooks;
 

@@ -679,6 +679,40 @@ static void test_resume(const circles *circ, const float *rows, int n_rows)
 }
 
 /* Hooks, cancellation, restore validation and the non-finite guard. */
+/* A long evaluation (200000 held-out rows of a stream, batches of 64) polls the stop every 65536 rows:
+ * shutdown in the middle of it checkpoints the steps done and stops, cancel stops; neither waits for
+ * the evaluation to end, which records nothing. */
+static void test_eval_stops(const circles *circ)
+{
+    sae_config c;
+    train_config t;
+    data_source src;
+    char err[256];
+    small_configs(&c, &t, 16);
+    t.steps = 3, t.eval_every = 1, t.eval_rows = 200000, t.checkpoint_every = 0;
+    datasrc_from_circles(&src, circ);
+    for (int cancel = 0; cancel < 2; cancel++) {
+        trainlog hl = {.stop_at_poll = 3, .stop = cancel ? TRAIN_CANCEL : TRAIN_SHUTDOWN};
+        train_hooks h = trainlog_hooks(&hl);
+        train_state *st = train_create(&c, &t, &src, err, sizeof err);
+        train_result r = st ? train_run(st, &h) : TRAIN_ERROR;
+        CHECK(r == (cancel ? TRAIN_CANCELLED : TRAIN_INTERRUPTED) && train_step_done(st) == 1 && hl.evals == 0 &&
+                  hl.checkpoints == !cancel,
+              "%s during the first evaluation (the third poll, at its row 131072): result %d, step %d, %d evals, "
+              "%d checkpoints", cancel ? "cancel" : "shutdown", (int)r, st ? train_step_done(st) : -1, hl.evals,
+              hl.checkpoints);
+        free(hl.blob);
+        train_free(st);
+    }
+    t.eval_rows = TRAIN_MAX_EVAL_ROWS + 1;
+    char field[64], msg[256];
+    CHECK(train_config_check(&t, field, sizeof field, msg, sizeof msg) == -1 && !strcmp(field, "train.eval_rows"),
+          "eval_rows above 2^20 is refused: %s", msg);
+    t.eval_rows = 4096, t.lr = 2.0f;
+    CHECK(train_config_check(&t, field, sizeof field, msg, sizeof msg) == -1 && !strcmp(field, "train.lr"),
+          "lr above 1 is refused: %s", msg);
+}
+
 static void test_trainer_contract(const circles *circ)
 {
     sae_config c;
@@ -725,15 +759,20 @@ static void test_trainer_contract(const circles *circ)
           "cancel stops between steps without a checkpoint");
     train_free(st);
 
-    t.lr = 1e30f;
+    t.lr = 1.0f; /* the most train.lr allows, on rows of norm 1e20: their squares overflow */
     t.lr_warmup_steps = 0;
     t.grad_clip = 0.0f;
-    st = train_create(&c, &t, &src, err, sizeof err);
+    circles_params huge_p = {8, 16, 0.3, 1e20f, 1e20f, 3};
+    circles *huge = circles_create(&huge_p);
+    data_source huge_src;
+    datasrc_from_circles(&huge_src, huge);
+    st = train_create(&c, &t, &huge_src, err, sizeof err);
     trainlog hn = {0};
     h = trainlog_hooks(&hn);
     CHECK(train_run(st, &h) == TRAIN_ERROR && strstr(train_error(st), "lower train.lr"),
           "non-finite loss stops with advice: %s", train_error(st));
     train_free(st);
+    circles_free(huge);
     free(hc.blob);
     free(hn.blob);
 
@@ -1026,6 +1065,7 @@ int main(void)
     circles_rows(circ, idx, n_rows, rows);
     test_resume(circ, rows, n_rows);
     test_trainer_contract(circ);
+    test_eval_stops(circ);
     test_eval_metrics(rows, n_rows);
     test_train_circles();
     test_threshold_warmup();
