@@ -195,7 +195,9 @@ clean: fuzz-clean
 #             training, the NumPy and PyTorch dense references, ratios, Jaccard and the API under
 #             wrk; printed and written to bench/RESULTS.md (bench/run.sh: the env vars that shrink
 #             or lengthen it). Takes ~40 minutes and both cores; never part of `make test`.
-BENCH_BINS := $(RELEASE_DIR)/saed $(RELEASE_DIR)/bench/bench_train $(RELEASE_DIR)/bench/bench_jaccard
+# make bench-build  those programs alone; bench_circles is the experiment driver of docs/experiments.md.
+BENCH_BINS := $(RELEASE_DIR)/saed $(RELEASE_DIR)/bench/bench_train $(RELEASE_DIR)/bench/bench_jaccard \
+              $(RELEASE_DIR)/bench/bench_circles
 .PHONY: bench bench-build
 .PRECIOUS: $(BUILD)/bench/%.o
 $(BUILD)/bench/bench_%: $(BUILD)/bench/bench_%.o $(BUILD)/libcore.a
