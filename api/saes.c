@@ -28,8 +28,9 @@ static json_t *saes_metrics(const char *text)
 static json_t *saes_object(const store_sae *s)
 {
     int max_rows = s->n_latents > 0 && s->dim > 0 ? encode_max_rows(s->n_latents, s->dim) : 0;
-    return json_pack("{s:I,s:I,s:I,s:o,s:i,s:i,s:i,s:o,s:s,s:i}", "id", (json_int_t)s->id,
-                     "job", (json_int_t)s->job_id, "dataset", (json_int_t)s->dataset_id,
+    return json_pack("{s:I,s:o,s:I,s:o,s:i,s:i,s:i,s:o,s:s,s:i}", "id", (json_int_t)s->id,
+                     "job", s->job_id > 0 ? json_integer(s->job_id) : json_null(), /* null once the job is deleted */
+                     "dataset", (json_int_t)s->dataset_id,
                      "config", api_json_stored(s->config_json), "n_latents", s->n_latents, "dim", s->dim,
                      "group_size", s->group_size, "metrics", saes_metrics(s->metrics_json),
                      "created_at", s->created_at, "encode_max_rows", max_rows);

@@ -10,7 +10,8 @@
  *     value echoed into the message (cut at a byte count in the middle of a
  *     multi-byte character) come back as '?' in a problem that encodes;
  *   - an upload named with bytes that are not UTF-8 is a 422 and creates no
- *     dataset. */
+ *     dataset;
+ *   - an SAE whose job was deleted says "job": null, not 0. */
 #include "check.h"
 #include "apitest.h"
 #include <stdio.h>
@@ -77,6 +78,29 @@ static void test_not_utf8(void)
     CHECK(dataset_count() == before, "and no dataset was created (%lld, was %lld)", dataset_count(), before);
 }
 
+/* An SAE whose train job was deleted says "job": null, not 0 (which no job is). */
+static void test_deleted_job(void)
+{
+    long long ds = at_post_id("/v1/datasets", "{\"kind\":\"circles\",\"name\":\"j\",\"params\":{\"n_circles\":4,"
+                              "\"dim\":8,\"seed\":4}}", 201);
+    long long job = at_post_id("/v1/jobs", at_fmt("{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"relu\","
+                               "\"n_latents\":8},\"train\":{\"steps\":20,\"batch_size\":32,\"eval_rows\":64}}", ds),
+                               202);
+    json_t *j = job ? at_wait_job(job, "succeeded failed cancelled", 60) : NULL;
+    long long sae = j ? at_jint(json_object_get(j, "result"), "sae") : 0;
+    json_decref(j);
+    CHECK(sae > 0, "a tiny train job gave an SAE");
+    json_t *s = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld", sae), NULL), 200);
+    CHECK(at_jint(s, "job") == job, "the SAE names its job %lld", job);
+    json_decref(s);
+    at_resp r = at_http("DELETE", at_fmt("/v1/jobs/%lld", job), NULL);
+    CHECK(r.status == 204, "the finished job is deleted (%ld)", r.status);
+    at_resp_free(&r);
+    s = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld", sae), NULL), 200);
+    CHECK(json_is_null(json_object_get(s, "job")), "then the SAE says \"job\": null");
+    json_decref(s);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -85,6 +109,7 @@ int main(void)
     if (up) {
         test_nul_in_path();
         test_not_utf8();
+        test_deleted_job();
         CHECK(at_daemon_stop(&g_d), "SIGTERM exits 0");
     }
     if (check_failed) at_daemon_show_log(&g_d);

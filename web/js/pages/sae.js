@@ -39,7 +39,7 @@ export async function mount(root, ctx) {
     h('div', { class: 'row' },
       h('div', { class: 'card', id: 'config' }, h('h2', {}, 'Config'), kvTable(Object.entries(cfg).map(([k, v]) => [k, v == null ? DASH : String(v)]))),
       h('div', { class: 'card' }, h('h2', {}, 'Provenance'), kvTable([
-        ['training job', link(`#/jobs/${sae.job}`, `job #${sae.job}`)],
+        ['training job', sae.job == null ? h('span', { class: 'muted' }, 'deleted') : link(`#/jobs/${sae.job}`, `job #${sae.job}`)],
         ['dataset', link('#/datasets', dataset ? `#${dataset.id} ${dataset.name} (${dataset.kind}, ${dataset.dim}-D)` : `#${sae.dataset}`)],
         ['created', time(sae.created_at)],
       ])),

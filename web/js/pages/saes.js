@@ -1,7 +1,7 @@
 // web/js/pages/saes.js — #/saes: every trained SAE with its shape and final metrics.
 import { list } from '../api.js';
 import { h, link } from '../dom.js';
-import { int, num, pct, time } from '../fmt.js';
+import { int, num, pct, time, DASH } from '../fmt.js';
 import { pageHead, dataTable } from '../ui.js';
 
 const COLUMNS = [
@@ -15,7 +15,7 @@ export async function mount(root, { signal }) {
   const saes = (await list('/saes', signal)).sort((a, b) => b.id - a.id);
   const rows = saes.map((s) => [
     link(`#/saes/${s.id}`, `#${s.id}`), s.config?.arch, int(s.n_latents), int(s.group_size), int(s.dim),
-    link('#/datasets', `#${s.dataset}`), link(`#/jobs/${s.job}`, `#${s.job}`), num(s.metrics?.fve),
+    link('#/datasets', `#${s.dataset}`), s.job == null ? DASH : link(`#/jobs/${s.job}`, `#${s.job}`), num(s.metrics?.fve),
     num(s.metrics?.l0, 3), pct(s.metrics?.dead_frac), h('span', { class: 'muted' }, time(s.created_at)),
   ]);
   root.append(pageHead('SAEs'),
