@@ -26,7 +26,7 @@
 
 struct api_server {
     api_config cfg;                 /* strings point into the strdup'd copies below */
-    char *host, *db_path, *data_dir, *import_dir, *web_dir, *openapi_path, *version;
+    char *host, *db_path, *data_dir, *import_dir, *web_dir, *openapi_path, *version, *allow_hosts;
     struct MHD_Daemon *mhd;
     int port;                       /* bound port */
     atomic_int stopping;            /* set first thing in api_stop(); SSE streams end on it */
@@ -98,6 +98,9 @@ enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
 enum MHD_Result api_problem_allow(api_req *r, const char *allow);
 /* A problem with "errors": [{field, message}]; status from errs. */
 enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail);
+/* Host and Origin of the request against the daemon's own names (api/access.c): 0 when it may be
+ * served, else -1 after replying 421 or 403. Called before anything else reads the request. */
+int access_check(api_req *r);
 /* 1 when s is well-formed UTF-8 (RFC 3629), else 0. */
 int api_utf8_valid(const char *s);
 /* Every byte of s not part of a well-formed UTF-8 sequence replaced by '?' in place (user text cut

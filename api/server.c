@@ -259,6 +259,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r) return MHD_NO;
         r->srv = s, r->conn = conn, r->method = method, r->url = url;
         *con_cls = r;
+        if (access_check(r)) return MHD_YES; /* replied 421/403; the body is discarded */
         if (datasets_upload_open(r)) return MHD_YES; /* a streamed upload: its own cap, not max_body */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
@@ -360,13 +361,14 @@ static int server_copy_config(api_server *s, const api_config *cfg)
     s->web_dir = dup_or(cfg->web_dir, "web");
     s->openapi_path = dup_or(cfg->openapi_path, "openapi.json");
     s->version = dup_or(cfg->version, "dev");
+    s->allow_hosts = dup_or(cfg->allow_hosts, "");
     s->cfg.host = s->host, s->cfg.db_path = s->db_path, s->cfg.data_dir = s->data_dir;
     s->cfg.import_dir = s->import_dir, s->cfg.web_dir = s->web_dir;
-    s->cfg.openapi_path = s->openapi_path, s->cfg.version = s->version;
+    s->cfg.openapi_path = s->openapi_path, s->cfg.version = s->version, s->cfg.allow_hosts = s->allow_hosts;
     if (!s->cfg.max_body) s->cfg.max_body = API_DEFAULT_MAX_BODY;
     if (!s->cfg.max_upload) s->cfg.max_upload = API_DEFAULT_MAX_UPLOAD;
     if (!s->cfg.max_job_bytes) s->cfg.max_job_bytes = default_max_job_bytes();
-    return s->host && s->data_dir && s->web_dir && s->openapi_path && s->version;
+    return s->host && s->data_dir && s->web_dir && s->openapi_path && s->version && s->allow_hosts;
 }
 
 static void server_free(api_server *s)
@@ -378,7 +380,7 @@ static void server_free(api_server *s)
     pthread_cond_destroy(&s->sse_cv);
     jobs_cache_free(s->jobs_cache);
     free(s->host), free(s->db_path), free(s->data_dir), free(s->import_dir);
-    free(s->web_dir), free(s->openapi_path), free(s->version);
+    free(s->web_dir), free(s->openapi_path), free(s->version), free(s->allow_hosts);
     free(s);
 }
 

@@ -10,6 +10,8 @@
 static const char config_usage[] =
     "usage: saed [options]\n"
     "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8321; port 0 picks a free one)\n"
+    "  --allow-host NAME    another name the Host header may give (e.g. a reverse proxy's; repeatable);\n"
+    "                       IP addresses, localhost and this machine's name are always served\n"
     "  --data-dir DIR       database and artifacts (default ./var; saed.db inside)\n"
     "  --workers N          training jobs run in parallel (default 1)\n"
     "  --blas-threads N     threads per worker: its jobs' pool, BLAS single-threaded inside it\n"
@@ -77,6 +79,19 @@ static int config_listen(saed_config *c, const char *v, char *err, size_t errlen
     return 0;
 }
 
+/* --allow-host NAME, repeatable: appended to c->allow_hosts. */
+static int config_allow_host(saed_config *c, const char *v, char *err, size_t errlen)
+{
+    size_t used = strlen(c->allow_hosts);
+    if (!*v || strchr(v, ',') || strchr(v, ':') || used + strlen(v) + 2 > sizeof c->allow_hosts) {
+        snprintf(err, errlen, "--allow-host wants one host name without a port (e.g. saed.example.org), got '%s'",
+                 v);
+        return -1;
+    }
+    snprintf(c->allow_hosts + used, sizeof c->allow_hosts - used, "%s%s", used ? "," : "", v);
+    return 0;
+}
+
 static int config_path(char *dst, size_t cap, const char *key, const char *v, char *err, size_t errlen)
 {
     if (strlen(v) >= cap) { snprintf(err, errlen, "--%s: path too long", key); return -1; }
@@ -89,6 +104,7 @@ static int config_set(saed_config *c, const char *key, const char *v, char *err,
 {
     long x;
     if (!strcmp(key, "listen")) return config_listen(c, v, err, errlen);
+    if (!strcmp(key, "allow-host")) return config_allow_host(c, v, err, errlen);
     if (!strcmp(key, "data-dir")) return config_path(c->data_dir, sizeof c->data_dir, key, v, err, errlen);
     if (!strcmp(key, "import-dir")) return config_path(c->import_dir, sizeof c->import_dir, key, v, err, errlen);
     if (!strcmp(key, "web-dir")) return config_path(c->web_dir, sizeof c->web_dir, key, v, err, errlen);

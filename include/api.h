@@ -24,6 +24,7 @@ typedef struct {
     uint64_t max_upload;    /* cap of one streamed upload (.npy, labels) in bytes; 0 = 16 GiB */
     size_t max_job_bytes;   /* memory limit for one job (422 beyond) */
     int threads;            /* MHD's event-loop threads; 0 = 2 */
+    const char *allow_hosts; /* more names the Host header may give, comma-separated (--allow-host); NULL none */
     const char *version;
 } api_config;
 

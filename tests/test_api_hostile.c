@@ -11,7 +11,9 @@
  *     multi-byte character) come back as '?' in a problem that encodes;
  *   - an upload named with bytes that are not UTF-8 is a 422 and creates no
  *     dataset;
- *   - an SAE whose job was deleted says "job": null, not 0. */
+ *   - an SAE whose job was deleted says "job": null, not 0;
+ *   - a Host that is not the daemon's (DNS rebinding) is a 421, a write from
+ *     another site's page a 403, and neither changes anything. */
 #include "check.h"
 #include "apitest.h"
 #include <stdio.h>
@@ -101,15 +103,53 @@ static void test_deleted_job(void)
     json_decref(s);
 }
 
+/* DNS rebinding and cross-site writes (API.md *Access*): a Host that is not one of the daemon's names
+ * is a 421, a write with another site's Origin or Sec-Fetch-Site: cross-site a 403, and neither
+ * changes anything; the daemon's own names, --allow-host names, a same-origin write and curl (no
+ * Origin) are served. */
+static void test_access(void)
+{
+    long long before = dataset_count();
+    const char *body = "{\"kind\":\"circles\",\"name\":\"x\",\"params\":{\"n_circles\":4,\"dim\":8}}";
+    at_expect_problem("Host: evil.example", at_http_ex("GET", "/v1/health", NULL, 0, "Host: evil.example", 30), 421,
+                      NULL);
+    at_expect_problem("a POST with Host: evil.example:PORT",
+                      at_http_ex("POST", "/v1/datasets", body, strlen(body),
+                                 at_fmt("Host: evil.example:%d", g_d.port), 30), 421, NULL);
+    at_expect_problem("a text/plain POST from another site's page",
+                      at_http_ex("POST", "/v1/datasets", body, strlen(body), "Origin: http://evil.example", 30), 403,
+                      NULL);
+    CHECK(dataset_count() == before, "nothing was created (%lld datasets, were %lld)", dataset_count(), before);
+    long long ds = at_post_id("/v1/datasets", body, 201); /* curl-like: no Origin */
+    at_expect_problem("a DELETE marked Sec-Fetch-Site: cross-site",
+                      at_http_ex("DELETE", at_fmt("/v1/datasets/%lld", ds), NULL, 0, "Sec-Fetch-Site: cross-site", 30),
+                      403, NULL);
+    at_resp r = at_http("GET", at_fmt("/v1/datasets/%lld", ds), NULL);
+    CHECK(r.status == 200, "the dataset is still there (%ld)", r.status);
+    at_resp_free(&r);
+    static const char *const ok_hosts[] = { "localhost", "127.0.0.1", "[::1]", "proxy.example" };
+    for (size_t i = 0; i < sizeof ok_hosts / sizeof ok_hosts[0]; i++) {
+        r = at_http_ex("GET", "/v1/health", NULL, 0, at_fmt("Host: %s:%d", ok_hosts[i], g_d.port), 30);
+        CHECK(r.status == 200, "Host %s is served (%ld)", ok_hosts[i], r.status);
+        at_resp_free(&r);
+    }
+    r = at_http_ex("DELETE", at_fmt("/v1/datasets/%lld", ds), NULL, 0,
+                   at_fmt("Origin: http://127.0.0.1:%d", g_d.port), 30);
+    CHECK(r.status == 204, "a same-origin DELETE (the dashboard's) is served (%ld)", r.status);
+    at_resp_free(&r);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int up = at_daemon_start(&g_d, "hostile", NULL);
+    static const char *const args[] = { "--allow-host", "proxy.example", NULL };
+    int up = at_daemon_start(&g_d, "hostile", args);
     CHECK(up, "daemon answers /v1/health");
     if (up) {
         test_nul_in_path();
         test_not_utf8();
         test_deleted_job();
+        test_access();
         CHECK(at_daemon_stop(&g_d), "SIGTERM exits 0");
     }
     if (check_failed) at_daemon_show_log(&g_d);
