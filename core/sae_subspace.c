@@ -200,11 +200,12 @@ static double subspace_fresh_axis(float *row, const float *q, int m, int dim)
 
 /* Rows [i0, i1) (whole groups) made orthonormal group by group by modified Gram-Schmidt in index
  * order. A row in the span of the ones before it (resampling may give two members one residual)
- * is replaced by the unit axis furthest from it, so the result is always orthonormal (s <= dim). */
+ * is replaced by the unit axis furthest from it, so the result is always orthonormal (members past
+ * the dim-th of a group larger than dim stay 0). */
 static void subspace_orthonormalize(sae_params *p, int i0, int i1)
 {
     int s = p->cfg.group_size, dim = p->cfg.dim;
-    assert(i0 % s == 0 && i1 % s == 0 && 0 <= i0 && i0 <= i1 && i1 <= p->cfg.n_latents && s <= dim);
+    assert(i0 % s == 0 && i1 % s == 0 && 0 <= i0 && i0 <= i1 && i1 <= p->cfg.n_latents);
     for (int i = i0; i < i1; i++) {
         float *row = p->v.W_dec + (size_t)i * dim;          /* (dim) */
         const float *q = p->v.W_dec + (size_t)(i - i % s) * dim; /* (i % s, dim) already orthonormal */
@@ -214,6 +215,10 @@ static void subspace_orthonormalize(sae_params *p, int i0, int i1)
         double n1 = subspace_project_out(row, q, i % s, dim);
         if (!(n1 > 1e-6 * n0 && n1 > 0.0)) /* the axis furthest from the span (n1 >= (dim - i % s) / dim) */
             n1 = subspace_fresh_axis(row, q, i % s, dim);
+        if (!(n1 > 1e-12)) { /* member s > dim: no direction is left; the row stays 0 (a dead latent) */
+            memset(row, 0, (size_t)dim * sizeof(float));
+            continue;
+        }
         float inv = (float)(1.0 / sqrt(n1));
         for (int d = 0; d < dim; d++)
             row[d] *= inv;

@@ -11,6 +11,7 @@
  * in seconds. */
 #include "analysis.h"
 #include "check.h"
+#include "sae_arch.h"
 #include "circles.h"
 #include "datasrc.h"
 #include "gradcheck.h"
@@ -332,6 +333,20 @@ static void test_config(void)
     sae_params_alloc(&p, &c);
     sae_params_init(&p, 9);
     CHECK(orthonormal_err(&p) < 1e-5, "init: each group's decoder rows orthonormal (err %g)", orthonormal_err(&p));
+    sae_params_free(&p);
+    /* groups of 3 in 2-D: the retraction keeps two orthonormal rows and zeroes the third, no NaN */
+    c = ok, c.dim = 2, c.n_latents = 6, c.group_size = 3, c.k = 1, c.aux_k = 0;
+    CHECK(sae_params_alloc(&p, &c) == 0, "alloc groups of 3 in 2-D");
+    sae_params_init(&p, 3);
+    sae_arch_of(&c)->constrain_decoder(&p, 0, 6);
+    const float *W = p.v.W_dec; /* (6, 2) */
+    int fine = 1;
+    for (int g = 0; g < 2; g++) {
+        const float *a = W + g * 6, *b = a + 2, *z = a + 4;
+        fine &= fabsf(a[0] * a[0] + a[1] * a[1] - 1) < 1e-5f && fabsf(b[0] * b[0] + b[1] * b[1] - 1) < 1e-5f &&
+                fabsf(a[0] * b[0] + a[1] * b[1]) < 1e-5f && z[0] == 0.0f && z[1] == 0.0f;
+    }
+    CHECK(fine, "two orthonormal rows and a zero third row per group");
     sae_params_free(&p);
 }
 
