@@ -124,6 +124,13 @@ static int jobrun_train_init(const jobrun_ctx *ctx, train_state *ts, int64_t fro
     rc = artifacts_sae_load(&s, &p, err, errlen);
     store_sae_clear(&s);
     if (rc) return -1;
+    int dim = train_params(ts)->cfg.dim;
+    if (p.cfg.dim != dim) { /* checked when the job was submitted; the files say otherwise now */
+        snprintf(err, errlen, "init.from_sae: SAE %lld reads rows of %d dimensions, this job's dataset %d",
+                 (long long)from_sae, p.cfg.dim, dim);
+        sae_params_free(&p);
+        return -1;
+    }
     int used = train_init_from_rows(ts, p.v.W_dec, p.cfg.n_latents, err, errlen);
     sae_params_free(&p);
     if (used < 0) return -1;
