@@ -20,6 +20,7 @@
  * free(), run from MHD's completion callback, removes whatever is left. */
 #include "datasets_int.h"
 #include "npyfile.h"
+#include "utf8.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -190,8 +191,8 @@ static void upload_open_npy(api_req *r)
                           "must be 1 to 255 bytes long");
         return;
     }
-    if (!api_utf8_valid(name) || (file && !api_utf8_valid(file))) {
-        api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, api_utf8_valid(name) ? "file" : "name",
+    if (!utf8_valid(name) || (file && !utf8_valid(file))) {
+        api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, utf8_valid(name) ? "file" : "name",
                           "must be UTF-8 text (percent-encode its UTF-8 bytes in the query)");
         return;
     }

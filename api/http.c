@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "log.h"
 #include "npy.h"
+#include "utf8.h"
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -113,40 +114,6 @@ enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_
 
 /* ---- problems (RFC 9457) ---- */
 
-/* The length of the well-formed UTF-8 sequence starting at s (n bytes left, n >= 1), 0 when none
- * does (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t http_utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (len <= 1 || len > n) return len == 1 ? 1 : 0;
-    if (c == 0xE0) lo = 0xA0;
-    else if (c == 0xED) hi = 0x9F;
-    else if (c == 0xF0) lo = 0x90;
-    else if (c == 0xF4) hi = 0x8F;
-    if (s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
-
-int api_utf8_valid(const char *s)
-{
-    assert(s);
-    size_t n = strlen(s);
-    for (size_t i = 0, k; i < n; i += k)
-        if (!(k = http_utf8_seq((const unsigned char *)s + i, n - i))) return 0;
-    return 1;
-}
-
-void api_utf8_scrub(char *s)
-{
-    assert(s);
-    size_t n = strlen(s);
-    for (size_t i = 0, k; i < n; i += k ? k : 1)
-        if (!(k = http_utf8_seq((const unsigned char *)s + i, n - i))) s[i] = '?';
-}
-
 /* A problem object; detail (user text may be in it, cut at a byte count) with every byte that is not
  * well-formed UTF-8 shown as '?', so the reply can always be encoded. */
 static json_t *http_problem_object(unsigned status, const char *detail)
@@ -154,7 +121,7 @@ static json_t *http_problem_object(unsigned status, const char *detail)
     const char *title = MHD_get_reason_phrase_for(status);
     char clean[1024];
     snprintf(clean, sizeof clean, "%s", detail);
-    api_utf8_scrub(clean);
+    utf8_scrub(clean);
     return json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", title && *title ? title : "Error",
                      "status", (int)status, "detail", clean);
 }
@@ -202,7 +169,7 @@ enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const ch
         char field[sizeof errs->e[0].field], message[sizeof errs->e[0].message];
         snprintf(field, sizeof field, "%s", errs->e[i].field);
         snprintf(message, sizeof message, "%s", errs->e[i].message);
-        api_utf8_scrub(field), api_utf8_scrub(message);
+        utf8_scrub(field), utf8_scrub(message);
         json_array_append_new(list, json_pack("{s:s,s:s}", "field", field, "message", message));
     }
     if (p) json_object_set_new(p, "errors", list);

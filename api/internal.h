@@ -101,11 +101,6 @@ enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const ch
 /* Host and Origin of the request against the daemon's own names (api/access.c): 0 when it may be
  * served, else -1 after replying 421 or 403. Called before anything else reads the request. */
 int access_check(api_req *r);
-/* 1 when s is well-formed UTF-8 (RFC 3629), else 0. */
-int api_utf8_valid(const char *s);
-/* Every byte of s not part of a well-formed UTF-8 sequence replaced by '?' in place (user text cut
- * at a byte count, or not UTF-8 at all, can then go into a JSON reply). */
-void api_utf8_scrub(char *s);
 /* 400/422 naming one field. */
 enum MHD_Result api_problem_field(api_req *r, unsigned status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -17,6 +17,7 @@
  * STRIDE-1 memchr hops. */
 #include "npyfile.h"
 #include "core_assert.h"
+#include "utf8.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -548,25 +549,6 @@ int npyfile_stream_finish(npyfile_stream *s, npyfile_layout *out, char *err, siz
 
 /* ---------------------------------------------------------------- labels */
 
-/* Length of the valid UTF-8 sequence at s[0..n) (n >= 1), or 0 if invalid
- * (overlong forms, surrogates, > U+10FFFF, NUL). */
-static size_t npyfile_utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c >= 0x01 && c < 0x80)
-        return 1;
-    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (len == 0 || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || /* overlong, surrogate */
-        (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))   /* overlong, > U+10FFFF */
-        return 0;
-    return len;
-}
-
 /* Validates the text and counts its lines. */
 static int npyfile_labels_count_lines(const unsigned char *s, size_t n, int64_t *lines, char *err, size_t errlen)
 {
@@ -578,7 +560,7 @@ static int npyfile_labels_count_lines(const unsigned char *s, size_t n, int64_t 
             i++;
             continue;
         }
-        size_t k = npyfile_utf8_len(s + i, n - i);
+        size_t k = utf8_seq_len(s + i, n - i);
         if (k == 0)
             return npyfile_fail(err, errlen, s[i] ? "line %lld is not valid UTF-8: save the labels as UTF-8 text"
                                                   : "line %lld holds a NUL byte: labels must be plain text",

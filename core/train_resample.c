@@ -20,6 +20,7 @@
 #include "train_state.h"
 #include "analysis.h"
 #include "sae_arch.h"
+#include "sae_stage.h"
 #include "rng.h"
 #include <assert.h>
 #include <math.h>
@@ -41,13 +42,8 @@ int train_resample_due(const train_state *st)
 static void train_resample_use(const float *z, int m, int n, int s, double *use)
 {
     for (int b = 0; b < m; b++)
-        for (int g = 0; g < n / s; g++) {
-            const float *zg = z + (size_t)b * n + (size_t)g * s; /* (s) */
-            double q = 0.0;
-            for (int k = 0; k < s; k++)
-                q += (double)zg[k] * zg[k];
-            use[g] += sqrt(q);
-        }
+        for (int g = 0; g < n / s; g++)
+            use[g] += sae_stage_norm(z + (size_t)b * n + (size_t)g * s, s);
 }
 
 /* res (B, dim) = x_b - x_hat_b and err (B) = ||res_b||^2 for the step's batch, and use (G) = the sum of
