@@ -151,6 +151,11 @@ enum MHD_Result jobs_delete(api_req *r);
 enum MHD_Result jobs_cancel(api_req *r);
 enum MHD_Result jobs_metrics(api_req *r);
 json_t *jobs_object(const store_job *j);      /* the API's job object */
+/* Loads job r->ids[0]; replies 404/500 and returns -1 if it cannot. */
+int jobs_load(api_req *r, store_job *j);
+/* jobs_groupspace.c: a groupspace job's positions and groups */
+enum MHD_Result jobs_groupspace_positions(api_req *r);
+enum MHD_Result jobs_groupspace_groups(api_req *r);
 
 enum MHD_Result events_job(api_req *r);
 /* The ticker that wakes sleeping SSE streams; events_stop resumes them all and joins it

@@ -42,8 +42,7 @@ json_t *jobs_object(const store_job *j)
                      "error", j->error ? json_string(j->error) : json_null());
 }
 
-/* Loads job r->ids[0]; replies 404/500 and returns -1 if it cannot. */
-static int jobs_load(api_req *r, store_job *j)
+int jobs_load(api_req *r, store_job *j)
 {
     store *st = api_store(r);
     if (!st) return -1;
@@ -166,8 +165,9 @@ enum MHD_Result jobs_cancel(api_req *r)
     return jobs_reply(r, MHD_HTTP_ACCEPTED, r->ids[0], 0);
 }
 
-/* Removes data_dir/jobs/{id}/checkpoint* and the directory if that leaves it empty. */
-static void jobs_remove_checkpoints(const char *data_dir, int64_t id)
+/* Removes the files a job leaves in data_dir/jobs/{id}/ (checkpoint*, a groupspace job's positions*.npy and
+ * groups.json) and the directory if that leaves it empty (a train job's SAE lives on in sae/). */
+static void jobs_remove_files(const char *data_dir, int64_t id)
 {
     char dir[4096], path[4096 + 256];
     snprintf(dir, sizeof dir, "%s/jobs/%lld", data_dir, (long long)id);
@@ -175,7 +175,9 @@ static void jobs_remove_checkpoints(const char *data_dir, int64_t id)
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, "checkpoint", 10)) continue;
+        if (strncmp(e->d_name, "checkpoint", 10) && strncmp(e->d_name, "positions", 9) &&
+            strcmp(e->d_name, "groups.json"))
+            continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);
     }
@@ -200,7 +202,7 @@ enum MHD_Result jobs_delete(api_req *r)
         return api_problem(r, MHD_HTTP_NOT_FOUND, "job %lld does not exist", (long long)r->ids[0]);
     if (rc != STORE_OK)
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot delete: %s", store_errmsg(r->st));
-    jobs_remove_checkpoints(r->srv->cfg.data_dir, r->ids[0]);
+    jobs_remove_files(r->srv->cfg.data_dir, r->ids[0]);
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     return api_queue(r, MHD_HTTP_NO_CONTENT, resp);
 }

@@ -63,6 +63,8 @@ static const api_route api_routes[] = {
     { "/v1/jobs/{id}/cancel", "POST", jobs_cancel },
     { "/v1/jobs/{id}/metrics", "GET", jobs_metrics },
     { "/v1/jobs/{id}/events", "GET", events_job },
+    { "/v1/jobs/{id}/positions.npy", "GET", jobs_groupspace_positions },
+    { "/v1/jobs/{id}/groups", "GET", jobs_groupspace_groups },
     { "/v1/saes", "GET", saes_list },
     { "/v1/saes/{id}", "GET", saes_get },
     { "/v1/saes/{id}/decoder.npy", "GET", saes_decoder },

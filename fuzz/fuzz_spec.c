@@ -4,7 +4,8 @@
  * API's body parser), then every validator: spec_normalize_train (dataset
  * dim known and unknown), spec_normalize_circles,
  * spec_analysis_normalize_analyze and spec_analysis_normalize_pca (against a
- * dataset with labels and an endless one).
+ * dataset with labels and an endless one), spec_groupspace_normalize (an
+ * analysed SAE, and one without an analysis).
  * Checked: a refusal carries a 400/422 and at least one error; an accepted
  * body's normalised spec reads back with the worker's parser and normalises
  * to itself. The worker's parsers also get the raw bytes as a stored spec. */
@@ -13,6 +14,7 @@
 #include "fuzzutil.h"
 #include "spec.h"
 #include "spec_analysis.h"
+#include "spec_groupspace.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,11 +120,32 @@ static void fuzz_spec_pca(const json_t *body, const spec_analysis_refs *refs)
     json_decref(n);
 }
 
+static void fuzz_spec_groupspace(const json_t *body, const spec_groupspace_refs *refs)
+{
+    spec_errors errs = {0}, again = {0};
+    spec_groupspace g;
+    spec_errors back = {0};
+    json_t *n = spec_groupspace_normalize(body, refs, &errs);
+    if (!fuzz_spec_verdict(n, &errs))
+        return;
+    char *s = fuzz_spec_dump(n);
+    FUZZ_REQUIRE(spec_groupspace_parse(s, &g, &back) == 0);
+    FUZZ_REQUIRE(g.n_items >= 2 && g.cfg.near < g.cfg.far && g.snapshots >= 1 && g.snapshots <= g.steps);
+    for (int64_t e = 0; g.items && e < g.ptr[g.n_sets]; e++) FUZZ_REQUIRE(g.items[e] >= 0 && g.items[e] < g.n_items);
+    spec_groupspace_free(&g);
+    json_t *n2 = spec_groupspace_normalize(n, refs, &again);
+    FUZZ_REQUIRE(n2 != NULL && json_equal(n, n2));
+    json_decref(n2);
+    free(s);
+    json_decref(n);
+}
+
 /* The worker's parsers on bytes that did not come from a normaliser. */
 static void fuzz_spec_stored(const uint8_t *data, size_t len)
 {
     char *s = malloc(len + 1); /* (len + 1) NUL-terminated copy */
-    spec_errors e1 = {0}, e2 = {0}, e3 = {0}, e4 = {0};
+    spec_errors e1 = {0}, e2 = {0}, e3 = {0}, e4 = {0}, e5 = {0};
+    spec_groupspace g;
     sae_config sc;
     train_config tc;
     circles_params cp;
@@ -136,6 +159,8 @@ static void fuzz_spec_stored(const uint8_t *data, size_t len)
     spec_analysis_parse_analyze(s, &a, &e3);
     if (spec_analysis_parse_pca(s, &p, &e4) == 0)
         spec_analysis_pca_free(&p);
+    if (spec_groupspace_parse(s, &g, &e5) == 0)
+        spec_groupspace_free(&g);
     free(s);
 }
 
@@ -158,6 +183,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     fuzz_spec_train(body, 8);
     fuzz_spec_train(body, 0);
     fuzz_spec_circles(body);
+    const spec_groupspace_refs gs_refs[2] = { {1, 1, 32}, {1, 0, 32} };
+    fuzz_spec_groupspace(body, &gs_refs[0]);
+    fuzz_spec_groupspace(body, &gs_refs[1]);
     for (int i = 0; i < 2; i++) {
         fuzz_spec_analyze(body, &refs[i]);
         fuzz_spec_pca(body, &refs[i]);

@@ -1,6 +1,6 @@
 /* jobrun — running one claimed job: the runner column of the job-type
  * table (jobtype.h), one runner per row of JOBTYPE_LIST, each in its own file
- * daemon/jobrun_<type>.c: train, analyze and pca; daemon/jobrun.c holds the
+ * daemon/jobrun_<type>.c: train, analyze, pca and groupspace; daemon/jobrun.c holds the
  * table and what the runners share.
  *
  * The daemon's one error style: a runner records its job's outcome in the

@@ -24,10 +24,10 @@
 #include "store.h"
 
 /* The job types this version runs, in the order messages list them. */
-#define JOBTYPE_LIST(X) X(train) X(analyze) X(pca)
+#define JOBTYPE_LIST(X) X(train) X(analyze) X(pca) X(groupspace)
 /* Types the contract (API.md) names that this version does not run yet: a
  * request for one is a 422 saying so, not "unknown type". */
-#define JOBTYPE_LATER_LIST(X) X(groupspace)
+#define JOBTYPE_LATER_LIST(X) X(sweep)
 
 typedef enum {
 #define JOBTYPE_ID(name) JOBTYPE_##name,

@@ -52,7 +52,7 @@ typedef struct {
 
 typedef struct {
     int64_t id;
-    char type[16];        /* "train" | "analyze" | "pca" (the API refuses "groupspace" for now) */
+    char type[16];        /* "train" | "analyze" | "pca" | "groupspace" */
     store_job_state state;
     char created_at[32], started_at[32], finished_at[32];
     char *spec_json;      /* the normalised request (defaults filled in) */

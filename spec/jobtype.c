@@ -10,9 +10,12 @@
  *            dataset must have more rows than train.eval_rows holds out;
  *   analyze  sae, dataset (default: the SAE's), total_steps = n_samples;
  *   pca      sae, dataset, total_steps = the indices given (0 when rows are
- *            chosen by label: known only as the job runs). */
+ *            chosen by label: known only as the job runs);
+ *   groupspace  sae = sets.from_analysis (0 for toy and explicit sets),
+ *            total_steps = steps; the SAE must have an analysis. */
 #include "jobtype.h"
 #include "spec_analysis.h"
+#include "spec_groupspace.h"
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,7 +58,7 @@ const char *jobtype_name(jobtype_id id)
     return jobtype_rows[id].name;
 }
 
-/* Every type the API names, runnable then later ones: "train, analyze, pca, groupspace", the last
+/* Every type the API names, runnable then later ones: "train, analyze, pca, groupspace, sweep", the last
  * separated by last_sep. */
 static void jobtype_names(char *buf, size_t n, const char *last_sep)
 {
@@ -240,4 +243,33 @@ int jobtype_pca_validate(store *st, const json_t *body, const jobtype_limits *li
     json_t *spec = spec_analysis_normalize_pca(body, &refs, errs);
     int total = spec ? (int)json_array_size(json_object_get(json_object_get(spec, "rows"), "indices")) : 0;
     return jobtype_analysis_out(spec, total, out);
+}
+
+int jobtype_groupspace_validate(store *st, const json_t *body, const jobtype_limits *lim, jobtype_spec *out,
+                                spec_errors *errs)
+{
+    assert(st && body && lim && out && errs);
+    (void)lim; /* positions are N x dim floats: bounded by GROUPSPACE_MAX_ITEMS */
+    spec_groupspace_refs refs = { 0 };
+    int64_t sae = spec_groupspace_sae(body);
+    store_sae s = { 0 };
+    store_sae_analysis a = { 0 };
+    int rc = sae ? store_sae_get(st, sae, &s) : STORE_NOTFOUND;
+    if (rc == STORE_OK) {
+        refs.sae_found = 1, refs.sae_n_latents = s.n_latents;
+        store_sae_clear(&s);
+        rc = store_sae_analysis_get(st, sae, &a);
+        if (rc == STORE_OK) refs.analysis_found = 1, store_sae_analysis_clear(&a);
+    }
+    if (rc == STORE_ERROR) {
+        spec_error_add(errs, 500, "sets.from_analysis", "cannot read SAE %lld: %s", (long long)sae,
+                       store_errmsg(st));
+        return -1;
+    }
+    json_t *spec = spec_groupspace_normalize(body, &refs, errs);
+    if (!spec) return -1;
+    out->spec = spec;
+    out->sae_id = sae;
+    out->total_steps = (int)json_integer_value(json_object_get(spec, "steps"));
+    return 0;
 }
