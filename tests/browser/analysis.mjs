@@ -24,7 +24,7 @@ const SECOND_RGB = [232, 116, 59];   /* plot.js categoryColor(1), #e8743b: the s
 /* ---- in the page ---- */
 
 /* Pixels on the canvas under `sel` whose colour is saturated (not white, grey or black). */
-function colouredPixels(sel) {
+export function colouredPixels(sel) {
   const c = document.querySelector(`${sel} canvas`);
   if (!c || !c.width || !c.height) return 0;
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -112,7 +112,7 @@ function monthsData() {
   return { npy: npyBytes(data, MONTH_ROWS, MONTH_DIM), labels: `${labels.join('\n')}\n` };
 }
 
-async function api(daemon, method, p, body, type = 'application/json') {
+export async function api(daemon, method, p, body, type = 'application/json') {
   const r = await fetch(`${daemon.base}/v1${p}`, {
     method, body: body == null ? undefined : (type === 'application/json' ? JSON.stringify(body) : body),
     headers: body == null ? {} : { 'Content-Type': type },
@@ -122,7 +122,7 @@ async function api(daemon, method, p, body, type = 'application/json') {
   return text ? JSON.parse(text) : null;
 }
 
-async function waitJob(daemon, id, waitMs) {
+export async function waitJob(daemon, id, waitMs) {
   const deadline = Date.now() + waitMs;
   for (;;) {
     const j = await daemon.json(`/v1/jobs/${id}`);

@@ -10,7 +10,9 @@
 // daemon under it (the page must reconnect by itself), cancels and deletes it.
 // Then the analysis pages (analysis.mjs): an analyze job run from the SAE
 // page, its histograms, the groups table, a group, the Jaccard heatmap, and a
-// PCA job run from the page on an uploaded, labelled dataset.
+// PCA job run from the page on an uploaded, labelled dataset. Then the group
+// space of groupspace jobs (groupspace.mjs): the scatter played through its
+// snapshots, a running job's slider growing, latents' densities on hover.
 // Any console error, page error or failed request that was not provoked on
 // purpose is a failure. Screenshots go to tests/browser/artifacts/.
 // Last line: "N passed, N failed"; exit status 1 when anything failed.
@@ -22,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { setup, testAnalyze, testGroups, testJaccard, testPca, testLabelledGroup } from './analysis.mjs';
+import { testGroupSpace, testGroupSpaceLive, testGroupSpaceLatents } from './groupspace.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BUILD = process.env.BUILD || 'build';
@@ -344,7 +347,7 @@ async function main() {
     await page.addInitScript(recorder);
     trouble.watch(page);
 
-    const t = { page, daemon, check, shot, WAIT_MS, setup: null, group: 0 };   /* for analysis.mjs */
+    const t = { page, daemon, trouble, check, shot, WAIT_MS, setup: null, group: 0 };   /* for analysis.mjs and groupspace.mjs */
     for (const [name, step] of [
       ['form', () => testEmptyAndForm(page, trouble, daemon.base)],
       ['training', () => testTraining(page, daemon)],
@@ -355,6 +358,9 @@ async function main() {
       ['jaccard', () => testJaccard(t, t.group)],
       ['pca', () => testPca(t)],
       ['labelled group', () => testLabelledGroup(t)],
+      ['group space', () => testGroupSpace(t)],
+      ['group space live', () => testGroupSpaceLive(t)],
+      ['group space of latents', () => testGroupSpaceLatents(t)],
       ['not found', () => testNotFound(page)],
     ]) {
       const t0 = Date.now();

@@ -6,6 +6,8 @@
 // curves come from GET /v1/jobs/{id}/metrics, read whole once and then only
 // the rows after the last step seen, whenever a progress event reports a newer
 // eval step (at most one read in flight; one more after a terminal state).
+// A groupspace job shows its learned space instead (groupspace.js), fed by
+// the same stream.
 import { get, post, del, isTerminal, isAbort } from '../api.js';
 import { h, fill, link, append } from '../dom.js';
 import { int, num, time, duration, elapsed, DASH } from '../fmt.js';
@@ -13,6 +15,7 @@ import { stateBadge, progressBar, etaText, kvTable, stat, pageHead, errorBox, se
 import { lineChart } from '../charts.js';
 import { watchJob } from '../live.js';
 import { jobSummary } from './jobs.js';
+import { groupSpace } from '../groupspace.js';
 
 /* The curves: one chart each; keys are columns of the metrics resource. */
 const CHARTS = [
@@ -83,17 +86,20 @@ export async function mount(root, { params, signal, onCleanup, navigate }) {
   const info = h('div', { class: 'row' });
   const latestEl = h('div', { class: 'card', id: 'latest' });
   const grid = h('div', { class: 'grid2' });
+  const spaceEl = h('div', { id: 'groupspace-view' });
   append(root, [
     pageHead(`Job #${id}`, h('span', { class: 'muted' }, [job.type, jobSummary(job)].filter(Boolean).join(' · '),
       job.spec?.dataset != null ? [' · on ', link('#/datasets', `dataset #${job.spec.dataset}`)] : null), badge, live, actions),
     problem,
     h('div', { class: 'card' }, bar.el, stats),
     job.type === 'train' ? grid : null,
+    job.type === 'groupspace' ? spaceEl : null,
     info]);
 
   const showError = (e) => fill(problem, errorBox(e));
   const trainCurves = job.type === 'train' ? curves(grid, id, signal, showError) : null;
   if (trainCurves) onCleanup(() => trainCurves.destroy());
+  const space = job.type === 'groupspace' ? groupSpace(spaceEl, job, { signal, onCleanup }) : null;
 
   async function act(label, fn) {
     if (!window.confirm(`${label} job #${id}?`)) return;
@@ -133,7 +139,7 @@ export async function mount(root, { params, signal, onCleanup, navigate }) {
       j.spec?.train ? h('div', { class: 'card' }, h('h2', {}, 'Training'), kvTable(Object.entries(j.spec.train))) : null,
       j.type !== 'train' ? h('div', { class: 'card', id: 'spec' }, h('h2', {}, 'Request'), kvTable(Object.entries(j.spec ?? {})
         .filter(([k]) => k !== 'type').map(([k, v]) => [k, specText(v)]))) : null,
-      j.type !== 'train' && j.result ? h('div', { class: 'card', id: 'result' }, h('h2', {}, 'Result'),
+      j.type !== 'train' && j.type !== 'groupspace' && j.result ? h('div', { class: 'card', id: 'result' }, h('h2', {}, 'Result'),
         kvTable(Object.entries(j.result).map(([k, v]) => [k, specText(v)]))) : null,
       j.type === 'train' ? latestEl : null);
   }
@@ -144,8 +150,8 @@ export async function mount(root, { params, signal, onCleanup, navigate }) {
 
   const stream = watchJob(id, {
     onStatus: (s) => setLive(live, s),
-    onState: (j) => { showJob(j); if (isTerminal(j.state)) trainCurves?.pull(); },
-    onProgress: (p) => { showProgress(p); trainCurves?.seen(p.latest?.step); },
+    onState: (j) => { showJob(j); space?.update(j); if (isTerminal(j.state)) trainCurves?.pull(); },
+    onProgress: (p) => { showProgress(p); trainCurves?.seen(p.latest?.step); space?.progress(p); },
   });
   onCleanup(() => stream.close());
 }

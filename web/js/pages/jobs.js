@@ -18,6 +18,11 @@ export function jobSummary(job) {
   const s = job.spec ?? {};
   if (job.type === 'train' && s.sae)
     return `${s.sae.arch} · ${int(s.sae.n_latents)} latents${s.sae.group_size > 1 ? ` · groups of ${s.sae.group_size}` : ''}`;
+  if (job.type === 'groupspace' && s.sets) {
+    const g = s.sets;
+    if (g.toy) return `toy · ${int(g.toy.items)} items · p ${g.toy.p}`;
+    return g.from_analysis != null ? `latents of SAE ${g.from_analysis}` : `${int(g.items)} items · ${int(g.sets?.length)} sets`;
+  }
   if (s.sae != null && typeof s.sae !== 'object') return `SAE ${s.sae}`;
   return '';
 }
@@ -26,6 +31,7 @@ function resultCell(job) {
   const r = job.result ?? {};
   if (r.analysis != null) return link(`#/analyses/${r.analysis}`, `PCA #${r.analysis}`);
   if (r.sae != null) return link(`#/saes/${r.sae}`, `SAE ${r.sae}`);
+  if (r.n_groups != null) return link(`#/jobs/${job.id}`, `${int(r.n_groups)} groups`);
   if (job.error) return h('span', { class: 'muted', title: job.error }, 'error');
   return DASH;
 }
