@@ -142,6 +142,18 @@ enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
     return http_send_problem(r, status, http_problem_object(status, detail));
 }
 
+enum MHD_Result api_problem_hdr(api_req *r, unsigned status, const char *header, const char *value, const char *fmt,
+                                ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return http_send_dumped(r, status, http_problem_object(status, detail), "application/problem+json", header,
+                            value);
+}
+
 enum MHD_Result api_problem_allow(api_req *r, const char *allow)
 {
     char detail[1024];

@@ -42,6 +42,8 @@ struct api_server {
     pthread_t sse_ticker;
     int sse_started;                /* the ticker runs */
     struct jobs_cache *jobs_cache;  /* GET /v1/jobs/{id} bodies */
+    struct access_token *tokens;    /* (n_tokens) from --token-file; NULL = no tokens (access.c) */
+    int n_tokens;
 };
 
 /* A streamed request body (uploads, datasets_upload.c): chosen on the first
@@ -94,13 +96,21 @@ enum MHD_Result api_send_buffer(api_req *r, unsigned status, const char *content
 enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_type, const char *cache_control);
 enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A problem carrying one more response header (e.g. WWW-Authenticate on a 401). */
+enum MHD_Result api_problem_hdr(api_req *r, unsigned status, const char *header, const char *value, const char *fmt,
+                                ...) __attribute__((format(printf, 5, 6)));
 /* 405 naming the methods allowed (Allow: allow). */
 enum MHD_Result api_problem_allow(api_req *r, const char *allow);
 /* A problem with "errors": [{field, message}]; status from errs. */
 enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail);
-/* Host and Origin of the request against the daemon's own names (api/access.c): 0 when it may be
- * served, else -1 after replying 421 or 403. Called before anything else reads the request. */
+/* Host and Origin of the request against the daemon's own names, then its token when there are tokens
+ * (api/access.c): 0 when it may be served, else -1 after replying 421, 403 or 401. Called before
+ * anything else reads the request. */
 int access_check(api_req *r);
+/* --token-file into s->tokens (access.c), and the rule that without tokens only a loopback address is
+ * listened on. 0, or -1 with err set (the daemon does not start). */
+int access_setup(api_server *s, char *err, size_t errlen);
+void access_free(api_server *s);
 /* 400/422 naming one field. */
 enum MHD_Result api_problem_field(api_req *r, unsigned status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

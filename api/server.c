@@ -381,6 +381,7 @@ static void server_free(api_server *s)
     pthread_mutex_destroy(&s->sse_mu);
     pthread_cond_destroy(&s->sse_cv);
     jobs_cache_free(s->jobs_cache);
+    access_free(s);
     free(s->host), free(s->db_path), free(s->data_dir), free(s->import_dir);
     free(s->web_dir), free(s->openapi_path), free(s->version), free(s->allow_hosts);
     free(s);
@@ -452,6 +453,7 @@ api_server *api_start(const api_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     clock_gettime(CLOCK_MONOTONIC, &s->started);
+    if (access_setup(s, err, errlen)) { server_free(s); return NULL; }
     store *st = api_pool_get(s, err, errlen); /* fail now, not at the first request */
     if (!st) { server_free(s); return NULL; }
     api_pool_put(s, st);

@@ -12,6 +12,8 @@ static const char config_usage[] =
     "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8321; port 0 picks a free one)\n"
     "  --allow-host NAME    another name the Host header may give (e.g. a reverse proxy's; repeatable);\n"
     "                       IP addresses, localhost and this machine's name are always served\n"
+    "  --token-file FILE    bearer tokens, one per line, \"read:\" before a read-only one; every request\n"
+    "                       but GET /v1/health then needs one (without it: loopback addresses only)\n"
     "  --data-dir DIR       database and artifacts (default ./var; saed.db inside)\n"
     "  --workers N          training jobs run in parallel (default 1)\n"
     "  --blas-threads N     threads per worker: its jobs' pool, BLAS single-threaded inside it\n"
@@ -106,6 +108,7 @@ static int config_set(saed_config *c, const char *key, const char *v, char *err,
     if (!strcmp(key, "listen")) return config_listen(c, v, err, errlen);
     if (!strcmp(key, "allow-host")) return config_allow_host(c, v, err, errlen);
     if (!strcmp(key, "data-dir")) return config_path(c->data_dir, sizeof c->data_dir, key, v, err, errlen);
+    if (!strcmp(key, "token-file")) return config_path(c->token_file, sizeof c->token_file, key, v, err, errlen);
     if (!strcmp(key, "import-dir")) return config_path(c->import_dir, sizeof c->import_dir, key, v, err, errlen);
     if (!strcmp(key, "web-dir")) return config_path(c->web_dir, sizeof c->web_dir, key, v, err, errlen);
     if (!strcmp(key, "openapi")) return config_path(c->openapi_path, sizeof c->openapi_path, key, v, err, errlen);

@@ -25,6 +25,8 @@ typedef struct {
     size_t max_job_bytes;   /* memory limit for one job (422 beyond) */
     int threads;            /* MHD's event-loop threads; 0 = 2 */
     const char *allow_hosts; /* more names the Host header may give, comma-separated (--allow-host); NULL none */
+    const char *token_file; /* --token-file: bearer tokens, one per line ("read:" / "write:" prefix); NULL = no
+                             * tokens, and then only a loopback host may be listened on */
     const char *version;
 } api_config;
 

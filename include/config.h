@@ -13,6 +13,7 @@
 typedef struct {
     char host[256];            /* listen address; default 127.0.0.1 */
     char allow_hosts[1024];    /* --allow-host names (repeatable), comma-separated; "" = none */
+    char token_file[PATH_MAX]; /* --token-file: bearer tokens; "" = none (then loopback only) */
     int port;                  /* default 8321; 0 picks a free port */
     char data_dir[PATH_MAX];   /* default ./var; holds saed.db and artifacts */
     char import_dir[PATH_MAX]; /* npy datasets by path must lie under it; "" = none */

@@ -95,7 +95,8 @@ static int main_serve(const saed_config *c, const char *db_path, int threads)
                       .openapi_path = c->openapi_path, .max_body = c->max_body,
                       .max_upload = (uint64_t)c->max_upload_mb << 20,
                       .max_job_bytes = c->max_job_mb << 20, .version = SAED_VERSION,
-                      .threads = c->api_threads, .allow_hosts = c->allow_hosts };
+                      .threads = c->api_threads, .allow_hosts = c->allow_hosts,
+                      .token_file = c->token_file[0] ? c->token_file : NULL };
     worker_pool *pool = worker_pool_start(&wc, err, sizeof err);
     if (!pool) { LOGE("%s", err); return 1; }
     api_server *api = api_start(&ac, err, sizeof err);
