@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""docs/groupspace_experiments.py -- the group-space experiments of docs/groupspace.md, through the API.
+
+Usage:
+  build/saed --data-dir /tmp/gs --listen 127.0.0.1:8321 &
+  docs/groupspace_experiments.py toys    [--url URL] [--out docs/runs] [--fig docs/figures]
+  docs/groupspace_experiments.py circles [--url URL] [--out docs/runs] [--fig docs/figures]
+      [--circles 400 --dim 50 --p 0.008 --width 3200 --steps 10000]
+  docs/groupspace_experiments.py redraw  [--url URL]     (the circles figure again, same daemon)
+
+toys: the seed's two toys (100 items; disjoint pairs p 0 and co-occurring pairs p 0.1), each weighting
+(count = the seed's, jaccard, npmi) and seeds 0-2: true pairs within near, other pairs beyond far, the
+cloud's radius profile (cv = std/mean of the distance from the centroid; inner = items within half the
+mean radius), groups. Writes OUT/groupspace_toys.json and FIG/groupspace_toys.png (final positions) and
+FIG/groupspace_ring.png (the ring forming over the snapshots, and the radius histograms).
+
+circles: the loop the seed proposed, on a circles dataset: train an ordinary ReLU SAE (group size 1), analyse
+it, learn a group space from its co-activations (each analysed row's firing latents is a set), and ask
+whether the learned groups put the latents of one circle together, against the cosine and Jaccard
+cluster baselines that `analyze` offers. A latent belongs to circle i when its unit decoder row keeps at
+least 0.9 of its squared norm in circle i's plane. Scores over latents that belong to a circle: pair
+precision (pairs in one group that share a circle), pair recall (pairs sharing a circle that are in one
+group), circles whose latents (2 or more) all land in one group, and those where that group holds no
+latent of another circle. Writes OUT/groupspace_circles.json and FIG/groupspace_circles.png.
+
+Only the standard library, NumPy and matplotlib (Debian's python3-matplotlib); not part of make test.
+"""
+import argparse
+import io
+import itertools
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+
+def call(url, method="GET", body=None, raw=False):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=600) as r:
+            out = r.read()
+    except urllib.error.HTTPError as e:
+        sys.exit(f"{method} {url}: {e.code} {e.read().decode()[:500]}")
+    return out if raw else json.loads(out)
+
+
+def run_job(base, body):
+    job = call(base + "/v1/jobs", "POST", body)
+    while job["state"] in ("queued", "running"):
+        time.sleep(1)
+        job = call(f"{base}/v1/jobs/{job['id']}")
+    if job["state"] != "succeeded":
+        sys.exit(f"job {job['id']} {job['state']}: {job['error']}")
+    return job
+
+
+def npy(base, path):
+    return np.load(io.BytesIO(call(base + path, raw=True)))
+
+
+# ---------------------------------------------------------------- toys
+
+def toys(args):
+    rows = []
+    for p, weight, seed in itertools.product((0.0, 0.1), ("count", "jaccard", "npmi"), (0, 1, 2)):
+        body = {"type": "groupspace", "sets": {"toy": {"items": 100, "p": p}}, "steps": 5000, "weight": weight,
+                "seed": seed, "snapshots": 25}
+        job = run_job(args.url, body)
+        r = job["result"]
+        row = {"p": p, "weight": weight, "seed": seed, "job": job["id"], "true_near": r["truth"]["true_near_frac"],
+               "other_far": r["truth"]["other_far_frac"], "radius_cv": r["radius"]["cv"],
+               "inner": r["radius"]["inner_frac"], "n_groups": r["n_groups"], "group_sizes": r["group_sizes"]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    json.dump(rows, open(os.path.join(args.out, "groupspace_toys.json"), "w"), indent=1)
+    toy_figures(args, rows)
+
+
+def toy_figures(args, rows):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pick = [r for r in rows if r["seed"] == 0]
+    fig, axes = plt.subplots(2, 3, figsize=(10, 6.6))
+    for ax, r in zip(axes.flat, pick):
+        pos = npy(args.url, f"/v1/jobs/{r['job']}/positions.npy")
+        ax.scatter(pos[:, 0], pos[:, 1], c=np.arange(100) // 2 % 10, cmap="tab10", s=12)
+        ax.set_title(f"p {r['p']}, {r['weight']}: near {r['true_near']:.2f}, far {r['other_far']:.3f}\n"
+                     f"radius cv {r['radius_cv']:.2f}, inner {r['inner']:.2f}, {r['n_groups']} groups", fontsize=8)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+    fig.suptitle("final positions (colour: true pair mod 10); top: disjoint pairs, bottom: co-occurring pairs",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.fig, "groupspace_toys.png"), dpi=110)
+    ring = next(r for r in pick if r["p"] == 0.1 and r["weight"] == "count")
+    npmi = next(r for r in pick if r["p"] == 0.1 and r["weight"] == "npmi")
+    job = call(f"{args.url}/v1/jobs/{ring['job']}")
+    steps = job["result"]["snapshots"]
+    fig, axes = plt.subplots(1, 5, figsize=(14, 3.2))
+    for ax, s in zip(axes[:4], (steps[0], steps[3], steps[10], steps[-1])):
+        pos = npy(args.url, f"/v1/jobs/{ring['job']}/positions.npy?step={s}")
+        ax.scatter(pos[:, 0], pos[:, 1], c=np.arange(100) // 2 % 10, cmap="tab10", s=8)
+        ax.set_title(f"count weights, step {s}", fontsize=8)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+    for r, colour in ((ring, "#d0542c"), (npmi, "#3b6fb6")):
+        h = call(f"{args.url}/v1/jobs/{r['job']}")["result"]["radius"]["hist"]
+        axes[4].plot(np.linspace(0, 1, len(h), endpoint=False) + 0.5 / len(h), h, color=colour, label=r["weight"])
+    axes[4].set_xlabel("distance from the centroid / max", fontsize=8)
+    axes[4].set_ylabel("items", fontsize=8)
+    axes[4].legend(fontsize=8)
+    axes[4].set_title("radius profile, co-occurring pairs", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.fig, "groupspace_ring.png"), dpi=110)
+
+
+# ---------------------------------------------------------------- circles
+
+def latent_circles(dec, planes, cut=0.9):
+    """Each latent's circle (its unit decoder row keeps >= cut of its squared norm in that plane), or -1."""
+    d = dec / np.maximum(np.linalg.norm(dec, axis=1, keepdims=True), 1e-12)
+    q = np.stack([np.linalg.qr(p.T)[0].T for p in planes])          # (C, 2, dim) orthonormal bases
+    frac = ((d @ q.reshape(-1, q.shape[2]).T).reshape(len(d), len(q), 2) ** 2).sum(-1)   # (n, C)
+    best = frac.argmax(1)
+    return np.where(frac[np.arange(len(d)), best] >= cut, best, -1)
+
+
+def score(groups, circle):
+    """Pair precision/recall over latents with a circle, and circles held whole (and purely) by one group."""
+    gid = np.full(len(circle), -1)
+    for g, members in enumerate(groups):
+        gid[members] = g
+    lat = np.flatnonzero(circle >= 0)
+    same_g = gid[lat][:, None] == gid[lat][None, :]
+    same_c = circle[lat][:, None] == circle[lat][None, :]
+    off = ~np.eye(len(lat), dtype=bool)
+    tp = (same_g & same_c & off).sum()
+    whole = pure = multi = 0
+    for c in np.unique(circle[lat]):
+        mem = np.flatnonzero(circle == c)
+        if len(mem) < 2:
+            continue
+        multi += 1
+        if len(set(gid[mem])) == 1:
+            whole += 1
+            others = circle[gid == gid[mem[0]]]
+            pure += bool(np.all((others == c) | (others < 0)))
+    sizes = np.bincount([len(m) for m in groups])
+    return {"pair_precision": float(tp / max(1, (same_g & off).sum())),
+            "pair_recall": float(tp / max(1, (same_c & off).sum())), "circles_multi": int(multi),
+            "circles_whole": int(whole), "circles_whole_pure": int(pure), "n_groups": len(groups),
+            "largest_group": int(len(sizes) - 1)}
+
+
+# The group spaces tried on the SAE's firing rows: the job's defaults (tuned on the 100-item toys: lr 0.05,
+# 8 negatives, 5000 steps), then lr 0.3, 32 negatives and 50000 steps, which 3200 latents need (see
+# docs/groupspace.md), under each weighting and min_jaccard.
+GROUPSPACE_RUNS = [
+    {"sets": {"min_jaccard": 0.0}, "weight": "count"},
+    {"sets": {"min_jaccard": 0.1}, "weight": "npmi"},
+    {"sets": {"min_jaccard": 0.0}, "weight": "count", "lr": 0.3, "negatives": 32, "steps": 50000},
+    {"sets": {"min_jaccard": 0.1}, "weight": "count", "lr": 0.3, "negatives": 32, "steps": 50000},
+    {"sets": {"min_jaccard": 0.1}, "weight": "jaccard", "lr": 0.3, "negatives": 32, "steps": 50000},
+    {"sets": {"min_jaccard": 0.0}, "weight": "npmi", "lr": 0.3, "negatives": 32, "steps": 50000},
+    {"sets": {"min_jaccard": 0.05}, "weight": "npmi", "lr": 0.3, "negatives": 32, "steps": 50000},
+    {"sets": {"min_jaccard": 0.1}, "weight": "npmi", "lr": 0.3, "negatives": 32, "steps": 50000},
+    {"sets": {"min_jaccard": 0.2}, "weight": "npmi", "lr": 0.3, "negatives": 32, "steps": 50000},
+]
+
+
+def circles(args):
+    base = args.url
+    ds = call(base + "/v1/datasets", "POST", {"kind": "circles", "name": "groupspace loop", "params": {
+        "n_circles": args.circles, "dim": args.dim, "p_active": args.p, "seed": 1}})
+    t0 = time.time()
+    train = run_job(base, {"type": "train", "dataset": ds["id"], "sae": {
+        "arch": "relu", "n_latents": args.width, "group_size": 1, "sparsity_coef": 1.0}, "train": {
+        "steps": args.steps, "batch_size": 1024, "lr": 0.003, "lr_warmup_steps": 1000,
+        "sparsity_warmup_steps": 1000, "eval_every": 1000}})
+    sae = train["result"]["sae"]
+    print(f"relu SAE {sae}: {call(f'{base}/v1/saes/{sae}')['metrics']} ({time.time() - t0:.0f} s)", flush=True)
+    circle = latent_circles(npy(base, f"/v1/saes/{sae}/decoder.npy"), npy(base, f"/v1/datasets/{ds['id']}/planes.npy"))
+    out = {"dataset": ds["params"], "sae": sae, "width": args.width, "steps": args.steps,
+           "sae_metrics": call(f"{base}/v1/saes/{sae}")["metrics"],
+           "latents_with_circle": int((circle >= 0).sum()),
+           "latents_per_circle": np.bincount(np.bincount(circle[circle >= 0], minlength=args.circles)).tolist(),
+           "methods": {}}
+    for method, size in itertools.product(("cosine", "jaccard"), (2, 8)):
+        run_job(base, {"type": "analyze", "sae": sae, "n_samples": args.samples,
+                       "cluster": {"method": method, "group_size": size}})
+        groups = [g["members"] for g in all_groups(base, sae)]
+        name = f"cluster {method}, groups of {size}"
+        out["methods"][name] = score(groups, circle)
+        print(name, out["methods"][name], flush=True)
+    for body in GROUPSPACE_RUNS:
+        body = json.loads(json.dumps(body))
+        body.update(type="groupspace", snapshots=10)
+        body["sets"]["from_analysis"] = sae
+        job = run_job(base, body)
+        groups = call(f"{base}/v1/jobs/{job['id']}/groups")["groups"]
+        name = (f"groupspace {body['weight']}, min_jaccard {body['sets']['min_jaccard']}"
+                + (", defaults" if "lr" not in body else f", lr {body['lr']}, negatives {body['negatives']}"))
+        out["methods"][name] = dict(score(groups, circle), job=job["id"])
+        print(name, out["methods"][name], flush=True)
+    json.dump(out, open(os.path.join(args.out, "groupspace_circles.json"), "w"), indent=1)
+    circle_figure(args, out, circle)
+
+
+def all_groups(base, sae):
+    items, after = [], None
+    while True:
+        page = call(f"{base}/v1/saes/{sae}/groups?limit=1000" + (f"&after={after}" if after is not None else ""))
+        items += page["items"]
+        after = page.get("next")
+        if after is None:
+            return items
+
+
+def circle_figure(args, out, circle):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(out["methods"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.3, 1]})
+    x = np.arange(len(names))
+    m = [out["methods"][n] for n in names]
+    n_circ = out["dataset"]["n_circles"]
+    axes[0].bar(x - 0.27, [v["pair_precision"] for v in m], 0.27, label="pair precision", color="#3b6fb6")
+    axes[0].bar(x, [v["pair_recall"] for v in m], 0.27, label="pair recall", color="#e08a2c")
+    axes[0].bar(x + 0.27, [v["circles_whole_pure"] / n_circ for v in m], 0.27, color="#4a9a4a",
+                label="circles whole in one group of their own (fraction)")
+    axes[0].set_xticks(x)
+    axes[0].set_xticklabels(names, rotation=25, ha="right", fontsize=7)
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(f"latents of one circle in one group ({out['latents_with_circle']} latents with a circle)",
+                      fontsize=9)
+    best = max((n for n in names if n.startswith("groupspace")),
+               key=lambda n: out["methods"][n]["circles_whole_pure"])
+    pos = npy(args.url, f"/v1/jobs/{out['methods'][best]['job']}/positions.npy")
+    has = circle >= 0
+    axes[1].scatter(pos[~has, 0], pos[~has, 1], s=2, c="#bbbbbb")
+    axes[1].scatter(pos[has, 0], pos[has, 1], s=4, c=circle[has] % 20, cmap="tab20")
+    axes[1].set_aspect("equal")
+    axes[1].set_title(f"{best}:\npositions, coloured by circle (grey: none)", fontsize=8)
+    axes[1].tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.fig, "groupspace_circles.png"), dpi=110)
+
+
+def redraw(args):
+    """The circles figure again from OUT/groupspace_circles.json and the daemon that ran it."""
+    out = json.load(open(os.path.join(args.out, "groupspace_circles.json")))
+    ds = next(d for d in call(args.url + "/v1/datasets?limit=1000")["items"] if d["params"] == out["dataset"])
+    circle = latent_circles(npy(args.url, f"/v1/saes/{out['sae']}/decoder.npy"),
+                            npy(args.url, f"/v1/datasets/{ds['id']}/planes.npy"))
+    circle_figure(args, out, circle)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=("toys", "circles", "redraw"))
+    ap.add_argument("--url", default="http://127.0.0.1:8321")
+    ap.add_argument("--out", default="docs/runs")
+    ap.add_argument("--fig", default="docs/figures")
+    ap.add_argument("--circles", type=int, default=400)
+    ap.add_argument("--dim", type=int, default=50)
+    ap.add_argument("--p", type=float, default=0.008)
+    ap.add_argument("--width", type=int, default=3200)
+    ap.add_argument("--steps", type=int, default=10000)
+    ap.add_argument("--samples", type=int, default=200000)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.fig, exist_ok=True)
+    {"toys": toys, "circles": circles, "redraw": redraw}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
