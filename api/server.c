@@ -33,7 +33,12 @@
 #define API_DEFAULT_THREADS 2      /* MHD's pool of event-loop threads */
 #define API_CONNECTION_LIMIT 256
 #define API_CONNECTION_TIMEOUT_S 60
-#define API_CONNECTION_MEMORY (64 * 1024)
+/* Each connection's memory pool: its read buffer (request line and headers) and what MHD parses out of
+ * them, about 56 bytes per query argument. At 64 KiB, 1000 arguments (a 9 KB URL, with curl's headers) exhausted it and the
+ * connection hung for the timeout with no reply; 256 KiB (64 MiB at the connection limit) answers
+ * URLs of a few thousand arguments. A URL of ~8000 arguments (63 KB) still exhausts it: MHD can then
+ * neither parse nor answer (issue 15, item 6, open). */
+#define API_CONNECTION_MEMORY (256 * 1024)
 #define API_DEFAULT_MAX_BODY ((size_t)1 << 20)
 #define API_DEFAULT_MAX_UPLOAD ((uint64_t)16384 << 20) /* 16 GiB */
 
