@@ -13,6 +13,8 @@
 // PCA job run from the page on an uploaded, labelled dataset. Then the group
 // space of groupspace jobs (groupspace.mjs): the scatter played through its
 // snapshots, a running job's slider growing, latents' densities on hover.
+// Last, a second saed with --token-file (tokens.mjs): the token dialog, a
+// read token's 403s, a write token's dataset and live job.
 // Any console error, page error or failed request that was not provoked on
 // purpose is a failure. Screenshots go to tests/browser/artifacts/.
 // Last line: "N passed, N failed"; exit status 1 when anything failed.
@@ -25,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { setup, testAnalyze, testGroups, testJaccard, testPca, testLabelledGroup } from './analysis.mjs';
 import { testGroupSpace, testGroupSpaceLive, testGroupSpaceLatents } from './groupspace.mjs';
+import { testTokens } from './tokens.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BUILD = process.env.BUILD || 'build';
@@ -33,6 +36,11 @@ const ARTIFACTS = path.join(ROOT, 'tests/browser/artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const HARD_LIMIT_MS = 170_000;   /* the whole run; a hang must not stall `make test` */
 const WAIT_MS = 240_000;         /* one wait for the page: generous, since a loaded machine and the sanitizer build train slowly */
+const LAUNCH = {   /* Chromium's options, for run.mjs's browser and tokens.mjs's own */
+  executablePath: CHROMIUM, headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+};
 const SERIES_RGB = [[47, 111, 223], [232, 116, 59]]; /* charts.js PALETTE[0..1], #2f6fdf #e8743b */
 
 let passed = 0, failed = 0;
@@ -55,12 +63,12 @@ function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 class Daemon {
-  constructor(port, dataDir, logPath) { Object.assign(this, { port, dataDir, logPath, proc: null }); }
+  constructor(port, dataDir, logPath, args = []) { Object.assign(this, { port, dataDir, logPath, args, proc: null }); }
 
   async start() {
     const fd = openSync(this.logPath, 'a');
     this.proc = spawn(SAED, ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir,
-      '--web-dir', path.join(ROOT, 'web')], { stdio: ['ignore', fd, fd] });
+      '--web-dir', path.join(ROOT, 'web'), ...this.args], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, sig) => resolve({ code, sig })));
     const deadline = Date.now() + 30_000;
@@ -326,28 +334,34 @@ async function main() {
   rmSync(logPath, { force: true });
   const daemon = new Daemon(await freePort(), path.join(tmp, 'data'), logPath);
   mkdirSync(daemon.dataDir);
+  const others = [];   /* daemons a step starts (tokens.mjs); it stops them, the watchdog kills them */
+  async function startDaemon(name, args) {
+    const d = new Daemon(await freePort(), path.join(tmp, `data-${name}`), path.join(ARTIFACTS, `saed-${name}.log`), args);
+    mkdirSync(d.dataDir);
+    rmSync(d.logPath, { force: true });
+    others.push(d);
+    await d.start();
+    return d;
+  }
   let browser = null;
   const watchdog = setTimeout(async () => {
     check('finishes within the time limit', false, `${HARD_LIMIT_MS / 1000} s`);
     console.log(`${passed} passed, ${failed} failed`);
-    daemon.proc?.kill('SIGKILL');
+    for (const d of [daemon, ...others]) d.proc?.kill('SIGKILL');
     process.exit(1);
   }, HARD_LIMIT_MS);
 
   const trouble = new Trouble();
   try {
     await daemon.start();
-    browser = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-      executablePath: CHROMIUM, headless: true, viewport: { width: 1360, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await chromium.launchPersistentContext(path.join(tmp, 'profile'), { ...LAUNCH, viewport: { width: 1360, height: 900 } });
     const page = browser.pages()[0] ?? await browser.newPage();
     page.setDefaultTimeout(WAIT_MS);
     await page.addInitScript(recorder);
     trouble.watch(page);
 
-    const t = { page, daemon, trouble, check, shot, WAIT_MS, setup: null, group: 0 };   /* for analysis.mjs and groupspace.mjs */
+    const t = { page, daemon, trouble, check, shot, WAIT_MS, setup: null, group: 0,   /* for analysis.mjs, groupspace.mjs, tokens.mjs */
+      tmp, startDaemon, launchOptions: LAUNCH };
     for (const [name, step] of [
       ['form', () => testEmptyAndForm(page, trouble, daemon.base)],
       ['training', () => testTraining(page, daemon)],
@@ -361,6 +375,7 @@ async function main() {
       ['group space', () => testGroupSpace(t)],
       ['group space live', () => testGroupSpaceLive(t)],
       ['group space of latents', () => testGroupSpaceLatents(t)],
+      ['tokens', () => testTokens(t)],
       ['not found', () => testNotFound(page)],
     ]) {
       const t0 = Date.now();
@@ -378,6 +393,7 @@ async function main() {
     check('the browser and daemon start', false, e.message.split('\n')[0]);
   } finally {
     await browser?.close().catch(() => {});
+    for (const d of others) await d.stop();   /* stopped already, unless its step broke off early */
     const exit = await daemon.stop();
     check('saed exits cleanly at the end', exit?.code === 0, JSON.stringify(exit));
     let log = '';

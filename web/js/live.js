@@ -9,8 +9,10 @@
 // connection is retried by the browser (it sends Last-Event-ID itself); when
 // the browser gives up (the daemon answered an error or was away too long) we
 // reopen with ?last_event_id= after a growing delay, after checking that the
-// job still exists. close() stops everything.
-import { get, isTerminal } from './api.js';
+// job still exists (a 401 there asks for a token, which the reopened stream
+// then carries). EventSource cannot send headers, so a kept token goes in the
+// URL as ?access_token= (RFC 6750 §2.3). close() stops everything.
+import { get, isTerminal, withToken } from './api.js';
 
 const RETRY_MIN_MS = 1000, RETRY_MAX_MS = 15000;
 
@@ -20,7 +22,7 @@ export function watchJob(id, handlers = {}) {
 
   function open() {
     const q = lastId != null ? `?last_event_id=${encodeURIComponent(lastId)}` : '';
-    es = new EventSource(`/v1/jobs/${id}/events${q}`);
+    es = new EventSource(withToken(`/v1/jobs/${id}/events${q}`));
     es.addEventListener('open', () => { delay = RETRY_MIN_MS; onStatus('live'); });
     es.addEventListener('progress', (e) => {
       if (e.lastEventId) lastId = e.lastEventId;

@@ -7,7 +7,8 @@
 // beside it, chosen here: the 8x-vs-16x feature-splitting figure, read from
 // GET /v1/compare) and the circle-FVE histogram; for every dataset the latent
 // density histogram (log10 density of each latent, from GET .../latents).
-import { get, post, list, isAbort } from '../api.js';
+// The weight download links carry the tab's token, if any (?access_token=).
+import { get, post, list, isAbort, withToken } from '../api.js';
 import { h, fill, link } from '../dom.js';
 import { int, num, pct, time, DASH } from '../fmt.js';
 import { kvTable, stat, pageHead, errorBox } from '../ui.js';
@@ -44,7 +45,7 @@ export async function mount(root, ctx) {
         ['created', time(sae.created_at)],
       ])),
       h('div', { class: 'card' }, h('h2', {}, 'Weights'), kvTable(WEIGHTS.map((w) => [w.replace('.npy', ''),
-        h('a', { href: `/v1/saes/${id}/${w}`, download: `sae${id}-${w}` }, w)])))),
+        h('a', { href: withToken(`/v1/saes/${id}/${w}`), download: `sae${id}-${w}` }, w)])))),
     analysisEl);
 
   const page = { id, sae, ctx, el: analysisEl, charts: [] };
