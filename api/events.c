@@ -16,7 +16,9 @@
  * so the last step is never lost). Last-Event-ID (header, or ?last_event_id=
  * for clients that cannot set headers) resumes: progress at or below it is
  * not repeated. Once the server is stopping, every stream is resumed and
- * ends. */
+ * ends. At most EVENTS_MAX streams are open at once, half the connection
+ * limit, so idle streams cannot take every connection (and GET /v1/health
+ * with it); one more is a 503 with Retry-After. */
 #include "internal.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@
 #define EVENTS_POLL_MS 200
 #define EVENTS_TICK_MS 50
 #define EVENTS_KEEPALIVE_MS 15000
+#define EVENTS_MAX 128          /* streams open at once: half of server.c's connection limit */
+#define EVENTS_RETRY_S "5"
 
 typedef struct events_stream {
     api_server *srv;
@@ -225,6 +229,7 @@ static void events_free(void *cls)
     pthread_mutex_lock(&s->srv->sse_mu);
     if (s->asleep) events_unlink(s);
     pthread_mutex_unlock(&s->srv->sse_mu);
+    atomic_fetch_sub(&s->srv->sse_open, 1);
     free(s->out);
     free(s);
 }
@@ -251,8 +256,18 @@ enum MHD_Result events_job(api_req *r)
         return api_problem(r, MHD_HTTP_NOT_FOUND, "job %lld does not exist", (long long)r->ids[0]);
     if (rc != STORE_OK)
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read job: %s", store_errmsg(st));
+    if (atomic_fetch_add(&r->srv->sse_open, 1) >= EVENTS_MAX) {
+        atomic_fetch_sub(&r->srv->sse_open, 1);
+        return api_problem_hdr(r, MHD_HTTP_SERVICE_UNAVAILABLE, MHD_HTTP_HEADER_RETRY_AFTER, EVENTS_RETRY_S,
+                               "%d event streams are open, the most this daemon serves at once; close some (each "
+                               "page watching a job holds one) or poll GET /v1/jobs/%lld instead", EVENTS_MAX,
+                               (long long)r->ids[0]);
+    }
     events_stream *s = calloc(1, sizeof *s);
-    if (!s) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    if (!s) {
+        atomic_fetch_sub(&r->srv->sse_open, 1);
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
     s->srv = r->srv, s->conn = r->conn, s->job_id = r->ids[0], s->last_state = -1;
     s->last_step = events_resume_from(r);
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, events_read, s, events_free);

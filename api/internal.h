@@ -41,6 +41,7 @@ struct api_server {
     struct events_stream *sse_sleeping; /* a list through events_stream.next */
     pthread_t sse_ticker;
     int sse_started;                /* the ticker runs */
+    atomic_int sse_open;            /* event streams open (at most API_SSE_MAX, events.c) */
     struct jobs_cache *jobs_cache;  /* GET /v1/jobs/{id} bodies */
     struct access_token *tokens;    /* (n_tokens) from --token-file; NULL = no tokens (access.c) */
     int n_tokens;

@@ -12,6 +12,8 @@
  *   - an upload named with bytes that are not UTF-8 is a 422 and creates no
  *     dataset;
  *   - an SAE whose job was deleted says "job": null, not 0;
+ *   - 140 idle event streams: those past 128 get a 503 problem, and
+ *     GET /v1/health still answers within 100 ms;
  *   - 1000 query parameters (a 9 KB URL) are answered at once, not after the
  *     connection times out with an empty reply;
  *   - a Host that is not the daemon's (DNS rebinding) is a 421, a write from
@@ -149,6 +151,56 @@ static void test_many_params(void)
     free(url);
 }
 
+/* A socket with "GET path" sent and its first reply bytes read into buf; -1 if it could not connect. */
+static int raw_open(const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)g_d.port) };
+    struct timeval tv = { .tv_sec = 10 };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    dprintf(fd, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", path, g_d.port);
+    ssize_t n = recv(fd, buf, cap - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    return fd;
+}
+
+static void test_stream_cap(void)
+{
+    long long job = at_post_id("/v1/jobs", "{\"type\":\"groupspace\",\"sets\":{\"toy\":{\"items\":2000}},"
+                               "\"steps\":1000000}", 202);
+    json_decref(at_wait_job(job, "running", 30));
+    enum { N = 140 };
+    int fds[N], ok = 0, busy = 0, other = 0;
+    char buf[2048];
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_open(at_fmt("/v1/jobs/%lld/events", job), buf, sizeof buf);
+        if (strstr(buf, " 200 ")) ok++;
+        else if (strstr(buf, " 503 ") && strstr(buf, "application/problem+json") && strstr(buf, "Retry-After")) busy++;
+        else other++;
+    }
+    CHECK(ok == 128 && busy == N - 128 && other == 0, "event streams: %d open, %d refused with 503, %d else", ok, busy,
+          other);
+    double t0 = at_now_s();
+    at_resp h = at_http("GET", "/v1/health", NULL);
+    double took = at_now_s() - t0;
+    CHECK(h.status == 200 && took < 0.1, "health with %d streams open: %ld in %.3f s", ok, h.status, took);
+    at_resp_free(&h);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    at_resp c = at_http("POST", at_fmt("/v1/jobs/%lld/cancel", job), NULL);
+    at_resp_free(&c);
+    json_decref(at_wait_job(job, "cancelled", 30));
+    at_sleep_ms(300); /* the closed streams' connections end on MHD's threads */
+    int fd = raw_open(at_fmt("/v1/jobs/%lld/events", job), buf, sizeof buf);
+    CHECK(strstr(buf, " 200 ") != NULL, "a stream opens again once the others closed: %.60s", buf);
+    if (fd >= 0) close(fd);
+}
+
 static void test_access(void)
 {
     long long before = dataset_count();
@@ -192,6 +244,7 @@ int main(void)
         test_not_utf8();
         test_deleted_job();
         test_many_params();
+        test_stream_cap();
         test_access();
         CHECK(at_daemon_stop(&g_d), "SIGTERM exits 0");
     }
