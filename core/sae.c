@@ -73,9 +73,13 @@ static int sae_check_shape(const sae_config *c, char *field, size_t fl, char *ms
     if (c->group_size < 1)
         return sae_config_reject(field, fl, msg, ml, "group_size", "group_size must be at least 1");
     if (c->n_latents % c->group_size != 0) {
-        int lo = c->n_latents / c->group_size * c->group_size;
-        snprintf(text, sizeof text, "n_latents %d is not a multiple of group_size %d; use %d or %d", c->n_latents,
-                 c->group_size, lo > 0 ? lo : c->group_size, lo + c->group_size);
+        int64_t lo = (int64_t)c->n_latents / c->group_size * c->group_size, hi = lo + c->group_size;
+        if (lo > 0 && hi <= INT32_MAX)
+            snprintf(text, sizeof text, "n_latents %d is not a multiple of group_size %d; use %lld or %lld",
+                     c->n_latents, c->group_size, (long long)lo, (long long)hi);
+        else
+            snprintf(text, sizeof text, "n_latents %d is not a multiple of group_size %d; use %lld", c->n_latents,
+                     c->group_size, (long long)(lo > 0 ? lo : hi));
         return sae_config_reject(field, fl, msg, ml, "n_latents", text);
     }
     if ((int64_t)c->dim * c->n_latents > SAE_MAX_MATRIX)

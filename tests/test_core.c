@@ -996,6 +996,13 @@ static void test_config_checks(void)
     expect_sae_reject(c, "sae.group_size", "at least 1");
     c = ok, c.n_latents = 63;
     expect_sae_reject(c, "sae.n_latents", "use 62 or 64");
+    c = ok, c.n_latents = 3, c.group_size = 4, c.dim = 1; /* no multiple below: one suggestion, not "4 or 4" */
+    expect_sae_reject(c, "sae.n_latents", "use 4");
+    CHECK(sae_config_check(&c, field, sizeof field, msg, sizeof msg) == -1 && !strstr(msg, " or "), "%s", msg);
+    c = ok, c.n_latents = 2147483647, c.dim = 1; /* the next multiple overflows int: only the one below */
+    expect_sae_reject(c, "sae.n_latents", "use 2147483646");
+    CHECK(sae_config_check(&c, field, sizeof field, msg, sizeof msg) == -1 && !strstr(msg, " or ") &&
+          !strstr(msg, "-2147"), "%s", msg);
     c = ok, c.sparsity_coef = -1.0f;
     expect_sae_reject(c, "sae.sparsity_coef", ">= 0");
     c = ok, c.sparsity_coef = NAN;
