@@ -46,53 +46,54 @@ typedef struct {
     const char *pattern; /* "/v1/jobs/{id}": {id} is a positive integer, {n} a non-negative one */
     const char *method;
     api_handler fn;
+    const char *query;   /* the query parameters it reads, comma-separated; NULL none (any other is a 400) */
 } api_route;
 
 static const api_route api_routes[] = {
-    { "/", "GET", web_index },
-    { "/metrics", "GET", health_metrics },
-    { "/v1/health", "GET", health_get },
-    { "/v1/openapi.json", "GET", health_openapi },
-    { "/v1/datasets", "GET", datasets_list },
-    { "/v1/datasets", "POST", datasets_create },
-    { "/v1/datasets/{id}", "GET", datasets_get },
-    { "/v1/datasets/{id}", "DELETE", datasets_delete },
-    { "/v1/datasets/{id}/rows.npy", "GET", datasets_rows },
-    { "/v1/datasets/{id}/planes.npy", "GET", datasets_planes },
-    { "/v1/datasets/{id}/labels", "GET", datasets_labels },
-    { "/v1/datasets/{id}/labels", "PUT", datasets_upload_labels },
-    { "/v1/jobs", "GET", jobs_list },
-    { "/v1/jobs", "POST", jobs_create },
-    { "/v1/jobs/{id}", "GET", jobs_get },
-    { "/v1/jobs/{id}", "DELETE", jobs_delete },
-    { "/v1/jobs/{id}/cancel", "POST", jobs_cancel },
-    { "/v1/jobs/{id}/metrics", "GET", jobs_metrics },
-    { "/v1/jobs/{id}/events", "GET", events_job },
-    { "/v1/jobs/{id}/positions.npy", "GET", jobs_groupspace_positions },
-    { "/v1/jobs/{id}/groups", "GET", jobs_groupspace_groups },
-    { "/v1/saes", "GET", saes_list },
-    { "/v1/saes/{id}", "GET", saes_get },
-    { "/v1/saes/{id}/decoder.npy", "GET", saes_decoder },
-    { "/v1/saes/{id}/encoder.npy", "GET", saes_encoder },
-    { "/v1/saes/{id}/b_enc.npy", "GET", saes_b_enc },
-    { "/v1/saes/{id}/b_dec.npy", "GET", saes_b_dec },
-    { "/v1/saes/{id}/sae.safetensors", "GET", saes_safetensors },
-    { "/v1/saes/{id}/cfg.json", "GET", saes_cfg },
-    { "/v1/saes/{id}/encode", "POST", encode_post },
-    { "/v1/saes/{id}/analysis", "GET", saes_analysis_get },
-    { "/v1/saes/{id}/latents", "GET", saes_analysis_latents },
-    { "/v1/saes/{id}/latents/{n}", "GET", saes_analysis_latent },
-    { "/v1/saes/{id}/jaccard", "GET", saes_analysis_jaccard },
-    { "/v1/saes/{id}/groups", "GET", saes_analysis_groups },
-    { "/v1/saes/{id}/groups/{n}", "GET", groups_get },
-    { "/v1/saes/{id}/groups/{n}/plane.npy", "GET", groups_plane },
-    { "/v1/saes/{id}/groups/{n}/projection", "GET", groups_projection },
-    { "/v1/saes/{id}/recovery", "GET", saes_analysis_recovery },
-    { "/v1/compare", "GET", compare_get },
-    { "/v1/analyses/{id}", "GET", analyses_get },
-    { "/v1/analyses/{id}/points.npy", "GET", analyses_points },
-    { "/v1/analyses/{id}/components.npy", "GET", analyses_components },
-    { "/v1/analyses/{id}/mean.npy", "GET", analyses_mean },
+    { "/", "GET", web_index, NULL },
+    { "/metrics", "GET", health_metrics, NULL },
+    { "/v1/health", "GET", health_get, NULL },
+    { "/v1/openapi.json", "GET", health_openapi, NULL },
+    { "/v1/datasets", "GET", datasets_list, "limit,after" },
+    { "/v1/datasets", "POST", datasets_create, "kind,name,file" },
+    { "/v1/datasets/{id}", "GET", datasets_get, NULL },
+    { "/v1/datasets/{id}", "DELETE", datasets_delete, NULL },
+    { "/v1/datasets/{id}/rows.npy", "GET", datasets_rows, "offset,limit" },
+    { "/v1/datasets/{id}/planes.npy", "GET", datasets_planes, NULL },
+    { "/v1/datasets/{id}/labels", "GET", datasets_labels, "offset,limit" },
+    { "/v1/datasets/{id}/labels", "PUT", datasets_upload_labels, NULL },
+    { "/v1/jobs", "GET", jobs_list, "limit,after,state" },
+    { "/v1/jobs", "POST", jobs_create, NULL },
+    { "/v1/jobs/{id}", "GET", jobs_get, NULL },
+    { "/v1/jobs/{id}", "DELETE", jobs_delete, NULL },
+    { "/v1/jobs/{id}/cancel", "POST", jobs_cancel, NULL },
+    { "/v1/jobs/{id}/metrics", "GET", jobs_metrics, "since_step" },
+    { "/v1/jobs/{id}/events", "GET", events_job, "last_event_id" },
+    { "/v1/jobs/{id}/positions.npy", "GET", jobs_groupspace_positions, "step" },
+    { "/v1/jobs/{id}/groups", "GET", jobs_groupspace_groups, NULL },
+    { "/v1/saes", "GET", saes_list, "limit,after" },
+    { "/v1/saes/{id}", "GET", saes_get, NULL },
+    { "/v1/saes/{id}/decoder.npy", "GET", saes_decoder, NULL },
+    { "/v1/saes/{id}/encoder.npy", "GET", saes_encoder, NULL },
+    { "/v1/saes/{id}/b_enc.npy", "GET", saes_b_enc, NULL },
+    { "/v1/saes/{id}/b_dec.npy", "GET", saes_b_dec, NULL },
+    { "/v1/saes/{id}/sae.safetensors", "GET", saes_safetensors, NULL },
+    { "/v1/saes/{id}/cfg.json", "GET", saes_cfg, NULL },
+    { "/v1/saes/{id}/encode", "POST", encode_post, NULL },
+    { "/v1/saes/{id}/analysis", "GET", saes_analysis_get, NULL },
+    { "/v1/saes/{id}/latents", "GET", saes_analysis_latents, "limit,after,sort" },
+    { "/v1/saes/{id}/latents/{n}", "GET", saes_analysis_latent, NULL },
+    { "/v1/saes/{id}/jaccard", "GET", saes_analysis_jaccard, "latents" },
+    { "/v1/saes/{id}/groups", "GET", saes_analysis_groups, "limit,after,sort" },
+    { "/v1/saes/{id}/groups/{n}", "GET", groups_get, NULL },
+    { "/v1/saes/{id}/groups/{n}/plane.npy", "GET", groups_plane, NULL },
+    { "/v1/saes/{id}/groups/{n}/projection", "GET", groups_projection, "dataset,limit" },
+    { "/v1/saes/{id}/recovery", "GET", saes_analysis_recovery, NULL },
+    { "/v1/compare", "GET", compare_get, "saes" },
+    { "/v1/analyses/{id}", "GET", analyses_get, NULL },
+    { "/v1/analyses/{id}/points.npy", "GET", analyses_points, NULL },
+    { "/v1/analyses/{id}/components.npy", "GET", analyses_components, NULL },
+    { "/v1/analyses/{id}/mean.npy", "GET", analyses_mean, NULL },
 };
 
 /* ---- store-handle pool ---- */
@@ -195,6 +196,40 @@ static enum MHD_Result route_allow_reply(api_req *r, const char *allow)
     return api_problem_allow(r, allow);
 }
 
+typedef struct {
+    const char *allowed;  /* the route's list */
+    int get;              /* access_token is allowed too */
+    const char *unknown;  /* the first key outside both */
+} route_query;
+
+static enum MHD_Result route_query_key(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind, (void)value;
+    route_query *q = cls;
+    size_t n = strlen(key);
+    for (const char *p = q->allowed; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && !strncmp(p, key, n)) return MHD_YES;
+        p = comma ? comma + 1 : NULL;
+    }
+    if ((q->get && !strcmp(key, "access_token")) || q->unknown) return MHD_YES;
+    q->unknown = key;
+    return MHD_YES;
+}
+
+/* A query parameter the route does not read is a 400 naming it, as an unknown body field is (a typo must
+ * not silently fall back to a default). -1 after replying. */
+static int route_check_query(api_req *r, const api_route *rt, const char *method)
+{
+    route_query q = { rt->query, !strcmp(method, "GET"), NULL };
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, route_query_key, &q);
+    if (!q.unknown) return 0;
+    api_problem_field(r, MHD_HTTP_BAD_REQUEST, q.unknown, "unknown query parameter '%.60s'; %s %s takes %s",
+                      q.unknown, method, rt->pattern, rt->query ? rt->query : "none");
+    return -1;
+}
+
 static enum MHD_Result route(api_req *r)
 {
     const char *m = strcmp(r->method, "HEAD") ? r->method : "GET";
@@ -205,6 +240,7 @@ static enum MHD_Result route(api_req *r)
         int n = 0;
         if (!route_match(rt->pattern, r->url, ids, &n)) continue;
         if (!strcmp(rt->method, m)) {
+            if (route_check_query(r, rt, m)) return MHD_YES;
             memcpy(r->ids, ids, sizeof ids);
             r->n_ids = n;
             return rt->fn(r);
