@@ -157,8 +157,18 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/run.sh
 
+# make venv   .venv/: Debian's python3 with the pinned packages of requirements-test.txt (PyPI), for
+#             the suites that run third-party tools (tests/schemathesis.sh builds it when missing).
+VENV := .venv
+.PHONY: venv
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-test.txt
+	/usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	@touch $@
+
 clean:
-	rm -rf build build-san $(RELEASE_DIR)
+	rm -rf build build-san $(RELEASE_DIR) $(VENV)
 
 -include $(ALL_OBJ:.o=.d) $(TEST_BIN:=.d)
 

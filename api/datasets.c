@@ -24,7 +24,7 @@
 
 #define DATASETS_ROWS_DEFAULT 1000
 #define DATASETS_ROWS_MAX 100000
-#define DATASETS_REPLY_MAX ((size_t)256 << 20) /* bytes of one rows.npy reply */
+#define DATASETS_REPLY_MAX ((size_t)64 << 20) /* bytes of one rows.npy page; a larger ?limit= is cut to it */
 
 static const char *const datasets_circles_top[] = { "kind", "name", "params", NULL };
 
@@ -387,13 +387,14 @@ enum MHD_Result datasets_rows(api_req *r)
     long long max_rows = (long long)(DATASETS_REPLY_MAX / ((size_t)d.dim * 4));
     if (max_rows > DATASETS_ROWS_MAX) max_rows = DATASETS_ROWS_MAX;
     if (max_rows < 1) max_rows = 1;
-    long long offset = 0, limit = max_rows < DATASETS_ROWS_DEFAULT ? max_rows : DATASETS_ROWS_DEFAULT;
+    long long offset = 0, limit = DATASETS_ROWS_DEFAULT;
     enum MHD_Result ret = MHD_YES;
-    if (api_query_int(r, "offset", 0, INT64_MAX - max_rows, &offset) < 0 ||
-        api_query_int(r, "limit", 1, max_rows, &limit) < 0) {
+    if (api_query_int(r, "offset", 0, INT64_MAX - DATASETS_ROWS_MAX, &offset) < 0 ||
+        api_query_int(r, "limit", 1, DATASETS_ROWS_MAX, &limit) < 0) {
         store_dataset_clear(&d);
         return ret;
     }
+    if (limit > max_rows) limit = max_rows; /* wide rows: a page is cut to DATASETS_REPLY_MAX bytes */
     if (!strcmp(d.kind, "circles")) ret = datasets_rows_circles(r, &d, offset, (int)limit);
     else ret = datasets_read_rows(r, &d, offset, (int)limit);
     store_dataset_clear(&d);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 enum { UPLOAD_NPY, UPLOAD_LABELS };
@@ -169,7 +170,8 @@ static const char *upload_arg(api_req *r, const char *key)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
-/* POST /v1/datasets?kind=npy&name=X[&file=F]: checks the query, then the sink. */
+/* POST /v1/datasets?kind=npy&name=X[&file=F] (or any body sent as application/octet-stream): checks the
+ * query, then the sink. */
 static void upload_open_npy(api_req *r)
 {
     upload_query q = { NULL };
@@ -180,7 +182,7 @@ static void upload_open_npy(api_req *r)
                           "kind, name and file", q.unknown);
         return;
     }
-    if (!kind || strcmp(kind, "npy")) {
+    if (kind && strcmp(kind, "npy")) {
         api_problem_field(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "kind", "only kind=npy can be uploaded (a .npy file as "
                           "the body); other kinds are created with a JSON body");
         return;
@@ -254,10 +256,17 @@ static void upload_open_labels(api_req *r, int64_t id)
     r->sink = &u->base;
 }
 
+/* 1 when the body is declared a file (application/octet-stream): an upload even without ?kind=npy. */
+static int upload_binary(api_req *r)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    return ct && !strncasecmp(ct, "application/octet-stream", 24);
+}
+
 int datasets_upload_open(api_req *r)
 {
     int64_t id;
-    if (!strcmp(r->method, "POST") && !strcmp(r->url, "/v1/datasets") && upload_arg(r, "kind"))
+    if (!strcmp(r->method, "POST") && !strcmp(r->url, "/v1/datasets") && (upload_arg(r, "kind") || upload_binary(r)))
         upload_open_npy(r);
     else if (!strcmp(r->method, "PUT") && (id = upload_labels_id(r->url)) > 0)
         upload_open_labels(r, id);

@@ -14,12 +14,14 @@
  *   ": keep-alive"   a comment after 15 s without anything else.
  * A terminal state ends the stream after its state event (progress first,
  * so the last step is never lost). Last-Event-ID (header, or ?last_event_id=
- * for clients that cannot set headers) resumes: progress at or below it is
- * not repeated. Once the server is stopping, every stream is resumed and
+ * for clients that cannot set headers; the query value must be an integer)
+ * resumes: progress at or below it is not repeated. Once the server is stopping, every stream is resumed and
  * ends. At most EVENTS_MAX streams are open at once, half the connection
  * limit, so idle streams cannot take every connection (and GET /v1/health
  * with it); one more is a 503 with Retry-After. */
 #include "internal.h"
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,19 +236,31 @@ static void events_free(void *cls)
     free(s);
 }
 
-/* Last-Event-ID from the header or ?last_event_id=; -1 if none or unparsable. */
-static long long events_resume_from(api_req *r)
+/* Last-Event-ID from the header (what an EventSource sends back), else ?last_event_id=; each must be an
+ * integer >= -1 (400 naming it otherwise). *from = -1 when neither is given; -1 after replying. */
+static int events_resume_from(api_req *r, long long *from)
 {
     const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
-    if (!v) v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
-    if (!v || !*v) return -1;
-    char *end;
-    long long x = strtoll(v, &end, 10);
-    return *end || x < -1 ? -1 : x;
+    *from = -1;
+    if (api_query_int(r, "last_event_id", -1, INT64_MAX, from) < 0) return -1;
+    if (v) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end || x < -1) {
+            api_problem_field(r, MHD_HTTP_BAD_REQUEST, "Last-Event-ID", "Last-Event-ID must be an event id this "
+                              "stream sent (an integer from -1), not '%.40s'", v);
+            return -1;
+        }
+        *from = x;
+    }
+    return 0;
 }
 
 enum MHD_Result events_job(api_req *r)
 {
+    long long from;
+    if (events_resume_from(r, &from)) return MHD_YES;
     store *st = api_store(r);
     if (!st) return MHD_YES;
     store_job j = { 0 };
@@ -269,7 +283,7 @@ enum MHD_Result events_job(api_req *r)
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
     s->srv = r->srv, s->conn = r->conn, s->job_id = r->ids[0], s->last_state = -1;
-    s->last_step = events_resume_from(r);
+    s->last_step = from;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, events_read, s, events_free);
     if (!resp) { events_free(s); return MHD_NO; }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");

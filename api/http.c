@@ -252,6 +252,29 @@ int api_query_page(api_req *r, int *limit, int64_t *after)
 
 /* ---- request bodies ---- */
 
+/* Every number written with a fraction or exponent whose value is a whole number (1.0, 2e3) becomes an
+ * integer, in place and recursively: JSON (and JSON Schema's "integer") does not tell 1.0 from 1, so a
+ * field that wants an integer takes either; a field that wants a number takes integers anyway. */
+static void http_integral_reals(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach(j, key, v) {
+            double x = json_is_real(v) ? json_real_value(v) : 0.5;
+            if (x == floor(x) && fabs(x) <= 9007199254740992.0) json_object_set_new(j, key, json_integer((json_int_t)x));
+            else http_integral_reals(v);
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) {
+            double x = json_is_real(v) ? json_real_value(v) : 0.5;
+            if (x == floor(x) && fabs(x) <= 9007199254740992.0) json_array_set_new(j, i, json_integer((json_int_t)x));
+            else http_integral_reals(v);
+        }
+    }
+}
+
 json_t *api_parse_object(const char *buf, size_t len, char *detail, size_t detaillen)
 {
     if (!buf || len == 0) {
@@ -269,6 +292,7 @@ json_t *api_parse_object(const char *buf, size_t len, char *detail, size_t detai
         json_decref(j);
         return NULL;
     }
+    http_integral_reals(j);
     return j;
 }
 

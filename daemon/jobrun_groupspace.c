@@ -4,7 +4,7 @@
  *
  * Sets: the toy draws fresh sets every step (its statistics, for the
  * jaccard and npmi weights, come from a sample of GROUPSPACE_TOY_STATS sets
- * drawn once); explicit sets and an analysis's rows (each row's firing
+ * drawn once, only when a weighting needs them); explicit sets and an analysis's rows (each row's firing
  * latents, from the latent-major firing.bin inverted to rows; empty rows
  * dropped) are a corpus drawn from uniformly, and are their own statistics.
  * lr decays linearly to 0. The run is a pure function of the spec (seeded),
@@ -104,6 +104,15 @@ static int jobrun_groupspace_rows(jobrun_groupspace_job *j)
                            * ptr moves down (in place: the write index never passes the read index) */
         for (int64_t r = 0; r < rows; r++)
             if (ptr[r + 1] > ptr[r]) ptr[++kept] = ptr[r + 1];
+        int64_t widest = 0;
+        for (int64_t r = 0; r < kept; r++) widest = ptr[r + 1] - ptr[r] > widest ? ptr[r + 1] - ptr[r] : widest;
+        if (widest > GROUPSPACE_MAX_SET) {
+            snprintf(j->err, sizeof j->err, "an analysed row of SAE %lld has %lld firing latents; a set holds at most "
+                     "%d: use a sparser SAE", (long long)j->spec.sae, (long long)widest, GROUPSPACE_MAX_SET);
+            free(ptr), free(items);
+            artifacts_table_close(t);
+            return -1;
+        }
         rc = groupspace_sets_build(&j->corpus, j->spec.n_items, kept, ptr, items);
         if (rc) snprintf(j->err, sizeof j->err, "the analysis's rows: %s", groupspace_strerror(rc));
         else if (kept == 0) snprintf(j->err, sizeof j->err, "no latent fired on the analysed rows"), rc = -1;
@@ -120,8 +129,9 @@ static int jobrun_groupspace_sets(jobrun_groupspace_job *j)
 {
     const spec_groupspace *g = &j->spec;
     int rc = 0;
+    int stats = g->cfg.weight != GROUPSPACE_WEIGHT_COUNT || g->cfg.min_jaccard > 0;
     if (g->source == SPEC_GROUPSPACE_TOY) {
-        rc = groupspace_toy_corpus(&j->corpus, g->n_items, g->toy_p, GROUPSPACE_TOY_STATS, g->seed);
+        if (stats) rc = groupspace_toy_corpus(&j->corpus, g->n_items, g->toy_p, GROUPSPACE_TOY_STATS, g->seed);
         if (!rc && !(j->truth = malloc((size_t)g->n_items * sizeof *j->truth))) rc = GROUPSPACE_ENOMEM;
         for (int i = 0; !rc && i < g->n_items; i++) j->truth[i] = i / 2;
     } else if (g->source == SPEC_GROUPSPACE_EXPLICIT) {
@@ -129,8 +139,7 @@ static int jobrun_groupspace_sets(jobrun_groupspace_job *j)
     } else if (jobrun_groupspace_rows(j)) {
         return -1;
     }
-    if (!rc && (g->cfg.weight != GROUPSPACE_WEIGHT_COUNT || g->cfg.min_jaccard > 0))
-        rc = groupspace_cooc_build(&j->corpus, &j->cooc);
+    if (!rc && stats) rc = groupspace_cooc_build(&j->corpus, &j->cooc);
     if (rc) snprintf(j->err, sizeof j->err, "the sets: %s", groupspace_strerror(rc));
     return rc ? -1 : 0;
 }

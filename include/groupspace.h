@@ -47,6 +47,7 @@ const char *groupspace_strerror(int code);
 #define GROUPSPACE_MAX_DIM 16
 #define GROUPSPACE_MAX_ITEMS (1 << 20)
 #define GROUPSPACE_MAX_PAIRS ((int64_t)1 << 27) /* co-occurring pairs counted in one corpus (sum of |S|^2/2) */
+#define GROUPSPACE_MAX_SET 1024 /* items in one set (the toy: on average); a set costs |S|^2 / 2 pairs a step */
 
 typedef enum { GROUPSPACE_WEIGHT_COUNT = 0, GROUPSPACE_WEIGHT_JACCARD, GROUPSPACE_WEIGHT_NPMI } groupspace_weight;
 

@@ -17,7 +17,9 @@
  * from_analysis trains on the rows of the SAE's last analyze job, each row's
  * set of firing latents, and only pairs whose Jaccard over those rows is at
  * least min_jaccard attract. negatives 0 (every item outside the set) is
- * allowed up to SPEC_GROUPSPACE_MAX_ALL_NEG items. */
+ * allowed up to SPEC_GROUPSPACE_MAX_ALL_NEG items. A set holds at most
+ * GROUPSPACE_MAX_SET items (the toy: items x p on average), since one costs
+ * |S|^2/2 pairs a step; the snapshots together at most 1 GiB. */
 #ifndef SAED_SPEC_GROUPSPACE_H
 #define SAED_SPEC_GROUPSPACE_H
 #include <stdint.h>
@@ -29,6 +31,7 @@
 #define SPEC_GROUPSPACE_MAX_BATCH 4096
 #define SPEC_GROUPSPACE_MAX_SET_ENTRIES 1000000 /* items over all explicit sets */
 #define SPEC_GROUPSPACE_MAX_SNAPSHOTS 200
+#define SPEC_GROUPSPACE_MAX_SNAPSHOT_BYTES ((int64_t)1 << 30) /* all snapshots' positions on disk */
 #define SPEC_GROUPSPACE_MAX_ALL_NEG 4096
 #define SPEC_GROUPSPACE_MAX_NEG 1024
 

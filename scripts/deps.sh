@@ -3,7 +3,7 @@
 # apt-get), so that `make run` and `make test` work on a fresh Debian 12.
 set -euo pipefail
 pkgs=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libopenblas-dev
-      zlib1g-dev libcurl4-openssl-dev python3-numpy python3-torch curl
+      zlib1g-dev libcurl4-openssl-dev python3-numpy python3-torch python3-venv curl
       dataset-fashion-mnist chromium nodejs $(command -v npm >/dev/null || echo npm))
 # `deps.sh fuzz` (make fuzz): clang and its libFuzzer/sanitizer runtimes as well.
 if [ "${1:-}" = fuzz ]; then pkgs+=(clang libclang-rt-14-dev); fi

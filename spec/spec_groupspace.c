@@ -44,6 +44,10 @@ static void spec_groupspace_toy(const json_t *toy, spec_groupspace *g, spec_erro
         if (x % 2) spec_error_add(errs, 422, "sets.toy.items", "must be even: items 2q and 2q+1 are pair q");
     }
     if (spec_get_number(toy, "sets.toy", "p", 0, 1, &p, errs) == 1) g->toy_p = p;
+    if (g->n_items * g->toy_p > GROUPSPACE_MAX_SET)
+        spec_error_add(errs, 422, "sets.toy.p", "a toy set would hold items x p = %.0f items on average, and a set "
+                       "costs |S|^2/2 pairs a step; keep items x p <= %d (p <= %.3g for %d items)",
+                       g->n_items * g->toy_p, GROUPSPACE_MAX_SET, (double)GROUPSPACE_MAX_SET / g->n_items, g->n_items);
 }
 
 /* One explicit set into g (appended), or -1 after an error. */
@@ -54,6 +58,11 @@ static int spec_groupspace_one_set(const json_t *set, size_t s, int n_items, spe
     json_t *e;
     if (!json_is_array(set)) {
         spec_error_add(errs, 400, "sets.sets", "item %zu must be an array of item ids", s);
+        return -1;
+    }
+    if (json_array_size(set) > GROUPSPACE_MAX_SET) {
+        spec_error_add(errs, 422, "sets.sets", "set %zu has %zu items; a set holds at most %d (it costs |S|^2/2 "
+                       "pairs a step): split it", s, json_array_size(set), GROUPSPACE_MAX_SET);
         return -1;
     }
     if (g->ptr[g->n_sets] + (int64_t)json_array_size(set) > SPEC_GROUPSPACE_MAX_SET_ENTRIES) {
@@ -213,6 +222,13 @@ static void spec_groupspace_read(const json_t *body, const spec_groupspace_refs 
     if (spec_get_int(body, "", "snapshots", 1, SPEC_GROUPSPACE_MAX_SNAPSHOTS, &x, errs) == 1) g->snapshots = (int)x;
     if (spec_get_int(body, "", "seed", 0, LLONG_MAX, &x, errs) == 1) g->seed = (uint64_t)x;
     if (g->snapshots > g->steps) g->snapshots = g->steps;
+    if ((double)g->snapshots * g->n_items * g->cfg.dim * 4 > SPEC_GROUPSPACE_MAX_SNAPSHOT_BYTES)
+        spec_error_add(errs, 422, "snapshots", "%d snapshots of %d items x %d dims would take %.0f MiB on disk; keep "
+                       "snapshots x items x dim x 4 bytes <= %d MiB (e.g. snapshots %d)", g->snapshots, g->n_items,
+                       g->cfg.dim, (double)g->snapshots * g->n_items * g->cfg.dim * 4 / 1048576.0,
+                       (int)(SPEC_GROUPSPACE_MAX_SNAPSHOT_BYTES >> 20),
+                       (int)(SPEC_GROUPSPACE_MAX_SNAPSHOT_BYTES / ((int64_t)g->n_items * g->cfg.dim * 4)) > 0
+                           ? (int)(SPEC_GROUPSPACE_MAX_SNAPSHOT_BYTES / ((int64_t)g->n_items * g->cfg.dim * 4)) : 1);
     spec_groupspace_geometry(body, g, errs);
     spec_groupspace_weight(body, g, errs);
     if (g->cfg.negatives == 0 && g->n_items > SPEC_GROUPSPACE_MAX_ALL_NEG)

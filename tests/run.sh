@@ -43,6 +43,9 @@ done
 # daemon `make` builds serves them (make test builds only `all` first, so this covers `make`).
 run_suite openapi scripts/check_openapi.sh
 run_suite web env BUILD="$BUILD" tests/check_web.sh
+# The API against its own contract, by schemathesis (PyPI; tests/schemathesis.sh builds .venv).
+run_suite schemathesis env BUILD="$BUILD" tests/schemathesis.sh
+grep -h '^SKIPPED' "$logs/schemathesis.log" 2>/dev/null
 if [ -f tests/browser/run.mjs ]; then
   run_suite browser env BUILD="$BUILD" node tests/browser/run.mjs
 fi
