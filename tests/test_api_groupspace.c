@@ -192,9 +192,19 @@ static void test_errors(void)
         { "{\"type\":\"groupspace\",\"sets\":{\"toy\":{\"items\":10000}},\"negatives\":0}", 422, "negatives" },
         { "{\"type\":\"groupspace\",\"sets\":{\"toy\":{}},\"min_jaccard\":0.1}", 400, "min_jaccard" },
         { "{\"type\":\"groupspace\",\"sets\":{\"toy\":{},\"min_jaccard\":0.1}}", 422, "sets.min_jaccard" },
+        { "{\"type\":\"groupspace\",\"sets\":{\"toy\":{\"items\":1048574,\"p\":0.1}}}", 422, "sets.toy.p" },
+        { "{\"type\":\"groupspace\",\"sets\":{\"toy\":{\"items\":1048574,\"p\":0}},\"snapshots\":200}", 422,
+          "snapshots" },
+        { "{\"type\":\"groupspace\",\"steps\":10.0,\"sets\":{\"toy\":{\"items\":10.5}}}", 400, "sets.toy.items" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         at_expect_problem(bad[i].body, at_http("POST", "/v1/jobs", bad[i].body), bad[i].status, bad[i].field);
+    char *big = malloc(16384);
+    size_t n = (size_t)sprintf(big, "{\"type\":\"groupspace\",\"sets\":{\"items\":2000,\"sets\":[[");
+    for (int i = 0; i < 1025; i++) n += (size_t)sprintf(big + n, "%s%d", i ? "," : "", i);
+    sprintf(big + n, "]]}}");
+    at_expect_problem("a set of 1025 items", at_http("POST", "/v1/jobs", big), 422, "sets.sets");
+    free(big);
     CHECK(job_count() == before, "no bad body made a job");
     /* a train job has no positions; a queued groupspace job has none yet */
     long long ds = at_post_id("/v1/datasets", "{\"kind\":\"circles\",\"name\":\"e\",\"params\":{\"n_circles\":2,"
