@@ -281,7 +281,9 @@ static int jobrun_groupspace_save(jobrun_groupspace_job *j)
         json_t *c = json_object_get(sizes, key);
         json_object_set_new(sizes, key, json_integer(c ? json_integer_value(c) + 1 : 1));
     }
-    char *text = json_dumps(json_pack("{s:o}", "groups", groups), JSON_COMPACT), path[PATH_MAX + 16];
+    json_t *doc = json_pack("{s:o}", "groups", groups);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL, path[PATH_MAX + 16];
+    json_decref(doc);
     snprintf(path, sizeof path, "%s/groups.json", j->dir);
     files_part part = { text, text ? strlen(text) : 0 };
     rc = text && !files_write_atomic(path, &part, 1, j->err, sizeof j->err) ? 0 : -1;
