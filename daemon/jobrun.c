@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     circles *circ;       /* circles datasets */
@@ -32,6 +33,13 @@ void jobrun_spec_error(char *err, size_t n, const char *what, const spec_errors 
     char text[400];
     spec_errors_text(errs, text, sizeof text);
     snprintf(err, n, "%s is invalid: %s", what, text);
+}
+
+double jobrun_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 void jobrun_path(const jobrun_ctx *ctx, const char *suffix, char *buf, size_t n)

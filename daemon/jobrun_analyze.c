@@ -32,13 +32,6 @@
 
 enum { JOBRUN_ANALYZE_DONE = 0, JOBRUN_ANALYZE_CANCEL = 1, JOBRUN_ANALYZE_SHUTDOWN = 2, JOBRUN_ANALYZE_ERROR = -1 };
 
-static double jobrun_analyze_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- set-up ---- */
 
 /* The ground truth of a circles dataset (j->circ), or nothing for other kinds. */
@@ -113,7 +106,7 @@ static int jobrun_analyze_poll(jobrun_analyze_job *j, jobrun_analyze_stream *s, 
 {
     const jobrun_ctx *ctx = j->ctx;
     if (atomic_load(ctx->stopping)) return JOBRUN_ANALYZE_SHUTDOWN;
-    double now = jobrun_analyze_now();
+    double now = jobrun_now();
     if (now - s->last_progress >= JOBRUN_ANALYZE_PROGRESS_S || done == j->rows) {
         double sps = now > s->t0 ? (double)done / (now - s->t0) : 0.0;
         double eta = sps > 0 ? (double)(j->rows - done) / sps : -1;
@@ -148,7 +141,7 @@ static int jobrun_analyze_batch(jobrun_analyze_job *j, jobrun_analyze_stream *s,
 
 static int jobrun_analyze_stream_rows(jobrun_analyze_job *j)
 {
-    jobrun_analyze_stream s = { .t0 = jobrun_analyze_now() };
+    jobrun_analyze_stream s = { .t0 = jobrun_now() };
     size_t B = JOBRUN_ANALYZE_Z_FLOATS / (size_t)j->n;
     s.B = B < 1 ? 1 : B > JOBRUN_ANALYZE_ROW_BATCH ? JOBRUN_ANALYZE_ROW_BATCH : (int)B;
     s.x = malloc((size_t)s.B * j->dim * sizeof *s.x);

@@ -50,13 +50,6 @@ typedef struct {
     char err[512];
 } jobrun_groupspace_job;
 
-static double jobrun_groupspace_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- the sets ---- */
 
 /* The analysis's firing pattern (latent-major) turned into rows: each row's firing latents. */
@@ -206,7 +199,7 @@ static int jobrun_groupspace_poll(jobrun_groupspace_job *j, int step, double t0,
 {
     const jobrun_ctx *ctx = j->ctx;
     if (atomic_load(ctx->stopping)) return 2;
-    double now = jobrun_groupspace_now();
+    double now = jobrun_now();
     if (now - *last < GROUPSPACE_POLL_S && step < j->spec.steps) return 0;
     *last = now;
     double sps = now > t0 ? (double)step * j->spec.batch / (now - t0) : 0;
@@ -235,7 +228,7 @@ static int jobrun_groupspace_train(jobrun_groupspace_job *j)
     rng_t r;
     rng_seed(&r, g->seed, 0x67726f7570ULL);
     groupspace_init(&g->cfg, &r, j->pos);
-    double t0 = jobrun_groupspace_now(), last = 0, t_met = t0;
+    double t0 = jobrun_now(), last = 0, t_met = t0;
     for (int step = 1; step <= g->steps; step++) {
         float lr = g->lr * (1.0f - (float)(step - 1) / (float)g->steps);
         groupspace_terms t = { 0 };
@@ -245,7 +238,7 @@ static int jobrun_groupspace_train(jobrun_groupspace_job *j)
         snap.negs += t.negs, snap.negs_near += t.negs_near, snap_sets += g->batch;
         met.attract += t.attract, met.repel += t.repel, met_sets += g->batch;
         if (step % every == 0 || step == g->steps) {
-            double now = jobrun_groupspace_now();
+            double now = jobrun_now();
             jobrun_groupspace_metric(j, step, lr, &met, met_sets, now > t_met ? met_sets / (now - t_met) : 0);
             memset(&met, 0, sizeof met), met_sets = 0, t_met = now;
         }

@@ -32,13 +32,6 @@ typedef struct {
     char err[512];                     /* why a hook aborted */
 } jobrun_train_state;
 
-static double jobrun_train_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int jobrun_train_on_eval(void *arg, const train_metrics *m)
 {
     jobrun_train_state *s = arg;
@@ -55,7 +48,7 @@ static int jobrun_train_on_eval(void *arg, const train_metrics *m)
 static void jobrun_train_on_progress(void *arg, int step, int total, double sps)
 {
     jobrun_train_state *s = arg;
-    double now = jobrun_train_now();
+    double now = jobrun_now();
     if (now - s->last_progress < JOBRUN_TRAIN_PROGRESS_S && step < total) return;
     s->last_progress = now;
     double eta = sps > 0 ? (double)(total - step) * s->batch_size / sps : -1;
@@ -83,7 +76,7 @@ static train_stop jobrun_train_should_stop(void *arg)
 {
     jobrun_train_state *s = arg;
     if (atomic_load(s->ctx->stopping)) return TRAIN_SHUTDOWN;
-    double now = jobrun_train_now();
+    double now = jobrun_now();
     if (now - s->last_cancel < JOBRUN_TRAIN_CANCEL_S) return TRAIN_CONTINUE;
     s->last_cancel = now;
     int flag = 0;

@@ -58,6 +58,8 @@ void jobrun_warn(const jobrun_ctx *ctx, const char *fmt, ...) __attribute__((for
 /* "<what> is invalid: <field>: <message>" into err, for a stored spec or
  * dataset params the spec layer refused (errs): the job's failure message. */
 void jobrun_spec_error(char *err, size_t n, const char *what, const spec_errors *errs);
+/* CLOCK_MONOTONIC in seconds: what runners time progress, ETAs and polls by. */
+double jobrun_now(void);
 /* data_dir/jobs/{id}[/suffix] into buf. */
 void jobrun_path(const jobrun_ctx *ctx, const char *suffix, char *buf, size_t n);
 
