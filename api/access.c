@@ -57,19 +57,6 @@ static int access_host_part(const char *host, char *out, size_t n)
     return 0;
 }
 
-/* 1 when name (lower or upper case) is in the comma-separated list. */
-static int access_in_list(const char *name, const char *list)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; p && *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == n && !strncasecmp(p, name, n)) return 1;
-        p = comma ? comma + 1 : NULL;
-    }
-    return 0;
-}
-
 /* 1 when name is one of the daemon's own names. */
 static int access_host_ok(const api_server *s, const char *name)
 {
@@ -78,7 +65,7 @@ static int access_host_ok(const api_server *s, const char *name)
     if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) return 1;
     if (!strcasecmp(name, "localhost") || !strcasecmp(name, s->cfg.host)) return 1;
     if (gethostname(me, sizeof me - 1) == 0 && me[0] && !strcasecmp(name, me)) return 1;
-    return access_in_list(name, s->cfg.allow_hosts);
+    return api_list_has(s->cfg.allow_hosts, name, 1);
 }
 
 /* 1 when origin ("scheme://authority") names the same authority as host (the Host value). */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,6 +111,20 @@ enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache_control);
     return api_queue(r, MHD_HTTP_OK, resp);
+}
+
+/* ---- small shared helpers ---- */
+
+int api_list_has(const char *list, const char *name, int nocase)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && !(nocase ? strncasecmp(p, name, n) : strncmp(p, name, n))) return 1;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
 }
 
 /* ---- problems (RFC 9457) ---- */
@@ -255,23 +270,28 @@ int api_query_page(api_req *r, int *limit, int64_t *after)
 /* Every number written with a fraction or exponent whose value is a whole number (1.0, 2e3) becomes an
  * integer, in place and recursively: JSON (and JSON Schema's "integer") does not tell 1.0 from 1, so a
  * field that wants an integer takes either; a field that wants a number takes integers anyway. */
+static void http_integral_reals(json_t *j);
+
+/* v as an integer when it is a whole-valued real (new reference), else NULL after converting inside it. */
+static json_t *http_integral(json_t *v)
+{
+    double x = json_is_real(v) ? json_real_value(v) : 0.5;
+    if (x == floor(x) && fabs(x) <= 9007199254740992.0) return json_integer((json_int_t)x);
+    http_integral_reals(v);
+    return NULL;
+}
+
 static void http_integral_reals(json_t *j)
 {
     const char *key;
-    json_t *v;
+    json_t *v, *w;
     size_t i;
     if (json_is_object(j)) {
-        json_object_foreach(j, key, v) {
-            double x = json_is_real(v) ? json_real_value(v) : 0.5;
-            if (x == floor(x) && fabs(x) <= 9007199254740992.0) json_object_set_new(j, key, json_integer((json_int_t)x));
-            else http_integral_reals(v);
-        }
+        json_object_foreach(j, key, v)
+            if ((w = http_integral(v))) json_object_set_new(j, key, w);
     } else if (json_is_array(j)) {
-        json_array_foreach(j, i, v) {
-            double x = json_is_real(v) ? json_real_value(v) : 0.5;
-            if (x == floor(x) && fabs(x) <= 9007199254740992.0) json_array_set_new(j, i, json_integer((json_int_t)x));
-            else http_integral_reals(v);
-        }
+        json_array_foreach(j, i, v)
+            if ((w = http_integral(v))) json_array_set_new(j, i, w);
     }
 }
 

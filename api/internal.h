@@ -97,6 +97,8 @@ enum MHD_Result api_send_buffer(api_req *r, unsigned status, const char *content
 enum MHD_Result api_send_file(api_req *r, const char *path, const char *content_type, const char *cache_control);
 enum MHD_Result api_problem(api_req *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* 1 when name is an entry of the comma-separated list (NULL: empty); nocase: ASCII case ignored. */
+int api_list_has(const char *list, const char *name, int nocase);
 /* A problem carrying one more response header (e.g. WWW-Authenticate on a 401). */
 enum MHD_Result api_problem_hdr(api_req *r, unsigned status, const char *header, const char *value, const char *fmt,
                                 ...) __attribute__((format(printf, 5, 6)));

@@ -206,14 +206,7 @@ static enum MHD_Result route_query_key(void *cls, enum MHD_ValueKind kind, const
 {
     (void)kind, (void)value;
     route_query *q = cls;
-    size_t n = strlen(key);
-    for (const char *p = q->allowed; p && *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == n && !strncmp(p, key, n)) return MHD_YES;
-        p = comma ? comma + 1 : NULL;
-    }
-    if ((q->get && !strcmp(key, "access_token")) || q->unknown) return MHD_YES;
+    if (api_list_has(q->allowed, key, 0) || (q->get && !strcmp(key, "access_token")) || q->unknown) return MHD_YES;
     q->unknown = key;
     return MHD_YES;
 }

@@ -208,13 +208,20 @@ static int jobrun_groupspace_poll(jobrun_groupspace_job *j, int step, double t0,
     return store_job_cancel_requested(ctx->st, ctx->job->id, &flag) == STORE_OK && flag;
 }
 
-static void jobrun_groupspace_metric(jobrun_groupspace_job *j, int step, float lr, const groupspace_terms *t,
-                                     int64_t sets, double sps)
+/* A metric point: loss = the interval's summed L(S) over its sets. */
+static void jobrun_groupspace_metric(jobrun_groupspace_job *j, int step, float lr, double loss, int64_t sets,
+                                     double sps)
 {
-    store_metric m = { .step = step, .loss = sets ? (t->attract + t->repel) / (double)sets : NAN, .mse = NAN,
+    store_metric m = { .step = step, .loss = sets ? loss / (double)sets : NAN, .mse = NAN,
                        .fve = NAN, .l0 = NAN, .l0_groups = NAN, .dead_frac = NAN, .lr = lr, .samples_per_s = sps };
     if (store_metric_append(j->ctx->st, j->ctx->job->id, &m) != STORE_OK)
         jobrun_warn(j->ctx, "metrics not recorded: %s", store_errmsg(j->ctx->st));
+}
+
+static void jobrun_groupspace_terms_add(groupspace_terms *dst, const groupspace_terms *t)
+{
+    dst->attract += t->attract, dst->repel += t->repel, dst->pairs += t->pairs, dst->pairs_far += t->pairs_far;
+    dst->negs += t->negs, dst->negs_near += t->negs_near;
 }
 
 /* 0 done, 1 cancelled, 2 shutdown, -1 failed. */
@@ -222,8 +229,9 @@ static int jobrun_groupspace_train(jobrun_groupspace_job *j)
 {
     const spec_groupspace *g = &j->spec;
     groupspace_source src = { g->source == SPEC_GROUPSPACE_TOY ? NULL : &j->corpus, g->toy_p };
-    groupspace_terms snap = { 0 }, met = { 0 };
+    groupspace_terms snap = { 0 };
     int64_t snap_sets = 0, met_sets = 0;
+    double met_loss = 0;
     int next_snap = 0, every = g->steps / GROUPSPACE_METRIC_POINTS > 0 ? g->steps / GROUPSPACE_METRIC_POINTS : 1;
     rng_t r;
     rng_seed(&r, g->seed, 0x67726f7570ULL);
@@ -234,13 +242,12 @@ static int jobrun_groupspace_train(jobrun_groupspace_job *j)
         groupspace_terms t = { 0 };
         int rc = groupspace_batch(&g->cfg, j->cooc, &src, j->pos, g->batch, &r, lr, &j->work, j->setbuf, &t);
         if (rc) return snprintf(j->err, sizeof j->err, "training: %s", groupspace_strerror(rc)), -1;
-        snap.attract += t.attract, snap.repel += t.repel, snap.pairs += t.pairs, snap.pairs_far += t.pairs_far;
-        snap.negs += t.negs, snap.negs_near += t.negs_near, snap_sets += g->batch;
-        met.attract += t.attract, met.repel += t.repel, met_sets += g->batch;
+        jobrun_groupspace_terms_add(&snap, &t);
+        snap_sets += g->batch, met_sets += g->batch, met_loss += t.attract + t.repel;
         if (step % every == 0 || step == g->steps) {
             double now = jobrun_now();
-            jobrun_groupspace_metric(j, step, lr, &met, met_sets, now > t_met ? met_sets / (now - t_met) : 0);
-            memset(&met, 0, sizeof met), met_sets = 0, t_met = now;
+            jobrun_groupspace_metric(j, step, lr, met_loss, met_sets, now > t_met ? met_sets / (now - t_met) : 0);
+            met_loss = 0, met_sets = 0, t_met = now;
         }
         if (next_snap < g->snapshots && step == spec_groupspace_snapshot_step(g, next_snap)) {
             if (jobrun_groupspace_snapshot(j, step, &snap, snap_sets)) return -1;
@@ -281,10 +288,13 @@ static int jobrun_groupspace_save(jobrun_groupspace_job *j)
     files_part part = { text, text ? strlen(text) : 0 };
     rc = text && !files_write_atomic(path, &part, 1, j->err, sizeof j->err) ? 0 : -1;
     free(text);
-    json_t *res = json_pack("{s:i,s:i,s:O,s:i,s:o,s:o,s:O,s:o}", "items", g->n_items, "dim", g->cfg.dim, "snapshots",
+    /* the last snapshot is taken at the final step: its truth is the result's */
+    json_t *last = json_array_get(j->history, json_array_size(j->history) - 1);
+    json_t *truth = json_object_get(last, "truth");
+    json_t *res = json_pack("{s:i,s:i,s:O,s:i,s:o,s:o,s:O,s:O}", "items", g->n_items, "dim", g->cfg.dim, "snapshots",
                             j->snapshots, "n_groups", n_groups, "group_sizes", sizes, "radius",
                             jobrun_groupspace_radius_json(j, 1), "history", j->history, "truth",
-                            jobrun_groupspace_truth_json(j));
+                            truth ? truth : json_null());
     char *result = rc ? NULL : json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(res);
     if (!rc && (!result || store_job_succeed(j->ctx->st, j->ctx->job->id, result) != STORE_OK)) {
