@@ -106,6 +106,8 @@ $(BUILD)/tests/test_archs_sub: $(BUILD)/tests/test_archs_sub.o $(BUILD)/tests/gr
 	$(LINK_TEST)
 $(BUILD)/tests/test_ref_sub: $(BUILD)/tests/test_ref_sub.o $(BUILD)/tests/reftest.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
 	$(LINK_TEST)
+$(BUILD)/tests/test_groups: $(BUILD)/tests/test_groups.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
+	$(LINK_TEST)
 $(BUILD)/tests/test_sparse: $(BUILD)/tests/test_sparse.o $(BUILD)/tests/gradcheck.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_groupspace: $(BUILD)/tests/test_groupspace.o $(BUILD)/tests/reftest.o $(BUILD)/libcore.a

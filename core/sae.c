@@ -9,6 +9,7 @@
 #include "sae.h"
 #include "sae_arch.h"
 #include "sae_engine.h"
+#include "sae_groups.h"
 #include "rng.h"
 #include <assert.h>
 #include <math.h>
@@ -45,7 +46,7 @@ float sae_config_default_bandwidth(const sae_config *c)
 
 int sae_aux_k_groups(const sae_config *c)
 {
-    int G = c->n_latents / c->group_size, a = c->dim / 2 / c->group_size;
+    int G = sae_n_groups(c), a = (int)((int64_t)c->dim / 2 * G / c->n_latents); /* dim/2 latents' worth */
     assert(G >= 1);
     if (c->aux_k > 0)
         return c->aux_k < G ? c->aux_k : G;
@@ -62,6 +63,25 @@ int sae_config_reject(char *field, size_t fieldlen, char *msg, size_t msglen, co
 
 static int sae_coef_bad(float v) { return !isfinite(v) || v < 0.0f; }
 
+/* A group table: over n_latents latents, for an arch that takes one (the table checked itself when built). */
+static int sae_check_table(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
+{
+    char text[200];
+    if (c->groups->n != c->n_latents) {
+        snprintf(text, sizeof text, "the groups hold %d latents but n_latents is %d; give n_latents %d (or leave it "
+                 "out)", c->groups->n, c->n_latents, c->groups->n);
+        return sae_config_reject(field, fl, msg, ml, "n_latents", text);
+    }
+    if (c->group_size != 0)
+        return sae_config_reject(field, fl, msg, ml, "group_size", "give groups or group_size, not both");
+    if (!sae_arch_of(c)->any_groups) {
+        snprintf(text, sizeof text, "arch '%s' takes equal groups only (group_size); groups of any size work with "
+                 "arch relu, topk and batchtopk", sae_arch_name(c->arch));
+        return sae_config_reject(field, fl, msg, ml, "groups", text);
+    }
+    return 0;
+}
+
 /* The shape: dim, n_latents, group_size and what they must satisfy together. */
 static int sae_check_shape(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
@@ -70,6 +90,8 @@ static int sae_check_shape(const sae_config *c, char *field, size_t fl, char *ms
         return sae_config_reject(field, fl, msg, ml, "dim", "dim must be at least 1");
     if (c->n_latents < 1)
         return sae_config_reject(field, fl, msg, ml, "n_latents", "n_latents must be at least 1");
+    if (c->groups)
+        return sae_check_table(c, field, fl, msg, ml);
     if (c->group_size < 1)
         return sae_config_reject(field, fl, msg, ml, "group_size", "group_size must be at least 1");
     if (c->n_latents % c->group_size != 0) {
@@ -82,9 +104,6 @@ static int sae_check_shape(const sae_config *c, char *field, size_t fl, char *ms
                      c->group_size, (long long)(lo > 0 ? lo : hi));
         return sae_config_reject(field, fl, msg, ml, "n_latents", text);
     }
-    if ((int64_t)c->dim * c->n_latents > SAE_MAX_MATRIX)
-        return sae_config_reject(field, fl, msg, ml, "n_latents",
-                                 "dim * n_latents exceeds 2^31 weights; use fewer latents");
     return 0;
 }
 
@@ -122,6 +141,9 @@ int sae_config_check(const sae_config *c, char *field, size_t fieldlen, char *ms
     }
     if (sae_check_shape(c, field, fieldlen, msg, msglen) || sae_check_values(c, field, fieldlen, msg, msglen))
         return -1;
+    if ((int64_t)c->dim * c->n_latents > SAE_MAX_MATRIX)
+        return sae_config_reject(field, fieldlen, msg, msglen, "n_latents",
+                                 "dim * n_latents exceeds 2^31 weights; use fewer latents");
     return a->check ? a->check(c, field, fieldlen, msg, msglen) : 0;
 }
 
@@ -131,14 +153,14 @@ int sae_config_check(const sae_config *c, char *field, size_t fieldlen, char *ms
 static size_t sae_extra_floats(const sae_config *c, sae_extra_len len)
 {
     size_t n = (size_t)c->n_latents;
-    return len == SAE_EXTRA_ONE ? 1 : len == SAE_EXTRA_PER_GROUP ? n / (size_t)c->group_size : n;
+    return len == SAE_EXTRA_ONE ? 1 : len == SAE_EXTRA_PER_GROUP ? (size_t)sae_n_groups(c) : n;
 }
 
 size_t sae_n_params(const sae_config *c)
 {
     const sae_arch_def *a = sae_arch_of(c);
     size_t n = (size_t)c->n_latents, d = (size_t)c->dim, extra = 0;
-    assert(c->group_size >= 1);
+    assert(c->group_size >= 1 || c->groups);
     for (int i = 0; i < a->n_extras; i++)
         extra += sae_extra_floats(c, a->extras[i].len);
     return 2 * d * n + n + d + extra;
@@ -156,12 +178,18 @@ void sae_views(const sae_config *c, float *buf, sae_view *v)
 
 int sae_params_alloc(sae_params *p, const sae_config *c)
 {
-    assert(p && c && c->dim >= 1 && c->n_latents >= 1 && c->group_size >= 1);
+    assert(p && c && c->dim >= 1 && c->n_latents >= 1 && (c->group_size >= 1 || c->groups));
     p->cfg = *c;
+    p->own_groups = NULL;
     p->n_params = sae_n_params(c);
     p->buf = calloc(p->n_params, sizeof(float));
+    if (c->groups && p->buf && !(p->own_groups = sae_groups_copy(c->groups))) {
+        free(p->buf);
+        p->buf = NULL;
+    }
     if (!p->buf)
         return -1;
+    p->cfg.groups = p->own_groups;
     sae_views(c, p->buf, &p->v);
     return 0;
 }
@@ -170,6 +198,9 @@ void sae_params_free(sae_params *p)
 {
     free(p->buf);
     p->buf = NULL;
+    sae_groups_free(p->own_groups);
+    p->own_groups = NULL;
+    p->cfg.groups = NULL;
 }
 
 /* Tied init. The encoder is W_dec^T scaled by min(1, dim/n): with zero biases

@@ -13,6 +13,10 @@ struct sae_engine {
     sae_work w;      /* the dense pipeline's scratch for max_rows rows, when fast is NULL; else zeroed */
 };
 
+/* The blocked sparse core serves the row's arch for contiguous equal groups; a group table takes the
+ * dense pipeline. */
+static int sae_engine_is_fast(const sae_config *c) { return sae_arch_of(c)->fast && !c->groups; }
+
 sae_engine *sae_engine_create(const sae_config *c, int max_rows, par_pool *pool)
 {
     assert(c && max_rows >= 1);
@@ -21,7 +25,7 @@ sae_engine *sae_engine_create(const sae_config *c, int max_rows, par_pool *pool)
         return NULL;
     e->c = *c;
     e->max_rows = max_rows;
-    int rc = sae_arch_of(c)->fast ? ((e->fast = sae_fast_create(c, max_rows, 0, pool)) ? 0 : -1)
+    int rc = sae_engine_is_fast(c) ? ((e->fast = sae_fast_create(c, max_rows, 0, pool)) ? 0 : -1)
                                   : sae_work_alloc(&e->w, c, max_rows);
     if (rc != 0) {
         sae_engine_free(e);
@@ -42,7 +46,7 @@ void sae_engine_free(sae_engine *e)
 
 size_t sae_engine_bytes(const sae_config *c, int max_rows, int threads)
 {
-    return sae_arch_of(c)->fast ? sae_fast_bytes(c, max_rows, threads) : sae_work_bytes(c, max_rows);
+    return sae_engine_is_fast(c) ? sae_fast_bytes(c, max_rows, threads) : sae_work_bytes(c, max_rows);
 }
 
 /* fired (n) |= [z != 0] over the dense scratch's B rows (codes may be signed). */

@@ -17,6 +17,7 @@
  * This file decides nothing by architecture: it asks the row. */
 #include "sae.h"
 #include "sae_arch.h"
+#include "sae_groups.h"
 #include "sae_sparse.h"
 #include "sae_stage.h"
 #include <assert.h>
@@ -27,13 +28,17 @@
 
 /* ---- scratch ---- */
 
+/* 1 when the pass may run over kept groups alone (include/sae_sparse.h): the row has sparse codes and
+ * the groups are contiguous of one size (a group table takes the dense pass). */
+static int sae_loss_sparse(const sae_config *c) { return sae_arch_of(c)->group_backward && !c->groups; }
+
 size_t sae_work_bytes(const sae_config *c, int B)
 {
     const sae_arch_def *a = sae_arch_of(c);
     size_t b = (size_t)B, n = (size_t)c->n_latents, d = (size_t)c->dim;
-    size_t groups = n / (size_t)c->group_size;
+    size_t groups = (size_t)sae_n_groups(c);
     size_t arch = a->scratch_floats ? a->scratch_floats(c, B) : 0;
-    size_t sparse = a->group_backward ? sae_sparse_bytes(c, B) : 0, aux = a->residual ? sae_stage_auxk_bytes(c) : 0;
+    size_t sparse = sae_loss_sparse(c) ? sae_sparse_bytes(c, B) : 0, aux = a->residual ? sae_stage_auxk_bytes(c) : 0;
     return (3 * b * d + 3 * b * n + b * groups + n + arch) * sizeof(float) + sparse + aux;
 }
 
@@ -41,7 +46,7 @@ int sae_work_alloc(sae_work *w, const sae_config *c, int B)
 {
     const sae_arch_def *a = sae_arch_of(c);
     size_t b = (size_t)B, n = (size_t)c->n_latents, d = (size_t)c->dim;
-    assert(B >= 1 && c->group_size >= 1);
+    assert(B >= 1 && (c->group_size >= 1 || c->groups));
     memset(w, 0, sizeof *w);
     w->B = B;
     w->xc = malloc(b * d * sizeof(float));
@@ -50,14 +55,14 @@ int sae_work_alloc(sae_work *w, const sae_config *c, int B)
     w->dz = malloc(b * n * sizeof(float));
     w->x_hat = malloc(b * d * sizeof(float));
     w->dx_hat = malloc(b * d * sizeof(float));
-    w->gnorm = malloc(b * (n / (size_t)c->group_size) * sizeof(float));
+    w->gnorm = malloc(b * (size_t)sae_n_groups(c) * sizeof(float));
     w->colsum = malloc(n * sizeof(float));
     size_t arch = a->scratch_floats ? a->scratch_floats(c, B) : 0;
     if (arch > 0 && !(w->arch_scratch = malloc(arch * sizeof(float)))) {
         sae_work_free(w);
         return -1;
     }
-    if ((a->group_backward && !(w->sparse = sae_sparse_create(c, B))) ||
+    if ((sae_loss_sparse(c) && !(w->sparse = sae_sparse_create(c, B))) ||
         (a->residual && !(w->aux_scratch = malloc(sae_stage_auxk_bytes(c))))) {
         sae_work_free(w);
         return -1;
@@ -173,7 +178,7 @@ int sae_encode(const sae_params *p, par_pool *pool, const float *x, int B, float
         chunk = 1;
     size_t extra = a->encode_floats ? a->encode_floats(c, chunk) : 0;
     float *xc = malloc((size_t)chunk * dim * sizeof(float));                 /* (chunk, dim) */
-    float *gnorm = malloc((size_t)chunk * (n / c->group_size) * sizeof(float)); /* (chunk, G) */
+    float *gnorm = malloc((size_t)chunk * sae_n_groups(c) * sizeof(float)); /* (chunk, G) */
     float *scratch = extra ? malloc(extra * sizeof(float)) : NULL;          /* (encode_floats) */
     int rc = xc && gnorm && (!extra || scratch) ? 0 : -1;
     for (int b0 = 0; rc == 0 && b0 < B; b0 += chunk) {

@@ -27,22 +27,45 @@
  * pass carries it; the trainer runs this arch on the blocked sparse core
  * (include/sae_fast.h), which computes the same function. */
 #include "sae_arch.h"
+#include "sae_groups.h"
 #include "sae_stage.h"
 #include <math.h>
 #include <string.h>
 
+/* One group's activation: z (s) from pre (s) (may alias); returns its norm (0 when zeroed). */
+static float relu_group(float tau, const float *pre, int s, float *z)
+{
+    float norm = sae_stage_relu_group(pre, s, z);
+    if (tau > 0.0f && norm < tau) {
+        memset(z, 0, (size_t)s * sizeof(float));
+        norm = 0.0f;
+    }
+    return norm;
+}
+
+/* The same over a group table: each row's groups gathered into tmp (max group size) and back. */
+static void relu_forward_table(const sae_config *c, float tau, const float *pre, int B, float *z, float *gnorm)
+{
+    const sae_groups *t = c->groups;
+    float tmp[SAE_GROUPS_MAX_SIZE];
+    size_t n = (size_t)c->n_latents;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < t->n_groups; g++) {
+            sae_groups_gather(t, g, pre + b * n, tmp);
+            gnorm[(size_t)b * t->n_groups + g] = relu_group(tau, tmp, sae_group_len(c, g), tmp);
+            sae_groups_scatter(t, g, tmp, z + b * n);
+        }
+}
+
 static void relu_forward_groups(const sae_config *c, float tau, const float *pre, int B, float *z, float *gnorm)
 {
     int s = c->group_size;
-    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++) {
-        float *zg = z + bg * s; /* (s) this row's group */
-        float norm = sae_stage_relu_group(pre + bg * s, s, zg);
-        if (tau > 0.0f && norm < tau) {
-            memset(zg, 0, (size_t)s * sizeof(float));
-            norm = 0.0f;
-        }
-        gnorm[bg] = norm;
+    if (c->groups) {
+        relu_forward_table(c, tau, pre, B, z, gnorm);
+        return;
     }
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++)
+        gnorm[bg] = relu_group(tau, pre + bg * s, s, z + bg * s); /* (s) this row's group */
 }
 
 static double relu_forward(const sae_params *p, const sae_pass *pass, const float *x, int B, sae_work *w,
@@ -54,14 +77,41 @@ static double relu_forward(const sae_params *p, const sae_pass *pass, const floa
 }
 
 /* The jump term of one row's group: pre, dz (s) its pre-activations and dx_hat . d_i. */
-static float relu_jump(const sae_config *c, float tau, const float *pre, const float *dz, float scale)
+static float relu_jump(const sae_config *c, float tau, const float *pre, const float *dz, int s, float scale)
 {
-    int s = c->group_size;
     float rho2 = 0.0f, dot = 0.0f;
     for (int k = 0; k < s; k++)
         if (pre[k] > 0.0f)
             rho2 += pre[k] * pre[k], dot += pre[k] * dz[k];
     return sae_stage_jump(tau, c->bandwidth, sqrtf(rho2), dot, scale);
+}
+
+/* One row's group (s each): d, the reconstruction gradient in, d loss/d pre out. */
+static void relu_group_backward(const sae_config *c, float tau, float scale, float gnorm, const float *pg,
+                                const float *zg, int s, float *d)
+{
+    float jump = relu_jump(c, tau, pg, d, s, scale);
+    float f = gnorm > 0.0f ? scale / gnorm : 0.0f;
+    for (int k = 0; k < s; k++) {
+        float a = pg[k] > 0.0f ? pg[k] : 0.0f;
+        d[k] = (zg[k] > 0.0f ? d[k] + f * zg[k] : 0.0f) + jump * a;
+    }
+}
+
+/* The same over a group table, each row's group gathered into scratch and back. */
+static void relu_backward_table(const sae_config *c, float tau, float scale, int B, sae_work *w)
+{
+    const sae_groups *t = c->groups;
+    float pg[SAE_GROUPS_MAX_SIZE], zg[SAE_GROUPS_MAX_SIZE], d[SAE_GROUPS_MAX_SIZE];
+    size_t n = (size_t)c->n_latents;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < t->n_groups; g++) {
+            sae_groups_gather(t, g, w->pre + b * n, pg);
+            sae_groups_gather(t, g, w->z + b * n, zg);
+            sae_groups_gather(t, g, w->dz + b * n, d);
+            relu_group_backward(c, tau, scale, w->gnorm[(size_t)b * t->n_groups + g], pg, zg, sae_group_len(c, g), d);
+            sae_groups_scatter(t, g, d, w->dz + b * n);
+        }
 }
 
 /* dz (B, n): the reconstruction gradient in; out: [z > 0] (dz + scale z_i / ||z_g||), the exact
@@ -73,16 +123,13 @@ static void relu_backward(const sae_params *p, const sae_pass *pass, int B, sae_
     int s = c->group_size;
     float scale = pass->coef / (float)B;
     (void)g, (void)grad;
-    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++) {
-        const float *pg = w->pre + bg * s, *zg = w->z + bg * s; /* (s) each */
-        float *d = w->dz + bg * s;                             /* (s) */
-        float jump = relu_jump(c, pass->threshold, pg, d, scale);
-        float f = w->gnorm[bg] > 0.0f ? scale / w->gnorm[bg] : 0.0f;
-        for (int k = 0; k < s; k++) {
-            float a = pg[k] > 0.0f ? pg[k] : 0.0f;
-            d[k] = (zg[k] > 0.0f ? d[k] + f * zg[k] : 0.0f) + jump * a;
-        }
+    if (c->groups) {
+        relu_backward_table(c, pass->threshold, scale, B, w);
+        return;
     }
+    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++)
+        relu_group_backward(c, pass->threshold, scale, w->gnorm[bg], w->pre + bg * s, w->z + bg * s, s,
+                            w->dz + bg * s);
 }
 
 static void relu_encode(const sae_params *p, float *z, int B, float *gnorm, float *scratch)
@@ -105,6 +152,7 @@ static int relu_check(const sae_config *c, char *field, size_t fl, char *msg, si
 const sae_arch_def sae_arch_relu = {
     .name = "relu",
     .threshold_ramps = 1,
+    .any_groups = 1,
     .resamples = 1,
     .default_bandwidth = relu_default_bandwidth,
     .check = relu_check,

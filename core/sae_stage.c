@@ -4,6 +4,7 @@
  * (include/par_gemm.h). */
 #include "sae_stage.h"
 #include "par_gemm.h"
+#include "sae_groups.h"
 #include "sae_sparse.h"
 #include <assert.h>
 #include <cblas.h>
@@ -106,32 +107,39 @@ static float sae_stage_dot(const float *a, const float *b, int dim)
     return sum;
 }
 
+/* The pair (i, j) of decoder rows' term: 2 ReLU(d_i . d_j), and its gradient at coef into gW_dec. */
+static double sae_stage_orth_pair(const float *W_dec, int dim, int i, int j, float coef, float *gW_dec)
+{
+    const float *di = W_dec + (size_t)i * dim, *dj = W_dec + (size_t)j * dim; /* (dim) each */
+    float dot = sae_stage_dot(di, dj, dim);
+    if (!(dot > 0.0f))
+        return 0.0;
+    if (gW_dec)
+        for (int d = 0; d < dim; d++) {
+            gW_dec[(size_t)i * dim + d] += 2.0f * coef * dj[d];
+            gW_dec[(size_t)j * dim + d] += 2.0f * coef * di[d];
+        }
+    return 2.0 * dot; /* (i, j) and (j, i) */
+}
+
 double sae_stage_orth(const sae_config *c, const float *W_dec, float coef, float *gW_dec)
 {
-    int s = c->group_size, dim = c->dim;
-    assert(s >= 1 && c->n_latents % s == 0 && W_dec && gW_dec != W_dec);
+    assert(W_dec && gW_dec != W_dec);
     double sum = 0.0;
-    for (int g0 = 0; g0 < c->n_latents; g0 += s)
-        for (int i = g0; i < g0 + s; i++)
-            for (int j = i + 1; j < g0 + s; j++) {
-                const float *di = W_dec + (size_t)i * dim, *dj = W_dec + (size_t)j * dim;
-                float dot = sae_stage_dot(di, dj, dim);
-                if (!(dot > 0.0f))
-                    continue;
-                sum += 2.0 * dot; /* (i, j) and (j, i) */
-                if (gW_dec)
-                    for (int d = 0; d < dim; d++) {
-                        gW_dec[(size_t)i * dim + d] += 2.0f * coef * dj[d];
-                        gW_dec[(size_t)j * dim + d] += 2.0f * coef * di[d];
-                    }
-            }
+    for (int g = 0; g < sae_n_groups(c); g++) {
+        int len = sae_group_len(c, g);
+        for (int a = 0; a < len; a++)
+            for (int b = a + 1; b < len; b++)
+                sum += sae_stage_orth_pair(W_dec, c->dim, sae_group_member(c, g, a), sae_group_member(c, g, b), coef,
+                                           gW_dec);
+    }
     return sum;
 }
 
 double sae_stage_sum_norms(const sae_config *c, const float *gnorm, int B)
 {
     double sum = 0.0;
-    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / c->group_size); bg++)
+    for (size_t bg = 0; bg < (size_t)B * sae_n_groups(c); bg++)
         sum += gnorm[bg];
     return sum;
 }
@@ -177,7 +185,7 @@ void sae_stage_count_active(const sae_config *c, const float *z, const float *gn
     assert(B >= 1 && t);
     for (size_t k = 0; k < (size_t)B * c->n_latents; k++)
         active += z[k] != 0.0f;
-    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / c->group_size); bg++)
+    for (size_t bg = 0; bg < (size_t)B * sae_n_groups(c); bg++)
         groups += gnorm[bg] > 0.0f;
     t->l0 = (double)active / B;
     t->l0_groups = (double)groups / B;
@@ -244,10 +252,18 @@ float sae_stage_kth_largest(float *a, size_t m, size_t kk)
     }
 }
 
-void sae_stage_drop(float *nrm, float *z, size_t g, int s)
+void sae_stage_drop(const sae_config *c, float *nrm, float *z, size_t q)
 {
-    nrm[g] = 0.0f;
-    memset(z + g * s, 0, (size_t)s * sizeof(float));
+    nrm[q] = 0.0f;
+    if (!c->groups) {
+        memset(z + q * c->group_size, 0, (size_t)c->group_size * sizeof(float));
+        return;
+    }
+    size_t G = (size_t)c->groups->n_groups;
+    float *row = z + q / G * (size_t)c->n_latents; /* (n) */
+    int g = (int)(q % G);
+    for (int k = 0; k < sae_group_len(c, g); k++)
+        row[sae_group_member(c, g, k)] = 0.0f;
 }
 
 #define SAE_STAGE_SMALL_K 32 /* up to this many kept, one pass with an insertion list beats quickselect */
@@ -271,9 +287,9 @@ static size_t sae_stage_top_small(const float *v, size_t m, size_t kk, size_t *t
     return cnt;
 }
 
-void sae_stage_keep_top(float *nrm, float *z, size_t m, int s, size_t kk, float *scratch)
+void sae_stage_keep_top(const sae_config *c, float *nrm, float *z, size_t m, size_t kk, float *scratch)
 {
-    assert(nrm && z && scratch && s >= 1 && kk >= 1);
+    assert(c && nrm && z && scratch && kk >= 1);
     if (kk >= m)
         return;
     if (kk <= SAE_STAGE_SMALL_K) {
@@ -284,7 +300,7 @@ void sae_stage_keep_top(float *nrm, float *z, size_t m, int s, size_t kk, float 
             scratch[top[q]] = 1.0f;
         for (size_t g = 0; g < m; g++)
             if (scratch[g] == 0.0f)
-                sae_stage_drop(nrm, z, g, s);
+                sae_stage_drop(c, nrm, z, g);
         return;
     }
     memcpy(scratch, nrm, m * sizeof(float));
@@ -299,7 +315,7 @@ void sae_stage_keep_top(float *nrm, float *z, size_t m, int s, size_t kk, float 
         if (nrm[g] == v && ties > 0)
             ties--;
         else
-            sae_stage_drop(nrm, z, g, s);
+            sae_stage_drop(c, nrm, z, g);
     }
 }
 
@@ -317,10 +333,10 @@ static void sae_stage_sort_i32(int32_t *a, int m)
     }
 }
 
-static int sae_stage_group_dead(const unsigned char *dead, int g, int s)
+static int sae_stage_group_dead(const sae_config *c, const unsigned char *dead, int g)
 {
-    for (int k = 0; k < s; k++)
-        if (!dead[g * s + k])
+    for (int k = 0; k < sae_group_len(c, g); k++)
+        if (!dead[sae_group_member(c, g, k)])
             return 0;
     return 1;
 }
@@ -328,15 +344,22 @@ static int sae_stage_group_dead(const unsigned char *dead, int g, int s)
 int sae_stage_any_dead_group(const sae_config *c, const unsigned char *dead)
 {
     assert(dead);
-    for (int g = 0; g < c->n_latents / c->group_size; g++)
-        if (sae_stage_group_dead(dead, g, c->group_size))
+    for (int g = 0; g < sae_n_groups(c); g++)
+        if (sae_stage_group_dead(c, dead, g))
             return 1;
     return 0;
 }
 
-/* A group's code norm for AuxK: ||ReLU(pre_g)||, or with signed codes ||pre_g||. */
-static float sae_stage_aux_norm(const float *pre_g, int s, int signed_codes)
+/* Group g's code norm for AuxK in a row's pre (n): ||ReLU(pre_g)||, or with signed codes ||pre_g||. */
+static float sae_stage_aux_norm(const sae_config *c, const float *pre_b, int g, int signed_codes)
 {
+    float tmp[SAE_GROUPS_MAX_SIZE];
+    int s = sae_group_len(c, g);
+    const float *pre_g = pre_b + (size_t)g * s; /* (s) */
+    if (c->groups) {
+        sae_groups_gather(c->groups, g, pre_b, tmp);
+        pre_g = tmp;
+    }
     return signed_codes ? sae_stage_norm(pre_g, s) : sae_stage_relu_norm(pre_g, s);
 }
 
@@ -360,14 +383,14 @@ typedef struct {
 
 size_t sae_stage_auxk_bytes(const sae_config *c)
 {
-    size_t G = (size_t)(c->n_latents / c->group_size);
+    size_t G = (size_t)sae_n_groups(c);
     return (3 * G + (size_t)sae_aux_k_groups(c)) * 4;
 }
 
 /* Carves w's AuxK scratch (sae_stage_auxk_bytes) into a's lists and lists the dead groups. */
 static void sae_stage_aux_open(const sae_config *c, const unsigned char *dead, void *scratch, sae_stage_aux *a)
 {
-    int s = c->group_size, G = c->n_latents / s;
+    int G = sae_n_groups(c);
     unsigned char *m = scratch;
     a->ka = sae_aux_k_groups(c);
     a->dg = (int32_t *)m;
@@ -376,7 +399,7 @@ static void sae_stage_aux_open(const sae_config *c, const unsigned char *dead, v
     a->pick = (int32_t *)(m + (size_t)G * 12);
     a->D = 0;
     for (int g = 0; g < G; g++)
-        if (sae_stage_group_dead(dead, g, s))
+        if (sae_stage_group_dead(c, dead, g))
             a->dg[a->D++] = g;
 }
 
@@ -384,9 +407,9 @@ static void sae_stage_aux_open(const sae_config *c, const unsigned char *dead, v
  * first), or every dead group if there are fewer. */
 static void sae_stage_aux_select(const sae_config *c, const float *pre_b, int sg, sae_stage_aux *a)
 {
-    int s = c->group_size, above = 0;
+    int above = 0;
     for (int q = 0; q < a->D; q++)
-        a->nv[q] = sae_stage_aux_norm(pre_b + (size_t)a->dg[q] * s, s, sg);
+        a->nv[q] = sae_stage_aux_norm(c, pre_b, a->dg[q], sg);
     if (a->ka <= SAE_STAGE_SMALL_K) { /* one pass; the picks back in ascending group order */
         size_t top[SAE_STAGE_SMALL_K];
         a->n_pick = (int)sae_stage_top_small(a->nv, (size_t)a->D, (size_t)a->ka, top);
@@ -421,10 +444,11 @@ static double sae_stage_aux_row(const sae_params *p, const float *x_b, const flo
                                 const sae_stage_aux *a, int sg, float *r)
 {
     const sae_config *c = &p->cfg;
-    int s = c->group_size, dim = c->dim;
+    int dim = c->dim;
     memset(r, 0, (size_t)dim * sizeof(float));
     for (int q = 0; q < a->n_pick; q++)
-        for (int i = a->pick[q] * s; i < (a->pick[q] + 1) * s; i++) {
+        for (int k = 0; k < sae_group_len(c, a->pick[q]); k++) {
+            int i = sae_group_member(c, a->pick[q], k);
             float code = sae_stage_aux_code(pre_b[i], sg);
             if (code == 0.0f)
                 continue;
@@ -447,11 +471,12 @@ static void sae_stage_aux_row_backward(const sae_params *p, const float *pre_b, 
                                        float *gW_dec)
 {
     const sae_config *c = &p->cfg;
-    int s = c->group_size, dim = c->dim;
+    int dim = c->dim;
     for (int j = 0; j < dim; j++)
         r[j] *= scale;
     for (int q = 0; q < a->n_pick; q++)
-        for (int i = a->pick[q] * s; i < (a->pick[q] + 1) * s; i++) {
+        for (int k = 0; k < sae_group_len(c, a->pick[q]); k++) {
+            int i = sae_group_member(c, a->pick[q], k);
             float code = sae_stage_aux_code(pre_b[i], sg);
             if (code == 0.0f)
                 continue;

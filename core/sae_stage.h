@@ -3,7 +3,7 @@
  * threshold's straight-through kernel, top-k selection, AuxK). They know no
  * architecture: what differs between architectures is in their registry
  * rows (include/sae_arch.h), which call these. Private to core/. Shapes
- * beside every argument; n = n_latents, s = group_size, G = n / s. */
+ * beside every argument; n = n_latents, s = group_size, G = sae_n_groups (n / s, or a group table's). */
 #ifndef SAED_SAE_STAGE_H
 #define SAED_SAE_STAGE_H
 #include "sae.h"
@@ -56,11 +56,12 @@ float sae_stage_jump(float tau, float eps, float rho, float dot, float scale);
 
 /* The kk-th largest (1 <= kk <= m) of a (m), which is reordered; ends even on NaNs. */
 float sae_stage_kth_largest(float *a, size_t m, size_t kk);
-/* Sets group g's norm nrm[g] and its s values z[g*s ..) to 0. */
-void sae_stage_drop(float *nrm, float *z, size_t g, int s);
-/* Keeps, of m groups (norms nrm (m), values z (m*s)), the kk of largest norm and drops the rest.
- * scratch (m). */
-void sae_stage_keep_top(float *nrm, float *z, size_t m, int s, size_t kk, float *scratch);
+/* Sets the q-th group's norm nrm[q] and its values in z to 0: groups counted row by row from the row
+ * z starts (q = row * G + g), each row n values. */
+void sae_stage_drop(const sae_config *c, float *nrm, float *z, size_t q);
+/* Keeps, of m groups (norms nrm (m), values z: m/G rows of n, counted as in sae_stage_drop), the kk of
+ * largest norm and drops the rest. scratch (m). */
+void sae_stage_keep_top(const sae_config *c, float *nrm, float *z, size_t m, size_t kk, float *scratch);
 
 /* ---- AuxK (Gao et al. 2024): dead groups reconstruct the residual ---- */
 

@@ -85,7 +85,7 @@ static void subspace_act(const sae_config *c, float tau, const float *pre, int B
     }
     if (c->k > 0)
         for (int b = 0; b < B; b++)
-            sae_stage_keep_top(gnorm + (size_t)b * G, z + (size_t)b * n, G, s, (size_t)c->k, scratch);
+            sae_stage_keep_top(c, gnorm + (size_t)b * G, z + (size_t)b * n, G, (size_t)c->k, scratch);
 }
 
 /* The penalty is sum_g ||z_g||; w->dz is the selection's scratch. */

@@ -39,6 +39,7 @@
  * backward sets it) and w->dx_hat (after the decoder backward has read it;
  * with AuxK it ends holding the AuxK gradient w.r.t. e_hat). */
 #include "sae_arch.h"
+#include "sae_groups.h"
 #include "sae_stage.h"
 #include <assert.h>
 #include <math.h>
@@ -56,19 +57,19 @@ static float *topk_theta(const sae_params *p) { return p->v.b_dec + p->cfg.dim; 
 static int topk_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
     char text[200];
-    int G = c->n_latents / c->group_size;
+    int G = sae_n_groups(c);
     if (c->k < 1) {
         snprintf(text, sizeof text, "arch '%s' needs k, the number of groups kept per row, from 1 to %d "
-                 "(n_latents %d / group_size %d)", sae_arch_name(c->arch), G, c->n_latents, c->group_size);
+                 "(the SAE's groups)", sae_arch_name(c->arch), G);
         return sae_config_reject(field, fl, msg, ml, "k", text);
     }
     if (c->k > G) {
-        snprintf(text, sizeof text, "k %d is more than the %d groups (n_latents %d / group_size %d); use k from 1 "
-                 "to %d", c->k, G, c->n_latents, c->group_size, G);
+        snprintf(text, sizeof text, "k %d is more than the %d groups (of its %d latents); use k from 1 to %d",
+                 c->k, G, c->n_latents, G);
         return sae_config_reject(field, fl, msg, ml, "k", text);
     }
     if (c->aux_k > G) {
-        snprintf(text, sizeof text, "aux_k %d is more than the %d groups (n_latents / group_size); use at most %d, "
+        snprintf(text, sizeof text, "aux_k %d is more than the %d groups; use at most %d, "
                  "or unset it for the default", c->aux_k, G, G);
         return sae_config_reject(field, fl, msg, ml, "aux_k", text);
     }
@@ -80,22 +81,34 @@ static int topk_check(const sae_config *c, char *field, size_t fl, char *msg, si
 
 /* ---- the activation ---- */
 
-/* z (rows*G groups of s) = ReLU(pre), nrm (rows*G) their norms; z may alias pre. */
-static void topk_relu_norms(const float *pre, size_t groups, int s, float *z, float *nrm)
+/* z (B, n) = ReLU(pre), nrm (B, G) the groups' norms; z may alias pre. */
+static void topk_relu_norms(const sae_config *c, const float *pre, int B, float *z, float *nrm)
 {
-    for (size_t g = 0; g < groups; g++)
-        nrm[g] = sae_stage_relu_group(pre + g * s, s, z + g * s);
+    float tmp[SAE_GROUPS_MAX_SIZE];
+    int s = c->group_size, G = sae_n_groups(c);
+    size_t n = (size_t)c->n_latents;
+    if (!c->groups) {
+        for (size_t g = 0; g < (size_t)B * G; g++)
+            nrm[g] = sae_stage_relu_group(pre + g * s, s, z + g * s);
+        return;
+    }
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            sae_groups_gather(c->groups, g, pre + b * n, tmp);
+            nrm[(size_t)b * G + g] = sae_stage_relu_group(tmp, sae_group_len(c, g), tmp);
+            sae_groups_scatter(c->groups, g, tmp, z + b * n);
+        }
 }
 
 /* topk: per row, the k groups of largest norm. pre (B, n) -> z (B, n), gnorm (B, G); z may alias
  * pre; scratch (G). */
 static void topk_keep_rows(const sae_config *c, const float *pre, int B, float *z, float *gnorm, float *scratch)
 {
-    int n = c->n_latents, s = c->group_size;
-    size_t G = (size_t)(n / s);
-    topk_relu_norms(pre, (size_t)B * G, s, z, gnorm);
+    int n = c->n_latents;
+    size_t G = (size_t)sae_n_groups(c);
+    topk_relu_norms(c, pre, B, z, gnorm);
     for (int b = 0; b < B; b++)
-        sae_stage_keep_top(gnorm + (size_t)b * G, z + (size_t)b * n, G, s, (size_t)c->k, scratch);
+        sae_stage_keep_top(c, gnorm + (size_t)b * G, z + (size_t)b * n, G, (size_t)c->k, scratch);
 }
 
 /* batchtopk: training keeps the batch's k*B groups of largest norm (scratch: B*G floats);
@@ -104,17 +117,16 @@ static void batchtopk_keep(const sae_params *p, const float *pre, int B, int tra
                            float *scratch)
 {
     const sae_config *c = &p->cfg;
-    int s = c->group_size;
-    size_t all = (size_t)B * (size_t)(c->n_latents / s);
-    topk_relu_norms(pre, all, s, z, gnorm);
+    size_t all = (size_t)B * (size_t)sae_n_groups(c);
+    topk_relu_norms(c, pre, B, z, gnorm);
     if (train) {
-        sae_stage_keep_top(gnorm, z, all, s, (size_t)c->k * (size_t)B, scratch);
+        sae_stage_keep_top(c, gnorm, z, all, (size_t)c->k * (size_t)B, scratch);
         return;
     }
     float theta = *topk_theta(p);
     for (size_t g = 0; g < all; g++)
         if (!(gnorm[g] >= theta))
-            sae_stage_drop(gnorm, z, g, s);
+            sae_stage_drop(c, gnorm, z, g);
 }
 
 /* The penalty reported (not weighted: k sets the sparsity) is sum_g ||z_g||. w->dz (B*n floats)
@@ -169,7 +181,7 @@ static double topk_residual(const sae_params *p, const sae_pass *pass, const flo
 static size_t topk_encode_floats(const sae_config *c, int B)
 {
     (void)B;
-    return (size_t)(c->n_latents / c->group_size); /* one row's selection */
+    return (size_t)sae_n_groups(c); /* one row's selection */
 }
 
 static void topk_encode(const sae_params *p, float *z, int B, float *gnorm, float *scratch)
@@ -188,7 +200,7 @@ static void batchtopk_train_update(sae_params *p, const sae_work *w, int B)
 {
     const sae_config *c = &p->cfg;
     float lo = INFINITY; /* the smallest kept non-zero group norm */
-    for (size_t g = 0; g < (size_t)B * (c->n_latents / c->group_size); g++)
+    for (size_t g = 0; g < (size_t)B * sae_n_groups(c); g++)
         if (w->gnorm[g] > 0.0f && w->gnorm[g] < lo)
             lo = w->gnorm[g];
     if (!isfinite(lo))
@@ -208,6 +220,7 @@ const sae_arch_def sae_arch_topk = {
     .name = "topk",
     .uses_sparsity_coef = topk_uses_sparsity_coef,
     .check = topk_check,
+    .any_groups = 1,
     .forward = topk_forward,
     .residual = topk_residual,
     .backward = topk_backward,

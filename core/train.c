@@ -19,6 +19,7 @@
 #include "analysis.h"
 #include "rng.h"
 #include "sae_arch.h"
+#include "sae_groups.h"
 #include <assert.h>
 #include <math.h>
 #include <stdarg.h>
@@ -145,6 +146,9 @@ int train_config_check_for(const sae_config *c, const train_config *t, char *fie
     if (t->dup_cos > 0.0f && t->resample_every == 0)
         return train_reject(field, fl, msg, ml, "dup_cos", "dup_cos revives duplicate groups when dead ones are "
                             "resampled; set train.resample_every too (e.g. 2000), or dup_cos 0");
+    if (t->dup_cos > 0.0f && c->groups)
+        return train_reject(field, fl, msg, ml, "dup_cos", "dup_cos works on equal groups (group_size), not on "
+                            "listed groups; set it to 0");
     if (t->dup_cos > 0.0f && c->group_size > ANALYSIS_DUP_MAX_S) {
         snprintf(text, sizeof text, "dup_cos works on groups of at most %d latents (group_size is %d); set it to 0",
                  ANALYSIS_DUP_MAX_S, c->group_size);
@@ -242,7 +246,10 @@ static int train_alloc(train_state *st)
 {
     const sae_config *c = &st->sc;
     size_t np = sae_n_params(c), B = (size_t)st->tc.batch_size;
-    if (sae_params_alloc(&st->p, c) != 0 || !(st->pool = par_create(st->tc.threads)) ||
+    if (sae_params_alloc(&st->p, c) != 0)
+        return -1;
+    st->sc.groups = st->p.cfg.groups; /* the params' copy of a group table: the caller's may go */
+    if (!(st->pool = par_create(st->tc.threads)) ||
         !(st->engine = sae_engine_create(c, st->tc.batch_size, st->pool)))
         return -1;
     st->fired = calloc((size_t)c->n_latents, 1);
@@ -661,8 +668,9 @@ int train_warm_start(train_state *st, const train_state *from, char *err, size_t
 {
     const sae_config *a = &st->sc, *b = &from->sc;
     if (a->arch != b->arch || a->dim != b->dim || a->n_latents != b->n_latents || a->group_size != b->group_size ||
+        !a->groups != !b->groups || (a->groups && sae_groups_hash(a->groups) != sae_groups_hash(b->groups)) ||
         st->p.n_params != from->p.n_params || st->in_scale != from->in_scale) {
-        snprintf(err, errlen, "a warm start needs the same SAE shape (arch, dim, n_latents, group_size) and "
+        snprintf(err, errlen, "a warm start needs the same SAE shape (arch, dim, n_latents, groups) and "
                  "input scale");
         return -1;
     }

@@ -15,6 +15,7 @@
  * Restoring checks every field against the trainer's configuration by name,
  * so a mismatch says which field differs. */
 #include "train_state.h"
+#include "sae_groups.h"
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,6 +50,8 @@ static int train_ckpt_fields(const train_state *st, train_ckpt_field *f)
     f[k++] = (train_ckpt_field){"sae.dim", ck_int(c->dim)};
     f[k++] = (train_ckpt_field){"sae.n_latents", ck_int(c->n_latents)};
     f[k++] = (train_ckpt_field){"sae.group_size", ck_int(c->group_size)};
+    if (c->groups) /* only with a table, so checkpoints written before tables existed still restore */
+        f[k++] = (train_ckpt_field){"sae.groups", sae_groups_hash(c->groups)};
     f[k++] = (train_ckpt_field){"sae.sparsity_coef", ck_f32bits(c->sparsity_coef)};
     f[k++] = (train_ckpt_field){"sae.orth_coef", ck_f32bits(c->orth_coef)};
     f[k++] = (train_ckpt_field){"sae.threshold", ck_f32bits(c->threshold)};

@@ -20,6 +20,7 @@
 #include "train_state.h"
 #include "analysis.h"
 #include "sae_arch.h"
+#include "sae_groups.h"
 #include "sae_stage.h"
 #include "rng.h"
 #include <assert.h>
@@ -39,11 +40,19 @@ int train_resample_due(const train_state *st)
 }
 
 /* Adds to use (G) each group's code norm ||z_g|| over the rows z (m, n). */
-static void train_resample_use(const float *z, int m, int n, int s, double *use)
+static void train_resample_use(const sae_config *c, const float *z, int m, double *use)
 {
+    float tmp[SAE_GROUPS_MAX_SIZE];
+    int n = c->n_latents;
     for (int b = 0; b < m; b++)
-        for (int g = 0; g < n / s; g++)
-            use[g] += sae_stage_norm(z + (size_t)b * n + (size_t)g * s, s);
+        for (int g = 0; g < sae_n_groups(c); g++) {
+            const float *zg = z + (size_t)b * n + (size_t)g * c->group_size; /* (s) */
+            if (c->groups) {
+                sae_groups_gather(c->groups, g, z + (size_t)b * n, tmp);
+                zg = tmp;
+            }
+            use[g] += sae_stage_norm(zg, sae_group_len(c, g));
+        }
 }
 
 /* res (B, dim) = x_b - x_hat_b and err (B) = ||res_b||^2 for the step's batch, and use (G) = the sum of
@@ -60,7 +69,7 @@ static int train_resample_residuals(train_state *st, int B, float *res, double *
         const float *x = st->x + (size_t)b0 * dim; /* (m, dim) */
         rc = sae_encode(&st->p, st->pool, x, m, z, xh);
         if (rc == 0)
-            train_resample_use(z, m, n, st->sc.group_size, use);
+            train_resample_use(&st->sc, z, m, use);
         for (int b = 0; rc == 0 && b < m; b++) {
             float *r = res + (size_t)(b0 + b) * dim; /* (dim) */
             double e2 = 0.0;
@@ -139,6 +148,7 @@ static void train_resample_constrain(train_state *st, const unsigned char *dead)
 {
     void (*constrain)(sae_params *, int, int) = sae_arch_of(&st->sc)->constrain_decoder;
     int s = st->sc.group_size;
+    assert(!constrain || s >= 1); /* archs with a decoder constraint take equal groups only */
     for (int g0 = 0; constrain && g0 < st->sc.n_latents; g0 += s) {
         int touched = 0;
         for (int k = 0; k < s; k++)
@@ -189,7 +199,7 @@ int train_resample(train_state *st)
     assert(st && train_state_ok(st) && st->x && st->tc.batch_size >= 1);
     assert(train_resample_due(st)); /* train_state.h: called when the step just completed resamples */
     int n = st->sc.n_latents, B = st->tc.batch_size, dim = st->sc.dim, W = st->tc.dead_window, count = 0;
-    int G = n / st->sc.group_size;
+    int G = sae_n_groups(&st->sc);
     unsigned char *dead = malloc((size_t)n); /* (n) */
     float *res = malloc((size_t)B * dim * sizeof(float)); /* (B, dim) */
     double *err = malloc((size_t)B * sizeof(double));     /* (B) */

@@ -6,7 +6,8 @@
  *           + orth_coef * sum_groups sum_{i != j in g} ReLU(d_i . d_j)
  *
  * Latents are split into contiguous groups of group_size (group g = latents
- * g*s .. g*s+s-1). act and penalty are the architecture's (relu: ReLU and
+ * g*s .. g*s+s-1), or, with a group table (include/sae_groups.h; group_size
+ * then 0), into groups of any sizes and members. act and penalty are the architecture's (relu: ReLU and
  * sum_groups ||z_g||_2, the L1 norm for group_size 1); each architecture is
  * one row of the registry (include/sae_arch.h), defined in its own file and
  * listed once in SAE_ARCH_LIST below; nothing else in the tree decides
@@ -42,11 +43,15 @@
 typedef enum { SAE_ARCH_LIST(SAE_ARCH_ENUM_ROW) SAE_N_ARCHS } sae_arch;
 #undef SAE_ARCH_ENUM_ROW
 
+struct sae_groups;
+
 typedef struct {
     sae_arch arch;
     int dim;             /* input width */
     int n_latents;       /* n, a multiple of group_size */
-    int group_size;      /* s >= 1; default 2, 1 = ordinary SAE */
+    int group_size;      /* s >= 1; default 2, 1 = ordinary SAE; 0 with groups */
+    const struct sae_groups *groups; /* NULL: contiguous groups of group_size; else groups of any sizes
+                          * (include/sae_groups.h), not owned: sae_params_alloc copies it */
     float sparsity_coef; /* c at the end of warm-up; default 0.01 */
     float orth_coef;     /* weight of the within-group orthogonality penalty; default 0 */
     float threshold;     /* relu: groups with ||z_g|| below it are zeroed, with JumpReLU's
@@ -68,7 +73,8 @@ typedef struct {
 } sae_view;
 
 typedef struct {
-    sae_config cfg;
+    sae_config cfg;      /* cfg.groups points at own_groups when there is a table */
+    struct sae_groups *own_groups; /* the params' copy of the group table, or NULL */
     size_t n_params; /* floats in buf */
     float *buf;      /* (n_params) */
     sae_view v;      /* views into buf */
@@ -152,7 +158,7 @@ typedef struct {
     float *dz;      /* (B, n) d loss/d z, then d loss/d pre; the arch's forward may use it as scratch */
     float *x_hat;   /* (B, dim) reconstructions */
     float *dx_hat;  /* (B, dim) d loss/d x_hat */
-    float *gnorm;   /* (B, n/s) group norms ||z_g|| (0 for groups that are off) */
+    float *gnorm;   /* (B, G) group norms (G = sae_n_groups) ||z_g|| (0 for groups that are off) */
     float *colsum;  /* (n) column sums of d loss/d pre */
     float *arch_scratch; /* (the registry row's scratch_floats) or NULL */
     struct sae_sparse *sparse; /* the pass over kept groups alone (include/sae_sparse.h), for rows with

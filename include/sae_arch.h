@@ -54,6 +54,7 @@ typedef struct sae_arch_def {
      * and its warm-up are accepted and ignored (topk sets the sparsity with k). */
     int (*uses_sparsity_coef)(const sae_config *c);
     int threshold_ramps;       /* 1: sae.threshold rises with the sparsity warm-up (relu) */
+    int any_groups;            /* 1: takes groups of any size (a group table, include/sae_groups.h) */
     int resamples;             /* 1: train.resample_every may be set (archs without AuxK) */
     /* The bandwidth that goes with c when none is given (NULL: 0.001, jumprelu's in the paper). */
     float (*default_bandwidth)(const sae_config *c);

@@ -1,6 +1,7 @@
 /* sae_engine — the trainer's loss and gradient for any architecture, on the
  * path its registry row chooses (include/sae_arch.h `fast`): the blocked
- * sparse core (include/sae_fast.h) for the rows that have one, else the
+ * sparse core (include/sae_fast.h) for the rows that have one (and equal
+ * contiguous groups: a group table takes the dense pipeline), else the
  * dense pipeline over sae_work (sae_loss_grad_pass). Both compute the same
  * function (tests/test_fast.c), so the trainer (core/train.c) never asks
  * which one runs. One engine serves calls of up to max_rows rows. */

@@ -1,6 +1,7 @@
 /* gradcheck — random SAEs and the central finite-difference checker for the
  * core's gradient tests (see gradcheck.h). */
 #include "gradcheck.h"
+#include "sae_groups.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,10 @@ size_t gradcheck_orth_signs(const sae_params *p, int all_pairs, unsigned char *p
 {
     const sae_config *c = &p->cfg;
     size_t k = 0;
-    for (int g0 = 0; g0 < c->n_latents; g0 += c->group_size)
-        for (int i = g0; i < g0 + c->group_size; i++)
-            for (int j = all_pairs ? g0 : i + 1; j < g0 + c->group_size; j++) {
+    for (int g = 0; g < sae_n_groups(c); g++)
+        for (int a = 0; a < sae_group_len(c, g); a++)
+            for (int b = all_pairs ? 0 : a + 1; b < sae_group_len(c, g); b++) {
+                int i = sae_group_member(c, g, a), j = sae_group_member(c, g, b);
                 float dot = 0.0f;
                 for (int d = 0; d < c->dim; d++)
                     dot += p->v.W_dec[(size_t)i * c->dim + d] * p->v.W_dec[(size_t)j * c->dim + d];
@@ -81,4 +83,29 @@ void gradcheck_range(const gradcheck_job *job, size_t k0, size_t k1, gradcheck_s
             fprintf(stderr, "  %s: param %zu: analytic %.6g, finite difference %.6g\n", job->name, k, g, fd);
     }
     free(pat);
+}
+
+sae_groups *gradcheck_groups(const char *spec, int n)
+{
+    int sizes[64], members[256], G = 0, m = 0;
+    char msg[200];
+    const char *q = spec;
+    sizes[0] = 0;
+    while (*q && G < 64 && m < 256) {
+        char *end;
+        members[m++] = (int)strtol(q, &end, 10);
+        sizes[G]++;
+        q = end;
+        if (*q == '|' || !*q) {
+            G++;
+            if (G < 64)
+                sizes[G] = 0;
+        }
+        if (*q)
+            q++;
+    }
+    sae_groups *t = sae_groups_create(n, G, sizes, members, msg, sizeof msg);
+    if (!t)
+        fprintf(stderr, "gradcheck_groups(\"%s\"): %s\n", spec, msg);
+    return t;
 }

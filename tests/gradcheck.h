@@ -50,6 +50,10 @@ typedef struct {
     size_t plen;
 } gradcheck_job;
 
+/* A group table from "0,4,7|1|2,3" (groups split by '|', members by ','; at most 64 groups of 256
+ * latents in all) over n latents, or NULL (the reason on stderr). Free with sae_groups_free. */
+struct sae_groups *gradcheck_groups(const char *spec, int n);
+
 /* Checks parameters [k0, k1) of job, adding to st. */
 void gradcheck_range(const gradcheck_job *job, size_t k0, size_t k1, gradcheck_stats *st);
 

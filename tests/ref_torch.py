@@ -4,7 +4,8 @@
 Usage: ref_torch.py CASE_DIR [CASE_DIR ...]
 
 Each CASE_DIR (written by tests/test_ref.c) holds config.txt ("key value" lines:
-group_size, coef, orth_coef, threshold, bandwidth), the parameters W_enc (dim, n), b_enc (n),
+group_size (0: a group table, in group_of.npy, each latent's group), coef, orth_coef, threshold,
+bandwidth), the parameters W_enc (dim, n), b_enc (n),
 W_dec (n, dim), b_dec (dim), the batch x (B, dim), and the C results: loss (),
 z (B, n), x_hat (B, dim) and grad_<param> for every parameter, all as .npy.
 The loss is recomputed here from the definition in include/sae.h:
@@ -18,11 +19,19 @@ dH/drho = [|rho - threshold| < bandwidth/2] / bandwidth (rho > 0). Every tensor 
     max|c - ref| <= ABS_TOL + REL_TOL * max|ref|
 Prints one line per tensor and "case DIR: PASS|FAIL" per case; exits 1 if any case fails.
 """
+import os
 import sys
 
-from ref_common import compare_all, group_norm, load64, main, orth_penalty, read_config, torch, verdict
+import numpy as np
+from ref_common import compare_all, load64, main, read_config, torch, verdict
 
 PARAMS = ["W_enc", "b_enc", "W_dec", "b_dec"]
+
+
+def group_norm_sq(sq):
+    """sqrt of the groups' squared norms, with gradient 0 where a group is 0."""
+    safe = torch.where(sq > 0, sq, torch.ones_like(sq))
+    return torch.where(sq > 0, torch.sqrt(safe), torch.zeros_like(sq))
 
 
 class Step(torch.autograd.Function):
@@ -41,22 +50,34 @@ class Step(torch.autograd.Function):
         return g * window.to(rho.dtype) / ctx.bandwidth, None, None
 
 
-def reference(cfg, p, x):
-    """Loss, z, x_hat (float64) and the parameter gradients by autograd."""
-    s = int(cfg["group_size"])
+def groups_of(cfg, case, n):
+    """Each latent's group (n,) as int64: group_of.npy when the case has a group table, else i // s."""
+    path = os.path.join(case, "group_of.npy")
+    if int(cfg["group_size"]) == 0:
+        return torch.from_numpy(np.load(path)).to(torch.int64)
+    return torch.arange(n) // int(cfg["group_size"])
+
+
+def reference(cfg, p, x, of):
+    """Loss, z, x_hat (float64) and the parameter gradients by autograd; of (n,): latent -> group.
+    Groups may have any sizes and members: a one-hot (n, G) membership matrix M gives each group's
+    squared norm as relu(pre)^2 @ M, and a group's value back on its members as (.) @ M^T."""
     n = p["b_enc"].shape[0]
+    M = torch.nn.functional.one_hot(of, int(of.max()) + 1).to(torch.float64)  # (n, G)
     pre = (x - p["b_dec"]) @ p["W_enc"] + p["b_enc"]
-    a = torch.relu(pre).view(-1, n // s, s)
-    norm = group_norm(a)
+    a = torch.relu(pre)  # (B, n)
+    norm = group_norm_sq(a * a @ M)  # (B, G)
     if cfg["threshold"] > 0:
         keep = Step.apply(norm, cfg["threshold"], cfg["bandwidth"])
-        a = a * keep.unsqueeze(-1)
+        a = a * (keep @ M.T)
         norm = norm * keep
-    z = a.reshape(-1, n)
+    z = a
     x_hat = z @ p["W_dec"] + p["b_dec"]
     mse = ((x_hat - x) ** 2).sum(1).mean()
     sparsity = norm.sum(1).mean()
-    loss = mse + cfg["coef"] * sparsity + cfg["orth_coef"] * orth_penalty(p["W_dec"], s)
+    gram = p["W_dec"] @ p["W_dec"].T  # (n, n)
+    same = (M @ M.T) * (1.0 - torch.eye(n, dtype=gram.dtype))  # pairs i != j in one group
+    loss = mse + cfg["coef"] * sparsity + cfg["orth_coef"] * torch.relu(gram * same).sum()
     loss.backward()
     out = {"loss": loss.detach(), "z": z.detach(), "x_hat": x_hat.detach()}
     for k in PARAMS:
@@ -67,7 +88,8 @@ def reference(cfg, p, x):
 def check_case(case):
     cfg = read_config(case)
     p = {k: load64(case, k, grad=True) for k in PARAMS}
-    return verdict(case, compare_all(case, reference(cfg, p, load64(case, "x"))))
+    of = groups_of(cfg, case, p["b_enc"].shape[0])
+    return verdict(case, compare_all(case, reference(cfg, p, load64(case, "x"), of)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* reftest — case directories, .npy writers and one run of a PyTorch
  * reference script for the test_ref* suites (see reftest.h). */
 #include "reftest.h"
+#include "sae_groups.h"
 #include "npy.h"
 #include <dirent.h>
 #include <math.h>
@@ -80,10 +81,12 @@ int reftest_write_text(const char *dir, const char *name, const char *fmt, ...)
 
 int reftest_orth_clear(const sae_params *p, double margin)
 {
-    int s = p->cfg.group_size, dim = p->cfg.dim;
-    for (int g0 = 0; g0 < p->cfg.n_latents; g0 += s)
-        for (int i = g0; i < g0 + s; i++)
-            for (int j = i + 1; j < g0 + s; j++) {
+    const sae_config *c = &p->cfg;
+    int dim = c->dim;
+    for (int g = 0; g < sae_n_groups(c); g++)
+        for (int a = 0; a < sae_group_len(c, g); a++)
+            for (int b = a + 1; b < sae_group_len(c, g); b++) {
+                int i = sae_group_member(c, g, a), j = sae_group_member(c, g, b);
                 double dot = 0.0;
                 for (int d = 0; d < dim; d++)
                     dot += (double)p->v.W_dec[(size_t)i * dim + d] * p->v.W_dec[(size_t)j * dim + d];

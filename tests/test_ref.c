@@ -17,21 +17,26 @@
 #include "reftest.h"
 #include "rng.h"
 #include "sae.h"
+#include "sae_groups.h"
 #include <stdlib.h>
 
 typedef struct {
     const char *name;
     int dim, n, s, B;
     float coef, orth, thr;
+    const char *groups; /* a group table (gradcheck_groups; s is then 0), or NULL */
 } ref_case;
 
 static const ref_case ref_cases[] = {
-    {"relu_s1", 7, 12, 1, 6, 0.3f, 0.0f, 0.0f},
-    {"relu_s2", 7, 12, 2, 6, 0.3f, 0.0f, 0.0f},
-    {"relu_s2_orth", 7, 12, 2, 6, 0.2f, 0.5f, 0.0f},
-    {"relu_s1_thr", 7, 12, 1, 6, 0.3f, 0.0f, 0.4f},
-    {"relu_s2_orth_thr", 7, 12, 2, 6, 0.2f, 0.3f, 1.0f},
-    {"relu_s3_orth", 6, 12, 3, 5, 0.1f, 0.4f, 0.0f},
+    {"relu_s1", 7, 12, 1, 6, 0.3f, 0.0f, 0.0f, NULL},
+    {"relu_s2", 7, 12, 2, 6, 0.3f, 0.0f, 0.0f, NULL},
+    {"relu_s2_orth", 7, 12, 2, 6, 0.2f, 0.5f, 0.0f, NULL},
+    {"relu_s1_thr", 7, 12, 1, 6, 0.3f, 0.0f, 0.4f, NULL},
+    {"relu_s2_orth_thr", 7, 12, 2, 6, 0.2f, 0.3f, 1.0f, NULL},
+    {"relu_s3_orth", 6, 12, 3, 5, 0.1f, 0.4f, 0.0f, NULL},
+    {"relu_table", 7, 12, 0, 6, 0.3f, 0.0f, 0.0f, "0,4,7|1|2,3|5,6,8,9|10,11"},
+    {"relu_table_orth", 7, 12, 0, 6, 0.2f, 0.5f, 0.0f, "11,0,4,7|1|2,3|5,6,8|9,10"},
+    {"relu_table_orth_thr", 7, 12, 0, 6, 0.2f, 0.3f, 1.0f, "0,4,7|1|2,3|5,6,8,9|10,11"},
 };
 #define N_CASES (int)(sizeof ref_cases / sizeof ref_cases[0])
 
@@ -41,13 +46,13 @@ static const ref_case ref_cases[] = {
 static int away_from_kinks(const sae_params *p, const sae_work *w, int B, float margin)
 {
     const sae_config *c = &p->cfg;
-    int n = c->n_latents, s = c->group_size, below = 0, above = 0;
+    int n = c->n_latents, below = 0, above = 0;
     double thr = c->threshold, half = 0.5 * c->bandwidth;
     for (int b = 0; b < B; b++)
-        for (int g0 = 0; g0 < n; g0 += s) {
+        for (int g = 0; g < sae_n_groups(c); g++) {
             double norm2 = 0.0;
-            for (int i = g0; i < g0 + s; i++) {
-                float v = w->pre[(size_t)b * n + i];
+            for (int k = 0; k < sae_group_len(c, g); k++) {
+                float v = w->pre[(size_t)b * n + sae_group_member(c, g, k)];
                 if (fabsf(v) < margin)
                     return 0;
                 norm2 += v > 0 ? (double)v * v : 0.0;
@@ -63,6 +68,21 @@ static int away_from_kinks(const sae_params *p, const sae_work *w, int B, float 
     return reftest_orth_clear(p, margin);
 }
 
+/* group_of.npy (n): each latent's group, as floats (exact for these sizes). 0 or -1. */
+static int write_group_of(const char *dir, const sae_params *p)
+{
+    int n = p->cfg.n_latents;
+    float *of = malloc((size_t)n * sizeof(float)); /* (n) */
+    if (!of)
+        return -1;
+    for (int i = 0; i < n; i++)
+        of[i] = (float)sae_group_of(&p->cfg, i);
+    int64_t shape[1] = {n};
+    int rc = reftest_write_npy(dir, "group_of", of, shape, 1);
+    free(of);
+    return rc;
+}
+
 /* Draws the case's SAE and batch (redrawing near kinks), computes, writes dir. Returns 0 or -1. */
 static int write_case(int index, const char *dir)
 {
@@ -71,7 +91,11 @@ static int write_case(int index, const char *dir)
                     .sparsity_coef = rc->coef, .orth_coef = rc->orth, .threshold = rc->thr, .bandwidth = rc->thr};
     sae_params p;
     sae_work w;
-    if (sae_params_alloc(&p, &c) != 0 || sae_work_alloc(&w, &c, rc->B) != 0)
+    sae_groups *t = rc->groups ? gradcheck_groups(rc->groups, rc->n) : NULL;
+    c.groups = t;
+    int bad = (rc->groups && !t) || sae_params_alloc(&p, &c) != 0;
+    sae_groups_free(t); /* the params keep their own copy */
+    if (bad || sae_work_alloc(&w, &c, rc->B) != 0)
         return -1;
     float *x = malloc((size_t)rc->B * rc->dim * sizeof(float));     /* (B, dim) */
     float *grad = malloc(p.n_params * sizeof(float));               /* (n_params) */
@@ -86,6 +110,7 @@ static int write_case(int index, const char *dir)
             break;
     }
     int rcode = reftest_write_pass(dir, &p, grad, x, rc->B, &w, loss);
+    rcode |= write_group_of(dir, &p);
     rcode |= reftest_write_text(dir, "config.txt",
                                 "group_size %d\ncoef %.9g\north_coef %.9g\nthreshold %.9g\nbandwidth %.9g\n", rc->s,
                                 rc->coef, rc->orth, rc->thr, rc->thr);
