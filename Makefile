@@ -183,7 +183,7 @@ FUZZ_CC ?= clang
 FUZZ_DIR := build-fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -O1 -g -pthread -MMD -MP
-FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(wildcard core/*.c) spec/spec.c spec/spec_analysis.c spec/spec_groupspace.c api/http.c common/log.c fuzz/fuzzutil.c)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(wildcard core/*.c) spec/spec.c spec/spec_analysis.c spec/spec_groupspace.c spec/spec_groups.c api/http.c common/log.c fuzz/fuzzutil.c)
 FUZZ_BINS := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
 .PHONY: fuzz fuzz-build fuzz-clean
 $(FUZZ_DIR)/obj/%.o: %.c

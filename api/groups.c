@@ -66,7 +66,9 @@ static int groups_load(api_req *r, groups_geo *q)
                     "cannot read group %lld: %s", (long long)r->ids[1], store_errmsg(r->st));
         return -1;
     }
-    q->s = q->an.group_size;
+    json_t *m = api_json_stored(q->g.members_json); /* any size: the SAE's groups may be uneven */
+    q->s = (int)json_array_size(m);
+    json_decref(m);
     q->dim = q->sae.dim;
     return 0;
 }

@@ -94,7 +94,7 @@ enum MHD_Result jobs_create(api_req *r)
 {
     spec_errors errs = { 0 };
     jobtype_spec js = { 0 };
-    jobtype_limits lim = { .max_job_bytes = r->srv->cfg.max_job_bytes };
+    jobtype_limits lim = { .max_job_bytes = r->srv->cfg.max_job_bytes, .data_dir = r->srv->cfg.data_dir };
     json_t *body = api_body_object(r);
     if (!body) return MHD_YES;
     enum MHD_Result ret = MHD_YES;

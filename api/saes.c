@@ -28,11 +28,15 @@ static json_t *saes_metrics(const char *text)
 static json_t *saes_object(const store_sae *s)
 {
     int max_rows = s->n_latents > 0 && s->dim > 0 ? encode_max_rows(s->n_latents, s->dim) : 0;
-    return json_pack("{s:I,s:o,s:I,s:o,s:i,s:i,s:i,s:o,s:s,s:i}", "id", (json_int_t)s->id,
+    json_t *config = api_json_stored(s->config_json);
+    size_t n_groups = s->group_size > 0 ? (size_t)(s->n_latents / s->group_size) /* else listed in config */
+                                        : json_array_size(json_object_get(config, "groups"));
+    return json_pack("{s:I,s:o,s:I,s:o,s:i,s:i,s:i,s:I,s:o,s:s,s:i}", "id", (json_int_t)s->id,
                      "job", s->job_id > 0 ? json_integer(s->job_id) : json_null(), /* null once the job is deleted */
                      "dataset", (json_int_t)s->dataset_id,
-                     "config", api_json_stored(s->config_json), "n_latents", s->n_latents, "dim", s->dim,
-                     "group_size", s->group_size, "metrics", saes_metrics(s->metrics_json),
+                     "config", config, "n_latents", s->n_latents, "dim", s->dim,
+                     "group_size", s->group_size, "n_groups", (json_int_t)n_groups,
+                     "metrics", saes_metrics(s->metrics_json),
                      "created_at", s->created_at, "encode_max_rows", max_rows);
 }
 

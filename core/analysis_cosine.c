@@ -113,19 +113,19 @@ void analysis_cosine_matrix(const float *rows, int m, int dim, float *out)
     }
 }
 
-int analysis_group_max_cos(const float *W_dec, int n, int dim, int group_size, float *max_cos)
+int analysis_group_max_cos_groups(const float *W_dec, int n, int dim, const int32_t *goff, int G, float *max_cos)
 {
-    if (n < 1 || dim < 1 || group_size < 1 || n % group_size)
+    if (n < 1 || dim < 1 || G < 1 || !analysis_offsets_ok(goff, G, n))
         return ANALYSIS_EINVAL;
     assert(W_dec && max_cos);
-    assert(core_disjoint(W_dec, (size_t)n * dim * sizeof *W_dec, max_cos,
-                         (size_t)(n / group_size) * sizeof *max_cos));
-    int s = group_size;
-    float *cm = malloc((size_t)s * s * sizeof *cm); /* (s, s) */
+    assert(core_disjoint(W_dec, (size_t)n * dim * sizeof *W_dec, max_cos, (size_t)G * sizeof *max_cos));
+    int smax = analysis_offsets_max(goff, G);
+    float *cm = malloc((size_t)smax * smax * sizeof *cm); /* (s, s) the largest group's */
     if (!cm)
         return ANALYSIS_ENOMEM;
-    for (int g = 0; g < n / s; g++) {
-        analysis_cosine_matrix(W_dec + (size_t)g * s * dim, s, dim, cm);
+    for (int g = 0; g < G; g++) {
+        int s = goff[g + 1] - goff[g];
+        analysis_cosine_matrix(W_dec + (size_t)goff[g] * dim, s, dim, cm);
         float best = s > 1 ? -INFINITY : 0.0f;
         for (int a = 0; a < s; a++)
             for (int b = a + 1; b < s; b++)
@@ -134,4 +134,14 @@ int analysis_group_max_cos(const float *W_dec, int n, int dim, int group_size, f
     }
     free(cm);
     return ANALYSIS_OK;
+}
+
+int analysis_group_max_cos(const float *W_dec, int n, int dim, int group_size, float *max_cos)
+{
+    if (n < 1 || dim < 1 || group_size < 1 || n % group_size)
+        return ANALYSIS_EINVAL;
+    int32_t *goff = analysis_offsets_equal(n, group_size);
+    int rc = goff ? analysis_group_max_cos_groups(W_dec, n, dim, goff, n / group_size, max_cos) : ANALYSIS_ENOMEM;
+    free(goff);
+    return rc;
 }

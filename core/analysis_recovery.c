@@ -45,20 +45,20 @@ void analysis_orthonormalize_planes(const float *planes, int nc, int dim, float 
     }
 }
 
-static int recovery_alloc(analysis_recovery *r, int n, int nc, int s, int max_k)
+static int recovery_alloc(analysis_recovery *r, int n, int nc, int G, int max_k)
 {
-    assert(r && n >= 1 && nc >= 1 && s >= 1 && n % s == 0 && max_k >= 0);
+    assert(r && n >= 1 && nc >= 1 && G >= 1 && G <= n && max_k >= 0);
     memset(r, 0, sizeof *r);
     r->n = n;
     r->n_circles = nc;
-    r->group_size = s;
+    r->n_groups = G;
     r->max_k = max_k;
     r->row_circle = calloc((size_t)n, sizeof *r->row_circle);
     r->row_frac = calloc((size_t)n, sizeof *r->row_frac);
     r->circle_rows = calloc((size_t)nc, sizeof *r->circle_rows);
     r->per_plane_hist = calloc((size_t)max_k + 1, sizeof *r->per_plane_hist);
-    r->group_circle = calloc((size_t)(n / s), sizeof *r->group_circle);
-    r->group_fit = calloc((size_t)(n / s), sizeof *r->group_fit);
+    r->group_circle = calloc((size_t)G, sizeof *r->group_circle);
+    r->group_fit = calloc((size_t)G, sizeof *r->group_fit);
     if (!r->row_circle || !r->row_frac || !r->circle_rows || !r->per_plane_hist || !r->group_circle ||
         !r->group_fit) {
         analysis_recovery_free(r);
@@ -101,10 +101,10 @@ static void recovery_row(const float *p, const float *d, int dim, int nc, analys
     r->row_frac[i] = (float)best_f;
 }
 
-/* Best circle of group g from the members' fraction sums gsum (nc). */
+/* Best circle of group g (s members) from the members' fraction sums gsum (nc). */
 static void recovery_group(analysis_recovery *r, int g, const double *gsum, int nc, int s)
 {
-    assert(gsum && nc == r->n_circles && s == r->group_size && 0 <= g && g < r->n / s);
+    assert(gsum && nc == r->n_circles && s >= 1 && 0 <= g && g < r->n_groups);
     int best = 0;
     for (int c = 1; c < nc; c++)
         if (gsum[c] > gsum[best])
@@ -113,15 +113,25 @@ static void recovery_group(analysis_recovery *r, int g, const double *gsum, int 
     r->group_fit[g] = (float)(gsum[best] / s);
 }
 
-/* Fills the per-row and per-group fields by blocks of whole groups. */
-static int recovery_fractions(const float *W_dec, int n, int dim, int s, const float *q, int nc,
+/* The end g1 > g0 of the block that starts at group g0: whole groups of at most bs rows, or g0's
+ * group alone if it is larger (bs is at least the largest group). */
+static int recovery_block_end(const int32_t *goff, int G, int g0, int bs)
+{
+    int g1 = g0 + 1;
+    while (g1 < G && goff[g1 + 1] - goff[g0] <= bs)
+        g1++;
+    return g1;
+}
+
+/* Fills the per-row and per-group fields by blocks of whole groups (rows goff[g] .. goff[g+1]-1). */
+static int recovery_fractions(const float *W_dec, int n, int dim, const int32_t *goff, const float *q, int nc,
                               analysis_recovery *r)
 {
     assert(W_dec && q && r && r->row_circle && r->group_circle);
-    assert(n == r->n && s == r->group_size && nc == r->n_circles && dim >= 1 && n % s == 0);
-    int bs = (int)(REC_BLOCK_FLOATS / (2 * (size_t)nc)) / s * s;
-    bs = bs < s ? s : bs;
-    assert(bs % s == 0); /* blocks of whole groups, so a group's sums are made in one block */
+    assert(n == r->n && nc == r->n_circles && dim >= 1);
+    int G = r->n_groups, smax = analysis_offsets_max(goff, G);
+    int bs = (int)(REC_BLOCK_FLOATS / (2 * (size_t)nc));
+    bs = bs < smax ? smax : bs; /* blocks of whole groups, so a group's sums are made in one block */
     float *p = malloc((size_t)bs * 2 * nc * sizeof *p); /* (bs, 2 nc) projections */
     double *gsum = malloc((size_t)nc * sizeof *gsum);   /* (nc) the group's fraction sums */
     if (!p || !gsum) {
@@ -129,16 +139,16 @@ static int recovery_fractions(const float *W_dec, int n, int dim, int s, const f
         free(gsum);
         return ANALYSIS_ENOMEM;
     }
-    for (int a = 0; a < n; a += bs) {
-        int rows = n - a < bs ? n - a : bs;
+    for (int g0 = 0, g1; g0 < G; g0 = g1) {
+        g1 = recovery_block_end(goff, G, g0, bs);
+        int a = goff[g0], rows = goff[g1] - a;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * nc, dim, 1.0f, W_dec + (size_t)a * dim, dim,
                     q, dim, 0.0f, p, 2 * nc);
-        for (int g0 = 0; g0 < rows; g0 += s) {
+        for (int g = g0; g < g1; g++) {
             memset(gsum, 0, (size_t)nc * sizeof *gsum);
-            for (int m = 0; m < s; m++)
-                recovery_row(p + (size_t)(g0 + m) * 2 * nc, W_dec + (size_t)(a + g0 + m) * dim, dim, nc, r,
-                             a + g0 + m, gsum);
-            recovery_group(r, (a + g0) / s, gsum, nc, s);
+            for (int i = goff[g]; i < goff[g + 1]; i++)
+                recovery_row(p + (size_t)(i - a) * 2 * nc, W_dec + (size_t)i * dim, dim, nc, r, i, gsum);
+            recovery_group(r, g, gsum, nc, goff[g + 1] - goff[g]);
         }
     }
     free(p);
@@ -147,11 +157,11 @@ static int recovery_fractions(const float *W_dec, int n, int dim, int s, const f
 }
 
 /* Counts, histogram and circles found from the per-row fields. */
-static int recovery_count(analysis_recovery *r, const unsigned char *alive, double min_frac)
+static int recovery_count(analysis_recovery *r, const int32_t *goff, const unsigned char *alive, double min_frac)
 {
     assert(r && r->row_circle && r->row_frac && r->circle_rows && r->per_plane_hist);
     assert(r->rows_counted == 0 && r->rows_inplane == 0 && r->circles_found == 0); /* counted once */
-    int n = r->n, nc = r->n_circles, s = r->group_size;
+    int n = r->n, nc = r->n_circles;
     unsigned char *by_group = calloc((size_t)nc, 1); /* (nc) found by a whole group */
     if (!by_group)
         return ANALYSIS_ENOMEM;
@@ -164,12 +174,10 @@ static int recovery_count(analysis_recovery *r, const unsigned char *alive, doub
             r->circle_rows[r->row_circle[i]]++;
         }
     }
-    for (int g = 0; g < n / s; g++) {
-        int ok = 1, c = r->row_circle[g * s];
-        for (int m = 0; m < s; m++) {
-            int i = g * s + m;
+    for (int g = 0; g < r->n_groups; g++) {
+        int ok = 1, c = r->row_circle[goff[g]];
+        for (int i = goff[g]; i < goff[g + 1]; i++)
             ok &= (!alive || alive[i]) && r->row_frac[i] >= min_frac && r->row_circle[i] == c;
-        }
         by_group[c] |= (unsigned char)ok;
     }
     for (int c = 0; c < nc; c++) {
@@ -192,8 +200,26 @@ int analysis_recovery_run(const float *W_dec, int n, int dim, int group_size, co
     memset(out, 0, sizeof *out);
     if (n < 1 || dim < 1 || nc < 1 || group_size < 1 || n % group_size || max_k < 0)
         return ANALYSIS_EINVAL;
+    int32_t *goff = analysis_offsets_equal(n, group_size);
+    if (!goff)
+        return ANALYSIS_ENOMEM;
+    int rc = analysis_recovery_run_groups(W_dec, n, dim, goff, n / group_size, planes, nc, alive, min_frac, max_k,
+                                          out);
+    out->group_size = group_size;
+    free(goff);
+    return rc;
+}
+
+int analysis_recovery_run_groups(const float *W_dec, int n, int dim, const int32_t *goff, int G, const float *planes,
+                                 int nc, const unsigned char *alive, double min_frac, int max_k,
+                                 analysis_recovery *out)
+{
+    assert(out);
+    memset(out, 0, sizeof *out);
+    if (n < 1 || dim < 1 || nc < 1 || !analysis_offsets_ok(goff, G, n) || max_k < 0)
+        return ANALYSIS_EINVAL;
     assert(W_dec && planes);
-    int rc = recovery_alloc(out, n, nc, group_size, max_k);
+    int rc = recovery_alloc(out, n, nc, G, max_k);
     if (rc)
         return rc;
     float *q = malloc((size_t)nc * 2 * dim * sizeof *q); /* (nc, 2, dim) orthonormal planes */
@@ -202,9 +228,9 @@ int analysis_recovery_run(const float *W_dec, int n, int dim, int group_size, co
         return ANALYSIS_ENOMEM;
     }
     analysis_orthonormalize_planes(planes, nc, dim, q);
-    rc = recovery_fractions(W_dec, n, dim, group_size, q, nc, out);
+    rc = recovery_fractions(W_dec, n, dim, goff, q, nc, out);
     if (!rc)
-        rc = recovery_count(out, alive, min_frac);
+        rc = recovery_count(out, goff, alive, min_frac);
     free(q);
     if (rc)
         analysis_recovery_free(out);

@@ -72,17 +72,20 @@ static double analysis_subspace_min_cos(const float *prod, int s, int nc, int i)
     return lo > 0.0 ? sqrt(lo) : 0.0;
 }
 
-/* Groups [g0, g1): their bases into q (block rows), products, and each one's best plane. */
-static void analysis_subspace_block(const float *W_dec, int dim, int s, const float *planes, int nc, int g0, int g1,
-                                    float *q, float *prod, analysis_subspace *out)
+/* Groups [g0, g1) (rows goff[g0] .. goff[g1]-1): their bases into q (block rows), products, and each
+ * one's best plane. */
+static void analysis_subspace_block(const float *W_dec, int dim, const int32_t *goff, const float *planes, int nc,
+                                    int g0, int g1, float *q, float *prod, analysis_subspace *out)
 {
-    int rows = (g1 - g0) * s;
+    int a = goff[g0], rows = goff[g1] - a;
     for (int g = g0; g < g1; g++)
-        analysis_subspace_basis(W_dec + (size_t)g * s * dim, s, dim, q + (size_t)(g - g0) * s * dim);
+        analysis_subspace_basis(W_dec + (size_t)goff[g] * dim, goff[g + 1] - goff[g], dim,
+                                q + (size_t)(goff[g] - a) * dim);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * nc, dim, 1.0f, q, dim, planes, dim, 0.0f, prod,
                 2 * nc);
     for (int g = g0; g < g1; g++) {
-        const float *pg = prod + (size_t)(g - g0) * s * 2 * nc; /* (s, 2 nc) */
+        int s = goff[g + 1] - goff[g];
+        const float *pg = prod + (size_t)(goff[g] - a) * 2 * nc; /* (s, 2 nc) */
         double best = -1.0;
         int at = -1;
         for (int i = 0; i < nc; i++) {
@@ -113,30 +116,41 @@ static int analysis_subspace_hist(const analysis_subspace *r, double cut, int *c
     return held;
 }
 
-int analysis_subspace_run(const float *W_dec, int n, int dim, int s, const float *planes, int nc, int max_k,
-                          analysis_subspace *out)
+/* The end g1 > g0 of the block that starts at group g0: whole groups of at most rows_cap rows, or g0's
+ * group alone if it is larger. */
+static int analysis_subspace_block_end(const int32_t *goff, int G, int g0, int rows_cap)
 {
-    assert(W_dec && planes && out && n >= 1 && dim >= 1 && s >= 1 && n % s == 0 && nc >= 1 && max_k >= 1);
+    int g1 = g0 + 1;
+    while (g1 < G && goff[g1 + 1] - goff[g0] <= rows_cap)
+        g1++;
+    return g1;
+}
+
+int analysis_subspace_run_groups(const float *W_dec, int n, int dim, const int32_t *goff, int G, const float *planes,
+                                 int nc, int max_k, analysis_subspace *out)
+{
+    assert(W_dec && planes && out && n >= 1 && dim >= 1 && nc >= 1 && max_k >= 1);
+    assert(analysis_offsets_ok(goff, G, n));
     memset(out, 0, sizeof *out);
-    int G = n / s;
-    size_t per_group = (size_t)s * 2 * nc;
-    int block = (int)(SUB_BLOCK_FLOATS / per_group);
-    block = block < 1 ? 1 : block > G ? G : block;
+    int rows_cap = (int)(SUB_BLOCK_FLOATS / (2 * (size_t)nc)), smax = analysis_offsets_max(goff, G);
+    rows_cap = rows_cap < smax ? smax : rows_cap > n ? n : rows_cap;
     out->n_groups = G, out->n_circles = nc, out->max_k = max_k;
     out->group_circle = malloc((size_t)G * sizeof(int));
     out->group_cos = malloc((size_t)G * sizeof(float));
     out->hist = calloc((size_t)max_k + 1, sizeof(int64_t));
     out->hist_99 = calloc((size_t)max_k + 1, sizeof(int64_t));
-    float *q = malloc((size_t)block * s * dim * sizeof(float)); /* (block s, dim) */
-    float *prod = malloc((size_t)block * per_group * sizeof(float)); /* (block s, 2 nc) */
+    float *q = malloc((size_t)rows_cap * dim * sizeof(float));         /* (rows_cap, dim) */
+    float *prod = malloc((size_t)rows_cap * 2 * nc * sizeof(float));   /* (rows_cap, 2 nc) */
     int *count = malloc((size_t)nc * sizeof(int));
     if (!out->group_circle || !out->group_cos || !out->hist || !out->hist_99 || !q || !prod || !count) {
         free(q), free(prod), free(count);
         analysis_subspace_free(out);
         return ANALYSIS_ENOMEM;
     }
-    for (int g0 = 0; g0 < G; g0 += block)
-        analysis_subspace_block(W_dec, dim, s, planes, nc, g0, g0 + block < G ? g0 + block : G, q, prod, out);
+    for (int g0 = 0, g1; g0 < G; g0 = g1) {
+        g1 = analysis_subspace_block_end(goff, G, g0, rows_cap);
+        analysis_subspace_block(W_dec, dim, goff, planes, nc, g0, g1, q, prod, out);
+    }
     out->circles_held = analysis_subspace_hist(out, ANALYSIS_SUBSPACE_CUT, count, out->hist, &out->groups_holding);
     out->circles_held_99 = analysis_subspace_hist(out, ANALYSIS_SUBSPACE_CUT_99, count, out->hist_99,
                                                   &out->groups_holding_99);
@@ -144,6 +158,20 @@ int analysis_subspace_run(const float *W_dec, int n, int dim, int s, const float
     out->circles_one_group_99 = (int)out->hist_99[1];
     free(q), free(prod), free(count);
     return ANALYSIS_OK;
+}
+
+int analysis_subspace_run(const float *W_dec, int n, int dim, int s, const float *planes, int nc, int max_k,
+                          analysis_subspace *out)
+{
+    assert(n >= 1 && s >= 1 && n % s == 0);
+    int32_t *goff = analysis_offsets_equal(n, s);
+    if (!goff) {
+        memset(out, 0, sizeof *out);
+        return ANALYSIS_ENOMEM;
+    }
+    int rc = analysis_subspace_run_groups(W_dec, n, dim, goff, n / s, planes, nc, max_k, out);
+    free(goff);
+    return rc;
 }
 
 void analysis_subspace_free(analysis_subspace *r)

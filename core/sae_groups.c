@@ -2,6 +2,7 @@
  * that answer for both kinds of groups (design: include/sae_groups.h). */
 #include "sae_groups.h"
 #include <assert.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,4 +205,89 @@ void sae_groups_scatter(const sae_groups *t, int g, const float *src, float *dst
     const int *m = t->mem + t->off[g];
     for (int k = 0; k < t->off[g + 1] - t->off[g]; k++)
         dst_row[m[k]] = src[k];
+}
+
+/* ---- as JSON lists ---- */
+
+/* Counts v's groups and members; 0, or SAE_GROUPS_MALFORMED / SAE_GROUPS_IMPOSSIBLE with msg. */
+static int sae_groups_count(const json_t *v, int *G, long long *total, char *msg, size_t msglen)
+{
+    size_t g, k;
+    json_t *list, *id;
+    *total = 0;
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        snprintf(msg, msglen, "must be a non-empty list of groups, each a list of latent ids, e.g. [[0,5,9],[1,2]]");
+        return SAE_GROUPS_MALFORMED;
+    }
+    json_array_foreach(v, g, list) {
+        if (!json_is_array(list)) {
+            snprintf(msg, msglen, "group %zu must be a list of latent ids", g);
+            return SAE_GROUPS_MALFORMED;
+        }
+        json_array_foreach(list, k, id) if (!json_is_integer(id)) {
+            snprintf(msg, msglen, "group %zu: member %zu must be an integer latent id", g, k);
+            return SAE_GROUPS_MALFORMED;
+        }
+        *total += (long long)json_array_size(list);
+        if (*total > SAE_GROUPS_MAX_LATENTS) {
+            snprintf(msg, msglen, "the groups list more than %d latents", SAE_GROUPS_MAX_LATENTS);
+            return SAE_GROUPS_IMPOSSIBLE;
+        }
+    }
+    *G = (int)json_array_size(v);
+    return 0;
+}
+
+/* sizes (G) and members (total) out of v, already counted; ids outside int become -1 (refused later). */
+static void sae_groups_flatten(const json_t *v, int *sizes, int *members)
+{
+    size_t g, k;
+    json_t *list, *id;
+    int pos = 0;
+    json_array_foreach(v, g, list) {
+        sizes[g] = (int)json_array_size(list);
+        json_array_foreach(list, k, id) {
+            json_int_t x = json_integer_value(id);
+            members[pos++] = x >= 0 && x <= INT_MAX ? (int)x : -1;
+        }
+    }
+}
+
+int sae_groups_from_json(const json_t *v, int n, sae_groups **out, char *msg, size_t msglen)
+{
+    int G;
+    long long total;
+    assert(out && msg && n >= 0);
+    *out = NULL;
+    int rc = sae_groups_count(v, &G, &total, msg, msglen);
+    if (rc) return rc;
+    int over = n > 0 ? n : (int)total;
+    if (G > over) {
+        snprintf(msg, msglen, "every group needs at least one latent (an empty list was given)");
+        return SAE_GROUPS_IMPOSSIBLE;
+    }
+    int *sizes = malloc((size_t)G * sizeof(int)), *members = malloc((size_t)(total ? total : 1) * sizeof(int));
+    if (sizes && members) {
+        sae_groups_flatten(v, sizes, members);
+        *out = sae_groups_create(over, G, sizes, members, msg, msglen);
+    }
+    rc = !sizes || !members ? -1 : *out ? 0 : SAE_GROUPS_IMPOSSIBLE;
+    free(sizes);
+    free(members);
+    return rc;
+}
+
+json_t *sae_groups_to_json(const sae_groups *t)
+{
+    assert(t);
+    json_t *out = json_array();
+    for (int g = 0; out && g < t->n_groups; g++) {
+        json_t *list = json_array();
+        for (int k = t->off[g]; list && k < t->off[g + 1]; k++) json_array_append_new(list, json_integer(t->mem[k]));
+        if (!list || json_array_append_new(out, list)) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }

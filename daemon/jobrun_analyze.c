@@ -83,7 +83,8 @@ static int jobrun_analyze_setup(jobrun_analyze_job *j)
     }
     j->rows = j->spec.n_samples;
     if (j->src.n_rows >= 0 && j->rows > j->src.n_rows) j->rows = j->src.n_rows;
-    int rc = analysis_stats_init(&j->stats, j->n, j->sae.group_size, ANALYSIS_HIST_BINS);
+    /* group statistics come from jobrun_groups (any groups), not from the stats' contiguous ones */
+    int rc = analysis_stats_init(&j->stats, j->n, 1, ANALYSIS_HIST_BINS);
     if (!rc) rc = analysis_cooc_init(&j->cooc, j->n);
     if (rc) snprintf(j->err, sizeof j->err, "starting the statistics: %s", analysis_strerror(rc));
     snprintf(j->dir, sizeof j->dir, "%s/analyses/sae-%lld/job-%lld", ctx->data_dir, (long long)j->sae.id,
@@ -237,7 +238,7 @@ static int jobrun_analyze_group_store_rows(const jobrun_analyze_job *j, store_gr
 {
     for (int g = 0; g < j->n_groups; g++) {
         json_t *m = json_array();
-        for (int t = 0; t < j->s; t++) json_array_append_new(m, json_integer(j->order[(size_t)g * j->s + t]));
+        for (int t = j->goff[g]; t < j->goff[g + 1]; t++) json_array_append_new(m, json_integer(j->order[t]));
         grp[g] = (store_group){ .group = g, .density = j->g_density[g], .jaccard = j->g_jaccard[g],
                                 .max_cos = j->g_maxcos[g], .circle = j->has_rec ? j->rec.group_circle[g] : -1,
                                 .plane_fit = j->has_rec ? j->rec.group_fit[g] : NAN };

@@ -3,11 +3,13 @@
  * and jobrun_groups.c (grouping, group statistics, circle recovery,
  * group planes and the projections of the rows where each group fires).
  *
- * Groups: an SAE's own groups (latents g*s .. g*s+s-1), or, when the spec
- * asks to cluster an ordinary SAE, the clusters of analysis_cluster_greedy.
- * Either way `order` lists the latents group by group, so every group-level
- * function runs on the decoder rows permuted into that order (W_perm) with
- * contiguous groups of s. */
+ * Groups: an SAE's own groups (latents g*s .. g*s+s-1, or its table of
+ * groups of any size, include/sae_groups.h), or, when the spec asks to
+ * cluster an ordinary SAE, the clusters of analysis_cluster_greedy. Either
+ * way `order` lists the latents group by group and goff says where each
+ * group starts in it, so every group-level function runs on the decoder
+ * rows permuted into that order (W_perm), group g being rows goff[g] ..
+ * goff[g+1]-1. */
 #ifndef SAED_JOBRUN_ANALYZE_H
 #define SAED_JOBRUN_ANALYZE_H
 #include "analysis.h"
@@ -34,7 +36,8 @@ typedef struct {
     jobrun_dataset *ds;
     data_source src;
     circles *circ;             /* ground truth when the dataset is circles, else NULL */
-    int n, dim, s, n_groups;   /* latents, width, reported group size, groups */
+    int n, dim, s, n_groups;   /* latents, width, reported group size (0: groups of any size), groups */
+    int max_s;                 /* the largest group's size */
     int64_t rows;              /* samples analysed */
     analysis_stats stats;
     analysis_cooc cooc;
@@ -44,7 +47,8 @@ typedef struct {
     float *nb_j;               /* (n, K) */
     int32_t dups[2 * JOBRUN_ANALYZE_DUP_CAP]; /* (JOBRUN_ANALYZE_DUP_CAP, 2) near-duplicate pairs */
     int64_t n_dups;
-    int32_t *order;            /* (n) group g = order[g*s .. g*s+s-1] */
+    int32_t *order;            /* (n) latents group by group: group g = order[goff[g] .. goff[g+1]-1] */
+    int32_t *goff;             /* (n_groups + 1) */
     int32_t *group_of;         /* (n) each latent's group */
     float *W_perm;             /* (n, dim) decoder rows in group order */
     double *g_density;         /* (n_groups) fraction of rows where any member fired */

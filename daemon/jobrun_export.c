@@ -14,6 +14,7 @@
  * the row too (include/sae_arch.h). */
 #include "jobrun_export.h"
 #include "sae_arch.h"
+#include "sae_groups.h"
 #include "files.h"
 #include "safetensors.h"
 #include <math.h>
@@ -108,7 +109,8 @@ static json_t *jobrun_export_cfg(const sae_params *p, const json_t *spec, float 
     if (!cfg) return NULL;
     if (topk && c->k > 0) json_object_set_new(cfg, "activation_fn_kwargs", json_pack("{s:i}", "k", c->k));
     json_object_set_new(cfg, "saed_arch", json_string(sae_arch_name(c->arch)));
-    json_object_set_new(cfg, "group_size", json_integer(c->group_size));
+    json_object_set_new(cfg, "group_size", json_integer(c->group_size)); /* 0: groups of any size, listed */
+    if (c->groups) json_object_set_new(cfg, "groups", sae_groups_to_json(c->groups));
     json_object_set_new(cfg, "k", c->k > 0 ? json_integer(c->k) : json_null());
     static const char *const copied[] = { "threshold", "sparsity_coef", "orth_coef" };
     for (size_t i = 0; i < sizeof copied / sizeof copied[0]; i++) {

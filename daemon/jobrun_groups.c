@@ -10,6 +10,7 @@
  * O(firing entries)). The rows to project are fetched again from the data
  * source in row order, JOBRUN_ANALYZE_ROW_BATCH distinct rows at a time. */
 #include "jobrun_analyze.h"
+#include "sae_groups.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,26 +29,42 @@ static int jobrun_groups_core_fail(jobrun_analyze_job *j, const char *what, int 
 
 /* ---- grouping ---- */
 
+/* The SAE's own groups into order and goff: a table's, or contiguous ones of its group_size. */
+static void jobrun_groups_own(jobrun_analyze_job *j)
+{
+    const sae_config *c = &j->p.cfg;
+    j->s = c->groups ? 0 : c->group_size;
+    j->n_groups = sae_n_groups(c);
+    for (int g = 0, k = 0; g < j->n_groups; g++) {
+        j->goff[g] = k;
+        for (int m = 0; m < sae_group_len(c, g); m++) j->order[k++] = sae_group_member(c, g, m);
+    }
+    j->goff[j->n_groups] = j->n;
+}
+
 int jobrun_groups_form(jobrun_analyze_job *j)
 {
     int n = j->n, K = j->spec.neighbors;
     j->order = malloc((size_t)n * sizeof *j->order);
+    j->goff = malloc(((size_t)n + 1) * sizeof *j->goff);
     j->group_of = malloc((size_t)n * sizeof *j->group_of);
     j->W_perm = malloc((size_t)n * j->dim * sizeof *j->W_perm);
-    if (!j->order || !j->group_of || !j->W_perm) return jobrun_groups_nomem(j, "grouping");
+    if (!j->order || !j->goff || !j->group_of || !j->W_perm) return jobrun_groups_nomem(j, "grouping");
     if (j->spec.cluster == SPEC_ANALYSIS_CLUSTER_NONE) {
-        j->s = j->sae.group_size;
-        for (int i = 0; i < n; i++) j->order[i] = i;
+        jobrun_groups_own(j);
     } else {
         j->s = j->spec.cluster_group_size;
         int cos = j->spec.cluster == SPEC_ANALYSIS_CLUSTER_COSINE;
         int rc = analysis_cluster_greedy(n, j->s, K, cos ? j->nb_cos_idx : j->nb_j_idx, cos ? j->nb_cos : j->nb_j,
                                          j->spec.cluster_min_sim, j->order);
         if (rc) return jobrun_groups_core_fail(j, "clustering the latents", rc);
+        j->n_groups = n / j->s;
+        for (int g = 0; g <= j->n_groups; g++) j->goff[g] = g * j->s;
     }
-    j->n_groups = n / j->s;
+    j->max_s = analysis_offsets_max(j->goff, j->n_groups);
+    for (int g = 0; g < j->n_groups; g++)
+        for (int k = j->goff[g]; k < j->goff[g + 1]; k++) j->group_of[j->order[k]] = g;
     for (int k = 0; k < n; k++) {
-        j->group_of[j->order[k]] = k / j->s;
         memcpy(j->W_perm + (size_t)k * j->dim, j->p.v.W_dec + (size_t)j->order[k] * j->dim,
                (size_t)j->dim * sizeof *j->W_perm);
     }
@@ -60,8 +77,8 @@ int jobrun_groups_form(jobrun_analyze_job *j)
 static int64_t jobrun_groups_rows(const jobrun_analyze_job *j, int g, int32_t *stamp)
 {
     int64_t count = 0;
-    for (int m = 0; m < j->s; m++) {
-        int i = j->order[(size_t)g * j->s + m];
+    for (int m = j->goff[g]; m < j->goff[g + 1]; m++) {
+        int i = j->order[m];
         for (int64_t t = j->cooc.col_ptr[i]; t < j->cooc.col_ptr[i + 1]; t++) {
             int32_t r = j->cooc.col_rows[t];
             if (stamp[r] != g) stamp[r] = g, count++;
@@ -72,11 +89,12 @@ static int64_t jobrun_groups_rows(const jobrun_analyze_job *j, int g, int32_t *s
 
 static double jobrun_groups_jaccard(const jobrun_analyze_job *j, int g)
 {
-    const int32_t *mem = j->order + (size_t)g * j->s; /* (s) */
+    const int32_t *mem = j->order + j->goff[g]; /* (s) */
+    int s = j->goff[g + 1] - j->goff[g];
     double sum = 0.0;
-    for (int a = 0; a < j->s; a++)
-        for (int b = a + 1; b < j->s; b++) sum += analysis_jaccard_pair(&j->cooc, mem[a], mem[b]);
-    return j->s > 1 ? sum / (j->s * (j->s - 1) / 2.0) : 0.0;
+    for (int a = 0; a < s; a++)
+        for (int b = a + 1; b < s; b++) sum += analysis_jaccard_pair(&j->cooc, mem[a], mem[b]);
+    return s > 1 ? sum / (s * (s - 1) / 2.0) : 0.0;
 }
 
 int jobrun_groups_stats(jobrun_analyze_job *j)
@@ -97,7 +115,7 @@ int jobrun_groups_stats(jobrun_analyze_job *j)
         j->g_jaccard[g] = jobrun_groups_jaccard(j, g);
     }
     free(stamp);
-    int rc = analysis_group_max_cos(j->W_perm, j->n, j->dim, j->s, j->g_maxcos);
+    int rc = analysis_group_max_cos_groups(j->W_perm, j->n, j->dim, j->goff, G, j->g_maxcos);
     return rc ? jobrun_groups_core_fail(j, "group cosines", rc) : 0;
 }
 
@@ -112,7 +130,7 @@ static int jobrun_groups_subspace(jobrun_analyze_job *j)
     float *q = malloc((size_t)nc * 2 * j->dim * sizeof *q); /* (nc, 2, dim) orthonormal planes */
     if (!q) return jobrun_groups_nomem(j, "recovery by subspace");
     analysis_orthonormalize_planes(circles_planes(j->circ), nc, j->dim, q);
-    int rc = analysis_subspace_run(j->W_perm, j->n, j->dim, j->s, q, nc, j->n / j->s, &j->sub);
+    int rc = analysis_subspace_run_groups(j->W_perm, j->n, j->dim, j->goff, j->n_groups, q, nc, j->n_groups, &j->sub);
     free(q);
     if (rc) return jobrun_groups_core_fail(j, "recovery by subspace", rc);
     j->has_sub = 1;
@@ -132,12 +150,12 @@ int jobrun_groups_recovery(jobrun_analyze_job *j)
         return jobrun_groups_nomem(j, "circle recovery");
     }
     for (int k = 0; k < j->n; k++) alive[k] = j->stats.count[j->order[k]] > 0;
-    int rc = analysis_recovery_run(j->W_perm, j->n, j->dim, j->s, circles_planes(j->circ), nc, alive,
-                                   ANALYSIS_INPLANE_FRAC, max_k, &j->rec);
+    int rc = analysis_recovery_run_groups(j->W_perm, j->n, j->dim, j->goff, j->n_groups, circles_planes(j->circ), nc,
+                                          alive, ANALYSIS_INPLANE_FRAC, max_k, &j->rec);
     free(alive);
     if (rc) return jobrun_groups_core_fail(j, "circle recovery", rc);
     j->has_rec = 1;
-    if (j->s >= 2 && (rc = jobrun_groups_subspace(j)) != 0) return rc;
+    if (j->max_s >= 2 && (rc = jobrun_groups_subspace(j)) != 0) return rc;
     rc = analysis_circle_fve(circles_planes(j->circ), nc, j->dim, JOBRUN_ANALYZE_FVE_POINTS, analysis_sae_encode, &j->p,
                              j->fve);
     return rc ? jobrun_groups_core_fail(j, "circle FVE", rc) : 0;
@@ -157,8 +175,8 @@ static int jobrun_groups_first_rows(const jobrun_analyze_job *j, int g, int32_t 
                                     int32_t *out /* (K) */)
 {
     int m = 0, k = 0;
-    for (int t = 0; t < j->s; t++) {
-        int i = j->order[(size_t)g * j->s + t];
+    for (int t = j->goff[g]; t < j->goff[g + 1]; t++) {
+        int i = j->order[t];
         int64_t len = j->cooc.col_ptr[i + 1] - j->cooc.col_ptr[i];
         len = len < JOBRUN_ANALYZE_PROJ_KEEP ? len : JOBRUN_ANALYZE_PROJ_KEEP;
         memcpy(buf + m, j->cooc.col_rows + j->cooc.col_ptr[i], (size_t)len * sizeof *buf);
@@ -174,7 +192,7 @@ static int jobrun_groups_first_rows(const jobrun_analyze_job *j, int g, int32_t 
 static int jobrun_groups_proj_rows(jobrun_analyze_job *j)
 {
     int G = j->n_groups;
-    int32_t *buf = malloc((size_t)j->s * JOBRUN_ANALYZE_PROJ_KEEP * sizeof *buf);
+    int32_t *buf = malloc((size_t)j->max_s * JOBRUN_ANALYZE_PROJ_KEEP * sizeof *buf);
     int32_t *first = malloc(JOBRUN_ANALYZE_PROJ_KEEP * sizeof *first);
     j->proj_ptr = calloc((size_t)G + 1, sizeof *j->proj_ptr);
     size_t cap = 0;
@@ -206,13 +224,13 @@ static int jobrun_groups_cmp_pair(const void *a, const void *b)
 /* Every group's plane basis into basis (G, 2, dim). */
 static int jobrun_groups_planes(jobrun_analyze_job *j, float *basis)
 {
-    int s = j->s;
-    float *sv = malloc((size_t)s * sizeof *sv), *coords = malloc((size_t)s * 2 * sizeof *coords);
-    float *cosm = malloc((size_t)s * s * sizeof *cosm);
+    int smax = j->max_s;
+    float *sv = malloc((size_t)smax * sizeof *sv), *coords = malloc((size_t)smax * 2 * sizeof *coords);
+    float *cosm = malloc((size_t)smax * smax * sizeof *cosm);
     int rc = sv && coords && cosm ? 0 : ANALYSIS_ENOMEM;
     for (int g = 0; g < j->n_groups && !rc; g++) {
-        int r = analysis_group_plane(j->W_perm + (size_t)g * s * j->dim, s, j->dim, sv,
-                                     basis + (size_t)g * 2 * j->dim, coords, cosm);
+        int r = analysis_group_plane(j->W_perm + (size_t)j->goff[g] * j->dim, j->goff[g + 1] - j->goff[g], j->dim,
+                                     sv, basis + (size_t)g * 2 * j->dim, coords, cosm);
         rc = r < 0 ? r : 0;
     }
     free(sv), free(coords), free(cosm);
@@ -281,7 +299,7 @@ int jobrun_groups_projections(jobrun_analyze_job *j)
 
 void jobrun_groups_free(jobrun_analyze_job *j)
 {
-    free(j->order), free(j->group_of), free(j->W_perm);
+    free(j->order), free(j->goff), free(j->group_of), free(j->W_perm);
     free(j->g_density), free(j->g_jaccard), free(j->g_maxcos);
     if (j->has_rec) analysis_recovery_free(&j->rec);
     if (j->has_sub) analysis_subspace_free(&j->sub);

@@ -205,8 +205,9 @@ void jobrun_train(const jobrun_ctx *ctx)
     int bad = spec_train_configs(ctx->job->spec_json, src.dim, &sc, &tc, &from_sae, &errs);
     if (bad) jobrun_spec_error(err, sizeof err, "the stored job spec", &errs);
     tc.threads = ctx->threads > 0 ? ctx->threads : 1; /* the daemon's setting, not the job's */
-    if (bad || files_mkdirs(dir, err, sizeof err) ||
-        !(ts = train_create(&sc, &tc, &src, err, sizeof err))) {
+    if (!bad && !files_mkdirs(dir, err, sizeof err)) ts = train_create(&sc, &tc, &src, err, sizeof err);
+    if (!bad) spec_sae_release(&sc); /* the trainer keeps its own copy of a group table */
+    if (!ts) {
         jobrun_finish(ctx, JOBRUN_FAILED, err);
         jobrun_dataset_close(ds);
         return;

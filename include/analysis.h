@@ -97,6 +97,14 @@ int analysis_sign_fix(float *v, int dim);
  * Returns ANALYSIS_OK or ANALYSIS_ENOMEM. */
 int analysis_sym_eig(const double *a, int p, double *w, double *v);
 
+/* ---------------------------------------------------------------- group offsets */
+
+/* The group-level analyses take decoder rows laid out group by group, group g being rows
+ * goff[g] .. goff[g+1]-1 (goff (G + 1)); analysis_offsets.c. */
+int32_t *analysis_offsets_equal(int n, int s); /* (n/s + 1) g*s, malloc'd; NULL: out of memory */
+int analysis_offsets_ok(const int32_t *goff, int G, int n); /* 1: 0 = goff[0] < goff[1] < ... < goff[G] = n */
+int analysis_offsets_max(const int32_t *goff, int G);       /* the largest group's size */
+
 /* ---------------------------------------------------------------- latent statistics */
 
 /* One pass over batches. The histogram of latent i counts its firing
@@ -186,6 +194,9 @@ int analysis_decoder_neighbors(const float *W_dec /* (n, dim) */, int n, int dim
 /* Largest cosine between two different members of each group (0 when s = 1). */
 int analysis_group_max_cos(const float *W_dec /* (n, dim) */, int n, int dim, int group_size,
                            float *max_cos /* (n / group_size) */);
+/* The same for groups of any size: rows goff[g] .. goff[g+1]-1 (analysis_offsets.c). */
+int analysis_group_max_cos_groups(const float *W_dec /* (n, dim) */, int n, int dim, const int32_t *goff /* (G+1) */,
+                                  int G, float *max_cos /* (G) */);
 /* Cosine matrix of rows (m, dim), m, dim >= 1; out must not overlap rows. */
 void analysis_cosine_matrix(const float *rows /* (m, dim) */, int m, int dim, float *out /* (m, m) */);
 
@@ -217,7 +228,8 @@ void analysis_orthonormalize_planes(const float *planes /* (nc, 2, dim) */, int 
  * NULL: all alive) are left out of the counts (their best circle is still
  * reported). */
 typedef struct {
-    int n, n_circles, group_size, max_k;
+    int n, n_circles, group_size, max_k; /* group_size: 0 from analysis_recovery_run_groups */
+    int n_groups;            /* G */
     int32_t *row_circle;     /* (n) circle whose plane keeps most of row i */
     float *row_frac;         /* (n) that kept fraction (0 for a zero row) */
     int32_t *circle_rows;    /* (n_circles) counted rows in each circle's plane */
@@ -227,13 +239,17 @@ typedef struct {
     int rows_counted;        /* alive rows */
     int rows_inplane;        /* alive rows in their best plane */
     double inplane_frac;     /* rows_inplane / rows_counted (0 if none) */
-    int32_t *group_circle;   /* (n / s) circle with the largest mean kept fraction over the members */
-    float *group_fit;        /* (n / s) that mean */
+    int32_t *group_circle;   /* (G) circle with the largest mean kept fraction over the members */
+    float *group_fit;        /* (G) that mean */
 } analysis_recovery;
 
 int analysis_recovery_run(const float *W_dec /* (n, dim) */, int n, int dim, int group_size,
                           const float *planes /* (nc, 2, dim) */, int nc, const unsigned char *alive /* (n) */,
                           double min_frac, int max_k, analysis_recovery *out);
+/* The same for groups of any size, rows goff[g] .. goff[g+1]-1 (goff (G + 1)). */
+int analysis_recovery_run_groups(const float *W_dec /* (n, dim) */, int n, int dim, const int32_t *goff, int G,
+                                 const float *planes /* (nc, 2, dim) */, int nc, const unsigned char *alive /* (n) */,
+                                 double min_frac, int max_k, analysis_recovery *out);
 void analysis_recovery_free(analysis_recovery *r);
 
 /* ---------------------------------------------------------------- recovery by subspace */
@@ -259,6 +275,10 @@ typedef struct {
 int analysis_subspace_run(const float *W_dec /* (n, dim) */, int n, int dim, int s,
                           const float *planes /* (nc, 2, dim) orthonormal */, int nc, int max_k,
                           analysis_subspace *out);
+/* The same for groups of any size, rows goff[g] .. goff[g+1]-1. */
+int analysis_subspace_run_groups(const float *W_dec /* (n, dim) */, int n, int dim, const int32_t *goff /* (G+1) */,
+                                 int G, const float *planes /* (nc, 2, dim) */, int nc, int max_k,
+                                 analysis_subspace *out);
 void analysis_subspace_free(analysis_subspace *r);
 
 /* Cluster-then-retrain: the rows (m, dim) of a decoder grouped into planes (s must be 2;

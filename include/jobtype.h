@@ -41,6 +41,8 @@ enum { JOBTYPE_UNKNOWN = -1, JOBTYPE_LATER = -2 };
 
 typedef struct {
     size_t max_job_bytes;  /* memory limit of one job (422 beyond); 0 = none */
+    const char *data_dir;  /* where finished jobs keep their files (a groupspace job's groups.json, which
+                            * sae.groups {"from_job": ID} reads); NULL: that form is refused */
 } jobtype_limits;
 
 /* A valid job, ready to insert. */

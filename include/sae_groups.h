@@ -18,6 +18,7 @@
 #ifndef SAED_SAE_GROUPS_H
 #define SAED_SAE_GROUPS_H
 #include "sae.h"
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,15 @@ void sae_groups_free(sae_groups *g);              /* NULL is fine */
 uint64_t sae_groups_hash(const sae_groups *g);
 /* 1 if the table is contiguous groups of one size (then it is group_size in disguise). */
 int sae_groups_equal_sized(const sae_groups *g, int *size);
+
+/* ---- as JSON: [[0,5,9],[1,2],...], members of each group (any order in, ascending out) ---- */
+
+enum { SAE_GROUPS_MALFORMED = 1, SAE_GROUPS_IMPOSSIBLE = 2 };
+/* The lists v into *out, a new table over n latents (n 0: as many as the lists hold). 0; or
+ * SAE_GROUPS_MALFORMED (not lists of integers) or SAE_GROUPS_IMPOSSIBLE (not a partition of the
+ * latents, a group too large) with what to fix in msg; -1 out of memory. */
+int sae_groups_from_json(const json_t *v, int n, sae_groups **out, char *msg, size_t msglen);
+json_t *sae_groups_to_json(const sae_groups *t); /* NULL: out of memory */
 
 /* ---- a configuration's groups, whichever kind it has (c->groups, or contiguous of group_size) ---- */
 

@@ -77,8 +77,11 @@ json_t *spec_stored(const char *text, spec_errors *errs);
  * errs appended to (what the stored text is wrong about; the caller says
  * which text it was). */
 /* A train spec's init.from_sae (cluster-then-retrain) into *init_from_sae when not NULL (0: none). */
+/* sc->groups (a group table, when the spec lists groups) is the caller's: spec_sae_release() frees it
+ * (spec_train_configs frees it itself when it fails). */
 int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_config *tc, int64_t *init_from_sae,
                        spec_errors *errs);
+void spec_sae_release(sae_config *sc);
 int spec_circles_params(const char *params_json, circles_params *p, spec_errors *errs);
 
 #endif

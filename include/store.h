@@ -79,7 +79,7 @@ typedef struct {
     char *config_json;   /* the sae object of the job spec (normalised) */
     char *metrics_json;  /* {"fve","mse","l0","l0_groups","dead_frac"} */
     char *dir;           /* directory holding decoder.npy, encoder.npy, b_enc.npy, b_dec.npy, ... */
-    int n_latents, dim, group_size;
+    int n_latents, dim, group_size; /* group_size 0: groups of any size, listed in config_json's "groups" */
     char created_at[32];
 } store_sae;
 

@@ -159,13 +159,62 @@ static int jobtype_init_sae(store *st, const json_t *spec, int dim, spec_errors 
     return ok ? 0 : -1;
 }
 
+/* Finished groupspace job id: 0, or -1 with a 422 (500 when the store fails) saying why not. */
+static int jobtype_groupspace_done(store *st, json_int_t id, spec_errors *errs)
+{
+    store_job j = { 0 };
+    int rc = store_job_get(st, id, &j);
+    if (rc == STORE_NOTFOUND)
+        spec_error_add(errs, 422, "sae.groups.from_job", "job %lld does not exist; GET /v1/jobs lists them",
+                       (long long)id);
+    else if (rc != STORE_OK)
+        spec_error_add(errs, 500, "sae.groups.from_job", "cannot read jobs: %s", store_errmsg(st));
+    else if (strcmp(j.type, "groupspace"))
+        spec_error_add(errs, 422, "sae.groups.from_job", "job %lld is a %s job; name a groupspace job, whose "
+                       "learned groups become the SAE's", (long long)id, j.type);
+    else if (j.state != STORE_JOB_SUCCEEDED)
+        spec_error_add(errs, 422, "sae.groups.from_job", "groupspace job %lld is %s; its groups exist once it has "
+                       "succeeded", (long long)id, store_job_state_name(j.state));
+    int ok = rc == STORE_OK && !strcmp(j.type, "groupspace") && j.state == STORE_JOB_SUCCEEDED;
+    if (rc == STORE_OK) store_job_clear(&j);
+    return ok ? 0 : -1;
+}
+
+/* The body with sae.groups {"from_job": ID} replaced by that groupspace job's groups (its groups.json),
+ * so the stored spec holds lists; the body itself (a new reference) when it has no such form; NULL
+ * after recording an error. */
+static json_t *jobtype_resolve_groups(store *st, const json_t *body, const jobtype_limits *lim, spec_errors *errs)
+{
+    const json_t *g = json_object_get(json_object_get(body, "sae"), "groups");
+    if (!json_is_object(g)) return json_incref((json_t *)body);
+    json_t *id = json_object_get(g, "from_job");
+    if (json_object_size(g) != 1 || !json_is_integer(id) || json_integer_value(id) < 1) {
+        spec_error_add(errs, 400, "sae.groups", "must be lists of latent ids or {\"from_job\": ID} naming a "
+                       "finished groupspace job");
+        return NULL;
+    }
+    if (!lim->data_dir || jobtype_groupspace_done(st, json_integer_value(id), errs)) return NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/jobs/%lld/groups.json", lim->data_dir, (long long)json_integer_value(id));
+    json_t *file = json_load_file(path, 0, NULL);
+    json_t *lists = json_object_get(file, "groups"), *copy = lists ? json_deep_copy(body) : NULL;
+    if (!lists)
+        spec_error_add(errs, 422, "sae.groups.from_job", "groupspace job %lld has no readable groups.json; run it "
+                       "again", (long long)json_integer_value(id));
+    if (copy) json_object_set(json_object_get(copy, "sae"), "groups", lists);
+    json_decref(file);
+    return copy;
+}
+
 int jobtype_train_validate(store *st, const json_t *body, const jobtype_limits *lim, jobtype_spec *out,
                            spec_errors *errs)
 {
     assert(st && body && lim && out && errs);
     store_dataset d = { 0 };
     int found = jobtype_dataset(st, body, &d, errs);
-    json_t *spec = found < 0 ? NULL : spec_normalize_train(body, found ? d.dim : 0, lim->max_job_bytes, errs);
+    json_t *resolved = found < 0 ? NULL : jobtype_resolve_groups(st, body, lim, errs);
+    json_t *spec = !resolved ? NULL : spec_normalize_train(resolved, found ? d.dim : 0, lim->max_job_bytes, errs);
+    json_decref(resolved);
     if (spec && (jobtype_eval_rows(&d, spec, errs) || jobtype_init_sae(st, spec, d.dim, errs))) {
         json_decref(spec);
         spec = NULL;

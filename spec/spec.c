@@ -10,6 +10,7 @@
  * will run. The same parser reads a stored spec back for the worker. */
 #include "spec.h"
 #include "sae_arch.h"
+#include "spec_groups.h"
 #include <assert.h>
 #include <float.h>
 #include <limits.h>
@@ -23,7 +24,7 @@
 
 static const char *const spec_train_top[] = { "type", "dataset", "sae", "train", "init", NULL };
 static const char *const spec_init_keys[] = { "from_sae", NULL };
-static const char *const spec_sae_keys[] = { "arch", "n_latents", "group_size", "sparsity_coef", "k",
+static const char *const spec_sae_keys[] = { "arch", "n_latents", "group_size", "groups", "sparsity_coef", "k",
                                              "orth_coef", "threshold", "bandwidth", "aux_k_coef",
                                              "aux_k", NULL };
 static const char *const spec_train_keys[] = { "steps", "batch_size", "lr", "lr_warmup_steps", "lr_decay",
@@ -234,6 +235,35 @@ static void spec_parse_sae_aux(const json_t *sae, sae_config *sc, spec_errors *e
         sc->aux_k = (int)x;
 }
 
+/* sae.groups (lists; optional, instead of group_size) into a table sc->groups that sc owns until
+ * spec_sae_release; n_latents, when absent, is the lists' count. */
+static void spec_parse_sae_groups(const json_t *sae, sae_config *sc, spec_errors *errs)
+{
+    const json_t *v = json_object_get(sae, "groups");
+    if (!v || json_is_null(v)) return;
+    if (json_object_get(sae, "group_size")) {
+        spec_error_add(errs, 422, "sae.group_size", "give groups or group_size, not both");
+        return;
+    }
+    int n_before = errs->n, given = json_object_get(sae, "n_latents") != NULL;
+    spec_int_into(sae, "sae", "n_latents", &sc->n_latents, errs);
+    if (errs->n != n_before) return;
+    if (given && sc->n_latents < 1) {
+        spec_error_add(errs, 422, "sae.n_latents", "n_latents must be at least 1 (or leave it out with groups)");
+        return;
+    }
+    sae_groups *t = spec_groups_parse(v, given ? sc->n_latents : 0, errs);
+    if (!t) return;
+    sc->groups = t, sc->group_size = 0, sc->n_latents = t->n;
+}
+
+void spec_sae_release(sae_config *sc)
+{
+    assert(sc);
+    sae_groups_free((sae_groups *)sc->groups); /* spec_parse_sae_groups made it */
+    sc->groups = NULL;
+}
+
 static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
 {
     const char *arch = NULL;
@@ -244,10 +274,11 @@ static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
     if (rc == 1 && sae_arch_parse(arch, &sc->arch))
         spec_error_add(errs, 422, "sae.arch", "'%.40s' is not an architecture; use one of %s", arch,
                        sae_arch_names());
-    if (!json_object_get(sae, "n_latents"))
-        spec_error_add(errs, 400, "sae.n_latents", "required: the number of latents, e.g. 12800");
-    spec_int_into(sae, "sae", "n_latents", &sc->n_latents, errs);
-    spec_int_into(sae, "sae", "group_size", &sc->group_size, errs);
+    spec_parse_sae_groups(sae, sc, errs);
+    if (!json_object_get(sae, "n_latents") && !json_object_get(sae, "groups"))
+        spec_error_add(errs, 400, "sae.n_latents", "required: the number of latents, e.g. 12800 (or give groups)");
+    if (!sc->groups) spec_int_into(sae, "sae", "n_latents", &sc->n_latents, errs);
+    if (!sc->groups) spec_int_into(sae, "sae", "group_size", &sc->group_size, errs);
     spec_float_into(sae, "sae", "sparsity_coef", &sc->sparsity_coef, errs);
     spec_float_into(sae, "sae", "orth_coef", &sc->orth_coef, errs);
     spec_float_into(sae, "sae", "threshold", &sc->threshold, errs);
@@ -260,12 +291,15 @@ static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
     if (spec_get_int(sae, "sae", "k", 1, INT_MAX, &x, errs) == 1) sc->k = (int)x;
 }
 
+/* The sae object as stored: group_size, or (a table) groups as lists. */
 static json_t *spec_sae_json(const sae_config *sc)
 {
-    json_t *j = json_pack("{s:s,s:i,s:i,s:o,s:o,s:o,s:o}", "arch", sae_arch_name(sc->arch), "n_latents", sc->n_latents,
-                     "group_size", sc->group_size, "sparsity_coef", spec_json_float(sc->sparsity_coef),
+    json_t *j = json_pack("{s:s,s:i,s:o,s:o,s:o,s:o}", "arch", sae_arch_name(sc->arch), "n_latents", sc->n_latents,
+                     "sparsity_coef", spec_json_float(sc->sparsity_coef),
                      "k", sc->k > 0 ? json_integer(sc->k) : json_null(),
                      "orth_coef", spec_json_float(sc->orth_coef), "threshold", spec_json_float(sc->threshold));
+    if (j) json_object_set_new(j, sc->groups ? "groups" : "group_size",
+                               sc->groups ? sae_groups_to_json(sc->groups) : json_integer(sc->group_size));
     if (j) json_object_set_new(j, "bandwidth", spec_json_float(sc->bandwidth));
     if (j) json_object_set_new(j, "aux_k_coef", spec_json_float(sc->aux_k_coef));
     if (j) json_object_set_new(j, "aux_k", sc->aux_k > 0 ? json_integer(sc->aux_k) : json_null());
@@ -386,10 +420,11 @@ json_t *spec_normalize_train(const json_t *body, int dim, size_t max_bytes, spec
     }
     int64_t from_sae = 0;
     spec_parse_train_body(body, dim, max_bytes, &sc, &tc, &from_sae, errs);
-    if (errs->n) return NULL;
-    json_t *spec = json_pack("{s:s,s:O,s:o,s:o}", "type", "train", "dataset", json_object_get(body, "dataset"),
-                             "sae", spec_sae_json(&sc), "train", spec_train_json(&tc));
+    json_t *spec = errs->n ? NULL : json_pack("{s:s,s:O,s:o,s:o}", "type", "train", "dataset",
+                                              json_object_get(body, "dataset"), "sae", spec_sae_json(&sc),
+                                              "train", spec_train_json(&tc));
     if (spec && from_sae) json_object_set_new(spec, "init", json_pack("{s:I}", "from_sae", (json_int_t)from_sae));
+    spec_sae_release(&sc);
     return spec;
 }
 
@@ -404,6 +439,7 @@ int spec_train_configs(const char *spec_json, int dim, sae_config *sc, train_con
     spec_parse_train_body(j, dim, 0, sc, tc, &from_sae, errs);
     if (init_from_sae) *init_from_sae = from_sae;
     json_decref(j);
+    if (errs->n != n_before) spec_sae_release(sc);
     return errs->n == n_before ? 0 : -1;
 }
 

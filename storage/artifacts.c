@@ -14,6 +14,7 @@
 #include "idx.h"
 #include "npy.h"
 #include "npyfile.h"
+#include "sae_groups.h"
 #include "safetensors.h"
 #include <assert.h>
 #include <errno.h>
@@ -163,24 +164,33 @@ int artifacts_sae_path(const store_sae *s, const char *name, char *buf, size_t n
     return 0;
 }
 
-/* The sae_config of a stored SAE (arch, k and threshold from its
- * config_json; shape and group_size from the row). */
+/* The sae_config of a stored SAE (arch, k, threshold and a group table from its config_json;
+ * shape and group_size from the row). A table (group_size 0) is the caller's to free with
+ * sae_groups_free((sae_groups *)cfg->groups). */
 static int artifacts_sae_config(const store_sae *s, sae_config *cfg, char *err, size_t errlen)
 {
     assert(s && cfg);
     assert(err);
+    char msg[200] = "";
+    sae_groups *t = NULL;
     memset(cfg, 0, sizeof *cfg);
     json_t *j = json_loads(s->config_json ? s->config_json : "{}", 0, NULL);
     const char *arch = json_string_value(json_object_get(j, "arch"));
     json_t *k = json_object_get(j, "k"), *th = json_object_get(j, "threshold");
     int rc = arch && !sae_arch_parse(arch, &cfg->arch) ? 0 : -1;
+    if (rc) snprintf(err, errlen, "SAE %lld: its stored configuration names no known arch", (long long)s->id);
+    if (!rc && s->group_size == 0 && sae_groups_from_json(json_object_get(j, "groups"), s->n_latents, &t, msg,
+                                                          sizeof msg)) {
+        snprintf(err, errlen, "SAE %lld: its stored groups are unreadable (%s)", (long long)s->id, msg);
+        rc = -1;
+    }
     cfg->k = json_is_integer(k) ? (int)json_integer_value(k) : 0;
     cfg->threshold = json_is_number(th) ? (float)json_number_value(th) : 0.0f;
     json_decref(j);
     cfg->dim = s->dim;
     cfg->n_latents = s->n_latents;
     cfg->group_size = s->group_size;
-    if (rc) snprintf(err, errlen, "SAE %lld: its stored configuration names no known arch", (long long)s->id);
+    cfg->groups = t;
     return rc;
 }
 
@@ -249,7 +259,9 @@ int artifacts_sae_load(const store_sae *s, sae_params *p, char *err, size_t errl
     sae_config cfg;
     memset(p, 0, sizeof *p);
     if (artifacts_sae_config(s, &cfg, err, errlen)) return -1;
-    if (sae_params_alloc(p, &cfg)) {
+    int rc = sae_params_alloc(p, &cfg); /* takes its own copy of a group table */
+    sae_groups_free((sae_groups *)cfg.groups);
+    if (rc) {
         snprintf(err, errlen, "SAE %lld: out of memory loading its weights", (long long)s->id);
         return -1;
     }

@@ -165,7 +165,7 @@ static int saean_insert_row(store *st, const store_sae_analysis *a)
 {
     assert(st && a);
     assert(a->sae_id >= 1 && a->job_id >= 1 && a->dataset_id >= 0);
-    assert(a->n_samples >= 0 && a->group_size >= 1 && a->n_groups >= 0);
+    assert(a->n_samples >= 0 && a->group_size >= 0 && a->n_groups >= 0); /* group_size 0: groups of any size */
     char now[32];
     store_now(now, sizeof now);
     sqlite3_stmt *s = store_stmt(st, SQL_SAEAN_INSERT);

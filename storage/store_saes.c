@@ -44,8 +44,8 @@ int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *i
 {
     assert(st && sae && id_out);
     assert(job_id >= 1 && sae->dataset_id >= 0);
-    assert(sae->n_latents >= 1 && sae->dim >= 1 && sae->group_size >= 1);
-    assert(sae->n_latents % sae->group_size == 0);
+    assert(sae->n_latents >= 1 && sae->dim >= 1 && sae->group_size >= 0); /* 0: groups listed in config_json */
+    assert(sae->group_size == 0 || sae->n_latents % sae->group_size == 0);
     char now[32];
     store_now(now, sizeof now);
     sqlite3_stmt *s = store_stmt(st, SQL_SAE_INSERT);

@@ -5,7 +5,10 @@
  * not under NPMI weights), explicit sets, sets from an analysed SAE's
  * firing rows, the positions (final and snapshots) read back with NumPy,
  * the groups, and the errors: bad bodies change nothing, a train job has no
- * positions, unfinished jobs say 409, a deleted job's files go. */
+ * positions, unfinished jobs say 409, a deleted job's files go. Then the
+ * loop the seed proposed: a group SAE trained on the learned groups
+ * (sae.groups {"from_job": ID}, uneven sizes), analysed, its groups served
+ * with the learned members, encoded, exported; and explicit groups' errors. */
 #include "check.h"
 #include "apitest.h"
 #include <stdio.h>
@@ -122,6 +125,9 @@ static void test_explicit(void)
     json_decref(g), json_decref(j);
 }
 
+/* The groupspace job over an analysed SAE's latents, for the loop below; 0 if it failed. */
+static long long g_gs_job, g_gs_ds;
+
 static void test_from_analysis(void)
 {
     long long ds = at_post_id("/v1/datasets", "{\"kind\":\"circles\",\"name\":\"gs\",\"params\":{\"n_circles\":8,"
@@ -131,6 +137,7 @@ static void test_from_analysis(void)
                                "\"lr\":0.003,\"eval_every\":300,\"eval_rows\":256}}", ds), "train");
     long long sae = at_jint(json_object_get(t, "result"), "sae");
     json_decref(t);
+    g_gs_ds = ds;
     at_expect_problem("SAE without analysis", at_http("POST", "/v1/jobs", at_fmt("{\"type\":\"groupspace\",\"sets\":"
                       "{\"from_analysis\":%lld}}", sae)), 422, "sets.from_analysis");
     json_decref(run_job(at_fmt("{\"type\":\"analyze\",\"sae\":%lld,\"n_samples\":4000}", sae), "analyze"));
@@ -155,6 +162,7 @@ static void test_from_analysis(void)
     int once = total == 32;
     for (int l = 0; l < 32; l++) once &= seen[l] == 1;
     CHECK(once, "every latent in exactly one group (%d entries)", total);
+    g_gs_job = once ? at_jint(j, "id") : 0;
     /* metrics: the loss curve, SAE fields null */
     json_t *m = at_expect_json(at_http("GET", at_fmt("/v1/jobs/%lld/metrics", at_jint(j, "id")), NULL), 200);
     CHECK(json_array_size(json_object_get(m, "loss")) > 10 &&
@@ -162,7 +170,7 @@ static void test_from_analysis(void)
     json_decref(m), json_decref(g), json_decref(j);
 }
 
-/* ---- errors ---- */
+/* ---- the loop: a group SAE on the learned groups ---- */
 
 static long long job_count(void)
 {
@@ -171,6 +179,91 @@ static long long job_count(void)
     json_decref(j);
     return n;
 }
+
+/* The groups of GET path as compact JSON text (caller frees), members as given. */
+static char *groups_text(const char *path, const char *key)
+{
+    json_t *g = at_expect_json(at_http("GET", path, NULL), 200);
+    char *text = json_dumps(json_object_get(g, key), JSON_COMPACT);
+    json_decref(g);
+    return text;
+}
+
+/* The SAE's analysed groups' members, as [[...],...] text (caller frees). */
+static char *sae_group_members(long long sae)
+{
+    json_t *g = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld/groups?limit=1000", sae), NULL), 200);
+    json_t *out = json_array(), *item;
+    size_t i;
+    json_array_foreach(json_object_get(g, "items"), i, item)
+        json_array_append(out, json_object_get(item, "members"));
+    char *text = json_dumps(out, JSON_COMPACT);
+    json_decref(out), json_decref(g);
+    return text;
+}
+
+static void test_learned_loop(void)
+{
+    if (!g_gs_job) return; /* test_from_analysis failed and said so */
+    char *learned = groups_text(at_fmt("/v1/jobs/%lld/groups", g_gs_job), "groups");
+    json_t *t = run_job(at_fmt("{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"relu\",\"groups\":"
+                               "{\"from_job\":%lld},\"sparsity_coef\":0.01,\"orth_coef\":0.1},\"train\":{"
+                               "\"steps\":400,\"batch_size\":128,\"lr\":0.003,\"eval_every\":200,\"eval_rows\":256}}",
+                               g_gs_ds, g_gs_job), "train on learned groups");
+    char *stored = json_dumps(json_object_get(json_object_get(json_object_get(t, "spec"), "sae"), "groups"),
+                              JSON_COMPACT);
+    CHECK(stored && learned && !strcmp(stored, learned), "the stored spec lists the learned groups: %s", stored);
+    long long sae = at_jint(json_object_get(t, "result"), "sae");
+    json_t *s = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld", sae), NULL), 200);
+    json_t *lists = json_loads(learned ? learned : "[]", 0, NULL);
+    CHECK(at_jint(s, "n_latents") == 32 && at_jint(s, "group_size") == 0 &&
+              at_jint(s, "n_groups") == (long long)json_array_size(lists),
+          "the SAE: 32 latents in %lld listed groups", at_jint(s, "n_groups"));
+    json_decref(run_job(at_fmt("{\"type\":\"analyze\",\"sae\":%lld,\"n_samples\":4000}", sae), "analyze it"));
+    char *members = sae_group_members(sae);
+    CHECK(members && learned && !strcmp(members, learned), "its groups are the learned ones: %s", members);
+    json_t *rec = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld/recovery", sae), NULL), 200);
+    CHECK(json_is_array(json_object_get(rec, "groups_per_plane_hist")), "recovery scores the uneven groups");
+    json_t *enc = at_expect_json(at_http("POST", at_fmt("/v1/saes/%lld/encode", sae),
+                                         "{\"rows\":[[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]}"), 200);
+    CHECK(json_array_size(json_object_get(enc, "reconstruction")) == 1, "encode");
+    json_t *cfg = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld/cfg.json", sae), NULL), 200);
+    char *cfg_groups = json_dumps(json_object_get(cfg, "groups"), JSON_COMPACT);
+    CHECK(cfg_groups && learned && !strcmp(cfg_groups, learned), "cfg.json lists the groups");
+    printf("loop: a relu SAE on %zu learned groups of 32 latents: fve %.3f\n", json_array_size(lists),
+           json_number_value(json_object_get(json_object_get(s, "metrics"), "fve")));
+    free(cfg_groups), free(members), free(stored), free(learned);
+    json_decref(cfg), json_decref(enc), json_decref(rec), json_decref(lists), json_decref(s), json_decref(t);
+}
+
+static void test_groups_errors(void)
+{
+    long long before = job_count(), ds = g_gs_ds ? g_gs_ds : 1;
+    const char *train = "{\"type\":\"train\",\"dataset\":%lld,\"sae\":%s}";
+    static const struct { const char *sae; long status; const char *field; } bad[] = {
+        { "{\"arch\":\"relu\",\"groups\":[[0,1],[1,2]]}", 422, "sae.groups" },
+        { "{\"arch\":\"relu\",\"groups\":[[0,1],[3]]}", 422, "sae.groups" },
+        { "{\"arch\":\"relu\",\"groups\":[[0,\"1\"]]}", 400, "sae.groups" },
+        { "{\"arch\":\"relu\",\"groups\":[]}", 400, "sae.groups" },
+        { "{\"arch\":\"relu\",\"groups\":[[0],[]]}", 422, "sae.groups" },
+        { "{\"arch\":\"relu\",\"groups\":[[0,1]],\"group_size\":2}", 422, "sae.group_size" },
+        { "{\"arch\":\"relu\",\"groups\":[[0,1]],\"n_latents\":3}", 422, "sae.groups" },
+        { "{\"arch\":\"gated\",\"groups\":[[0,1],[2]]}", 422, "sae.groups" },
+        { "{\"arch\":\"topk\",\"groups\":[[0,1],[2]],\"k\":3}", 422, "sae.k" },
+        { "{\"arch\":\"relu\",\"groups\":{\"from_job\":999999}}", 422, "sae.groups.from_job" },
+        { "{\"arch\":\"relu\",\"groups\":{\"from_job\":1}}", 422, "sae.groups.from_job" },
+        { "{\"arch\":\"relu\",\"groups\":{\"from_job\":\"1\"}}", 400, "sae.groups" },
+        { "{\"arch\":\"relu\",\"groups\":{\"job\":1}}", 400, "sae.groups" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        at_expect_problem(bad[i].sae, at_http("POST", "/v1/jobs", at_fmt(train, ds, bad[i].sae)), bad[i].status,
+                          bad[i].field);
+    long long after = job_count();
+    CHECK(after == before, "refused train bodies create no job (%lld -> %lld)", before, after);
+}
+
+/* ---- errors ---- */
+
 
 static void test_errors(void)
 {
@@ -242,6 +335,8 @@ int main(void)
         test_ring();
         test_explicit();
         test_from_analysis();
+        test_learned_loop();
+        test_groups_errors();
         CHECK(at_daemon_stop(&g_d), "SIGTERM exits 0");
     }
     if (check_failed) at_daemon_show_log(&g_d);

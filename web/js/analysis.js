@@ -27,7 +27,9 @@ export async function saeWithAnalysis(id, signal) {
 }
 
 export function saeSubtitle(s) {
-  return `${s.config?.arch ?? '?'} · ${int(s.n_latents)} latents · groups of ${s.group_size} · ${s.dim}-D`;
+  const groups = s.group_size > 0 ? `groups of ${s.group_size}`
+    : `${int(s.config?.groups?.length)} groups of any size`;
+  return `${s.config?.arch ?? '?'} · ${int(s.n_latents)} latents · ${groups} · ${s.dim}-D`;
 }
 
 /* Shown by the analysis pages when the SAE has not been analysed. */
