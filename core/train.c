@@ -710,6 +710,55 @@ int train_init_from_rows(train_state *st, const float *rows, int m, char *err, s
     return used;
 }
 
+/* Decoder row i to unit norm with encoder column i and b_enc[i] scaled by its norm, so the ReLU
+ * codes scale the other way and d_i z_i is unchanged. */
+static void train_unit_rows_keep(sae_params *p)
+{
+    int n = p->cfg.n_latents, dim = p->cfg.dim;
+    for (int i = 0; i < n; i++) {
+        float *d = p->v.W_dec + (size_t)i * dim; /* (dim) */
+        double nrm = 0.0;
+        for (int k = 0; k < dim; k++)
+            nrm += (double)d[k] * d[k];
+        nrm = sqrt(nrm);
+        if (!(nrm > 0.0))
+            continue;
+        for (int k = 0; k < dim; k++) {
+            d[k] = (float)(d[k] / nrm);
+            p->v.W_enc[(size_t)k * n + i] *= (float)nrm;
+        }
+        p->v.b_enc[i] *= (float)nrm;
+    }
+}
+
+int train_init_from_params(train_state *st, const sae_params *src, char *err, size_t errlen)
+{
+    const sae_config *c = &st->sc;
+    assert(train_state_ok(st) && src && src->buf && err);
+    if (src->cfg.dim != c->dim || src->cfg.n_latents != c->n_latents) {
+        snprintf(err, errlen, "starting from another SAE's weights needs its shape: it has %d latents of %d dims, "
+                 "this SAE %d of %d", src->cfg.n_latents, src->cfg.dim, c->n_latents, c->dim);
+        return -1;
+    }
+    if (st->step != 0) {
+        snprintf(err, errlen, "the trainer is at step %d; an initialisation applies to a fresh one", st->step);
+        return -1;
+    }
+    if (sae_arch_of(c)->constrain_decoder) {
+        snprintf(err, errlen, "arch '%s' keeps its own decoder constraint; it starts from decoder rows "
+                 "(cluster-then-retrain) instead", sae_arch_name(c->arch));
+        return -1;
+    }
+    size_t nd = (size_t)c->n_latents * c->dim;
+    memcpy(st->p.v.W_enc, src->v.W_enc, nd * sizeof(float));
+    memcpy(st->p.v.W_dec, src->v.W_dec, nd * sizeof(float));
+    memcpy(st->p.v.b_enc, src->v.b_enc, (size_t)c->n_latents * sizeof(float));
+    memcpy(st->p.v.b_dec, src->v.b_dec, (size_t)c->dim * sizeof(float));
+    sae_fold_input_scale(&st->p, 1.0f / st->in_scale); /* raw rows (as stored) to this trainer's scaled rows */
+    train_unit_rows_keep(&st->p);
+    return 0;
+}
+
 void train_get_timing(const train_state *st, train_timing *out)
 {
     *out = (train_timing){.read = st->t_read, .loss_grad = st->t_loss, .update = st->t_update};

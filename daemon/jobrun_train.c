@@ -6,6 +6,7 @@
  * JOBRUN_TRAIN_PROGRESS_S, the cancel flag read every JOBRUN_TRAIN_CANCEL_S),
  * so the training step never waits on the database for long. */
 #include "jobrun.h"
+#include "sae_arch.h"
 #include "jobrun_export.h"
 #include "artifacts.h"
 #include "datasrc.h"
@@ -99,9 +100,10 @@ static void jobrun_train_resume(jobrun_train_state *s, train_state *ts)
     if (rc == 0) free(buf);
 }
 
-/* Cluster-then-retrain (spec init.from_sae): a run at step 0 starts its groups from the planes SAE
- * from_sae's decoder rows cluster into (train_init_from_rows); a resumed run has them in its
- * checkpoint. 0, or -1 with err set. */
+/* spec init.from_sae: a run at step 0 of an arch that clusters decoder rows (subspace) starts its
+ * groups from the planes SAE from_sae's rows cluster into (train_init_from_rows); any other arch
+ * starts from that SAE's weights (train_init_from_params). A resumed run has them in its checkpoint.
+ * 0, or -1 with err set. */
 static int jobrun_train_init(const jobrun_ctx *ctx, train_state *ts, int64_t from_sae, char *err, size_t errlen)
 {
     store_sae s = { 0 };
@@ -123,6 +125,12 @@ static int jobrun_train_init(const jobrun_ctx *ctx, train_state *ts, int64_t fro
                  (long long)from_sae, p.cfg.dim, dim);
         sae_params_free(&p);
         return -1;
+    }
+    if (!sae_arch_of(&train_params(ts)->cfg)->init_from_rows) { /* a warm start from its weights */
+        int rc2 = train_init_from_params(ts, &p, err, errlen);
+        sae_params_free(&p);
+        if (!rc2) jobrun_note(ctx, "starts from SAE %lld's weights", (long long)from_sae);
+        return rc2;
     }
     int used = train_init_from_rows(ts, p.v.W_dec, p.cfg.n_latents, err, errlen);
     sae_params_free(&p);

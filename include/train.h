@@ -127,6 +127,14 @@ int train_warm_start(train_state *st, const train_state *from, char *err, size_t
  * take them (sae_arch_def.init_from_rows). Returns the groups set from the rows, or -1 with err set. */
 int train_init_from_rows(train_state *st, const float *rows, int m, char *err, size_t errlen);
 
+/* A warm start from a trained SAE of the same dim and n_latents (any arch, any groups): a fresh
+ * trainer (step 0) of an arch with unit decoder rows takes src's W_enc, b_enc, W_dec and b_dec (as
+ * stored: raw rows, unscaled by this trainer's input scale), each decoder row brought to unit norm
+ * with its encoder column and bias scaled to keep d_i z_i; its extras keep their initial values.
+ * So an SAE can be retrained with other groups, e.g. groups learned from its own co-activations.
+ * 0, or -1 with err set. */
+int train_init_from_params(train_state *st, const sae_params *src, char *err, size_t errlen);
+
 /* Where the training steps' time went, since creation (a clock read per phase). */
 typedef struct {
     double read, loss_grad, update; /* seconds: rows, loss and gradient, the parameter update */

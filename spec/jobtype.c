@@ -14,6 +14,7 @@
  *   groupspace  sae = sets.from_analysis (0 for toy and explicit sets),
  *            total_steps = steps; the SAE must have an analysis. */
 #include "jobtype.h"
+#include "sae_arch.h"
 #include "spec_analysis.h"
 #include "spec_groupspace.h"
 #include <assert.h>
@@ -154,7 +155,16 @@ static int jobtype_init_sae(store *st, const json_t *spec, int dim, spec_errors 
     else if (s.dim != dim)
         spec_error_add(errs, 422, "init.from_sae", "SAE %lld reads rows of %d dimensions and the dataset has %d; "
                        "start from an SAE trained on rows like these", (long long)id, s.dim, dim);
-    int ok = rc == STORE_OK && s.dim == dim;
+    json_t *sae = json_object_get(spec, "sae");
+    sae_arch arch = SAE_RELU;
+    sae_arch_parse(json_string_value(json_object_get(sae, "arch")), &arch);
+    int n = (int)json_integer_value(json_object_get(sae, "n_latents"));
+    int weights = !sae_arch_get(arch)->init_from_rows; /* the others start from its weights: the same shape */
+    int shape_ok = rc != STORE_OK || s.dim != dim || !weights || s.n_latents == n;
+    if (!shape_ok)
+        spec_error_add(errs, 422, "init.from_sae", "SAE %lld has %d latents and this one %d; starting from its weights "
+                       "needs the same n_latents (or groups listing as many)", (long long)id, s.n_latents, n);
+    int ok = rc == STORE_OK && s.dim == dim && shape_ok;
     if (rc == STORE_OK) store_sae_clear(&s);
     return ok ? 0 : -1;
 }

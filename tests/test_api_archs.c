@@ -225,7 +225,7 @@ static long long upload_npy(void)
 /* openapi's SaeSpec lists every sae field the daemon accepts (additionalProperties is false). */
 static void test_openapi(void)
 {
-    static const char *const fields[] = { "arch", "n_latents", "group_size", "sparsity_coef", "k", "orth_coef",
+    static const char *const fields[] = { "arch", "n_latents", "group_size", "groups", "sparsity_coef", "k", "orth_coef",
                                           "threshold", "bandwidth", "aux_k_coef", "aux_k" };
     json_t *o = at_expect_json(at_http("GET", "/v1/openapi.json", NULL), 200);
     json_t *props = json_object_get(json_object_get(json_object_get(json_object_get(o, "components"), "schemas"),

@@ -126,7 +126,7 @@ static void test_explicit(void)
 }
 
 /* The groupspace job over an analysed SAE's latents, for the loop below; 0 if it failed. */
-static long long g_gs_job, g_gs_ds;
+static long long g_gs_job, g_gs_ds, g_gs_sae;
 
 static void test_from_analysis(void)
 {
@@ -137,7 +137,7 @@ static void test_from_analysis(void)
                                "\"lr\":0.003,\"eval_every\":300,\"eval_rows\":256}}", ds), "train");
     long long sae = at_jint(json_object_get(t, "result"), "sae");
     json_decref(t);
-    g_gs_ds = ds;
+    g_gs_ds = ds, g_gs_sae = sae;
     at_expect_problem("SAE without analysis", at_http("POST", "/v1/jobs", at_fmt("{\"type\":\"groupspace\",\"sets\":"
                       "{\"from_analysis\":%lld}}", sae)), 422, "sets.from_analysis");
     json_decref(run_job(at_fmt("{\"type\":\"analyze\",\"sae\":%lld,\"n_samples\":4000}", sae), "analyze"));
@@ -208,8 +208,9 @@ static void test_learned_loop(void)
     char *learned = groups_text(at_fmt("/v1/jobs/%lld/groups", g_gs_job), "groups");
     json_t *t = run_job(at_fmt("{\"type\":\"train\",\"dataset\":%lld,\"sae\":{\"arch\":\"relu\",\"groups\":"
                                "{\"from_job\":%lld},\"sparsity_coef\":0.01,\"orth_coef\":0.1},\"train\":{"
-                               "\"steps\":400,\"batch_size\":128,\"lr\":0.003,\"eval_every\":200,\"eval_rows\":256}}",
-                               g_gs_ds, g_gs_job), "train on learned groups");
+                               "\"steps\":400,\"batch_size\":128,\"lr\":0.003,\"eval_every\":200,\"eval_rows\":256},"
+                               "\"init\":{\"from_sae\":%lld}}", g_gs_ds, g_gs_job, g_gs_sae),
+                        "retrain the analysed SAE on its learned groups");
     char *stored = json_dumps(json_object_get(json_object_get(json_object_get(t, "spec"), "sae"), "groups"),
                               JSON_COMPACT);
     CHECK(stored && learned && !strcmp(stored, learned), "the stored spec lists the learned groups: %s", stored);

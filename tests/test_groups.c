@@ -334,6 +334,54 @@ static void test_train(void)
     circles_free(circ);
 }
 
+/* train_init_from_params: a fresh trainer over a table takes an ordinary SAE's weights and reconstructs
+ * what it reconstructs (the groups change the penalty, not the function, until it trains). */
+static void test_init_from_params(void)
+{
+    enum { B = 16 };
+    circles_params cp = {20, 16, 0.1, 1.0f, 1.0f, 7};
+    circles *circ = circles_create(&cp);
+    data_source src;
+    datasrc_from_circles(&src, circ);
+    sae_groups *t = train_table(0);
+    sae_config c0 = {.arch = SAE_RELU, .dim = 16, .n_latents = t ? t->n : 1, .group_size = 1,
+                     .sparsity_coef = 0.01f, .bandwidth = 0.001f};
+    sae_params p0;
+    float x[B * 16], xh0[B * 16], xh1[B * 16];
+    float *z = malloc((size_t)B * c0.n_latents * sizeof(float));
+    CHECK(t && sae_params_alloc(&p0, &c0) == 0, "alloc");
+    gradcheck_random_sae(&p0, x, B, 23);
+    train_state *st = train_over(t, &src, 100);
+    sae_groups_free(t);
+    char err[300] = "";
+    CHECK(st && train_init_from_params(st, &p0, err, sizeof err) == 0, "init from params: %s", err);
+    if (st) {
+        sae_encode(&p0, NULL, x, B, z, xh0);
+        sae_encode(train_params(st), NULL, x, B, z, xh1);
+        double worst = 0.0;
+        for (int k = 0; k < B * 16; k++)
+            worst = fmax(worst, fabs((double)xh0[k] - xh1[k]));
+        CHECK(worst < 1e-4, "the warm-started SAE reconstructs as its source (max diff %.3g)", worst);
+        const float *d = train_params(st)->v.W_dec;
+        CHECK(fabs(d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + d[3] * d[3] + d[4] * d[4] + d[5] * d[5] + d[6] * d[6] +
+                   d[7] * d[7] + d[8] * d[8] + d[9] * d[9] + d[10] * d[10] + d[11] * d[11] + d[12] * d[12] +
+                   d[13] * d[13] + d[14] * d[14] + d[15] * d[15] - 1.0) < 1e-5,
+              "its decoder rows are unit");
+        CHECK(train_init_from_params(st, &p0, err, sizeof err) == 0, "again at step 0");
+    }
+    sae_config c1 = c0;
+    c1.n_latents = 12;
+    sae_params p1;
+    CHECK(sae_params_alloc(&p1, &c1) == 0, "alloc");
+    CHECK(st && train_init_from_params(st, &p1, err, sizeof err) != 0 && strstr(err, "12 latents"),
+          "another shape is refused: %s", err);
+    sae_params_free(&p1);
+    sae_params_free(&p0);
+    train_free(st);
+    free(z);
+    circles_free(circ);
+}
+
 int main(void)
 {
     test_table();
@@ -341,5 +389,6 @@ int main(void)
     test_renamed();
     test_fd();
     test_train();
+    test_init_from_params();
     return check_report();
 }
