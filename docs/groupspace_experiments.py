@@ -7,6 +7,7 @@ Usage:
   docs/groupspace_experiments.py circles [--url URL] [--out docs/runs] [--fig docs/figures]
       [--circles 400 --dim 50 --p 0.008 --width 3200 --steps 10000]
   docs/groupspace_experiments.py redraw  [--url URL]     (the circles figure again, same daemon)
+  docs/groupspace_experiments.py retrain [--url URL] [--out docs/runs] [--fig docs/figures] [--retrain-steps 5000]
 
 toys: the seed's two toys (100 items; disjoint pairs p 0 and co-occurring pairs p 0.1), each weighting
 (count = the seed's, jaccard, npmi) and seeds 0-2: true pairs within near, other pairs beyond far, the
@@ -22,6 +23,15 @@ least 0.9 of its squared norm in circle i's plane. Scores over latents that belo
 precision (pairs in one group that share a circle), pair recall (pairs sharing a circle that are in one
 group), circles whose latents (2 or more) all land in one group, and those where that group holds no
 latent of another circle. Writes OUT/groupspace_circles.json and FIG/groupspace_circles.png.
+
+retrain: the loop closed. The same ReLU SAE and analysis as `circles`, the best group space found there
+(count weights, min_jaccard 0.1, lr 0.3, 32 negatives, 50000 steps) and the cosine and Jaccard cluster
+baselines (groups of 8), then each grouping becomes the groups of a group SAE (sae.groups) retrained from
+the ReLU SAE's weights (init.from_sae) for --retrain-steps steps, beside the seed's fixed pairs (group
+size 2, orth 0.1) trained the same way. Each is analysed: fve, L0, and its groups scored as subspaces
+against the circles' planes (circles held by exactly one group, at principal-angle cosine 0.9), and the
+latent-circle scores above on its retrained decoder. Writes OUT/groupspace_retrain.json and
+FIG/groupspace_retrain.png.
 
 Only the standard library, NumPy and matplotlib (Debian's python3-matplotlib); not part of make test.
 """
@@ -212,6 +222,95 @@ def circles(args):
     circle_figure(args, out, circle)
 
 
+BEST_GROUPSPACE = {"sets": {"min_jaccard": 0.1}, "weight": "count", "lr": 0.3, "negatives": 32, "steps": 50000}
+
+
+def retrain_one(args, base, ds, relu, sae_spec, planes):
+    """Retrains the ReLU SAE with sae_spec's groups from its weights; analyses it; returns its numbers."""
+    t0 = time.time()
+    job = run_job(base, {"type": "train", "dataset": ds, "sae": sae_spec, "init": {"from_sae": relu}, "train": {
+        "steps": args.retrain_steps, "batch_size": 1024, "lr": 0.001, "lr_warmup_steps": 200,
+        "sparsity_warmup_steps": 500, "eval_every": 1000}})
+    sae = job["result"]["sae"]
+    run_job(base, {"type": "analyze", "sae": sae, "n_samples": args.samples})
+    rec = call(f"{base}/v1/saes/{sae}/recovery")
+    groups = [g["members"] for g in all_groups(base, sae)]
+    circle = latent_circles(npy(base, f"/v1/saes/{sae}/decoder.npy"), planes)
+    info = call(f"{base}/v1/saes/{sae}")
+    return {"sae": sae, "seconds": round(time.time() - t0), "metrics": info["metrics"], "n_groups": info["n_groups"],
+            "circles_one_group": rec["circles_one_group"], "circles_held": rec["circles_held"],
+            "circles_one_group_99": rec["circles_one_group_99"],
+            "groups_per_plane_hist": rec["groups_per_plane_hist"], "latent_scores": score(groups, circle)}
+
+
+def retrain(args):
+    base = args.url
+    ds = call(base + "/v1/datasets", "POST", {"kind": "circles", "name": "groupspace retrain", "params": {
+        "n_circles": args.circles, "dim": args.dim, "p_active": args.p, "seed": 1}})["id"]
+    train = run_job(base, {"type": "train", "dataset": ds, "sae": {
+        "arch": "relu", "n_latents": args.width, "group_size": 1, "sparsity_coef": 1.0}, "train": {
+        "steps": args.steps, "batch_size": 1024, "lr": 0.003, "lr_warmup_steps": 1000,
+        "sparsity_warmup_steps": 1000, "eval_every": 1000}})
+    relu = train["result"]["sae"]
+    planes = npy(base, f"/v1/datasets/{ds}/planes.npy")
+    out = {"dataset": call(f"{base}/v1/datasets/{ds}")["params"], "relu": relu, "width": args.width,
+           "steps": args.steps, "retrain_steps": args.retrain_steps,
+           "relu_metrics": call(f"{base}/v1/saes/{relu}")["metrics"], "groupings": {}, "retrained": {}}
+    circle = latent_circles(npy(base, f"/v1/saes/{relu}/decoder.npy"), planes)
+    groupings = {}
+    for method in ("cosine", "jaccard"):
+        run_job(base, {"type": "analyze", "sae": relu, "n_samples": args.samples,
+                       "cluster": {"method": method, "group_size": 8}})
+        groupings[f"cluster {method}, groups of 8"] = [g["members"] for g in all_groups(base, relu)]
+    run_job(base, {"type": "analyze", "sae": relu, "n_samples": args.samples})  # the plain analysis, last
+    body = json.loads(json.dumps(BEST_GROUPSPACE))
+    body.update(type="groupspace")
+    body["sets"]["from_analysis"] = relu
+    gs = run_job(base, body)["id"]
+    groupings["learned (groupspace)"] = call(f"{base}/v1/jobs/{gs}/groups")["groups"]
+    for name, groups in groupings.items():
+        out["groupings"][name] = score(groups, circle)
+        print(name, out["groupings"][name], flush=True)
+    specs = {"learned (groupspace)": {"groups": {"from_job": gs}}}
+    for name in ("cluster cosine, groups of 8", "cluster jaccard, groups of 8"):
+        specs[name] = {"groups": groupings[name]}
+    specs["fixed pairs (the seed's group SAE)"] = {"n_latents": args.width, "group_size": 2}
+    specs["no groups (relu, retrained alike)"] = {"n_latents": args.width, "group_size": 1}
+    for name, extra in specs.items():
+        spec = dict({"arch": "relu", "sparsity_coef": 1.0, "orth_coef": 0.1}, **extra)
+        out["retrained"][name] = retrain_one(args, base, ds, relu, spec, planes)
+        print(name, out["retrained"][name], flush=True)
+        json.dump(out, open(os.path.join(args.out, "groupspace_retrain.json"), "w"), indent=1)
+    retrain_figure(args, out)
+
+
+def retrain_figure(args, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(out["retrained"])
+    r = [out["retrained"][n] for n in names]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    x = np.arange(len(names))
+    axes[0].bar(x - 0.2, [v["circles_one_group"] for v in r], 0.4, label="circles held by exactly one group (cos 0.9)",
+                color="#4a9a4a")
+    axes[0].bar(x + 0.2, [v["circles_held"] for v in r], 0.4, label="circles held by any group", color="#3b6fb6")
+    axes[0].set_xticks(x)
+    axes[0].set_xticklabels(names, rotation=20, ha="right", fontsize=7)
+    axes[0].legend(fontsize=8)
+    axes[0].set_title(f"{out['dataset']['n_circles']} circles: group SAEs retrained from the ReLU SAE", fontsize=9)
+    for v, n in zip(r, names):
+        axes[1].scatter(v["metrics"]["l0"], v["metrics"]["fve"], s=30)
+        axes[1].annotate(n, (v["metrics"]["l0"], v["metrics"]["fve"]), fontsize=7)
+    m = out["relu_metrics"]
+    axes[1].scatter(m["l0"], m["fve"], marker="x", c="k")
+    axes[1].annotate("the ReLU SAE they start from", (m["l0"], m["fve"]), fontsize=7)
+    axes[1].set_xlabel("L0 (latents per row)")
+    axes[1].set_ylabel("fraction of variance explained")
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.fig, "groupspace_retrain.png"), dpi=110)
+
+
 def all_groups(base, sae):
     items, after = [], None
     while True:
@@ -264,7 +363,7 @@ def redraw(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("toys", "circles", "redraw"))
+    ap.add_argument("what", choices=("toys", "circles", "redraw", "retrain"))
     ap.add_argument("--url", default="http://127.0.0.1:8321")
     ap.add_argument("--out", default="docs/runs")
     ap.add_argument("--fig", default="docs/figures")
@@ -274,10 +373,11 @@ def main():
     ap.add_argument("--width", type=int, default=3200)
     ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--samples", type=int, default=200000)
+    ap.add_argument("--retrain-steps", type=int, default=5000)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.fig, exist_ok=True)
-    {"toys": toys, "circles": circles, "redraw": redraw}[args.what](args)
+    {"toys": toys, "circles": circles, "redraw": redraw, "retrain": retrain}[args.what](args)
 
 
 if __name__ == "__main__":

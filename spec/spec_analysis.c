@@ -86,7 +86,8 @@ static void spec_analysis_parse_cluster(const json_t *c, const spec_analysis_ref
     if (!refs || !refs->sae_found) return;
     if (refs->sae_group_size != 1)
         spec_error_add(errs, 422, "cluster", "clustering groups the latents of an ordinary SAE (group_size 1); this "
-                       "SAE already has groups of %d: leave cluster out", refs->sae_group_size);
+                       "SAE already has groups (%s): leave cluster out",
+                       refs->sae_group_size ? "of equal size" : "listed, of any size");
     else if (refs->sae_n_latents % a->cluster_group_size)
         spec_error_add(errs, 422, "cluster.group_size", "must divide the SAE's %d latents", refs->sae_n_latents);
 }

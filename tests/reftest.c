@@ -41,7 +41,7 @@ typedef struct {
 int reftest_write_params(const char *dir, const sae_params *p, const float *grad)
 {
     const sae_config *c = &p->cfg;
-    int64_t n = c->n_latents, dim = c->dim, G = n / c->group_size;
+    int64_t n = c->n_latents, dim = c->dim, G = sae_n_groups(c);
     tensor_spec t[6] = {
         {"W_enc", {dim, n}, 2}, {"b_enc", {n, 0}, 1}, {"W_dec", {n, dim}, 2}, {"b_dec", {dim, 0}, 1},
     };

@@ -243,7 +243,7 @@ static void test_fd_case(const char *name, sae_arch arch, const char *groups, in
     sae_loss_grad(&p, x, B, 0.3f, &w, grad, &lt);
     fd_ctx f = {&p, &w, x, B, 0.3f};
     fd_loss(&f, pat0);
-    CHECK(lt.l0_groups > 0.5 && lt.l0_groups < sae_n_groups(&c) - 0.5, "%s: some groups on, some off (%g)", name,
+    CHECK(lt.l0_groups > 0.5 && lt.l0_groups < sae_n_groups(&p.cfg) - 0.5, "%s: some groups on, some off (%g)", name,
           lt.l0_groups);
     gradcheck_job job = {name, p.buf, grad, fd_loss, &f, pat0, npat};
     gradcheck_stats st = {0};

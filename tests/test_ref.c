@@ -95,7 +95,7 @@ static int write_case(int index, const char *dir)
     c.groups = t;
     int bad = (rc->groups && !t) || sae_params_alloc(&p, &c) != 0;
     sae_groups_free(t); /* the params keep their own copy */
-    if (bad || sae_work_alloc(&w, &c, rc->B) != 0)
+    if (bad || sae_work_alloc(&w, &p.cfg, rc->B) != 0)
         return -1;
     float *x = malloc((size_t)rc->B * rc->dim * sizeof(float));     /* (B, dim) */
     float *grad = malloc(p.n_params * sizeof(float));               /* (n_params) */
