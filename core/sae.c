@@ -76,7 +76,7 @@ static int sae_check_table(const sae_config *c, char *field, size_t fl, char *ms
         return sae_config_reject(field, fl, msg, ml, "group_size", "give groups or group_size, not both");
     if (!sae_arch_of(c)->any_groups) {
         snprintf(text, sizeof text, "arch '%s' takes equal groups only (group_size); groups of any size work with "
-                 "arch relu, topk and batchtopk", sae_arch_name(c->arch));
+                 "arch relu, topk, batchtopk and subspace", sae_arch_name(c->arch));
         return sae_config_reject(field, fl, msg, ml, "groups", text);
     }
     return 0;

@@ -29,6 +29,7 @@
  * code is non-zero (it may be negative). */
 #include "analysis.h"
 #include "sae_arch.h"
+#include "sae_groups.h"
 #include "sae_stage.h"
 #include <assert.h>
 #include <math.h>
@@ -42,10 +43,10 @@
 static int subspace_check(const sae_config *c, char *field, size_t fl, char *msg, size_t ml)
 {
     char text[200];
-    int G = c->n_latents / c->group_size;
+    int G = sae_n_groups(c);
     if (c->k > G) {
-        snprintf(text, sizeof text, "k %d is more than the %d groups (n_latents %d / group_size %d); use k from 1 "
-                 "to %d", c->k, G, c->n_latents, c->group_size, G);
+        snprintf(text, sizeof text, "k %d is more than the %d groups (of its %d latents); use k from 1 to %d", c->k,
+                 G, c->n_latents, G);
         return sae_config_reject(field, fl, msg, ml, "k", text);
     }
     if (c->k == 0 && !(c->threshold > 0.0f))
@@ -67,21 +68,34 @@ static int subspace_uses_sparsity_coef(const sae_config *c) { return c->k == 0; 
 
 /* ---- the activation ---- */
 
+/* One row-group: z (s) from pre (s) (may alias), returns its gnorm: k > 0 the code itself (the
+ * selection follows), else the prox step at tau. */
+static float subspace_group(const sae_config *c, float tau, const float *pg, int s, float *zg)
+{
+    float rho = sae_stage_norm(pg, s);
+    float f = c->k > 0 ? 1.0f : rho > tau ? 1.0f - tau / rho : 0.0f;
+    for (int k = 0; k < s; k++)
+        zg[k] = f * pg[k];
+    return c->k > 0 ? rho : f > 0.0f ? rho - tau : 0.0f;
+}
+
 /* z (B, n), gnorm (B, G) = ||z_g|| from pre (B, n) (z may alias pre). k > 0: the k groups of largest
- * norm per row, scratch (G); else the prox step at tau. */
+ * norm per row, scratch (G); else the prox step at tau. A group table's groups are gathered. */
 static void subspace_act(const sae_config *c, float tau, const float *pre, int B, float *z, float *gnorm,
                          float *scratch)
 {
     int n = c->n_latents, s = c->group_size;
-    size_t G = (size_t)(n / s);
+    size_t G = (size_t)sae_n_groups(c);
+    float tmp[SAE_GROUPS_MAX_SIZE];
     for (size_t bg = 0; bg < (size_t)B * G; bg++) {
-        const float *pg = pre + bg * s; /* (s) */
-        float *zg = z + bg * s;         /* (s) */
-        float rho = sae_stage_norm(pg, s);
-        float f = c->k > 0 ? 1.0f : rho > tau ? 1.0f - tau / rho : 0.0f;
-        for (int k = 0; k < s; k++)
-            zg[k] = f * pg[k];
-        gnorm[bg] = c->k > 0 ? rho : f > 0.0f ? rho - tau : 0.0f;
+        if (!c->groups) {
+            gnorm[bg] = subspace_group(c, tau, pre + bg * s, s, z + bg * s);
+            continue;
+        }
+        size_t b = bg / G, g = bg % G;
+        sae_groups_gather(c->groups, (int)g, pre + b * n, tmp);
+        gnorm[bg] = subspace_group(c, tau, tmp, sae_group_len(c, (int)g), tmp);
+        sae_groups_scatter(c->groups, (int)g, tmp, z + b * n);
     }
     if (c->k > 0)
         for (int b = 0; b < B; b++)
@@ -114,19 +128,35 @@ static void subspace_prox_backward(const float *pre, int s, float tau, float sca
         dz[k] = f * dz[k] + (h + q) * pre[k];
 }
 
+/* One row-group's backward: d (s) in and out, pre (s). */
+static void subspace_group_back(const sae_config *c, float tau, float scale, float gnorm, const float *pre, int s,
+                                float *d)
+{
+    if (c->k == 0)
+        subspace_prox_backward(pre, s, tau, scale, d);
+    else if (!(gnorm > 0.0f)) /* not selected */
+        memset(d, 0, (size_t)s * sizeof(float));
+}
+
 static void subspace_backward(const sae_params *p, const sae_pass *pass, int B, sae_work *w, sae_view *g,
                               float *grad)
 {
     const sae_config *c = &p->cfg;
-    int s = c->group_size;
-    float scale = pass->coef / (float)B;
+    int s = c->group_size, n = c->n_latents;
+    size_t G = (size_t)sae_n_groups(c);
+    float scale = pass->coef / (float)B, pg[SAE_GROUPS_MAX_SIZE], d[SAE_GROUPS_MAX_SIZE];
     (void)g, (void)grad;
-    for (size_t bg = 0; bg < (size_t)B * (c->n_latents / s); bg++) {
-        float *d = w->dz + bg * s; /* (s) */
-        if (c->k == 0)
-            subspace_prox_backward(w->pre + bg * s, s, pass->threshold, scale, d);
-        else if (!(w->gnorm[bg] > 0.0f)) /* not selected */
-            memset(d, 0, (size_t)s * sizeof(float));
+    for (size_t bg = 0; bg < (size_t)B * G; bg++) {
+        if (!c->groups) {
+            subspace_group_back(c, pass->threshold, scale, w->gnorm[bg], w->pre + bg * s, s, w->dz + bg * s);
+            continue;
+        }
+        size_t b = bg / G;
+        int gi = (int)(bg % G);
+        sae_groups_gather(c->groups, gi, w->pre + b * n, pg);
+        sae_groups_gather(c->groups, gi, w->dz + b * n, d);
+        subspace_group_back(c, pass->threshold, scale, w->gnorm[bg], pg, sae_group_len(c, gi), d);
+        sae_groups_scatter(c->groups, gi, d, w->dz + b * n);
     }
 }
 
@@ -154,7 +184,7 @@ static double subspace_residual(const sae_params *p, const sae_pass *pass, const
 static size_t subspace_encode_floats(const sae_config *c, int B)
 {
     (void)B;
-    return (size_t)(c->n_latents / c->group_size); /* one row's selection */
+    return (size_t)sae_n_groups(c); /* one row's selection */
 }
 
 static void subspace_encode(const sae_params *p, float *z, int B, float *gnorm, float *scratch)
@@ -164,15 +194,16 @@ static void subspace_encode(const sae_params *p, float *z, int B, float *gnorm, 
 
 /* ---- the decoder on the Stiefel manifold ---- */
 
-/* row (dim) minus its projections on the rows q (m, dim), orthonormal; returns its squared norm after. */
-static double subspace_project_out(float *row, const float *q, int m, int dim)
+/* row (dim) minus its projections on the rows q[0 .. m) (each (dim), orthonormal); returns its squared
+ * norm after. */
+static double subspace_project_out(float *row, float *const *q, int m, int dim)
 {
     for (int j = 0; j < m; j++) {
         double dot = 0.0;
         for (int d = 0; d < dim; d++)
-            dot += (double)row[d] * q[(size_t)j * dim + d];
+            dot += (double)row[d] * q[j][d];
         for (int d = 0; d < dim; d++)
-            row[d] -= (float)dot * q[(size_t)j * dim + d];
+            row[d] -= (float)dot * q[j][d];
     }
     double n1 = 0.0;
     for (int d = 0; d < dim; d++)
@@ -180,16 +211,16 @@ static double subspace_project_out(float *row, const float *q, int m, int dim)
     return n1;
 }
 
-/* row (dim) = the unit axis keeping most of its norm off the rows q (m < dim, orthonormal), minus its
- * projections on them; returns its squared norm. */
-static double subspace_fresh_axis(float *row, const float *q, int m, int dim)
+/* row (dim) = the unit axis keeping most of its norm off the rows q[0 .. m) (m < dim, orthonormal), minus
+ * its projections on them; returns its squared norm. */
+static double subspace_fresh_axis(float *row, float *const *q, int m, int dim)
 {
     int best = 0;
     double keep = -1.0;
     for (int axis = 0; axis < dim; axis++) {
         double on = 0.0;
         for (int j = 0; j < m; j++)
-            on += (double)q[(size_t)j * dim + axis] * q[(size_t)j * dim + axis];
+            on += (double)q[j][axis] * q[j][axis];
         if (1.0 - on > keep)
             keep = 1.0 - on, best = axis;
     }
@@ -198,23 +229,20 @@ static double subspace_fresh_axis(float *row, const float *q, int m, int dim)
     return subspace_project_out(row, q, m, dim);
 }
 
-/* Rows [i0, i1) (whole groups) made orthonormal group by group by modified Gram-Schmidt in index
- * order. A row in the span of the ones before it (resampling may give two members one residual)
- * is replaced by the unit axis furthest from it, so the result is always orthonormal (members past
- * the dim-th of a group larger than dim stay 0). */
-static void subspace_orthonormalize(sae_params *p, int i0, int i1)
+/* The group's rows (s pointers to (dim) rows) made orthonormal by modified Gram-Schmidt in order. A row
+ * in the span of the ones before it (resampling may give two members one residual) is replaced by the
+ * unit axis furthest from it, so the result is always orthonormal (members past the dim-th of a group
+ * larger than dim stay 0). */
+static void subspace_mgs(float *const *rows, int s, int dim)
 {
-    int s = p->cfg.group_size, dim = p->cfg.dim;
-    assert(i0 % s == 0 && i1 % s == 0 && 0 <= i0 && i0 <= i1 && i1 <= p->cfg.n_latents);
-    for (int i = i0; i < i1; i++) {
-        float *row = p->v.W_dec + (size_t)i * dim;          /* (dim) */
-        const float *q = p->v.W_dec + (size_t)(i - i % s) * dim; /* (i % s, dim) already orthonormal */
+    for (int k = 0; k < s; k++) {
+        float *row = rows[k]; /* (dim); rows[0 .. k) already orthonormal */
         double n0 = 0.0;
         for (int d = 0; d < dim; d++)
             n0 += (double)row[d] * row[d];
-        double n1 = subspace_project_out(row, q, i % s, dim);
-        if (!(n1 > 1e-6 * n0 && n1 > 0.0)) /* the axis furthest from the span (n1 >= (dim - i % s) / dim) */
-            n1 = subspace_fresh_axis(row, q, i % s, dim);
+        double n1 = subspace_project_out(row, rows, k, dim);
+        if (!(n1 > 1e-6 * n0 && n1 > 0.0)) /* the axis furthest from the span (n1 >= (dim - k) / dim) */
+            n1 = subspace_fresh_axis(row, rows, k, dim);
         if (!(n1 > 1e-12)) { /* member s > dim: no direction is left; the row stays 0 (a dead latent) */
             memset(row, 0, (size_t)dim * sizeof(float));
             continue;
@@ -222,6 +250,27 @@ static void subspace_orthonormalize(sae_params *p, int i0, int i1)
         float inv = (float)(1.0 / sqrt(n1));
         for (int d = 0; d < dim; d++)
             row[d] *= inv;
+    }
+}
+
+/* Rows [i0, i1) (whole groups) made orthonormal group by group (subspace_mgs, members in index
+ * order); with a group table, every group with a member in [i0, i1). */
+static void subspace_orthonormalize(sae_params *p, int i0, int i1)
+{
+    const sae_config *c = &p->cfg;
+    float *rows[SAE_GROUPS_MAX_SIZE];
+    assert(0 <= i0 && i0 <= i1 && i1 <= c->n_latents);
+    assert(c->groups || (i0 % c->group_size == 0 && i1 % c->group_size == 0));
+    int g0 = c->groups ? 0 : i0 / c->group_size, g1 = c->groups ? sae_n_groups(c) : i1 / c->group_size;
+    for (int g = g0; g < g1; g++) {
+        int s = sae_group_len(c, g), inside = 0;
+        for (int k = 0; k < s; k++) {
+            int i = sae_group_member(c, g, k);
+            rows[k] = p->v.W_dec + (size_t)i * c->dim;
+            inside |= i0 <= i && i < i1;
+        }
+        if (inside)
+            subspace_mgs(rows, s, c->dim);
     }
 }
 
@@ -262,13 +311,29 @@ static int subspace_init_from_rows(sae_params *p, const float *rows, int m, int 
     return 0;
 }
 
+/* A warm start from another SAE's weights: each group's decoder rows made orthonormal (its span kept
+ * when the rows are independent) and its encoder columns their transpose with b_enc 0, so a group's
+ * code starts as the coordinates of x - b_dec in its span, as cluster-then-retrain starts. */
+static void subspace_adopt_params(sae_params *p)
+{
+    int n = p->cfg.n_latents, dim = p->cfg.dim;
+    subspace_orthonormalize(p, 0, n);
+    for (int i = 0; i < n; i++) {
+        p->v.b_enc[i] = 0.0f;
+        for (int d = 0; d < dim; d++)
+            p->v.W_enc[(size_t)d * n + i] = p->v.W_dec[(size_t)i * dim + d];
+    }
+}
+
 const sae_arch_def sae_arch_subspace = {
     .name = "subspace",
     .uses_sparsity_coef = subspace_uses_sparsity_coef,
     .threshold_ramps = 1,
+    .any_groups = 1,
     .resamples = 1,
     .check = subspace_check,
     .init_from_rows = subspace_init_from_rows,
+    .adopt_params = subspace_adopt_params,
     .forward = subspace_forward,
     .residual = subspace_residual,
     .backward = subspace_backward,

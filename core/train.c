@@ -744,18 +744,17 @@ int train_init_from_params(train_state *st, const sae_params *src, char *err, si
         snprintf(err, errlen, "the trainer is at step %d; an initialisation applies to a fresh one", st->step);
         return -1;
     }
-    if (sae_arch_of(c)->constrain_decoder) {
-        snprintf(err, errlen, "arch '%s' keeps its own decoder constraint; it starts from decoder rows "
-                 "(cluster-then-retrain) instead", sae_arch_name(c->arch));
-        return -1;
-    }
     size_t nd = (size_t)c->n_latents * c->dim;
     memcpy(st->p.v.W_enc, src->v.W_enc, nd * sizeof(float));
     memcpy(st->p.v.W_dec, src->v.W_dec, nd * sizeof(float));
     memcpy(st->p.v.b_enc, src->v.b_enc, (size_t)c->n_latents * sizeof(float));
     memcpy(st->p.v.b_dec, src->v.b_dec, (size_t)c->dim * sizeof(float));
     sae_fold_input_scale(&st->p, 1.0f / st->in_scale); /* raw rows (as stored) to this trainer's scaled rows */
-    train_unit_rows_keep(&st->p);
+    void (*adopt)(sae_params *) = sae_arch_of(c)->adopt_params;
+    if (adopt)
+        adopt(&st->p);
+    else
+        train_unit_rows_keep(&st->p);
     return 0;
 }
 

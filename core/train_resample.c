@@ -148,7 +148,10 @@ static void train_resample_constrain(train_state *st, const unsigned char *dead)
 {
     void (*constrain)(sae_params *, int, int) = sae_arch_of(&st->sc)->constrain_decoder;
     int s = st->sc.group_size;
-    assert(!constrain || s >= 1); /* archs with a decoder constraint take equal groups only */
+    if (constrain && st->sc.groups) { /* a table: every group (the constraint leaves intact ones as they are) */
+        constrain(&st->p, 0, st->sc.n_latents);
+        return;
+    }
     for (int g0 = 0; constrain && g0 < st->sc.n_latents; g0 += s) {
         int touched = 0;
         for (int k = 0; k < s; k++)

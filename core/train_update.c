@@ -37,7 +37,7 @@ static void train_update_split(const train_state *st, int t, int T, size_t *r0, 
     size_t dec0 = (size_t)(p->v.W_dec - p->buf), dec1 = dec0 + (size_t)st->sc.n_latents * st->sc.dim;
     assert(0 <= t && t < T && r0 && r1 && lo && hi);
     assert(p->v.W_dec >= p->buf && dec1 <= p->n_params); /* W_dec is one block inside the buffer */
-    size_t align = sae_arch_of(&st->sc)->constrain_decoder ? (size_t)st->sc.group_size : 1;
+    size_t align = sae_arch_of(&st->sc)->constrain_decoder && !st->sc.groups ? (size_t)st->sc.group_size : 1;
     par_range((size_t)st->sc.n_latents, align, t, T, r0, r1);
     par_range(dec0, 16, t, T, &lo[0], &hi[0]);
     par_range(p->n_params - dec1, 16, t, T, &lo[1], &hi[1]);
@@ -115,6 +115,10 @@ static void train_update_apply_part(void *ctx, int t, int T)
     train_update_split(st, t, T, &r0, &r1, lo, hi);
     size_t dec0 = (size_t)(st->p.v.W_dec - st->p.buf), dim = (size_t)st->sc.dim;
     void (*constrain)(sae_params *, int, int) = sae_arch_of(&st->sc)->constrain_decoder;
+    if (constrain && st->sc.groups) { /* a table's groups are not row ranges: train_update_apply constrains */
+        train_adam_range(j, dec0 + r0 * dim, dec0 + r1 * dim);
+        constrain = NULL, r0 = r1;
+    }
     size_t step = constrain ? (size_t)st->sc.group_size : 1; /* rows updated, then constrained, at a time */
     for (size_t r = r0; r < r1; r += step) {
         train_adam_range(j, dec0 + r * dim, dec0 + (r + step) * dim);
@@ -154,4 +158,7 @@ void train_update_apply(train_state *st, double lr, float grad_scale)
         .b1 = t->adam_beta1, .b2 = t->adam_beta2, .eps = t->adam_eps, .scale = grad_scale,
     };
     par_run(st->pool, train_update_apply_part, &j);
+    void (*constrain)(sae_params *, int, int) = sae_arch_of(&st->sc)->constrain_decoder;
+    if (constrain && st->sc.groups)
+        constrain(&st->p, 0, st->sc.n_latents); /* every group of the table, on this thread */
 }

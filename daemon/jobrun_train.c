@@ -126,7 +126,8 @@ static int jobrun_train_init(const jobrun_ctx *ctx, train_state *ts, int64_t fro
         sae_params_free(&p);
         return -1;
     }
-    if (!sae_arch_of(&train_params(ts)->cfg)->init_from_rows) { /* a warm start from its weights */
+    const sae_config *c = &train_params(ts)->cfg;
+    if (!sae_arch_of(c)->init_from_rows || c->groups) { /* a warm start from its weights */
         int rc2 = train_init_from_params(ts, &p, err, errlen);
         sae_params_free(&p);
         if (!rc2) jobrun_note(ctx, "starts from SAE %lld's weights", (long long)from_sae);

@@ -8,6 +8,7 @@ Usage:
       [--circles 400 --dim 50 --p 0.008 --width 3200 --steps 10000]
   docs/groupspace_experiments.py redraw  [--url URL]     (the circles figure again, same daemon)
   docs/groupspace_experiments.py retrain [--url URL] [--out docs/runs] [--fig docs/figures] [--retrain-steps 5000]
+  docs/groupspace_experiments.py fmnist  [--url URL] [--out docs/runs] [--width 512 --steps 4000]
 
 toys: the seed's two toys (100 items; disjoint pairs p 0 and co-occurring pairs p 0.1), each weighting
 (count = the seed's, jaccard, npmi) and seeds 0-2: true pairs within near, other pairs beyond far, the
@@ -32,6 +33,11 @@ size 2, orth 0.1) trained the same way. Each is analysed: fve, L0, and its group
 against the circles' planes (circles held by exactly one group, at principal-angle cosine 0.9), and the
 latent-circle scores above on its retrained decoder. Writes OUT/groupspace_retrain.json and
 FIG/groupspace_retrain.png.
+
+fmnist: the same loop on Fashion-MNIST (the training images, /usr/share/datasets/fashion-mnist), where
+there is no ground truth: each grouping is scored by how much its groups' members fire together (the
+mean over groups of 2+ of the members' pairwise Jaccard, from the relu SAE's analysis), and each
+retrained group SAE by fve, L0 and the same Jaccard on its own analysis. Writes OUT/groupspace_fmnist.json.
 
 Only the standard library, NumPy and matplotlib (Debian's python3-matplotlib); not part of make test.
 """
@@ -225,22 +231,32 @@ def circles(args):
 BEST_GROUPSPACE = {"sets": {"min_jaccard": 0.1}, "weight": "count", "lr": 0.3, "negatives": 32, "steps": 50000}
 
 
+def group_jaccard(items):
+    """Mean of the groups' mean pairwise member Jaccard, over groups of 2 or more, and how many there are."""
+    js = [g["jaccard"] for g in items if len(g["members"]) > 1 and g["jaccard"] is not None]
+    return {"mean_group_jaccard": float(np.mean(js)) if js else 0.0, "groups_2plus": len(js)}
+
+
 def retrain_one(args, base, ds, relu, sae_spec, planes):
-    """Retrains the ReLU SAE with sae_spec's groups from its weights; analyses it; returns its numbers."""
+    """Retrains the ReLU SAE with sae_spec's groups from its weights; analyses it; returns its numbers
+    (with planes None: no circle scores)."""
     t0 = time.time()
     job = run_job(base, {"type": "train", "dataset": ds, "sae": sae_spec, "init": {"from_sae": relu}, "train": {
         "steps": args.retrain_steps, "batch_size": 1024, "lr": 0.001, "lr_warmup_steps": 200,
         "sparsity_warmup_steps": 500, "eval_every": 1000}})
     sae = job["result"]["sae"]
     run_job(base, {"type": "analyze", "sae": sae, "n_samples": args.samples})
-    rec = call(f"{base}/v1/saes/{sae}/recovery")
-    groups = [g["members"] for g in all_groups(base, sae)]
-    circle = latent_circles(npy(base, f"/v1/saes/{sae}/decoder.npy"), planes)
+    items = all_groups(base, sae)
     info = call(f"{base}/v1/saes/{sae}")
-    return {"sae": sae, "seconds": round(time.time() - t0), "metrics": info["metrics"], "n_groups": info["n_groups"],
-            "circles_one_group": rec["circles_one_group"], "circles_held": rec["circles_held"],
-            "circles_one_group_99": rec["circles_one_group_99"],
-            "groups_per_plane_hist": rec["groups_per_plane_hist"], "latent_scores": score(groups, circle)}
+    out = {"sae": sae, "seconds": round(time.time() - t0), "metrics": info["metrics"], "n_groups": info["n_groups"],
+           **group_jaccard(items)}
+    if planes is None:
+        return out
+    rec = call(f"{base}/v1/saes/{sae}/recovery")
+    circle = latent_circles(npy(base, f"/v1/saes/{sae}/decoder.npy"), planes)
+    return dict(out, circles_one_group=rec["circles_one_group"], circles_held=rec["circles_held"],
+                circles_one_group_99=rec["circles_one_group_99"], groups_per_plane_hist=rec["groups_per_plane_hist"],
+                latent_scores=score([g["members"] for g in items], circle))
 
 
 def retrain(args):
@@ -282,6 +298,47 @@ def retrain(args):
         print(name, out["retrained"][name], flush=True)
         json.dump(out, open(os.path.join(args.out, "groupspace_retrain.json"), "w"), indent=1)
     retrain_figure(args, out)
+
+
+def fmnist(args):
+    base = args.url
+    ds = call(base + "/v1/datasets", "POST", {"kind": "idx", "name": "fashion-mnist train",
+        "images": "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+        "labels": "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"})["id"]
+    relu = run_job(base, {"type": "train", "dataset": ds, "sae": {
+        "arch": "relu", "n_latents": args.width, "group_size": 1, "sparsity_coef": args.coef}, "train": {
+        "steps": args.steps, "batch_size": 512, "lr": 0.001, "lr_warmup_steps": 500,
+        "sparsity_warmup_steps": 1000, "eval_every": 1000, "normalize_input": True}})["result"]["sae"]
+    out = {"dataset": "fashion-mnist train (60000 x 784)", "relu": relu, "width": args.width, "steps": args.steps,
+           "retrain_steps": args.retrain_steps, "relu_metrics": call(f"{base}/v1/saes/{relu}")["metrics"],
+           "groupings": {}, "retrained": {}}
+    groupings = {}
+    for method in ("cosine", "jaccard"):
+        run_job(base, {"type": "analyze", "sae": relu, "n_samples": args.samples,
+                       "cluster": {"method": method, "group_size": 8}})
+        groupings[f"cluster {method}, groups of 8"] = all_groups(base, relu)
+    run_job(base, {"type": "analyze", "sae": relu, "n_samples": args.samples})
+    body = json.loads(json.dumps(BEST_GROUPSPACE))
+    body.update(type="groupspace", steps=args.gs_steps)
+    body["sets"]["from_analysis"] = relu
+    gs = run_job(base, body)["id"]
+    learned = call(f"{base}/v1/jobs/{gs}/groups")["groups"]
+    for name, items in groupings.items():
+        out["groupings"][name] = dict(group_jaccard(items), largest=max(len(g["members"]) for g in items))
+    sizes = np.bincount([len(g) for g in learned])
+    out["groupings"]["learned (groupspace)"] = {"n_groups": len(learned), "largest": int(len(sizes) - 1),
+                                                "sizes": sizes.tolist()}
+    print(json.dumps(out["groupings"]), flush=True)
+    specs = {"learned (groupspace)": {"groups": {"from_job": gs}},
+             "cluster jaccard, groups of 8": {"groups": [g["members"] for g in groupings["cluster jaccard, groups of 8"]]},
+             "cluster cosine, groups of 8": {"groups": [g["members"] for g in groupings["cluster cosine, groups of 8"]]},
+             "fixed pairs (the seed's group SAE)": {"n_latents": args.width, "group_size": 2},
+             "no groups (relu, retrained alike)": {"n_latents": args.width, "group_size": 1}}
+    for name, extra in specs.items():
+        spec = dict({"arch": "relu", "sparsity_coef": args.coef, "orth_coef": 0.1}, **extra)
+        out["retrained"][name] = retrain_one(args, base, ds, relu, spec, None)
+        print(name, out["retrained"][name], flush=True)
+        json.dump(out, open(os.path.join(args.out, "groupspace_fmnist.json"), "w"), indent=1)
 
 
 def retrain_figure(args, out):
@@ -363,7 +420,7 @@ def redraw(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("toys", "circles", "redraw", "retrain"))
+    ap.add_argument("what", choices=("toys", "circles", "redraw", "retrain", "fmnist"))
     ap.add_argument("--url", default="http://127.0.0.1:8321")
     ap.add_argument("--out", default="docs/runs")
     ap.add_argument("--fig", default="docs/figures")
@@ -374,10 +431,12 @@ def main():
     ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--samples", type=int, default=200000)
     ap.add_argument("--retrain-steps", type=int, default=5000)
+    ap.add_argument("--gs-steps", type=int, default=50000)
+    ap.add_argument("--coef", type=float, default=1.0)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.fig, exist_ok=True)
-    {"toys": toys, "circles": circles, "redraw": redraw, "retrain": retrain}[args.what](args)
+    {"toys": toys, "circles": circles, "redraw": redraw, "retrain": retrain, "fmnist": fmnist}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,10 @@ typedef struct sae_arch_def {
     /* Cluster-then-retrain (NULL: not offered): initialises p, already initialised, from another SAE's
      * decoder rows (m, dim); *used gets how many groups it set from them. 0, or -1 when out of memory. */
     int (*init_from_rows)(sae_params *p, const float *rows, int m, int *used);
+    /* A warm start from another SAE's weights (train_init_from_params), made to satisfy this arch's
+     * decoder constraint (NULL: unit decoder rows, each encoder column and bias scaled to keep the
+     * reconstruction). */
+    void (*adopt_params)(sae_params *p);
     const char *b_enc_name;    /* b_enc's name in sae.safetensors (NULL: "b_enc") */
     /* ---- the pass (contracts above) ---- */
     size_t (*scratch_floats)(const sae_config *c, int B); /* w->arch_scratch (NULL: none) */

@@ -128,9 +128,10 @@ int train_warm_start(train_state *st, const train_state *from, char *err, size_t
 int train_init_from_rows(train_state *st, const float *rows, int m, char *err, size_t errlen);
 
 /* A warm start from a trained SAE of the same dim and n_latents (any arch, any groups): a fresh
- * trainer (step 0) of an arch with unit decoder rows takes src's W_enc, b_enc, W_dec and b_dec (as
- * stored: raw rows, unscaled by this trainer's input scale), each decoder row brought to unit norm
- * with its encoder column and bias scaled to keep d_i z_i; its extras keep their initial values.
+ * trainer (step 0) takes src's W_enc, b_enc, W_dec and b_dec (as stored: raw rows, unscaled by this
+ * trainer's input scale), made to satisfy its arch's decoder constraint (sae_arch_def.adopt_params:
+ * by default each decoder row brought to unit norm with its encoder column and bias scaled to keep
+ * d_i z_i; subspace: orthonormal groups, encoder tied); its extras keep their initial values.
  * So an SAE can be retrained with other groups, e.g. groups learned from its own co-activations.
  * 0, or -1 with err set. */
 int train_init_from_params(train_state *st, const sae_params *src, char *err, size_t errlen);

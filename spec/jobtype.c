@@ -159,7 +159,7 @@ static int jobtype_init_sae(store *st, const json_t *spec, int dim, spec_errors 
     sae_arch arch = SAE_RELU;
     sae_arch_parse(json_string_value(json_object_get(sae, "arch")), &arch);
     int n = (int)json_integer_value(json_object_get(sae, "n_latents"));
-    int weights = !sae_arch_get(arch)->init_from_rows; /* the others start from its weights: the same shape */
+    int weights = !sae_arch_get(arch)->init_from_rows || json_is_array(json_object_get(sae, "groups"));
     int shape_ok = rc != STORE_OK || s.dim != dim || !weights || s.n_latents == n;
     if (!shape_ok)
         spec_error_add(errs, 422, "init.from_sae", "SAE %lld has %d latents and this one %d; starting from its weights "

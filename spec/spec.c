@@ -368,8 +368,9 @@ static void spec_check_train(sae_config *sc, const train_config *tc, int dim, si
 }
 
 /* body.init ({"from_sae": ID}, optional) into *from_sae (0 when absent): an arch whose registry row
- * starts groups from another SAE's decoder rows (subspace) needs groups of 2; the others start from
- * that SAE's weights (train_init_from_params; the same n_latents, checked by the train validator). */
+ * starts groups from another SAE's decoder rows (subspace) needs groups of 2 for that; listed groups,
+ * and every other arch, start from that SAE's weights (train_init_from_params; the same n_latents,
+ * checked by the train validator). */
 static void spec_parse_init(const json_t *body, const sae_config *sc, int64_t *from_sae, spec_errors *errs)
 {
     long long id;
@@ -382,7 +383,7 @@ static void spec_parse_init(const json_t *body, const sae_config *sc, int64_t *f
                                 "start the groups");
     if (rc != 1) return;
     *from_sae = id;
-    if (sae_arch_of(sc)->init_from_rows && sc->group_size != 2)
+    if (sae_arch_of(sc)->init_from_rows && !sc->groups && sc->group_size != 2)
         spec_error_add(errs, 422, "init.from_sae", "arch '%s' starts from another SAE's decoder rows clustered "
                        "into planes (cluster-then-retrain), which needs group_size 2; remove init or use group_size 2",
                        sae_arch_name(sc->arch));

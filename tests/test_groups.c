@@ -87,7 +87,7 @@ static void test_config(void)
           "groups and group_size together are refused: %s", msg);
     c.group_size = 0, c.arch = SAE_GATED;
     CHECK(sae_config_check(&c, field, sizeof field, msg, sizeof msg) != 0 && !strcmp(field, "sae.groups") &&
-              strstr(msg, "relu, topk and batchtopk"),
+              strstr(msg, "relu, topk, batchtopk and subspace"),
           "gated takes equal groups only: %s", msg);
     c.arch = SAE_TOPK, c.k = 5;
     CHECK(sae_config_check(&c, field, sizeof field, msg, sizeof msg) != 0 && !strcmp(field, "sae.k") &&
@@ -197,6 +197,9 @@ static void test_renamed(void)
         {"topk auxk", SAE_TOPK, 0.4f, 0.0f, 2, 1},
         {"batchtopk train auxk", SAE_BATCHTOPK, 0.0f, 0.0f, 2, 1},
         {"batchtopk inference", SAE_BATCHTOPK, 0.0f, 0.0f, 2, 0},
+        {"subspace topk auxk", SAE_SUBSPACE, 0.0f, 0.0f, 2, 1},
+        {"subspace prox", SAE_SUBSPACE, 0.2f, 0.6f, 0, 0},
+        {"subspace prox train auxk", SAE_SUBSPACE, 0.0f, 0.6f, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         test_renamed_case(&cases[i]);
@@ -230,7 +233,8 @@ static void test_fd_case(const char *name, sae_arch arch, const char *groups, in
     enum { DIM = 6, B = 5 };
     sae_groups *t = gradcheck_groups(groups, n);
     sae_config c = {.arch = arch, .dim = DIM, .n_latents = n, .groups = t, .sparsity_coef = 0.3f,
-                    .orth_coef = orth, .k = k, .bandwidth = 0.001f};
+                    .orth_coef = orth, .k = k, .bandwidth = 0.001f,
+                    .threshold = arch == SAE_SUBSPACE && k == 0 ? 0.5f : 0.0f}; /* subspace's prox step */
     sae_params p;
     sae_work w;
     CHECK(t && sae_params_alloc(&p, &c) == 0 && sae_work_alloc(&w, &c, B) == 0, "%s: alloc", name);
@@ -264,6 +268,8 @@ static void test_fd(void)
     test_fd_case("relu uneven orth", SAE_RELU, "9,0,4|1|2,3|5,6,8,7", 10, 0.5f, 0);
     test_fd_case("topk uneven", SAE_TOPK, "0,4,7|1|2,3|5,6,8,9|10,11", 12, 0.3f, 2);
     test_fd_case("batchtopk uneven (inference)", SAE_BATCHTOPK, "0,4,7|1|2,3|5,6,8,9", 10, 0.0f, 2);
+    test_fd_case("subspace uneven topk", SAE_SUBSPACE, "0,4,7|1|2,3|5,6,8,9|10,11", 12, 0.0f, 2);
+    test_fd_case("subspace uneven prox", SAE_SUBSPACE, "0,4,7|1|2,3|5,6,8,9", 10, 0.2f, 0);
 }
 
 /* ---------------------------------------------------------------- the trainer */
@@ -382,6 +388,66 @@ static void test_init_from_params(void)
     circles_free(circ);
 }
 
+/* Largest |D_g D_g^T - I| over the groups of p (each group's decoder rows orthonormal). */
+static double worst_orthonormal(const sae_params *p)
+{
+    const sae_config *c = &p->cfg;
+    double worst = 0.0;
+    for (int g = 0; g < sae_n_groups(c); g++)
+        for (int a = 0; a < sae_group_len(c, g); a++)
+            for (int b = 0; b < sae_group_len(c, g); b++) {
+                const float *da = p->v.W_dec + (size_t)sae_group_member(c, g, a) * c->dim;
+                const float *db = p->v.W_dec + (size_t)sae_group_member(c, g, b) * c->dim;
+                double dot = 0.0;
+                for (int d = 0; d < c->dim; d++)
+                    dot += (double)da[d] * db[d];
+                worst = fmax(worst, fabs(dot - (a == b)));
+            }
+    return worst;
+}
+
+/* A subspace SAE over a table: a warm start makes each group orthonormal, training keeps it so (the
+ * retraction runs group by group after each update) and learns. */
+static void test_train_subspace(void)
+{
+    circles_params cp = {20, 16, 0.1, 1.0f, 1.0f, 7};
+    circles *circ = circles_create(&cp);
+    data_source src;
+    datasrc_from_circles(&src, circ);
+    sae_groups *t = train_table(0);
+    char err[300] = "";
+    sae_config c = {.arch = SAE_SUBSPACE, .dim = 16, .n_latents = t ? t->n : 1, .groups = t, .k = 4,
+                    .sparsity_coef = 0.01f, .bandwidth = 0.001f, .aux_k_coef = 0.03125f};
+    train_config tc;
+    train_config_default(&tc);
+    tc.steps = 1500, tc.batch_size = 128, tc.lr = 3e-3f, tc.lr_warmup_steps = 100, tc.eval_every = 500;
+    tc.eval_rows = 1024, tc.dead_window = 200, tc.resample_every = 400;
+    train_state *st = t ? train_create(&c, &tc, &src, err, sizeof err) : NULL;
+    sae_groups_free(t);
+    CHECK(st != NULL, "a subspace trainer over a table: %s", err);
+    sae_config c0 = {.arch = SAE_RELU, .dim = 16, .n_latents = c.n_latents, .group_size = 1, .bandwidth = 0.001f};
+    sae_params p0;
+    float x[16];
+    CHECK(sae_params_alloc(&p0, &c0) == 0, "alloc");
+    gradcheck_random_sae(&p0, x, 1, 31);
+    CHECK(st && train_init_from_params(st, &p0, err, sizeof err) == 0 && worst_orthonormal(train_params(st)) < 1e-5,
+          "a warm start gives orthonormal groups: %s", err);
+    train_hooks h = {0};
+    if (st && train_run(st, &h) == TRAIN_DONE) {
+        const train_metrics *m = train_last_metrics(st);
+        double worst = worst_orthonormal(train_params(st));
+        printf("train subspace k 4 over 24 groups of 1-3 latents: fve %.4f l0_groups %.2f dead %.3f, groups "
+               "orthonormal to %.2g\n", m->fve, m->l0_groups, m->dead_frac, worst);
+        CHECK(m->fve > 0.5 && worst < 1e-4, "subspace over a table learns (fve %.4f) with orthonormal groups (%.2g)",
+              m->fve, worst);
+    } else {
+        CHECK(0, "train subspace over a table: %s", st ? train_error(st) : "not created");
+    }
+    sae_params_free(&p0);
+    train_free(st);
+    circles_free(circ);
+}
+
 int main(void)
 {
     test_table();
@@ -390,5 +456,6 @@ int main(void)
     test_fd();
     test_train();
     test_init_from_params();
+    test_train_subspace();
     return check_report();
 }
