@@ -261,13 +261,16 @@ def retrain_one(args, base, ds, relu, sae_spec, planes):
 
 def retrain(args):
     base = args.url
-    ds = call(base + "/v1/datasets", "POST", {"kind": "circles", "name": "groupspace retrain", "params": {
-        "n_circles": args.circles, "dim": args.dim, "p_active": args.p, "seed": 1}})["id"]
-    train = run_job(base, {"type": "train", "dataset": ds, "sae": {
-        "arch": "relu", "n_latents": args.width, "group_size": 1, "sparsity_coef": 1.0}, "train": {
-        "steps": args.steps, "batch_size": 1024, "lr": 0.003, "lr_warmup_steps": 1000,
-        "sparsity_warmup_steps": 1000, "eval_every": 1000}})
-    relu = train["result"]["sae"]
+    if args.relu:  # an earlier run's dataset and ReLU SAE
+        info = call(f"{base}/v1/saes/{args.relu}")
+        relu, ds, args.width = args.relu, info["dataset"], info["n_latents"]
+    else:
+        ds = call(base + "/v1/datasets", "POST", {"kind": "circles", "name": "groupspace retrain", "params": {
+            "n_circles": args.circles, "dim": args.dim, "p_active": args.p, "seed": 1}})["id"]
+        relu = run_job(base, {"type": "train", "dataset": ds, "sae": {
+            "arch": "relu", "n_latents": args.width, "group_size": 1, "sparsity_coef": 1.0}, "train": {
+            "steps": args.steps, "batch_size": 1024, "lr": 0.003, "lr_warmup_steps": 1000,
+            "sparsity_warmup_steps": 1000, "eval_every": 1000}})["result"]["sae"]
     planes = npy(base, f"/v1/datasets/{ds}/planes.npy")
     out = {"dataset": call(f"{base}/v1/datasets/{ds}")["params"], "relu": relu, "width": args.width,
            "steps": args.steps, "retrain_steps": args.retrain_steps,
@@ -292,6 +295,8 @@ def retrain(args):
         specs[name] = {"groups": groupings[name]}
     specs["fixed pairs (the seed's group SAE)"] = {"n_latents": args.width, "group_size": 2}
     specs["no groups (relu, retrained alike)"] = {"n_latents": args.width, "group_size": 1}
+    # a subspace SAE on the learned groups: signed codes, orthonormal group decoders, k groups a row
+    specs["learned (groupspace), subspace k 4"] = {"arch": "subspace", "k": 4, "groups": {"from_job": gs}}
     for name, extra in specs.items():
         spec = dict({"arch": "relu", "sparsity_coef": 1.0, "orth_coef": 0.1}, **extra)
         out["retrained"][name] = retrain_one(args, base, ds, relu, spec, planes)
@@ -433,6 +438,7 @@ def main():
     ap.add_argument("--retrain-steps", type=int, default=5000)
     ap.add_argument("--gs-steps", type=int, default=50000)
     ap.add_argument("--coef", type=float, default=1.0)
+    ap.add_argument("--relu", type=int, default=0, help="retrain: reuse this ReLU SAE (and its dataset)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.fig, exist_ok=True)

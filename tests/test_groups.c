@@ -288,19 +288,25 @@ static sae_groups *train_table(int shift)
     return gradcheck_groups(spec, extra);
 }
 
-static train_state *train_over(sae_groups *t, const data_source *src, int steps)
+/* A trainer of arch (k groups a row for topk/subspace, 0 else) over table t, 20 circles in 16-D. */
+static train_state *train_arch_over(sae_arch arch, int k, sae_groups *t, const data_source *src, int steps)
 {
     char err[300];
-    sae_config c = {.arch = SAE_RELU, .dim = 16, .n_latents = t ? t->n : 1, .groups = t, .sparsity_coef = 0.01f,
-                    .bandwidth = 0.001f};
+    sae_config c = {.arch = arch, .dim = 16, .n_latents = t ? t->n : 1, .groups = t, .k = k,
+                    .sparsity_coef = 0.01f, .bandwidth = 0.001f, .aux_k_coef = 0.03125f};
     train_config tc;
     train_config_default(&tc);
     tc.steps = steps, tc.batch_size = 128, tc.lr = 3e-3f, tc.lr_warmup_steps = 100;
     tc.sparsity_warmup_steps = 300, tc.eval_every = 500, tc.eval_rows = 1024, tc.dead_window = 200;
     tc.resample_every = 400;
     train_state *st = t ? train_create(&c, &tc, src, err, sizeof err) : NULL;
-    CHECK(st != NULL, "train_create over a table: %s", t ? err : "no table");
+    CHECK(st != NULL, "train_create (%s) over a table: %s", sae_arch_name(arch), t ? err : "no table");
     return st;
+}
+
+static train_state *train_over(sae_groups *t, const data_source *src, int steps)
+{
+    return train_arch_over(SAE_RELU, 0, t, src, steps);
 }
 
 static void test_train(void)
@@ -416,16 +422,9 @@ static void test_train_subspace(void)
     datasrc_from_circles(&src, circ);
     sae_groups *t = train_table(0);
     char err[300] = "";
-    sae_config c = {.arch = SAE_SUBSPACE, .dim = 16, .n_latents = t ? t->n : 1, .groups = t, .k = 4,
-                    .sparsity_coef = 0.01f, .bandwidth = 0.001f, .aux_k_coef = 0.03125f};
-    train_config tc;
-    train_config_default(&tc);
-    tc.steps = 1500, tc.batch_size = 128, tc.lr = 3e-3f, tc.lr_warmup_steps = 100, tc.eval_every = 500;
-    tc.eval_rows = 1024, tc.dead_window = 200, tc.resample_every = 400;
-    train_state *st = t ? train_create(&c, &tc, &src, err, sizeof err) : NULL;
+    train_state *st = train_arch_over(SAE_SUBSPACE, 4, t, &src, 1500);
+    sae_config c0 = {.arch = SAE_RELU, .dim = 16, .n_latents = t ? t->n : 1, .group_size = 1, .bandwidth = 0.001f};
     sae_groups_free(t);
-    CHECK(st != NULL, "a subspace trainer over a table: %s", err);
-    sae_config c0 = {.arch = SAE_RELU, .dim = 16, .n_latents = c.n_latents, .group_size = 1, .bandwidth = 0.001f};
     sae_params p0;
     float x[16];
     CHECK(sae_params_alloc(&p0, &c0) == 0, "alloc");
