@@ -169,6 +169,23 @@ enum MHD_Result api_problem_hdr(api_req *r, unsigned status, const char *header,
                             value);
 }
 
+enum MHD_Result api_problem_busy(api_req *r, const char *retry_s, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    json_t *p = http_problem_object(MHD_HTTP_SERVICE_UNAVAILABLE, detail);
+    char *text = p ? json_dumps(p, API_JSON_FLAGS) : NULL;
+    json_decref(p);
+    struct MHD_Response *resp = text ? http_text_response(text, "application/problem+json") : NULL;
+    if (!resp) return MHD_NO; /* out of memory: MHD closes the connection, which is the point anyway */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_s);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    return api_queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+}
+
 enum MHD_Result api_problem_allow(api_req *r, const char *allow)
 {
     char detail[1024];

@@ -24,6 +24,9 @@
 #define API_LIST_MAX 1000     /* ?limit= maximum for lists */
 #define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
+/* The caps a client can run into (server.c, events.c); each hit is logged through api_cap_log. */
+typedef enum { API_CAP_CLIENT, API_CAP_TOTAL, API_CAP_STREAMS, API_CAP_N } api_cap;
+
 struct api_server {
     api_config cfg;                 /* strings point into the strdup'd copies below */
     char *host, *db_path, *data_dir, *import_dir, *web_dir, *openapi_path, *version, *allow_hosts;
@@ -45,6 +48,10 @@ struct api_server {
     struct jobs_cache *jobs_cache;  /* GET /v1/jobs/{id} bodies */
     struct access_token *tokens;    /* (n_tokens) from --token-file; NULL = no tokens (access.c) */
     int n_tokens;
+    atomic_int conns_open;          /* connections MHD holds now (its connection notifications) */
+    pthread_mutex_t cap_mu;         /* guards the two below */
+    double cap_logged_at[API_CAP_N]; /* api_uptime_s() of each cap's last log line; 0 = never */
+    long cap_hits[API_CAP_N];       /* hits since that line */
 };
 
 /* A streamed request body (uploads, datasets_upload.c): chosen on the first
@@ -85,6 +92,9 @@ store *api_store(api_req *r);
 store *api_pool_get(api_server *s, char *err, size_t errlen);
 void api_pool_put(api_server *s, store *st);
 double api_uptime_s(const api_server *s);
+/* A cap was hit: a warning (fmt, then how often it was hit since the last line) at most once per cap
+ * every API_CAP_LOG_S seconds, so a flood cannot flood the log. */
+void api_cap_log(api_server *s, api_cap cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* http.c: replies. Every function queues exactly one response; every
  * problem+json reply goes through api_problem* (5xx ones are logged there). */
@@ -104,6 +114,9 @@ enum MHD_Result api_problem_hdr(api_req *r, unsigned status, const char *header,
                                 ...) __attribute__((format(printf, 5, 6)));
 /* 405 naming the methods allowed (Allow: allow). */
 enum MHD_Result api_problem_allow(api_req *r, const char *allow);
+/* 503 for a full daemon: Retry-After: retry_s and Connection: close (the slot is given back). */
+enum MHD_Result api_problem_busy(api_req *r, const char *retry_s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* A problem with "errors": [{field, message}]; status from errs. */
 enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail);
 /* Host and Origin of the request against the daemon's own names, then its token when there are tokens
