@@ -25,7 +25,7 @@
 #define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
 /* The caps a client can run into (server.c, events.c); each hit is logged through api_cap_log. */
-typedef enum { API_CAP_CLIENT, API_CAP_TOTAL, API_CAP_STREAMS, API_CAP_N } api_cap;
+typedef enum { API_CAP_CLIENT, API_CAP_TOTAL, API_CAP_STREAMS, API_CAP_REPLY, API_CAP_N } api_cap;
 
 struct api_server {
     api_config cfg;                 /* strings point into the strdup'd copies below */
@@ -49,6 +49,7 @@ struct api_server {
     struct access_token *tokens;    /* (n_tokens) from --token-file; NULL = no tokens (access.c) */
     int n_tokens;
     atomic_int conns_open;          /* connections MHD holds now (its connection notifications) */
+    atomic_ullong reply_bytes;      /* memory held by replies being made or sent (at most cfg.max_reply_bytes) */
     pthread_mutex_t cap_mu;         /* guards the two below */
     double cap_logged_at[API_CAP_N]; /* api_uptime_s() of each cap's last log line; 0 = never */
     long cap_hits[API_CAP_N];       /* hits since that line */
@@ -131,6 +132,21 @@ void access_free(api_server *s);
 enum MHD_Result api_problem_field(api_req *r, unsigned status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 enum MHD_Result api_created(api_req *r, unsigned status, const char *location, json_t *body);
+
+/* The reply-memory budget (--max-reply-mb): whatever a reply holds in memory until MHD has sent it (its
+ * buffer, the generator behind streamed rows) is reserved first. 0, or -1 after replying: 503 with
+ * Retry-After while other replies hold the budget, 422 when bytes alone is more than all of it. */
+int api_reply_reserve(api_req *r, size_t bytes);
+void api_reply_release(api_server *s, size_t bytes);
+/* 200 with buf (malloc'd, taken) as the body; `held` reserved bytes are released when it has been sent. */
+enum MHD_Result api_send_held(api_req *r, const char *content_type, void *buf, size_t len, size_t held);
+/* Rows [first, first + n) of a streamed .npy reply into out (n rows of shape[1..] floats). 0 or -1. */
+typedef int (*api_rows_fill)(void *ctx, int64_t first, int n, float *out);
+/* 200 with a '<f4' .npy of shape made a chunk of rows (about 1 MiB) at a time as the client reads, so a slow
+ * client holds one chunk, not the array; ctx (freed by free_ctx at the end, also on failure) and `held`
+ * reserved bytes are kept until then. */
+enum MHD_Result api_send_npy_rows(api_req *r, const int64_t *shape, int ndim, api_rows_fill fill, void *ctx,
+                                  void (*free_ctx)(void *ctx), size_t held);
 
 /* A malloc'd .npy buffer: header for (descr, shape) followed by room for the
  * data; *data_off is where the data starts. NULL if it does not fit in memory. */

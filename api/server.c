@@ -46,6 +46,7 @@
 #define API_DEFAULT_CLIENT_CONNECTIONS 96  /* MHD's per-address limit: one client cannot fill the rest */
 #define API_DEFAULT_IDLE_S 30              /* MHD's idle timeout (event streams send a keep-alive well inside it) */
 #define API_BUSY_RETRY_S "5"
+#define API_DEFAULT_MAX_REPLY ((size_t)1 << 30) /* bytes all replies may hold in memory at once */
 /* Each connection's memory pool: its read buffer (request line and headers) and what MHD parses out of
  * them, about 56 bytes per query argument. At 64 KiB, 1000 arguments (a 9 KB URL, with curl's headers) exhausted it and the
  * connection hung for the timeout with no reply; 256 KiB (64 MiB at the default connection limit) answers
@@ -473,6 +474,7 @@ static int server_copy_config(api_server *s, const api_config *cfg)
     if (!s->cfg.max_connections) s->cfg.max_connections = API_DEFAULT_CONNECTIONS;
     if (!s->cfg.max_client_connections) s->cfg.max_client_connections = API_DEFAULT_CLIENT_CONNECTIONS;
     if (!s->cfg.idle_timeout_s) s->cfg.idle_timeout_s = API_DEFAULT_IDLE_S;
+    if (!s->cfg.max_reply_bytes) s->cfg.max_reply_bytes = API_DEFAULT_MAX_REPLY;
     return s->host && s->data_dir && s->web_dir && s->openapi_path && s->version && s->allow_hosts;
 }
 

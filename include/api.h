@@ -31,6 +31,7 @@ typedef struct {
                              * GET /v1/health and /metrics are served, anything else is a 503 */
     int max_client_connections; /* per client address (MHD closes more at once); 0 = 96 */
     int idle_timeout_s;     /* a connection silent this long is closed; 0 = 30 */
+    size_t max_reply_bytes; /* memory all replies may hold at once while being sent (503 beyond); 0 = 1 GiB */
     const char *version;
 } api_config;
 

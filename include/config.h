@@ -30,6 +30,7 @@ typedef struct {
     int max_connections;       /* connections open at once; default 256, the last 1/8 kept for health */
     int max_client_connections; /* connections one client address may hold; default 96 */
     int idle_timeout_s;        /* a connection silent this long is closed; default 30 */
+    size_t max_reply_mb;       /* memory all replies being sent may hold at once; default 1024 */
 } saed_config;
 
 /* Parses argv over the defaults. Returns 0 to run, 1 if --help/--version was

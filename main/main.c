@@ -98,7 +98,7 @@ static int main_serve(const saed_config *c, const char *db_path, int threads)
                       .threads = c->api_threads, .allow_hosts = c->allow_hosts,
                       .token_file = c->token_file[0] ? c->token_file : NULL,
                       .max_connections = c->max_connections, .max_client_connections = c->max_client_connections,
-                      .idle_timeout_s = c->idle_timeout_s };
+                      .idle_timeout_s = c->idle_timeout_s, .max_reply_bytes = c->max_reply_mb << 20 };
     worker_pool *pool = worker_pool_start(&wc, err, sizeof err);
     if (!pool) { LOGE("%s", err); return 1; }
     api_server *api = api_start(&ac, err, sizeof err);

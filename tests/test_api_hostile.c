@@ -40,6 +40,7 @@
 #define MAX_CONNECTIONS 64
 #define MAX_CLIENT_CONNECTIONS 24
 #define IDLE_TIMEOUT_S 3
+#define MAX_REPLY_MB 24
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -305,6 +306,33 @@ static void test_lockout(void)
     for (int i = 0; i < IDLE; i++) if (idle[i] >= 0) close(idle[i]);
 }
 
+/* Issue 15, item 2: replies a slow client has not read count in the reply budget (--max-reply-mb), so 8
+ * slow clients cannot take the daemon's memory; those over it get a 503 problem with Retry-After, and once
+ * the first client has gone the budget is free again. */
+static void test_reply_budget(void)
+{
+    /* planes of 4 circles in 2^19 dimensions: 16 MiB, made once and sent a chunk at a time (17 MiB held) */
+    long long ds = at_post_id("/v1/datasets", "{\"kind\":\"circles\",\"name\":\"wide\",\"params\":"
+                              "{\"n_circles\":4,\"dim\":524288}}", 201);
+    enum { N = 8 };
+    int fds[N], ok = 0, busy = 0;
+    char buf[1024];
+    for (int i = 0; i < N; i++) {
+        /* reads the first KiB only: 16 MiB is more than the sockets' buffers take, so the reply stays in MHD */
+        fds[i] = raw_open(at_fmt("/v1/datasets/%lld/planes.npy", ds), "", 10, buf, sizeof buf);
+        if (strstr(buf, " 200 ")) ok++;
+        else if (strstr(buf, " 503 ") && strstr(buf, "Retry-After") && strstr(buf, "reply budget")) busy++;
+    }
+    CHECK(ok == 1 && busy == N - 1, "%d slow readers of a 16 MiB planes.npy under --max-reply-mb %d: %d sent, %d "
+          "refused with 503 (want 1 and %d)", N, MAX_REPLY_MB, ok, busy, N - 1);
+    for (int i = 0; i < N; i++) if (fds[i] >= 0) close(fds[i]);
+    at_sleep_ms(300); /* MHD sees the closed connection and frees its reply */
+    at_resp r = at_http("GET", at_fmt("/v1/datasets/%lld/planes.npy", ds), NULL);
+    CHECK(r.status == 200 && r.len > (size_t)16 << 20, "once it has gone, planes.npy is sent whole (%ld, %zu bytes)",
+          r.status, r.len);
+    at_resp_free(&r);
+}
+
 static void test_access(void)
 {
     long long before = dataset_count();
@@ -342,7 +370,8 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     static const char *const args[] = { "--allow-host", "proxy.example", "--max-connections", STR(MAX_CONNECTIONS),
                                         "--max-client-connections", STR(MAX_CLIENT_CONNECTIONS),
-                                        "--idle-timeout", STR(IDLE_TIMEOUT_S), NULL };
+                                        "--idle-timeout", STR(IDLE_TIMEOUT_S), "--max-reply-mb", STR(MAX_REPLY_MB),
+                                        NULL };
     int up = at_daemon_start(&g_d, "hostile", args);
     CHECK(up, "daemon answers /v1/health");
     if (up) {
@@ -352,6 +381,7 @@ int main(void)
         test_many_params();
         test_stream_cap();
         test_lockout();
+        test_reply_budget();
         test_access();
         CHECK(at_daemon_stop(&g_d), "SIGTERM exits 0");
     }
