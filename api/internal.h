@@ -24,8 +24,9 @@
 #define API_LIST_MAX 1000     /* ?limit= maximum for lists */
 #define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
-/* The caps a client can run into (server.c, events.c); each hit is logged through api_cap_log. */
-typedef enum { API_CAP_CLIENT, API_CAP_TOTAL, API_CAP_STREAMS, API_CAP_REPLY, API_CAP_N } api_cap;
+/* The caps a client can run into (server.c, events.c, http.c), and requests libmicrohttpd refused
+ * itself (MALFORMED); each is logged through api_cap_log. */
+typedef enum { API_CAP_CLIENT, API_CAP_TOTAL, API_CAP_STREAMS, API_CAP_REPLY, API_CAP_MALFORMED, API_CAP_N } api_cap;
 
 struct api_server {
     api_config cfg;                 /* strings point into the strdup'd copies below */

@@ -396,7 +396,37 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* MHD's own messages are debug lines, but for a connection it refused at a limit: that is a cap hit. */
+/* msg with each run of HTML tags as one space, in place. */
+static void mhd_log_untag(char *msg)
+{
+    size_t w = 0;
+    int in_tag = 0;
+    for (size_t i = 0; msg[i]; i++) {
+        if (msg[i] == '<' && !in_tag && w && msg[w - 1] != ' ' && msg[w - 1] != '\'') msg[w++] = ' ';
+        if (msg[i] == '<') in_tag = 1;
+        else if (msg[i] == '>') in_tag = 0;
+        else if (!in_tag) msg[w++] = msg[i];
+    }
+    msg[w] = '\0';
+}
+
+/* A request MHD answered itself, before on_access could see it (a malformed Content-Length or chunk size, an
+ * HTTP version it does not speak, a request line or headers beyond the connection's memory): MHD 0.9.75
+ * sends its own HTML page then and offers no hook to answer instead (README "## The daemon"). It is
+ * counted in /metrics and logged, with the page's text. */
+static void mhd_log_error_page(api_server *s, char *msg)
+{
+    const char *code = strstr(msg, "response code is ");
+    unsigned status = code ? (unsigned)strtoul(code + 17, NULL, 10) : 0;
+    unsigned cls = status / 100;
+    atomic_fetch_add(&s->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    mhd_log_untag(msg);
+    api_cap_log(s, API_CAP_MALFORMED, "libmicrohttpd answered a malformed request itself, with %u and its own "
+                "page: %s", status, msg);
+}
+
+/* MHD's own messages are debug lines, but for a connection it refused at a limit (a cap hit) and a request
+ * it answered itself. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     api_server *s = cls;
@@ -407,6 +437,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     if (strstr(msg, "connection limit"))
         api_cap_log(s, API_CAP_CLIENT, "a connection was closed at once: %s (--max-client-connections %d, "
                     "--max-connections %d)", msg, s->cfg.max_client_connections, s->cfg.max_connections);
+    else if (!strncmp(msg, "Error processing request", 24))
+        mhd_log_error_page(s, msg);
     else
         LOGD("http: %s", msg);
 }
