@@ -5,8 +5,15 @@
  * layer's one error style), and a 5xx one is logged here too.
  *
  * Every reply goes through api_queue(), which counts it by status class for
- * /metrics. api_parse_object() is pure (bytes in, JSON or message out) so it
- * can be fuzzed on its own. */
+ * /metrics. Replies that hold memory until the client has read them (.npy
+ * pages, a circles dataset's planes, JSON over 1 MiB) reserve it first in
+ * the server's reply budget (--max-reply-mb; 503 with Retry-After when other
+ * replies hold it) and give it back when MHD frees them; .npy rows can be
+ * made a ~1 MiB chunk at a time as the client reads (api_send_npy_rows), so
+ * a slow client holds a chunk, not the array. A 503 for a full daemon
+ * (api_problem_busy) is logged by its caller through api_cap_log, at most a
+ * line per cap every 10 s. api_parse_object() is pure (bytes in, JSON or
+ * message out) so it can be fuzzed on its own. */
 #include "internal.h"
 #include "log.h"
 #include "npy.h"
@@ -367,6 +374,15 @@ enum MHD_Result api_send_held(api_req *r, const char *content_type, void *buf, s
     return http_held_send(r, h, content_type);
 }
 
+/* Gives back what a streamed reply that will not be sent holds. */
+static void http_rows_drop(api_server *s, http_held *h, void *ctx, void (*free_ctx)(void *ctx), size_t held)
+{
+    if (h) free(h->chunk);
+    free(h);
+    if (free_ctx) free_ctx(ctx);
+    api_reply_release(s, held);
+}
+
 enum MHD_Result api_send_npy_rows(api_req *r, const int64_t *shape, int ndim, api_rows_fill fill, void *ctx,
                                   void (*free_ctx)(void *ctx), size_t held)
 {
@@ -378,19 +394,14 @@ enum MHD_Result api_send_npy_rows(api_req *r, const int64_t *shape, int ndim, ap
     if (chunk_rows < 1) chunk_rows = 1;
     size_t chunk = (size_t)chunk_rows * row_bytes;
     if (api_reply_reserve(r, chunk)) { /* replied 503 */
-        free(h);
-        if (free_ctx) free_ctx(ctx);
-        api_reply_release(r->srv, held);
+        http_rows_drop(r->srv, h, ctx, free_ctx, held);
         return MHD_YES;
     }
     held += chunk;
     if (h) h->chunk = malloc(chunk);
     if (h) h->hl = npy_header(h->hdr, sizeof h->hdr, "<f4", shape, ndim);
     if (!h || !h->chunk || !h->hl) {
-        if (h) free(h->chunk);
-        free(h);
-        if (free_ctx) free_ctx(ctx);
-        api_reply_release(r->srv, held);
+        http_rows_drop(r->srv, h, ctx, free_ctx, held);
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory for the reply");
     }
     h->srv = r->srv, h->held = held, h->row_bytes = row_bytes, h->n_rows = shape[0], h->chunk_rows = chunk_rows;
