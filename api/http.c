@@ -11,8 +11,8 @@
  * replies hold it) and give it back when MHD frees them; .npy rows can be
  * made a ~1 MiB chunk at a time as the client reads (api_send_npy_rows), so
  * a slow client holds a chunk, not the array. A 503 for a full daemon
- * (api_problem_busy) is logged by its caller through api_cap_log, at most a
- * line per cap every 10 s. api_parse_object() is pure (bytes in, JSON or
+ * (api_problem_busy) is logged by its caller through api_cap_log (here), at
+ * most a line per cap every 10 s. api_parse_object() is pure (bytes in, JSON or
  * message out) so it can be fuzzed on its own. */
 #include "internal.h"
 #include "log.h"
@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HTTP_REPLY_RETRY_S "2"
@@ -267,6 +268,35 @@ char *api_npy_alloc(const char *descr, const int64_t *shape, int ndim, size_t *d
     *data_off = hl;
     *total = hl + bytes;
     return buf;
+}
+
+/* ---- caps hit, logged ---- */
+
+#define HTTP_CAP_LOG_S 10.0
+
+static double http_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void api_cap_log(api_server *s, api_cap cap, const char *fmt, ...)
+{
+    assert(cap >= 0 && cap < API_CAP_N);
+    double now = http_now_s();
+    pthread_mutex_lock(&s->cap_mu);
+    long hits = ++s->cap_hits[cap];
+    int due = s->cap_logged_at[cap] == 0 || now - s->cap_logged_at[cap] >= HTTP_CAP_LOG_S;
+    if (due) s->cap_logged_at[cap] = now, s->cap_hits[cap] = 0;
+    pthread_mutex_unlock(&s->cap_mu);
+    if (!due) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    LOGW("http: %s (%ld time(s) since the last such line)", msg, hits);
 }
 
 /* ---- the reply-memory budget ---- */

@@ -52,7 +52,7 @@ struct api_server {
     atomic_int conns_open;          /* connections MHD holds now (its connection notifications) */
     atomic_ullong reply_bytes;      /* memory held by replies being made or sent (at most cfg.max_reply_bytes) */
     pthread_mutex_t cap_mu;         /* guards the two below */
-    double cap_logged_at[API_CAP_N]; /* api_uptime_s() of each cap's last log line; 0 = never */
+    double cap_logged_at[API_CAP_N]; /* CLOCK_MONOTONIC seconds of each cap's last log line; 0 = never */
     long cap_hits[API_CAP_N];       /* hits since that line */
 };
 
@@ -94,7 +94,8 @@ store *api_store(api_req *r);
 store *api_pool_get(api_server *s, char *err, size_t errlen);
 void api_pool_put(api_server *s, store *st);
 double api_uptime_s(const api_server *s);
-/* A cap was hit: a warning (fmt, then how often it was hit since the last line) at most once per cap
+
+/* http.c: a cap was hit: a warning (fmt, then how often it was hit since the last line) at most once per cap
  * every API_CAP_LOG_S seconds, so a flood cannot flood the log. */
 void api_cap_log(api_server *s, api_cap cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -31,7 +31,6 @@
 #include "internal.h"
 #include "log.h"
 #include <arpa/inet.h>
-#include <assert.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -149,27 +148,7 @@ double api_uptime_s(const api_server *s)
     return (double)(now.tv_sec - s->started.tv_sec) + 1e-9 * (double)(now.tv_nsec - s->started.tv_nsec);
 }
 
-/* ---- caps ---- */
-
-#define API_CAP_LOG_S 10.0
-
-void api_cap_log(api_server *s, api_cap cap, const char *fmt, ...)
-{
-    assert(cap >= 0 && cap < API_CAP_N);
-    double now = api_uptime_s(s);
-    pthread_mutex_lock(&s->cap_mu);
-    long hits = ++s->cap_hits[cap];
-    int due = s->cap_logged_at[cap] == 0 || now - s->cap_logged_at[cap] >= API_CAP_LOG_S;
-    if (due) s->cap_logged_at[cap] = now, s->cap_hits[cap] = 0;
-    pthread_mutex_unlock(&s->cap_mu);
-    if (!due) return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    LOGW("http: %s (%ld time(s) since the last such line)", msg, hits);
-}
+/* ---- caps (each hit logged through api_cap_log, http.c) ---- */
 
 /* MHD's connection notifications: how many connections it holds. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
