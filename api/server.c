@@ -26,8 +26,8 @@
  * slowloris). The last eighth of max_connections is kept for the probes
  * (GET /v1/health, /metrics): past 7/8 open, any other request is a 503
  * problem with Retry-After and Connection: close, counted through MHD's
- * connection notifications. Every cap hit is logged (at most once per cap
- * every API_CAP_LOG_S, with how often it was hit meanwhile). */
+ * connection notifications. Every cap hit is logged (api_cap_log, http.c:
+ * at most once per cap every 10 s, with how often it was hit meanwhile). */
 #include "internal.h"
 #include "log.h"
 #include <arpa/inet.h>
@@ -166,7 +166,8 @@ static int server_check_busy(api_req *r)
 {
     api_server *s = r->srv;
     int open = atomic_load(&s->conns_open), room = s->cfg.max_connections - s->cfg.max_connections / 8;
-    int probe = (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) && (!strcmp(r->url, "/v1/health") || !strcmp(r->url, "/metrics"));
+    int probe = (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
+                (!strcmp(r->url, "/v1/health") || !strcmp(r->url, "/metrics"));
     if (open <= room || probe) return 0;
     api_cap_log(s, API_CAP_TOTAL, "%d connections open, past the %d of --max-connections %d that serve more than "
                 "GET /v1/health: answered 503", open, room, s->cfg.max_connections);
