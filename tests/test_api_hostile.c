@@ -365,7 +365,8 @@ static void test_malformed(void)
     static const char *const reqs[][2] = {
         { "400", "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n" },
         { "400", "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n" },
-        { "400", "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n" },
+        { "400", "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "zz\r\n{}\r\n0\r\n\r\n" },
         { "505", "GET /v1/health HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n" },
     };
     char buf[4096];
