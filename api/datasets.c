@@ -4,7 +4,9 @@
  *
  * Kinds are a table of (kind, create function): "circles" stores only its
  * normalised parameters (rows are a pure function of seed and index, so
- * rows.npy and planes.npy regenerate them on demand); "npy" and "idx" copy
+ * rows.npy and planes.npy regenerate them on demand, the planes counted in
+ * the reply budget while they live; planes.npy is sent from them a chunk at
+ * a time, never copied whole); "npy" and "idx" copy
  * their files into the data directory (datasets_import.c), and a streamed
  * .npy upload (POST ?kind=npy) ends in datasets_upload.c. Row and label
  * reads of file datasets are in datasets_read.c. */
@@ -344,8 +346,9 @@ enum MHD_Result datasets_delete(api_req *r)
 
 /* ---- arrays ---- */
 
-/* The circles generator of dataset d; NULL after replying. */
-static circles *datasets_circles(api_req *r, const store_dataset *d)
+/* The circles generator of dataset d, its planes reserved in the reply budget (*held bytes, released by
+ * the caller); NULL after replying. */
+static circles *datasets_circles(api_req *r, const store_dataset *d, size_t *held)
 {
     circles_params p;
     spec_errors errs = { 0 };
@@ -356,29 +359,53 @@ static circles *datasets_circles(api_req *r, const store_dataset *d)
                     (long long)d->id, err);
         return NULL;
     }
+    *held = (size_t)p.n_circles * 2 * (size_t)p.dim * sizeof(float);
+    if (api_reply_reserve(r, *held)) return NULL;
     circles *c = circles_create(&p);
-    if (!c) api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld: out of memory for its planes",
-                        (long long)d->id);
+    if (!c) {
+        api_reply_release(r->srv, *held);
+        api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld: out of memory for its planes",
+                    (long long)d->id);
+    }
     return c;
 }
 
+/* A page of circles rows is made whole (the planes behind it may be far larger than the page, and are
+ * freed at once), then sent from the reserved buffer. */
 static enum MHD_Result datasets_rows_circles(api_req *r, const store_dataset *d, long long offset, int limit)
 {
     int64_t shape[2] = { limit, d->dim };
-    size_t off, total;
+    size_t off, total, planes;
     char *buf = api_npy_alloc("<f4", shape, 2, &off, &total);
     uint64_t *idx = malloc((size_t)limit * sizeof *idx); /* (limit) row indices */
-    circles *c = buf && idx ? datasets_circles(r, d) : NULL;
-    if (!c) {
+    if (!buf || !idx || api_reply_reserve(r, total)) {
         free(buf), free(idx);
         return r->status ? MHD_YES : api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    circles *c = datasets_circles(r, d, &planes);
+    if (!c) {
+        free(buf), free(idx);
+        api_reply_release(r->srv, total);
+        return MHD_YES;
     }
     for (int i = 0; i < limit; i++) idx[i] = (uint64_t)offset + (uint64_t)i;
     circles_rows(c, idx, limit, (float *)(void *)(buf + off)); /* (limit, dim) */
     circles_free(c);
+    api_reply_release(r->srv, planes);
     free(idx);
-    return api_send_buffer(r, MHD_HTTP_OK, "application/octet-stream", buf, total);
+    return api_send_held(r, "application/octet-stream", buf, total, total);
 }
+
+/* planes.npy's circles [first, first + n): each its two planes (2, dim). */
+static int datasets_planes_fill(void *ctx, int64_t first, int n, float *out)
+{
+    const circles *c = ctx;
+    size_t row = 2 * (size_t)circles_get_params(c)->dim;
+    memcpy(out, circles_planes(c) + (size_t)first * row, (size_t)n * row * sizeof *out);
+    return 0;
+}
+
+static void datasets_planes_free(void *ctx) { circles_free(ctx); }
 
 enum MHD_Result datasets_rows(api_req *r)
 {
@@ -411,20 +438,13 @@ enum MHD_Result datasets_planes(api_req *r)
         store_dataset_clear(&d);
         return ret;
     }
-    circles *c = datasets_circles(r, &d);
+    size_t held;
+    circles *c = datasets_circles(r, &d, &held);
     store_dataset_clear(&d);
     if (!c) return MHD_YES;
     const circles_params *p = circles_get_params(c);
     int64_t shape[3] = { p->n_circles, 2, p->dim };
-    size_t off, total;
-    char *buf = api_npy_alloc("<f4", shape, 3, &off, &total);
-    if (!buf) {
-        circles_free(c);
-        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    }
-    memcpy(buf + off, circles_planes(c), total - off); /* (n_circles, 2, dim) */
-    circles_free(c);
-    return api_send_buffer(r, MHD_HTTP_OK, "application/octet-stream", buf, total);
+    return api_send_npy_rows(r, shape, 3, datasets_planes_fill, c, datasets_planes_free, held); /* no copy */
 }
 
 enum MHD_Result datasets_labels(api_req *r)

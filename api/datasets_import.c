@@ -171,25 +171,26 @@ static int import_open(const char *user, char roots[][PATH_MAX], int n_roots, in
 static int import_copy_rw(int src, int dst, off_t from, char *err, size_t errlen)
 {
     char *buf = malloc(IMPORT_COPY_BUF); /* (IMPORT_COPY_BUF) */
-    if (!buf) { snprintf(err, errlen, "out of memory"); return -1; }
-    int rc = 0;
+    if (!buf) { snprintf(err, errlen, "out of memory"); errno = ENOMEM; return -1; }
+    int rc = 0, e = 0;
     for (off_t off = from;;) {
         ssize_t n = pread(src, buf, IMPORT_COPY_BUF, off);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            if (n < 0) rc = -1, snprintf(err, errlen, "reading the file: %s", strerror(errno));
+            if (n < 0) rc = -1, e = errno, snprintf(err, errlen, "reading the file: %s", strerror(errno));
             break;
         }
         for (ssize_t done = 0; done < n && rc == 0;) {
             ssize_t w = write(dst, buf + done, (size_t)(n - done));
             if (w < 0 && errno == EINTR) continue;
-            if (w < 0) rc = -1, snprintf(err, errlen, "writing the copy: %s", strerror(errno));
+            if (w < 0) rc = -1, e = errno, snprintf(err, errlen, "writing the copy: %s", strerror(errno));
             else done += w;
         }
         if (rc) break;
         off += n;
     }
     free(buf);
+    errno = e;
     return rc;
 }
 
@@ -204,23 +205,29 @@ static int import_copy_data(int src, int dst, char *err, size_t errlen)
         if (errno == EINTR) continue;
         if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EBADF)
             return import_copy_rw(src, dst, off, err, errlen);
-        snprintf(err, errlen, "copying the file: %s", strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "copying the file: %s", strerror(e));
+        errno = e;
         return -1;
     }
 }
 
-/* Copies src into path (created read-only) and fsyncs it. 0, or -1 with err set (path removed). */
+/* Copies src into path (created read-only) and fsyncs it. 0, or -1 with err set, errno saying why (path
+ * removed). */
 static int import_copy(const import_src *src, const char *path, char *err, size_t errlen)
 {
     int dst = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (dst < 0) {
-        snprintf(err, errlen, "cannot create %.300s: %s", path, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "cannot create %.300s: %s", path, strerror(e));
+        errno = e;
         return -1;
     }
-    int rc = import_copy_data(src->fd, dst, err, errlen);
-    if (rc == 0 && fsync(dst)) rc = -1, snprintf(err, errlen, "writing the copy: %s", strerror(errno));
-    if (close(dst) && rc == 0) rc = -1, snprintf(err, errlen, "writing the copy: %s", strerror(errno));
+    int rc = import_copy_data(src->fd, dst, err, errlen), e = rc ? errno : 0;
+    if (rc == 0 && fsync(dst)) rc = -1, e = errno, snprintf(err, errlen, "writing the copy: %s", strerror(e));
+    if (close(dst) && rc == 0) rc = -1, e = errno, snprintf(err, errlen, "writing the copy: %s", strerror(e));
     if (rc) unlink(path);
+    errno = e;
     return rc;
 }
 
@@ -300,6 +307,9 @@ static int import_stage_copy(const import_src *src, const datasets_stage *stage,
     char path[PATH_MAX + 32], msg[512];
     datasets_stage_file(stage, file, path, sizeof path);
     if (import_copy(src, path, msg, sizeof msg) == 0) return 0;
+    if (errno == ENOSPC || errno == EDQUOT) /* as an upload that fills the disk: 507, and what to do */
+        return import_fail(e, MHD_HTTP_INSUFFICIENT_STORAGE, field, "the data directory's file system is full (%s): "
+                           "free space there (delete datasets or jobs you no longer need), then import again", msg);
     return import_fail(e, MHD_HTTP_INTERNAL_SERVER_ERROR, field, "cannot copy it into the data directory: %s", msg);
 }
 

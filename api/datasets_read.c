@@ -2,9 +2,11 @@
  *
  * Rows [offset, offset + limit) are clipped to n_rows (an offset at or past
  * the end answers shape (0, dim)) and always leave as '<f4' (float16 files
- * are widened). npy rows come from the mmapped copy; idx rows are read from
- * the (maybe gzipped) images file by seeking to the first one, so a page of
- * rows never decompresses into a whole-dataset buffer; pixels are scaled
+ * are widened). npy rows come from the mmapped copy a chunk at a time as the
+ * client reads them (a slow client holds ~1 MiB, not the page); idx rows are
+ * read from the (maybe gzipped) images file by seeking to the first one, so a
+ * page of rows never decompresses into a whole-dataset buffer, and the page
+ * is counted in the reply budget while it is sent; pixels are scaled
  * exactly as core/idx.c does (byte * (1/255)), so they equal the trainer's.
  *
  * Labels answer {"items": [strings], "offset", "limit", "total"}: npy labels
@@ -35,26 +37,47 @@ static char *read_alloc(api_req *r, const store_dataset *d, int64_t count, size_
     return buf;
 }
 
+/* npy rows are read from the mapped file a chunk at a time as the client takes them. */
+typedef struct {
+    npyfile *f;
+    int64_t offset;  /* the page's first row in the file */
+    uint64_t *idx;   /* (cap) row indices of one chunk */
+    int cap;
+} read_npy_page;
+
+static void read_npy_free(void *ctx)
+{
+    read_npy_page *p = ctx;
+    npyfile_close(p->f);
+    free(p->idx);
+    free(p);
+}
+
+static int read_npy_fill(void *ctx, int64_t first, int n, float *out)
+{
+    read_npy_page *p = ctx;
+    if (n > p->cap) {
+        uint64_t *idx = realloc(p->idx, (size_t)n * sizeof *idx);
+        if (!idx) return -1;
+        p->idx = idx, p->cap = n;
+    }
+    for (int i = 0; i < n; i++) p->idx[i] = (uint64_t)(p->offset + first + i);
+    return npyfile_get_rows(p->f, p->idx, n, out); /* (n, dim) */
+}
+
 static enum MHD_Result read_rows_npy(api_req *r, const store_dataset *d, int64_t offset, int64_t count)
 {
     char path[PATH_MAX], err[512];
-    npyfile *f = NULL;
+    read_npy_page *p = calloc(1, sizeof *p);
+    if (!p) return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     datasets_file(r->srv, d, d->path, path, sizeof path);
-    if (npyfile_open(path, &f, err, sizeof err))
+    if (npyfile_open(path, &p->f, err, sizeof err)) {
+        free(p);
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld: %s", (long long)d->id, err);
-    size_t off, total;
-    char *buf = read_alloc(r, d, count, &off, &total);
-    uint64_t *idx = malloc((size_t)(count ? count : 1) * sizeof *idx); /* (count) row indices */
-    int rc = buf && idx ? 0 : -1;
-    for (int64_t i = 0; i < count && !rc; i++) idx[i] = (uint64_t)(offset + i);
-    if (!rc) rc = npyfile_get_rows(f, idx, (int)count, (float *)(void *)(buf + off)); /* (count, dim) */
-    npyfile_close(f);
-    free(idx);
-    if (rc) {
-        free(buf);
-        return r->status ? MHD_YES : api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the rows");
     }
-    return api_send_buffer(r, MHD_HTTP_OK, "application/octet-stream", buf, total);
+    p->offset = offset;
+    int64_t shape[2] = { count, d->dim };
+    return api_send_npy_rows(r, shape, 2, read_npy_fill, p, read_npy_free, 0);
 }
 
 /* Reads exactly n bytes from g. 0 or -1. */
@@ -103,11 +126,13 @@ static enum MHD_Result read_rows_idx(api_req *r, const store_dataset *d, int64_t
     datasets_file(r->srv, d, d->path, path, sizeof path);
     char *buf = read_alloc(r, d, count, &off, &total);
     if (!buf) return MHD_YES;
+    if (api_reply_reserve(r, total)) { free(buf); return MHD_YES; }
     if (read_idx_pixels(path, d->dim, offset, count, (float *)(void *)(buf + off), err, sizeof err)) {
         free(buf);
+        api_reply_release(r->srv, total);
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "dataset %lld: %s", (long long)d->id, err);
     }
-    return api_send_buffer(r, MHD_HTTP_OK, "application/octet-stream", buf, total);
+    return api_send_held(r, "application/octet-stream", buf, total, total);
 }
 
 enum MHD_Result datasets_read_rows(api_req *r, const store_dataset *d, long long offset, int limit)

@@ -11,14 +11,16 @@
  *                    (the first poll always sends one);
  *   event: progress  id = step, data = the progress object plus "latest",
  *                    whenever the step moves past the last id sent;
- *   ": keep-alive"   a comment after 15 s without anything else.
+ *   ": keep-alive"   a comment after 15 s without anything else (a third of the
+ *                    idle timeout when that is shorter, so MHD never closes a
+ *                    quiet stream as idle).
  * A terminal state ends the stream after its state event (progress first,
  * so the last step is never lost). Last-Event-ID (header, or ?last_event_id=
  * for clients that cannot set headers; the query value must be an integer)
  * resumes: progress at or below it is not repeated. Once the server is stopping, every stream is resumed and
- * ends. At most EVENTS_MAX streams are open at once, half the connection
- * limit, so idle streams cannot take every connection (and GET /v1/health
- * with it); one more is a 503 with Retry-After. */
+ * ends. At most half of max_connections streams are open at once, so idle
+ * streams cannot take every connection (and GET /v1/health with it); one
+ * more is a 503 with Retry-After, and logged. */
 #include "internal.h"
 #include <errno.h>
 #include <stdint.h>
@@ -30,7 +32,6 @@
 #define EVENTS_POLL_MS 200
 #define EVENTS_TICK_MS 50
 #define EVENTS_KEEPALIVE_MS 15000
-#define EVENTS_MAX 128          /* streams open at once: half of server.c's connection limit */
 #define EVENTS_RETRY_S "5"
 
 typedef struct events_stream {
@@ -53,6 +54,13 @@ static double events_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A keep-alive comment this often while nothing else is sent: MHD counts a suspended stream as idle. */
+static int events_keepalive_ms(const api_server *srv)
+{
+    int third = srv->cfg.idle_timeout_s * 1000 / 3;
+    return third < EVENTS_KEEPALIVE_MS ? third : EVENTS_KEEPALIVE_MS;
 }
 
 static int events_append(events_stream *s, const char *text, size_t n)
@@ -147,7 +155,7 @@ static ssize_t events_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->done || atomic_load(&s->srv->stopping)) return MHD_CONTENT_READER_END_OF_STREAM;
         if (events_poll(s)) return MHD_CONTENT_READER_END_WITH_ERROR;
         if (s->len || s->done) { s->idle_ms = 0; continue; }
-        if (s->idle_ms >= EVENTS_KEEPALIVE_MS) {
+        if (s->idle_ms >= events_keepalive_ms(s->srv)) {
             s->idle_ms = 0;
             if (events_append(s, ": keep-alive\n\n", 14)) return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
@@ -270,12 +278,13 @@ enum MHD_Result events_job(api_req *r)
         return api_problem(r, MHD_HTTP_NOT_FOUND, "job %lld does not exist", (long long)r->ids[0]);
     if (rc != STORE_OK)
         return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read job: %s", store_errmsg(st));
-    if (atomic_fetch_add(&r->srv->sse_open, 1) >= EVENTS_MAX) {
+    int max = r->srv->cfg.max_connections / 2;
+    if (atomic_fetch_add(&r->srv->sse_open, 1) >= max) {
         atomic_fetch_sub(&r->srv->sse_open, 1);
-        return api_problem_hdr(r, MHD_HTTP_SERVICE_UNAVAILABLE, MHD_HTTP_HEADER_RETRY_AFTER, EVENTS_RETRY_S,
-                               "%d event streams are open, the most this daemon serves at once; close some (each "
-                               "page watching a job holds one) or poll GET /v1/jobs/%lld instead", EVENTS_MAX,
-                               (long long)r->ids[0]);
+        api_cap_log(r->srv, API_CAP_STREAMS, "%d event streams open, half of --max-connections: answered 503", max);
+        return api_problem_busy(r, EVENTS_RETRY_S, "%d event streams are open, the most this daemon serves at once; "
+                                "close some (each page watching a job holds one) or poll GET /v1/jobs/%lld instead",
+                                max, (long long)r->ids[0]);
     }
     events_stream *s = calloc(1, sizeof *s);
     if (!s) {

@@ -1,6 +1,11 @@
 /* api/health.c — the daemon's own endpoints: /v1/health, /v1/openapi.json
  * and /metrics (Prometheus text exposition format 0.0.4).
  *
+ * /v1/health also reports the data directory's free disk, and says
+ * "degraded" (still 200: the daemon answers) when it is nearly full — less
+ * than a twentieth free, or less than 1 GiB when that is smaller — since
+ * imports, uploads and jobs will then fail for lack of space.
+ *
  * /metrics reports the responses answered by status class (counted in
  * api_queue), the jobs in each state and the training throughput summed
  * over running jobs, all read fresh from SQLite on each scrape. */
@@ -9,6 +14,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+
+#define HEALTH_DISK_LOW ((uint64_t)1 << 30) /* free bytes below which a large disk counts as nearly full */
+
+/* The data directory's file system: bytes free (to the daemon's user) and in all; 0, or -1 when it cannot
+ * be read. */
+static int health_disk(const api_server *s, uint64_t *free_b, uint64_t *total_b)
+{
+    struct statvfs v;
+    if (statvfs(s->cfg.data_dir, &v)) return -1;
+    *free_b = (uint64_t)v.f_bavail * v.f_frsize;
+    *total_b = (uint64_t)v.f_blocks * v.f_frsize;
+    return 0;
+}
+
+/* Nearly full: less than a twentieth of it free, or less than HEALTH_DISK_LOW when that is smaller. */
+static int health_disk_low(uint64_t free_b, uint64_t total_b)
+{
+    uint64_t low = total_b / 20 < HEALTH_DISK_LOW ? total_b / 20 : HEALTH_DISK_LOW;
+    return free_b < low;
+}
+
+/* {"free_bytes", "total_bytes", "low"} of the data directory's file system; null when it cannot be read. */
+static json_t *health_disk_json(const api_server *s, int *low)
+{
+    uint64_t free_b, total_b;
+    *low = 0;
+    if (health_disk(s, &free_b, &total_b)) return json_null();
+    *low = health_disk_low(free_b, total_b);
+    return json_pack("{s:I,s:I,s:b}", "free_bytes", (json_int_t)free_b, "total_bytes", (json_int_t)total_b, "low",
+                     *low);
+}
 
 enum MHD_Result health_get(api_req *r)
 {
@@ -18,10 +55,12 @@ enum MHD_Result health_get(api_req *r)
     if (store_job_count(st, STORE_JOB_QUEUED, &queued) != STORE_OK ||
         store_job_count(st, STORE_JOB_RUNNING, &running) != STORE_OK)
         return api_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the database does not answer: %s", store_errmsg(st));
+    int low;
+    json_t *disk = health_disk_json(r->srv, &low);
     return api_send_json(r, MHD_HTTP_OK,
-                         json_pack("{s:s,s:s,s:o,s:{s:I,s:I}}", "status", "ok", "version", r->srv->cfg.version,
-                                   "uptime_s", api_json_num(api_uptime_s(r->srv)), "jobs",
-                                   "queued", (json_int_t)queued, "running", (json_int_t)running));
+                         json_pack("{s:s,s:s,s:o,s:{s:I,s:I},s:o}", "status", low ? "degraded" : "ok", "version",
+                                   r->srv->cfg.version, "uptime_s", api_json_num(api_uptime_s(r->srv)), "jobs",
+                                   "queued", (json_int_t)queued, "running", (json_int_t)running, "disk", disk));
 }
 
 enum MHD_Result health_openapi(api_req *r)
@@ -93,6 +132,12 @@ enum MHD_Result health_metrics(api_req *r)
     if (health_jobs(&t, st)) {
         free(t.p);
         return api_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "the database does not answer: %s", store_errmsg(st));
+    }
+    uint64_t free_b, total_b;
+    if (!health_disk(r->srv, &free_b, &total_b)) {
+        health_printf(&t, "# HELP saed_disk_free_bytes Bytes free on the data directory's file system.\n");
+        health_printf(&t, "# TYPE saed_disk_free_bytes gauge\nsaed_disk_free_bytes %llu\n",
+                      (unsigned long long)free_b);
     }
     health_printf(&t, "# HELP saed_uptime_seconds Seconds since the daemon started.\n");
     health_printf(&t, "# TYPE saed_uptime_seconds gauge\nsaed_uptime_seconds %.3f\n", api_uptime_s(r->srv));

@@ -5,8 +5,15 @@
  * layer's one error style), and a 5xx one is logged here too.
  *
  * Every reply goes through api_queue(), which counts it by status class for
- * /metrics. api_parse_object() is pure (bytes in, JSON or message out) so it
- * can be fuzzed on its own. */
+ * /metrics. Replies that hold memory until the client has read them (.npy
+ * pages, a circles dataset's planes, JSON over 1 MiB) reserve it first in
+ * the server's reply budget (--max-reply-mb; 503 with Retry-After when other
+ * replies hold it) and give it back when MHD frees them; .npy rows can be
+ * made a ~1 MiB chunk at a time as the client reads (api_send_npy_rows), so
+ * a slow client holds a chunk, not the array. A 503 for a full daemon
+ * (api_problem_busy) is logged by its caller through api_cap_log (here), at
+ * most a line per cap every 10 s. api_parse_object() is pure (bytes in, JSON or
+ * message out) so it can be fuzzed on its own. */
 #include "internal.h"
 #include "log.h"
 #include "npy.h"
@@ -22,7 +29,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#define HTTP_REPLY_RETRY_S "2"
+#define HTTP_HELD_MIN ((size_t)1 << 20)   /* JSON and text replies at least this large count in the budget */
+#define HTTP_CHUNK_BYTES ((size_t)1 << 20) /* rows of a streamed .npy reply made at a time (at least one) */
 
 enum MHD_Result api_queue(api_req *r, unsigned status, struct MHD_Response *resp)
 {
@@ -57,6 +69,11 @@ static enum MHD_Result http_send_dumped(api_req *r, unsigned status, json_t *bod
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         content_type = "application/problem+json";
         header = NULL;
+    }
+    size_t len = strlen(text);
+    if (len >= HTTP_HELD_MIN && status == MHD_HTTP_OK && !header) { /* a large list: counted while it is sent */
+        if (api_reply_reserve(r, len)) { free(text); return MHD_YES; }
+        return api_send_held(r, content_type, text, len, len);
     }
     struct MHD_Response *resp = http_text_response(text, content_type);
     if (resp && header) MHD_add_response_header(resp, header, value);
@@ -169,6 +186,23 @@ enum MHD_Result api_problem_hdr(api_req *r, unsigned status, const char *header,
                             value);
 }
 
+enum MHD_Result api_problem_busy(api_req *r, const char *retry_s, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    json_t *p = http_problem_object(MHD_HTTP_SERVICE_UNAVAILABLE, detail);
+    char *text = p ? json_dumps(p, API_JSON_FLAGS) : NULL;
+    json_decref(p);
+    struct MHD_Response *resp = text ? http_text_response(text, "application/problem+json") : NULL;
+    if (!resp) return MHD_NO; /* out of memory: MHD closes the connection, which is the point anyway */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_s);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    return api_queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+}
+
 enum MHD_Result api_problem_allow(api_req *r, const char *allow)
 {
     char detail[1024];
@@ -234,6 +268,175 @@ char *api_npy_alloc(const char *descr, const int64_t *shape, int ndim, size_t *d
     *data_off = hl;
     *total = hl + bytes;
     return buf;
+}
+
+/* ---- caps hit, logged ---- */
+
+#define HTTP_CAP_LOG_S 10.0
+
+static double http_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void api_cap_log(api_server *s, api_cap cap, const char *fmt, ...)
+{
+    assert(cap >= 0 && cap < API_CAP_N);
+    double now = http_now_s();
+    pthread_mutex_lock(&s->cap_mu);
+    long hits = ++s->cap_hits[cap];
+    int due = s->cap_logged_at[cap] == 0 || now - s->cap_logged_at[cap] >= HTTP_CAP_LOG_S;
+    if (due) s->cap_logged_at[cap] = now, s->cap_hits[cap] = 0;
+    pthread_mutex_unlock(&s->cap_mu);
+    if (!due) return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    LOGW("http: %s (%ld time(s) since the last such line)", msg, hits);
+}
+
+/* ---- the reply-memory budget ---- */
+
+int api_reply_reserve(api_req *r, size_t bytes)
+{
+    api_server *s = r->srv;
+    size_t max = s->cfg.max_reply_bytes;
+    if (bytes > max) {
+        api_problem(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "this reply needs %zu MiB in memory, more than the whole "
+                    "reply budget (--max-reply-mb %zu); ask for a smaller page, or raise --max-reply-mb",
+                    bytes >> 20, max >> 20);
+        return -1;
+    }
+    unsigned long long held = atomic_load(&s->reply_bytes);
+    do {
+        if (held + bytes > max) {
+            api_cap_log(s, API_CAP_REPLY, "replies in memory hold %llu MiB of --max-reply-mb %zu: answered 503",
+                        held >> 20, max >> 20);
+            api_problem_busy(r, HTTP_REPLY_RETRY_S, "replies still being sent hold %llu MiB of the %zu MiB reply "
+                             "budget (--max-reply-mb); retry shortly, or ask for a smaller page", held >> 20,
+                             max >> 20);
+            return -1;
+        }
+    } while (!atomic_compare_exchange_weak(&s->reply_bytes, &held, held + bytes));
+    return 0;
+}
+
+void api_reply_release(api_server *s, size_t bytes)
+{
+    assert(atomic_load(&s->reply_bytes) >= bytes);
+    atomic_fetch_sub(&s->reply_bytes, bytes);
+}
+
+/* A reply read from memory (a buffer, or rows made a chunk at a time) while `held` bytes of the budget are
+ * reserved; they are given back when MHD frees the reply. */
+typedef struct {
+    api_server *srv;
+    size_t held;
+    char hdr[NPY_HEADER_MAX];   /* a .npy reply's header; hl = 0 for a plain buffer */
+    size_t hl, row_bytes;
+    char *chunk;                /* (chunk_rows * row_bytes) rows [chunk_first, chunk_first + chunk_n) */
+    int64_t chunk_first, chunk_rows, n_rows;
+    int chunk_n;
+    api_rows_fill fill;
+    void *ctx;
+    void (*free_ctx)(void *ctx);
+} http_held;
+
+static void http_held_free(void *cls)
+{
+    http_held *h = cls;
+    if (h->free_ctx) h->free_ctx(h->ctx);
+    api_reply_release(h->srv, h->held);
+    free(h->chunk);
+    free(h);
+}
+
+/* Makes sure the chunk holds `row`; 0, or -1 when the rows cannot be made. */
+static int http_held_row(http_held *h, int64_t row)
+{
+    if (h->chunk_n > 0 && row >= h->chunk_first && row < h->chunk_first + h->chunk_n) return 0;
+    if (!h->fill) return -1; /* a plain buffer is one whole chunk */
+    int64_t n = h->n_rows - row < h->chunk_rows ? h->n_rows - row : h->chunk_rows;
+    if (h->fill(h->ctx, row, (int)n, (float *)(void *)h->chunk)) return -1;
+    h->chunk_first = row, h->chunk_n = (int)n;
+    return 0;
+}
+
+static ssize_t http_held_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    http_held *h = cls;
+    if (pos < h->hl) {
+        size_t n = h->hl - pos < max ? h->hl - (size_t)pos : max;
+        memcpy(buf, h->hdr + pos, n);
+        return (ssize_t)n;
+    }
+    uint64_t d = pos - h->hl;
+    int64_t row = (int64_t)(d / h->row_bytes);
+    if (row >= h->n_rows) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (http_held_row(h, row)) return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t at = (size_t)(d - (uint64_t)h->chunk_first * h->row_bytes), end = (size_t)h->chunk_n * h->row_bytes;
+    size_t n = end - at < max ? end - at : max;
+    memcpy(buf, h->chunk + at, n);
+    return (ssize_t)n;
+}
+
+static enum MHD_Result http_held_send(api_req *r, http_held *h, const char *content_type)
+{
+    uint64_t total = h->hl + (uint64_t)h->n_rows * h->row_bytes;
+    struct MHD_Response *resp = MHD_create_response_from_callback(total, 64 * 1024, http_held_read, h,
+                                                                  http_held_free);
+    if (!resp) { http_held_free(h); return MHD_NO; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return api_queue(r, MHD_HTTP_OK, resp);
+}
+
+enum MHD_Result api_send_held(api_req *r, const char *content_type, void *buf, size_t len, size_t held)
+{
+    http_held *h = calloc(1, sizeof *h);
+    if (!h) { free(buf); api_reply_release(r->srv, held); return MHD_NO; }
+    h->srv = r->srv, h->held = held, h->chunk = buf, h->row_bytes = len ? len : 1, h->n_rows = len ? 1 : 0;
+    h->chunk_rows = h->chunk_n = 1;
+    return http_held_send(r, h, content_type);
+}
+
+/* Gives back what a streamed reply that will not be sent holds. */
+static void http_rows_drop(api_server *s, http_held *h, void *ctx, void (*free_ctx)(void *ctx), size_t held)
+{
+    if (h) free(h->chunk);
+    free(h);
+    if (free_ctx) free_ctx(ctx);
+    api_reply_release(s, held);
+}
+
+enum MHD_Result api_send_npy_rows(api_req *r, const int64_t *shape, int ndim, api_rows_fill fill, void *ctx,
+                                  void (*free_ctx)(void *ctx), size_t held)
+{
+    assert(ndim >= 1 && fill);
+    http_held *h = calloc(1, sizeof *h);
+    size_t row_bytes = 4;
+    for (int i = 1; i < ndim; i++) row_bytes *= (size_t)shape[i];
+    int64_t chunk_rows = (int64_t)(HTTP_CHUNK_BYTES / row_bytes);
+    if (chunk_rows < 1) chunk_rows = 1;
+    size_t chunk = (size_t)chunk_rows * row_bytes;
+    if (api_reply_reserve(r, chunk)) { /* replied 503 */
+        http_rows_drop(r->srv, h, ctx, free_ctx, held);
+        return MHD_YES;
+    }
+    held += chunk;
+    if (h) h->chunk = malloc(chunk);
+    if (h) h->hl = npy_header(h->hdr, sizeof h->hdr, "<f4", shape, ndim);
+    if (!h || !h->chunk || !h->hl) {
+        http_rows_drop(r->srv, h, ctx, free_ctx, held);
+        return api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory for the reply");
+    }
+    h->srv = r->srv, h->held = held, h->row_bytes = row_bytes, h->n_rows = shape[0], h->chunk_rows = chunk_rows;
+    h->fill = fill, h->ctx = ctx, h->free_ctx = free_ctx;
+    return http_held_send(r, h, "application/octet-stream");
 }
 
 /* ---- query parameters ---- */

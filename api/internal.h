@@ -24,6 +24,10 @@
 #define API_LIST_MAX 1000     /* ?limit= maximum for lists */
 #define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
+/* The caps a client can run into (server.c, events.c, http.c), and requests libmicrohttpd refused
+ * itself (MALFORMED); each is logged through api_cap_log. */
+typedef enum { API_CAP_CLIENT, API_CAP_TOTAL, API_CAP_STREAMS, API_CAP_REPLY, API_CAP_MALFORMED, API_CAP_N } api_cap;
+
 struct api_server {
     api_config cfg;                 /* strings point into the strdup'd copies below */
     char *host, *db_path, *data_dir, *import_dir, *web_dir, *openapi_path, *version, *allow_hosts;
@@ -45,6 +49,11 @@ struct api_server {
     struct jobs_cache *jobs_cache;  /* GET /v1/jobs/{id} bodies */
     struct access_token *tokens;    /* (n_tokens) from --token-file; NULL = no tokens (access.c) */
     int n_tokens;
+    atomic_int conns_open;          /* connections MHD holds now (its connection notifications) */
+    atomic_ullong reply_bytes;      /* memory held by replies being made or sent (at most cfg.max_reply_bytes) */
+    pthread_mutex_t cap_mu;         /* guards the two below */
+    double cap_logged_at[API_CAP_N]; /* CLOCK_MONOTONIC seconds of each cap's last log line; 0 = never */
+    long cap_hits[API_CAP_N];       /* hits since that line */
 };
 
 /* A streamed request body (uploads, datasets_upload.c): chosen on the first
@@ -86,6 +95,10 @@ store *api_pool_get(api_server *s, char *err, size_t errlen);
 void api_pool_put(api_server *s, store *st);
 double api_uptime_s(const api_server *s);
 
+/* http.c: a cap was hit: a warning (fmt, then how often it was hit since the last line) at most once per cap
+ * every API_CAP_LOG_S seconds, so a flood cannot flood the log. */
+void api_cap_log(api_server *s, api_cap cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* http.c: replies. Every function queues exactly one response; every
  * problem+json reply goes through api_problem* (5xx ones are logged there). */
 enum MHD_Result api_queue(api_req *r, unsigned status, struct MHD_Response *resp);
@@ -104,6 +117,9 @@ enum MHD_Result api_problem_hdr(api_req *r, unsigned status, const char *header,
                                 ...) __attribute__((format(printf, 5, 6)));
 /* 405 naming the methods allowed (Allow: allow). */
 enum MHD_Result api_problem_allow(api_req *r, const char *allow);
+/* 503 for a full daemon: Retry-After: retry_s and Connection: close (the slot is given back). */
+enum MHD_Result api_problem_busy(api_req *r, const char *retry_s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* A problem with "errors": [{field, message}]; status from errs. */
 enum MHD_Result api_problem_fields(api_req *r, const spec_errors *errs, const char *detail);
 /* Host and Origin of the request against the daemon's own names, then its token when there are tokens
@@ -118,6 +134,21 @@ void access_free(api_server *s);
 enum MHD_Result api_problem_field(api_req *r, unsigned status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 enum MHD_Result api_created(api_req *r, unsigned status, const char *location, json_t *body);
+
+/* The reply-memory budget (--max-reply-mb): whatever a reply holds in memory until MHD has sent it (its
+ * buffer, the generator behind streamed rows) is reserved first. 0, or -1 after replying: 503 with
+ * Retry-After while other replies hold the budget, 422 when bytes alone is more than all of it. */
+int api_reply_reserve(api_req *r, size_t bytes);
+void api_reply_release(api_server *s, size_t bytes);
+/* 200 with buf (malloc'd, taken) as the body; `held` reserved bytes are released when it has been sent. */
+enum MHD_Result api_send_held(api_req *r, const char *content_type, void *buf, size_t len, size_t held);
+/* Rows [first, first + n) of a streamed .npy reply into out (n rows of shape[1..] floats). 0 or -1. */
+typedef int (*api_rows_fill)(void *ctx, int64_t first, int n, float *out);
+/* 200 with a '<f4' .npy of shape made a chunk of rows (about 1 MiB) at a time as the client reads, so a slow
+ * client holds one chunk, not the array; ctx (freed by free_ctx at the end, also on failure) and `held`
+ * reserved bytes are kept until then. */
+enum MHD_Result api_send_npy_rows(api_req *r, const int64_t *shape, int ndim, api_rows_fill fill, void *ctx,
+                                  void (*free_ctx)(void *ctx), size_t held);
 
 /* A malloc'd .npy buffer: header for (descr, shape) followed by room for the
  * data; *data_off is where the data starts. NULL if it does not fit in memory. */

@@ -17,7 +17,17 @@
  * 404 (or a static dashboard file outside /v1). Store handles come from a mutex-guarded
  * stack, opened lazily, so each request uses one SQLite connection at a time
  * and idle ones are kept for the next. The api_req is freed in MHD's
- * completion callback. */
+ * completion callback.
+ *
+ * Limits, so that no client locks the others out (issue 15, item 1): MHD
+ * holds at most max_connections, at most max_client_connections from one
+ * address (MHD closes one more at once: it gives no chance to answer), and
+ * closes a connection silent for idle_timeout_s (a half-sent request, a
+ * slowloris). The last eighth of max_connections is kept for the probes
+ * (GET /v1/health, /metrics): past 7/8 open, any other request is a 503
+ * problem with Retry-After and Connection: close, counted through MHD's
+ * connection notifications. Every cap hit is logged (api_cap_log, http.c:
+ * at most once per cap every 10 s, with how often it was hit meanwhile). */
 #include "internal.h"
 #include "log.h"
 #include <arpa/inet.h>
@@ -31,11 +41,14 @@
 
 #define API_POOL_CAP 16            /* idle store handles kept */
 #define API_DEFAULT_THREADS 2      /* MHD's pool of event-loop threads */
-#define API_CONNECTION_LIMIT 256
-#define API_CONNECTION_TIMEOUT_S 60
+#define API_DEFAULT_CONNECTIONS 256        /* MHD's connection limit */
+#define API_DEFAULT_CLIENT_CONNECTIONS 96  /* MHD's per-address limit: one client cannot fill the rest */
+#define API_DEFAULT_IDLE_S 30              /* MHD's idle timeout (event streams send a keep-alive well inside it) */
+#define API_BUSY_RETRY_S "5"
+#define API_DEFAULT_MAX_REPLY ((size_t)1 << 30) /* bytes all replies may hold in memory at once */
 /* Each connection's memory pool: its read buffer (request line and headers) and what MHD parses out of
  * them, about 56 bytes per query argument. At 64 KiB, 1000 arguments (a 9 KB URL, with curl's headers) exhausted it and the
- * connection hung for the timeout with no reply; 256 KiB (64 MiB at the connection limit) answers
+ * connection hung for the timeout with no reply; 256 KiB (64 MiB at the default connection limit) answers
  * URLs of a few thousand arguments. A URL of ~8000 arguments (63 KB) still exhausts it: MHD can then
  * neither parse nor answer (issue 15, item 6, open). */
 #define API_CONNECTION_MEMORY (256 * 1024)
@@ -133,6 +146,34 @@ double api_uptime_s(const api_server *s)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - s->started.tv_sec) + 1e-9 * (double)(now.tv_nsec - s->started.tv_nsec);
+}
+
+/* ---- caps (each hit logged through api_cap_log, http.c) ---- */
+
+/* MHD's connection notifications: how many connections it holds. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)conn, (void)socket_context;
+    api_server *s = cls;
+    atomic_fetch_add(&s->conns_open, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+/* Past 7/8 of max_connections open only the probes are served: the rest of the room is theirs, so a
+ * monitor still learns that the daemon lives while clients hold every other connection. 0 to go on,
+ * -1 after replying 503. */
+static int server_check_busy(api_req *r)
+{
+    api_server *s = r->srv;
+    int open = atomic_load(&s->conns_open), room = s->cfg.max_connections - s->cfg.max_connections / 8;
+    int probe = (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
+                (!strcmp(r->url, "/v1/health") || !strcmp(r->url, "/metrics"));
+    if (open <= room || probe) return 0;
+    api_cap_log(s, API_CAP_TOTAL, "%d connections open, past the %d of --max-connections %d that serve more than "
+                "GET /v1/health: answered 503", open, room, s->cfg.max_connections);
+    api_problem_busy(r, API_BUSY_RETRY_S, "the daemon holds %d connections, nearly its limit of %d; retry later, "
+                     "or close idle connections (each open event stream holds one)", open, s->cfg.max_connections);
+    return -1;
 }
 
 /* ---- routing ---- */
@@ -295,6 +336,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r) return MHD_NO;
         r->srv = s, r->conn = conn, r->method = method, r->url = url;
         *con_cls = r;
+        if (server_check_busy(r)) return MHD_YES; /* replied 503; the body is discarded */
         if (access_check(r)) return MHD_YES; /* replied 421/403; the body is discarded */
         if (datasets_upload_open(r)) return MHD_YES; /* a streamed upload: its own cap, not max_body */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -334,14 +376,51 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* msg with each run of HTML tags as one space, in place. */
+static void mhd_log_untag(char *msg)
+{
+    size_t w = 0;
+    int in_tag = 0;
+    for (size_t i = 0; msg[i]; i++) {
+        if (msg[i] == '<' && !in_tag && w && msg[w - 1] != ' ' && msg[w - 1] != '\'') msg[w++] = ' ';
+        if (msg[i] == '<') in_tag = 1;
+        else if (msg[i] == '>') in_tag = 0;
+        else if (!in_tag) msg[w++] = msg[i];
+    }
+    msg[w] = '\0';
+}
+
+/* A request MHD answered itself, before on_access could see it (a malformed Content-Length or chunk size, an
+ * HTTP version it does not speak, a request line or headers beyond the connection's memory): MHD 0.9.75
+ * sends its own HTML page then and offers no hook to answer instead (README "## The daemon"). It is
+ * counted in /metrics and logged, with the page's text. */
+static void mhd_log_error_page(api_server *s, char *msg)
+{
+    const char *code = strstr(msg, "response code is ");
+    unsigned status = code ? (unsigned)strtoul(code + 17, NULL, 10) : 0;
+    unsigned cls = status / 100;
+    atomic_fetch_add(&s->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    mhd_log_untag(msg);
+    api_cap_log(s, API_CAP_MALFORMED, "libmicrohttpd answered a malformed request itself, with %u and its own "
+                "page: %s", status, msg);
+}
+
+/* MHD's own messages are debug lines, but for a connection it refused at a limit (a cap hit) and a request
+ * it answered itself. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    api_server *s = cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    LOGD("http: %s", msg);
+    if (strstr(msg, "connection limit"))
+        api_cap_log(s, API_CAP_CLIENT, "a connection was closed at once: %s (--max-client-connections %d, "
+                    "--max-connections %d)", msg, s->cfg.max_client_connections, s->cfg.max_connections);
+    else if (!strncmp(msg, "Error processing request", 24))
+        mhd_log_error_page(s, msg);
+    else
+        LOGD("http: %s", msg);
 }
 
 /* ---- start / stop ---- */
@@ -404,6 +483,10 @@ static int server_copy_config(api_server *s, const api_config *cfg)
     if (!s->cfg.max_body) s->cfg.max_body = API_DEFAULT_MAX_BODY;
     if (!s->cfg.max_upload) s->cfg.max_upload = API_DEFAULT_MAX_UPLOAD;
     if (!s->cfg.max_job_bytes) s->cfg.max_job_bytes = default_max_job_bytes();
+    if (!s->cfg.max_connections) s->cfg.max_connections = API_DEFAULT_CONNECTIONS;
+    if (!s->cfg.max_client_connections) s->cfg.max_client_connections = API_DEFAULT_CLIENT_CONNECTIONS;
+    if (!s->cfg.idle_timeout_s) s->cfg.idle_timeout_s = API_DEFAULT_IDLE_S;
+    if (!s->cfg.max_reply_bytes) s->cfg.max_reply_bytes = API_DEFAULT_MAX_REPLY;
     return s->host && s->data_dir && s->web_dir && s->openapi_path && s->version && s->allow_hosts;
 }
 
@@ -412,6 +495,7 @@ static void server_free(api_server *s)
     for (int i = 0; i < s->pool_n; i++) store_close(s->pool[i]);
     free(s->pool);
     pthread_mutex_destroy(&s->pool_mu);
+    pthread_mutex_destroy(&s->cap_mu);
     pthread_mutex_destroy(&s->sse_mu);
     pthread_cond_destroy(&s->sse_cv);
     jobs_cache_free(s->jobs_cache);
@@ -448,13 +532,15 @@ static int server_listen(api_server *s, char *err, size_t errlen)
                      MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
     unsigned threads = s->cfg.threads > 0 ? (unsigned)s->cfg.threads : API_DEFAULT_THREADS;
     s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_access, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, or MHD says so */
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_THREAD_POOL_SIZE, threads,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTION_LIMIT,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->cfg.max_client_connections,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
-                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                               MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
                               MHD_OPTION_END);
     if (!s->mhd) {
@@ -476,6 +562,7 @@ api_server *api_start(const api_config *cfg, char *err, size_t errlen)
     api_server *s = calloc(1, sizeof *s);
     if (!s) { snprintf(err, errlen, "api: out of memory"); return NULL; }
     pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_mutex_init(&s->cap_mu, NULL);
     pthread_mutex_init(&s->sse_mu, NULL);
     pthread_cond_init(&s->sse_cv, NULL);
     s->pool_cap = API_POOL_CAP;

@@ -27,6 +27,11 @@ static const char config_usage[] =
     "  --max-body BYTES     largest JSON request body (default 1048576)\n"
     "  --max-job-mb MB      memory limit of one job (default 8192)\n"
     "  --max-upload-mb MB   largest uploaded .npy or labels body (default 16384)\n"
+    "  --max-connections N  connections open at once (default 256); the last eighth is kept for\n"
+    "                       GET /v1/health and /metrics, other requests get 503 there\n"
+    "  --max-client-connections N  connections one client address may hold (default 96)\n"
+    "  --idle-timeout S     close a connection silent for S seconds, e.g. a half-sent request (default 30)\n"
+    "  --max-reply-mb MB    memory all replies being sent may hold at once; 503 beyond (default 1024)\n"
     "  --log-level LEVEL    error | warn | info | debug (default info)\n"
     "  --config FILE        read 'key = value' lines with the option names above\n"
     "  --help, --version\n";
@@ -44,6 +49,10 @@ static void config_defaults(saed_config *c)
     c->max_body = 1 << 20;
     c->max_job_mb = 8192;
     c->max_upload_mb = 16384;
+    c->max_connections = 256;
+    c->max_client_connections = 96;
+    c->idle_timeout_s = 30;
+    c->max_reply_mb = 1024;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -121,7 +130,9 @@ static int config_set(saed_config *c, const char *key, const char *v, char *err,
         { "workers", 1, 64 }, { "blas-threads", 0, 256 },
         { "max-body", 1024, 1L << 30 }, { "max-job-mb", 1, 1L << 24 },
         { "max-upload-mb", 1, 1L << 30 }, { "job-nice", 0, 19 },
-        { "api-threads", 1, 64 },
+        { "api-threads", 1, 64 }, { "max-connections", 16, 65536 },
+        { "max-client-connections", 1, 65536 }, { "idle-timeout", 3, 3600 },
+        { "max-reply-mb", 16, 1L << 24 },
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].name)) continue;
@@ -135,7 +146,11 @@ static int config_set(saed_config *c, const char *key, const char *v, char *err,
         else if (i == 3) c->max_job_mb = (size_t)x;
         else if (i == 4) c->max_upload_mb = (size_t)x;
         else if (i == 5) c->job_nice = (int)x;
-        else c->api_threads = (int)x;
+        else if (i == 6) c->api_threads = (int)x;
+        else if (i == 7) c->max_connections = (int)x;
+        else if (i == 8) c->max_client_connections = (int)x;
+        else if (i == 9) c->idle_timeout_s = (int)x;
+        else c->max_reply_mb = (size_t)x;
         return 0;
     }
     snprintf(err, errlen, "unknown option '%s' (see saed --help)", key);

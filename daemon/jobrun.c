@@ -4,9 +4,11 @@
  * jobrun_dispatch finds a claimed job's type through the spec layer's table
  * (jobtype.h) and calls the runner built for it here from JOBTYPE_LIST; each
  * runner lives in its own file, jobrun_<type>.c. Shared: how a job ends
- * without a result (jobrun_finish), its progress, the report the worker
- * logs, and the job's dataset opened as a data source (circles regenerated
- * from their stored params, npy memory-mapped, idx read into memory). */
+ * without a result (jobrun_finish: a failed job's checkpoint removed, a
+ * failure for lack of disk told how to run it again), its progress, the
+ * report the worker logs, and the job's dataset opened as a data source
+ * (circles regenerated from their stored params, npy memory-mapped, idx read
+ * into memory). */
 #include "jobrun.h"
 #include "circles.h"
 #include "datasrc.h"
@@ -14,12 +16,14 @@
 #include "npyfile.h"
 #include "spec.h"
 #include <assert.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
     circles *circ;       /* circles datasets */
@@ -49,15 +53,33 @@ void jobrun_path(const jobrun_ctx *ctx, const char *suffix, char *buf, size_t n)
 
 /* ---- what every runner shares: its end, progress and report ---- */
 
+/* 1 when msg is a failure for lack of disk (a write's ENOSPC or EDQUOT, SQLite's SQLITE_FULL). */
+static int jobrun_no_space(const char *msg)
+{
+    return strstr(msg, strerror(ENOSPC)) || strstr(msg, strerror(EDQUOT)) || strstr(msg, "database or disk is full");
+}
+
 void jobrun_finish(const jobrun_ctx *ctx, jobrun_end end, const char *msg)
 {
     assert(ctx && ctx->report && (end != JOBRUN_FAILED || msg));
     static const char *const what[] = { [JOBRUN_FAILED] = "its failure", [JOBRUN_CANCELLED] = "its cancellation",
                                         [JOBRUN_REQUEUED] = "its return to the queue" };
+    char text[1024];
+    if (end == JOBRUN_FAILED && jobrun_no_space(msg)) { /* not the job's fault: say how to run it again */
+        snprintf(text, sizeof text, "%s; the data directory's file system is full: free space there (delete jobs "
+                 "or datasets you no longer need; GET /v1/health shows what is free), then submit this job again "
+                 "(POST /v1/jobs with its spec)", msg);
+        msg = text;
+    }
     int rc = end == JOBRUN_REQUEUED ? store_job_requeue(ctx->st, ctx->job->id)
              : store_job_finish(ctx->st, ctx->job->id, end == JOBRUN_FAILED ? STORE_JOB_FAILED : STORE_JOB_CANCELLED,
                                 end == JOBRUN_FAILED ? msg : NULL);
     if (rc != STORE_OK) jobrun_warn(ctx, "recording %s failed: %s", what[end], store_errmsg(ctx->st));
+    if (end == JOBRUN_FAILED) { /* a failed job is never resumed: its checkpoint would only take disk */
+        char path[PATH_MAX];
+        jobrun_path(ctx, "checkpoint.bin", path, sizeof path);
+        unlink(path);
+    }
 }
 
 void jobrun_progress(const jobrun_ctx *ctx, int step, double samples_per_s, double eta_s)

@@ -191,9 +191,8 @@ static void jobrun_train_finish(const jobrun_ctx *ctx, jobrun_train_state *s, tr
     case TRAIN_INTERRUPTED:
         jobrun_finish(ctx, JOBRUN_REQUEUED, NULL);
         return;
-    case TRAIN_ERROR: /* a failed job is not resumed: its checkpoint would only take disk */
+    case TRAIN_ERROR: /* jobrun_finish removes the checkpoint of a failed job */
         jobrun_finish(ctx, JOBRUN_FAILED, s->err[0] ? s->err : train_error(ts));
-        unlink(s->ckpt_path);
         return;
     }
 }

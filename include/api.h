@@ -27,6 +27,11 @@ typedef struct {
     const char *allow_hosts; /* more names the Host header may give, comma-separated (--allow-host); NULL none */
     const char *token_file; /* --token-file: bearer tokens, one per line ("read:" / "write:" prefix); NULL = no
                              * tokens, and then only a loopback host may be listened on */
+    int max_connections;    /* connections open at once (MHD's limit); 0 = 256. Past 7/8 of it only
+                             * GET /v1/health and /metrics are served, anything else is a 503 */
+    int max_client_connections; /* per client address (MHD closes more at once); 0 = 96 */
+    int idle_timeout_s;     /* a connection silent this long is closed; 0 = 30 */
+    size_t max_reply_bytes; /* memory all replies may hold at once while being sent (503 beyond); 0 = 1 GiB */
     const char *version;
 } api_config;
 

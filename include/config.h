@@ -27,6 +27,10 @@ typedef struct {
     size_t max_body;           /* bytes of a JSON request body; default 1 MiB */
     size_t max_job_mb;         /* memory limit of one job; default 8192 */
     size_t max_upload_mb;      /* largest streamed upload (.npy, labels); default 16384 */
+    int max_connections;       /* connections open at once; default 256, the last 1/8 kept for health */
+    int max_client_connections; /* connections one client address may hold; default 96 */
+    int idle_timeout_s;        /* a connection silent this long is closed; default 30 */
+    size_t max_reply_mb;       /* memory all replies being sent may hold at once; default 1024 */
 } saed_config;
 
 /* Parses argv over the defaults. Returns 0 to run, 1 if --help/--version was

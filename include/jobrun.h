@@ -46,8 +46,9 @@ JOBTYPE_LIST(JOBRUN_DECLARE)
  * version does not run fails the job with a message. */
 void jobrun_dispatch(const jobrun_ctx *ctx);
 /* Records a job that ends without a result: failed with msg as its error,
- * cancelled, or back in the queue (shutdown). A failed write is a warning
- * in the report. */
+ * cancelled, or back in the queue (shutdown). A failed job's checkpoint is
+ * removed, and a failure for lack of disk gets what to do added to msg
+ * (free space, submit again). A failed write is a warning in the report. */
 void jobrun_finish(const jobrun_ctx *ctx, jobrun_end end, const char *msg);
 /* The job's progress in the store; a failed write is a warning in the report
  * (the job goes on). */

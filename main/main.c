@@ -96,7 +96,9 @@ static int main_serve(const saed_config *c, const char *db_path, int threads)
                       .max_upload = (uint64_t)c->max_upload_mb << 20,
                       .max_job_bytes = c->max_job_mb << 20, .version = SAED_VERSION,
                       .threads = c->api_threads, .allow_hosts = c->allow_hosts,
-                      .token_file = c->token_file[0] ? c->token_file : NULL };
+                      .token_file = c->token_file[0] ? c->token_file : NULL,
+                      .max_connections = c->max_connections, .max_client_connections = c->max_client_connections,
+                      .idle_timeout_s = c->idle_timeout_s, .max_reply_bytes = c->max_reply_mb << 20 };
     worker_pool *pool = worker_pool_start(&wc, err, sizeof err);
     if (!pool) { LOGE("%s", err); return 1; }
     api_server *api = api_start(&ac, err, sizeof err);
@@ -115,7 +117,7 @@ static int main_serve(const saed_config *c, const char *db_path, int threads)
 int main(int argc, char **argv)
 {
     saed_config cfg;
-    char out[2048], err[PATH_MAX + 512], db_path[PATH_MAX + 16];
+    char out[4096], err[PATH_MAX + 512], db_path[PATH_MAX + 16];
     int rc = config_parse(&cfg, argc, argv, out, sizeof out, err, sizeof err);
     if (rc == 1) { fputs(out, stdout); return 0; }
     if (rc < 0) { fprintf(stderr, "saed: %s\n", err); return 2; }
