@@ -260,7 +260,7 @@ static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
     if (spec_get_int(sae, "sae", "k", 1, INT_MAX, &x, errs) == 1) sc->k = (int)x;
 }
 
-static json_t *spec_sae_json(const sae_config *sc)
+json_t *spec_sae_json(const sae_config *sc)
 {
     json_t *j = json_pack("{s:s,s:i,s:i,s:o,s:o,s:o,s:o}", "arch", sae_arch_name(sc->arch), "n_latents", sc->n_latents,
                      "group_size", sc->group_size, "sparsity_coef", spec_json_float(sc->sparsity_coef),
