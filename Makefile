@@ -116,9 +116,12 @@ $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(BUILD)/libstorage.a $(B
 	$(LINK_TEST)
 $(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(BUILD)/libcore.a
 	$(LINK_TEST)
-$(BUILD)/tests/test_tar: $(BUILD)/tests/test_tar.o $(BUILD)/libcore.a
+$(BUILD)/tests/test_tar: $(BUILD)/tests/test_tar.o $(BUILD)/tests/tartest.o $(BUILD)/libcore.a
 	$(LINK_TEST)
 $(BUILD)/tests/test_api: $(BUILD)/tests/test_api.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
+	$(LINK_TEST) -lcurl
+$(BUILD)/tests/test_api_saelens: $(BUILD)/tests/test_api_saelens.o $(BUILD)/tests/apitest.o $(BUILD)/tests/tartest.o \
+                                  $(BUILD)/libcore.a $(BUILD)/saed
 	$(LINK_TEST) -lcurl
 # The other HTTP suites (tests/test_api_*.c) share tests/apitest.c (helpers: apitest.h).
 $(BUILD)/tests/test_api_%: $(BUILD)/tests/test_api_%.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed

@@ -18,6 +18,7 @@
 #include "check.h"
 #include "apitest.h"
 #include "tar.h"
+#include "tartest.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,15 +151,7 @@ static long long roundtrip(long long sae, const char *arch, const char *saelens_
 static at_resp post_crafted(const char *name, char type)
 {
     unsigned char b[512 * 3] = { 0 };
-    snprintf((char *)b, 100, "%s", name);
-    memcpy(b + 100, "0000644", 8);
-    memcpy(b + 124, "00000000000", 12);
-    b[156] = (unsigned char)type;
-    memcpy(b + 257, "ustar\0" "00", 8);
-    memset(b + 148, ' ', 8);
-    unsigned s = 0;
-    for (int i = 0; i < 512; i++) s += b[i];
-    snprintf((char *)b + 148, 8, "%06o", s);
+    tartest_header(b, name, type, 0);
     return at_http_ex("POST", "/v1/saes", (const char *)b, sizeof b, TAR_CT, 30);
 }
 

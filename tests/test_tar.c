@@ -7,6 +7,7 @@
  * a fresh temporary directory, removed at the end. */
 #include "check.h"
 #include "tar.h"
+#include "tartest.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,21 +99,6 @@ static void test_foreign(const char *dir)
     }
 }
 
-/* One header for a crafted entry: name, type, size, optional link name; checksum fixed. */
-static void craft(unsigned char *h, const char *name, char type, unsigned size)
-{
-    memset(h, 0, 512);
-    strncpy((char *)h, name, 100);
-    snprintf((char *)h + 124, 12, "%011o", size);
-    memcpy(h + 100, "0000644", 8);
-    h[156] = (unsigned char)type;
-    memcpy(h + 257, "ustar\0" "00", 8);
-    memset(h + 148, ' ', 8);
-    unsigned s = 0;
-    for (int i = 0; i < 512; i++) s += h[i];
-    snprintf((char *)h + 148, 8, "%06o", s);
-}
-
 static void expect_refused(const unsigned char *b, size_t len, const char *needle, const char *what)
 {
     char err[256] = "";
@@ -125,32 +111,29 @@ static void test_refusals(void)
 {
     unsigned char b[512 * 4];
     memset(b, 0, sizeof b);
-    craft(b, "../etc/passwd", '0', 0);
+    tartest_header(b, "../etc/passwd", '0', 0);
     expect_refused(b, sizeof b, "traversal", "../etc/passwd");
-    craft(b, "a/../../b", '0', 0);
+    tartest_header(b, "a/../../b", '0', 0);
     expect_refused(b, sizeof b, "traversal", "a/../../b");
-    craft(b, "/etc/passwd", '0', 0);
+    tartest_header(b, "/etc/passwd", '0', 0);
     expect_refused(b, sizeof b, "absolute", "/etc/passwd");
-    craft(b, "link", '2', 0);
+    tartest_header(b, "link", '2', 0);
     expect_refused(b, sizeof b, "symbolic link", "a symlink");
-    craft(b, "a//b", '0', 0);
+    tartest_header(b, "a//b", '0', 0);
     expect_refused(b, sizeof b, "empty path component", "a//b");
-    craft(b, "big", '0', 4096);
+    tartest_header(b, "big", '0', 4096);
     expect_refused(b, sizeof b, "past the end", "a size past the buffer");
-    craft(b, "ok", '0', 0);
+    tartest_header(b, "ok", '0', 0);
     b[0] = 'O'; /* checksum no longer matches */
     expect_refused(b, sizeof b, "checksum", "a damaged header");
-    craft(b, "ok", '0', 0);
+    tartest_header(b, "ok", '0', 0);
     expect_refused(b, 512, "truncated", "no end block");
     memset(b + 512, 0, sizeof b - 512);
     b[sizeof b - 1] = 1;
     expect_refused(b, sizeof b, "after the end", "trailing garbage");
-    craft(b, "ok", '0', 0);
+    tartest_header(b, "ok", '0', 0);
     memcpy(b + 124, "\x80\0\0\0\0\0\0\0\0\0\0\x01", 12); /* base-256 size */
-    memset(b + 148, ' ', 8);
-    unsigned s = 0;
-    for (int i = 0; i < 512; i++) s += b[i];
-    snprintf((char *)b + 148, 8, "%06o", s);
+    tartest_checksum(b);
     expect_refused(b, sizeof b, "not octal", "a base-256 size");
     char err[64];
     tar_reader r;
