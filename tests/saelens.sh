@@ -10,21 +10,12 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-if ! make --no-print-directory venv-saelens >/tmp/saed-venv-saelens.log 2>&1; then
-  echo "saelens: cannot build .venv-saelens (make venv-saelens; see /tmp/saed-venv-saelens.log): $(tail -n 1 /tmp/saed-venv-saelens.log)"
-  if [ "${SAED_REQUIRE_VENV:-0}" = 1 ]; then echo "0 passed, 1 failed"; exit 1; fi
-  echo "SKIPPED: the SAELens round trip needs PyPI to build .venv-saelens"
-  echo "0 passed, 0 failed"
-  exit 0
-fi
+. tests/live.sh
+live_venv venv-saelens .venv-saelens "the SAELens round trip"
 
-dir=$(mktemp -d /tmp/saed-saelens-XXXXXX)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-B=http://127.0.0.1:$port
-"$BUILD/saed" --listen "127.0.0.1:$port" --data-dir "$dir" --log-level warn --workers 1 >"$dir/saed.log" 2>&1 &
-pid=$!
+live_saed saelens --workers 1
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do curl -sf "$B/v1/health" >/dev/null && break; sleep 0.1; done
+live_wait
 .venv-saelens/bin/python tests/saelens_roundtrip.py "$B"
 rc=$?
 [ $rc -ne 0 ] && tail -n 20 "$dir/saed.log"
