@@ -23,6 +23,7 @@
 #include "files.h"
 #include "saelens.h"
 #include "tar.h"
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -38,6 +39,7 @@
 /* The model keys of SAE s's dataset (its params.metadata), or NULL. */
 static json_t *saelens_model_of(store *st, const store_sae *s)
 {
+    assert(st && s);
     store_dataset d = { 0 };
     json_t *model = NULL;
     if (s->dataset_id > 0 && store_dataset_get(st, s->dataset_id, &d) == STORE_OK) {
@@ -52,6 +54,8 @@ static json_t *saelens_model_of(store *st, const store_sae *s)
 /* sparsity.safetensors of an analysed SAE (*buf NULL when not analysed). 0, or -1 (store error / OOM). */
 static int saelens_sparsity_of(store *st, const store_sae *s, unsigned char **buf, size_t *len)
 {
+    assert(st && s && s->n_latents >= 1);
+    assert(buf && len);
     store_sae_analysis a = { 0 };
     store_latent *lat = NULL;
     int nl = 0, rc = store_sae_analysis_get(st, s->id, &a);
@@ -72,6 +76,7 @@ static int saelens_sparsity_of(store *st, const store_sae *s, unsigned char **bu
 /* cfg.json's text for SAE s with SAELens architecture arch (malloc'd), or NULL. */
 static char *saelens_cfg_text(api_req *r, const store_sae *s, const sae_params *p, const char *arch)
 {
+    assert(r && r->st && s && p && arch);
     json_t *model = saelens_model_of(r->st, s);
     json_t *own = json_pack("{s:I,s:o,s:o,s:s,s:o,s:s}", "sae", (json_int_t)s->id,
                             "job", s->job_id > 0 ? json_integer(s->job_id) : json_null(),
@@ -87,6 +92,7 @@ static char *saelens_cfg_text(api_req *r, const store_sae *s, const sae_params *
 /* The archive of files f[0..n) as the reply. */
 static enum MHD_Result saelens_send_tar(api_req *r, const tar_file *f, int n)
 {
+    assert(r && f && n >= 1);
     size_t len = tar_archive_size(f, n);
     unsigned char *buf = len != SIZE_MAX ? malloc(len) : NULL;
     if (!buf || tar_write(f, n, (int64_t)time(NULL), buf, len)) {
@@ -99,6 +105,7 @@ static enum MHD_Result saelens_send_tar(api_req *r, const tar_file *f, int n)
 /* The folder's files for s (loaded weights p) as the reply. */
 static enum MHD_Result saelens_reply(api_req *r, const store_sae *s, const sae_params *p)
 {
+    assert(r && s && p && p->buf);
     const char *arch;
     unsigned char *w = NULL, *sp = NULL;
     size_t wlen = 0, splen = 0;
@@ -152,6 +159,7 @@ typedef struct {
 /* e's base name if it lies in the folder (set by the first file found), else NULL. */
 static const char *saelens_in_folder(saelens_folder *f, const tar_entry *e, int *other_folder)
 {
+    assert(f && e && !e->is_dir && other_folder);
     const char *slash = strrchr(e->path, '/'), *base = slash ? slash + 1 : e->path;
     size_t dl = slash ? (size_t)(slash - e->path) : 0;
     *other_folder = 0;
@@ -166,6 +174,7 @@ static const char *saelens_in_folder(saelens_folder *f, const tar_entry *e, int 
 
 static int saelens_find(const unsigned char *buf, size_t len, saelens_folder *f, char *msg, size_t msglen)
 {
+    assert((buf || len == 0) && f && msg);
     tar_reader tr;
     tar_entry e;
     int rc, other = 0;
@@ -191,6 +200,7 @@ static int saelens_find(const unsigned char *buf, size_t len, saelens_folder *f,
 /* Maps the staged tar read-only. 0, or -1 after replying. */
 static int saelens_map(api_req *r, const char *file, unsigned char **buf, size_t *len)
 {
+    assert(r && file && buf && len);
     struct stat sb;
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb)) {
@@ -211,6 +221,7 @@ static int saelens_map(api_req *r, const char *file, unsigned char **buf, size_t
 /* The tar's SAE into p and *info. 0, or -1 after replying (422 naming body). */
 static int saelens_read_upload(api_req *r, const char *file, sae_params *p, json_t **info)
 {
+    assert(r && file && p && info);
     unsigned char *buf;
     size_t len;
     saelens_folder f;
@@ -228,6 +239,7 @@ static int saelens_read_upload(api_req *r, const char *file, sae_params *p, json
 /* ?dataset=: 0 (none) or a dataset of dim; -1 after replying. */
 static int saelens_dataset(api_req *r, int dim, int64_t *ds)
 {
+    assert(r && dim >= 1 && ds);
     long long id = 0;
     store_dataset d = { 0 };
     *ds = 0;
@@ -251,6 +263,7 @@ static int saelens_dataset(api_req *r, int dim, int64_t *ds)
 /* Moves the staging directory stage to data_dir/saes/import-XXXXXX (its random suffix) into final. */
 static int saelens_settle(api_req *r, const char *stage, char *final, size_t n)
 {
+    assert(r && stage && *stage && final && n > 0);
     char parent[PATH_MAX], err[512];
     const char *suffix = strrchr(stage, '-');
     snprintf(parent, sizeof parent, "%s/saes", r->srv->cfg.data_dir);
@@ -265,6 +278,7 @@ static int saelens_settle(api_req *r, const char *stage, char *final, size_t n)
 /* Inserts the row of the SAE in dir and replies 201 with it. */
 static enum MHD_Result saelens_insert(api_req *r, const sae_params *p, json_t *info, int64_t ds, const char *dir)
 {
+    assert(r && p && info && ds >= 0 && dir);
     store *st = api_store(r);
     json_t *config = spec_sae_json(&p->cfg);
     if (config) json_object_set(config, "saelens", info);
@@ -291,6 +305,7 @@ static enum MHD_Result saelens_insert(api_req *r, const sae_params *p, json_t *i
 /* The staged tar (file, in stage) to an SAE; the stage is moved on success (*stage emptied). */
 static enum MHD_Result saelens_import_staged(api_req *r, char *stage, const char *file)
 {
+    assert(r && stage && *stage && file);
     sae_params p;
     json_t *info = NULL;
     int64_t ds;
