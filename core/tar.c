@@ -279,47 +279,75 @@ static int tar_end(tar_reader *r, char *err, size_t errlen)
     return 0;
 }
 
+static int tar_is_file(unsigned char type)
+{
+    return type == '0' || type == '\0' || type == '7'; /* '7': contiguous file, read as a regular one */
+}
+
+/* A PAX header's records (data, size bytes) into *pax; a global header's ('g') are checked and
+ * ignored. 2 (go on to the next header), or -1. */
+static int tar_take_pax(unsigned char type, const unsigned char *data, uint64_t size, size_t off, tar_pax *pax,
+                        char *err, size_t errlen)
+{
+    assert(data && pax && err);
+    const char *why = NULL;
+    if (size > TAR_PAX_MAX) return tar_fail(err, errlen, off, "a PAX header larger than 64 KiB");
+    tar_pax got = *pax;
+    if (tar_pax_parse(data, (size_t)size, &got, &why)) return tar_fail(err, errlen, off, why);
+    if (type == 'x') *pax = got;
+    return 2;
+}
+
+/* The entry of header h (at byte off; its data, size bytes) into e, its path from *pax if set. 1, or -1. */
+static int tar_fill(const unsigned char *h, int posix, const unsigned char *data, uint64_t size, const tar_pax *pax,
+                    size_t off, tar_entry *e, char *err, size_t errlen)
+{
+    assert(h && data && pax && e && err);
+    const char *why = NULL;
+    char raw[TAR_PREFIX_LEN + TAR_NAME_LEN + 2];
+    unsigned char type = h[TAR_TYPE];
+    if (!tar_is_file(type) && type != '5') return tar_fail(err, errlen, off, tar_type_refusal(type));
+    size_t n = pax->has_path ? pax->path_len : tar_raw_path(h, posix, raw);
+    if (tar_clean_path(pax->has_path ? pax->path : raw, n, e->path, &e->is_dir, &why))
+        return tar_fail(err, errlen, off, why);
+    e->is_dir = e->is_dir || type == '5';
+    if (e->is_dir && size != 0) return tar_fail(err, errlen, off, "a directory entry with data");
+    if (!e->is_dir && !e->path[0]) return tar_fail(err, errlen, off, "a file without a name");
+    e->data = data;
+    e->size = size;
+    return 1;
+}
+
+/* The header at r->off: 1 an entry in e, 2 a PAX header taken into *pax, 0 the end, -1 an error. */
+static int tar_step(tar_reader *r, tar_pax *pax, tar_entry *e, char *err, size_t errlen)
+{
+    assert(r && pax && e && err);
+    const char *why = NULL;
+    if (r->len - r->off < TAR_BLOCK)
+        return tar_fail(err, errlen, r->off, "the archive ends without its end-of-archive block (truncated?)");
+    const unsigned char *h = r->buf + r->off;
+    if (tar_all_zero(h, TAR_BLOCK))
+        return pax->has_path || pax->has_size ? tar_fail(err, errlen, r->off, "a PAX header with no entry after it")
+                                              : tar_end(r, err, errlen);
+    int posix;
+    uint64_t size;
+    if (tar_check_header(h, &posix, &size, &why)) return tar_fail(err, errlen, r->off, why);
+    if (pax->has_size && tar_is_file(h[TAR_TYPE])) size = pax->size;
+    size_t off = r->off, data_off = off + TAR_BLOCK, left = r->len - data_off;
+    if (size > left || tar_padded(size) > left)
+        return tar_fail(err, errlen, off, "an entry's data runs past the end of the archive (truncated?)");
+    r->off = data_off + tar_padded(size);
+    if (h[TAR_TYPE] == 'x' || h[TAR_TYPE] == 'g')
+        return tar_take_pax(h[TAR_TYPE], r->buf + data_off, size, data_off, pax, err, errlen);
+    return tar_fill(h, posix, r->buf + data_off, size, pax, off, e, err, errlen);
+}
+
 int tar_next(tar_reader *r, tar_entry *e, char *err, size_t errlen)
 {
     assert(r && e && err);
     assert(r->off <= r->len && (r->buf || r->len == 0));
     tar_pax pax = { .has_path = 0 };
-    const char *why = NULL;
-    char raw[TAR_PREFIX_LEN + TAR_NAME_LEN + 2];
-    for (;;) {
-        if (r->done) return 0;
-        if (r->len - r->off < TAR_BLOCK)
-            return tar_fail(err, errlen, r->off, "the archive ends without its end-of-archive block (truncated?)");
-        const unsigned char *h = r->buf + r->off;
-        if (tar_all_zero(h, TAR_BLOCK)) return pax.has_path || pax.has_size ? tar_fail(err, errlen, r->off,
-                                                   "a PAX header with no entry after it") : tar_end(r, err, errlen);
-        int posix;
-        uint64_t size;
-        if (tar_check_header(h, &posix, &size, &why)) return tar_fail(err, errlen, r->off, why);
-        unsigned char type = h[TAR_TYPE];
-        if (pax.has_size && (type == '0' || type == '\0' || type == '7')) size = pax.size;
-        size_t data_off = r->off + TAR_BLOCK, left = r->len - data_off;
-        if (size > left || tar_padded(size) > left)
-            return tar_fail(err, errlen, r->off, "an entry's data runs past the end of the archive (truncated?)");
-        const unsigned char *data = r->buf + data_off;
-        r->off = data_off + tar_padded(size);
-        if (type == 'x' || type == 'g') {
-            if (size > TAR_PAX_MAX) return tar_fail(err, errlen, data_off, "a PAX header larger than 64 KiB");
-            tar_pax got = pax;
-            if (tar_pax_parse(data, (size_t)size, &got, &why)) return tar_fail(err, errlen, data_off, why);
-            if (type == 'x') pax = got; /* a global header's records are ignored */
-            continue;
-        }
-        if (type != '0' && type != '\0' && type != '7' && type != '5')
-            return tar_fail(err, errlen, data_off - TAR_BLOCK, tar_type_refusal(type));
-        size_t n = pax.has_path ? pax.path_len : tar_raw_path(h, posix, raw);
-        if (tar_clean_path(pax.has_path ? pax.path : raw, n, e->path, &e->is_dir, &why))
-            return tar_fail(err, errlen, data_off - TAR_BLOCK, why);
-        e->is_dir = e->is_dir || type == '5';
-        if (e->is_dir && size != 0) return tar_fail(err, errlen, data_off - TAR_BLOCK, "a directory entry with data");
-        if (!e->is_dir && !e->path[0]) return tar_fail(err, errlen, data_off - TAR_BLOCK, "a file without a name");
-        e->data = data;
-        e->size = size;
-        return 1;
-    }
+    int rc = 2;
+    while (!r->done && rc == 2) rc = tar_step(r, &pax, e, err, errlen);
+    return r->done && rc != -1 ? 0 : rc;
 }
