@@ -138,8 +138,9 @@ json_t *saelens_cfg(const sae_params *p, const char *arch, const json_t *model, 
         json_object_set_new(cfg, "k", json_integer(p->cfg.k));
         json_object_set_new(cfg, "rescale_acts_by_decoder_norm", json_false());
     }
-    /* SAELens 5 read these at the top level */
+    /* SAELens 5 read these at the top level (and topk's k from activation_fn_kwargs) */
     json_object_set_new(cfg, "activation_fn_str", json_string(strcmp(arch, "topk") ? "relu" : "topk"));
+    if (!strcmp(arch, "topk")) json_object_set_new(cfg, "activation_fn_kwargs", json_pack("{s:i}", "k", p->cfg.k));
     json_object_set_new(cfg, "finetuning_scaling_factor", json_false());
     saelens_model(meta, cfg, model, ph);
     json_object_set_new(own, "placeholders", ph);
