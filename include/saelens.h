@@ -45,7 +45,8 @@ int saelens_weights(const sae_params *p, const char **arch, unsigned char **buf,
  * context_size, dataset_path, prepend_bos, model_from_pretrained_kwargs) from model (an object, or NULL:
  * the placeholders "unknown", 0, null, dataset_path "unknown"; metadata.saed.placeholders lists
  * which were filled so) and saed's own object saed (copied) under metadata.saed. The model keys are
- * also written at the top level, where SAELens 5 required them. NULL when out of memory. */
+ * also written at the top level, where SAELens 5 read them (with activation_fn_str, and topk's
+ * activation_fn_kwargs). NULL when out of memory. */
 json_t *saelens_cfg(const sae_params *p, const char *arch, const json_t *model, const json_t *saed);
 /* sparsity.safetensors: tensor "sparsity" (n) = log10(density[i] + SAELENS_SPARSITY_EPS), density the
  * fraction of rows where latent i fired. malloc'd, *len bytes; NULL when out of memory. */

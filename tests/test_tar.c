@@ -110,19 +110,16 @@ static void expect_refused(const unsigned char *b, size_t len, const char *needl
 static void test_refusals(void)
 {
     unsigned char b[512 * 4];
+    static const struct { const char *name; char type; unsigned size; const char *needle; } one[] = {
+        { "../etc/passwd", '0', 0, "traversal" }, { "a/../../b", '0', 0, "traversal" },
+        { "/etc/passwd", '0', 0, "absolute" }, { "link", '2', 0, "symbolic link" },
+        { "dev", '3', 0, "device" }, { "a//b", '0', 0, "empty path component" }, { "big", '0', 4096, "past the end" },
+    };
     memset(b, 0, sizeof b);
-    tartest_header(b, "../etc/passwd", '0', 0);
-    expect_refused(b, sizeof b, "traversal", "../etc/passwd");
-    tartest_header(b, "a/../../b", '0', 0);
-    expect_refused(b, sizeof b, "traversal", "a/../../b");
-    tartest_header(b, "/etc/passwd", '0', 0);
-    expect_refused(b, sizeof b, "absolute", "/etc/passwd");
-    tartest_header(b, "link", '2', 0);
-    expect_refused(b, sizeof b, "symbolic link", "a symlink");
-    tartest_header(b, "a//b", '0', 0);
-    expect_refused(b, sizeof b, "empty path component", "a//b");
-    tartest_header(b, "big", '0', 4096);
-    expect_refused(b, sizeof b, "past the end", "a size past the buffer");
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
+        tartest_header(b, one[i].name, one[i].type, one[i].size);
+        expect_refused(b, sizeof b, one[i].needle, one[i].name);
+    }
     tartest_header(b, "ok", '0', 0);
     b[0] = 'O'; /* checksum no longer matches */
     expect_refused(b, sizeof b, "checksum", "a damaged header");
