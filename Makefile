@@ -118,7 +118,12 @@ $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(BUILD)/libstorage.a $(B
 	$(LINK_TEST)
 $(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(BUILD)/libcore.a
 	$(LINK_TEST)
+$(BUILD)/tests/test_tar: $(BUILD)/tests/test_tar.o $(BUILD)/tests/tartest.o $(BUILD)/libcore.a
+	$(LINK_TEST)
 $(BUILD)/tests/test_api: $(BUILD)/tests/test_api.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
+	$(LINK_TEST) -lcurl
+$(BUILD)/tests/test_api_saelens: $(BUILD)/tests/test_api_saelens.o $(BUILD)/tests/apitest.o $(BUILD)/tests/tartest.o \
+                                  $(BUILD)/libcore.a $(BUILD)/saed
 	$(LINK_TEST) -lcurl
 # The other HTTP suites (tests/test_api_*.c) share tests/apitest.c (helpers: apitest.h).
 $(BUILD)/tests/test_api_%: $(BUILD)/tests/test_api_%.o $(BUILD)/tests/apitest.o $(BUILD)/libcore.a $(BUILD)/saed
@@ -169,8 +174,20 @@ $(VENV)/.installed: requirements-test.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	@touch $@
 
+# make venv-saelens   .venv-saelens/: the same for the SAELens round trip (tests/saelens.sh), pinned in
+#             requirements-saelens.txt; its own venv since sae-lens's dependency tree is large. torch is
+#             installed first, pinned to the CPU wheel in /opt/wheels, so sae-lens cannot pull a CUDA build.
+VENV_SAELENS := .venv-saelens
+.PHONY: venv-saelens
+venv-saelens: $(VENV_SAELENS)/.installed
+$(VENV_SAELENS)/.installed: requirements-saelens.txt
+	/usr/bin/python3 -m venv $(VENV_SAELENS)
+	$(VENV_SAELENS)/bin/pip install --quiet --disable-pip-version-check $$(grep '^torch==' requirements-saelens.txt)
+	$(VENV_SAELENS)/bin/pip install --quiet --disable-pip-version-check -r requirements-saelens.txt
+	@touch $@
+
 clean:
-	rm -rf build build-san $(RELEASE_DIR) $(VENV)
+	rm -rf build build-san $(RELEASE_DIR) $(VENV) $(VENV_SAELENS)
 
 -include $(ALL_OBJ:.o=.d) $(TEST_BIN:=.d)
 

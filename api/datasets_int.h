@@ -22,6 +22,7 @@
 #define DATASETS_NPY_LABELS "labels.txt"
 #define DATASETS_IDX_IMAGES "images.idx"
 #define DATASETS_IDX_LABELS "labels.idx"
+#define DATASETS_SAE_TAR "saelens.tar" /* POST /v1/saes: the staged body */
 /* IDX files may also come from here (Debian's dataset-* packages): read-only, system-wide. */
 #define DATASETS_SYSTEM_DIR "/usr/share/datasets"
 

@@ -1,6 +1,8 @@
 /* api/datasets_upload.c — streamed request bodies: a .npy uploaded with
- * POST /v1/datasets?kind=npy&name=X and the labels of an npy dataset with
- * PUT /v1/datasets/{id}/labels.
+ * POST /v1/datasets?kind=npy&name=X, the labels of an npy dataset with
+ * PUT /v1/datasets/{id}/labels, and an SAE folder as a tar with POST
+ * /v1/saes (Content-Type application/x-tar), whose staged file and staging
+ * directory api/saes_saelens.c takes over (datasets_upload_take).
  *
  * server.c asks datasets_upload_open() on the first call of every request;
  * for these two it returns a sink, and each chunk of the body goes straight
@@ -30,11 +32,11 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum { UPLOAD_NPY, UPLOAD_LABELS };
+enum { UPLOAD_NPY, UPLOAD_LABELS, UPLOAD_SAE };
 
 typedef struct {
     api_sink base;            /* first, so an api_sink * is an upload_sink * */
-    int what;                 /* UPLOAD_NPY or UPLOAD_LABELS */
+    int what;                 /* UPLOAD_NPY, UPLOAD_LABELS or UPLOAD_SAE */
     int fd;                   /* the staged file, -1 once closed */
     datasets_stage stage;
     char file[PATH_MAX + 32]; /* stage.dir/data.npy or stage.dir/labels.txt */
@@ -263,10 +265,27 @@ static int upload_binary(api_req *r)
     return ct && !strncasecmp(ct, "application/octet-stream", 24);
 }
 
+/* 1 when the body is declared a tar (application/x-tar). */
+static int upload_tar(api_req *r)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    return ct && !strncasecmp(ct, "application/x-tar", 17) && (!ct[17] || ct[17] == ';' || ct[17] == ' ');
+}
+
+/* POST /v1/saes with a tar body: staged like an upload; the route's handler checks the query. */
+static void upload_open_sae(api_req *r)
+{
+    if (upload_too_large(r)) return;
+    upload_sink *u = upload_new(r, UPLOAD_SAE, DATASETS_SAE_TAR);
+    if (u) r->sink = &u->base;
+}
+
 int datasets_upload_open(api_req *r)
 {
     int64_t id;
-    if (!strcmp(r->method, "POST") && !strcmp(r->url, "/v1/datasets") && (upload_arg(r, "kind") || upload_binary(r)))
+    if (!strcmp(r->method, "POST") && !strcmp(r->url, "/v1/saes") && upload_tar(r))
+        upload_open_sae(r);
+    else if (!strcmp(r->method, "POST") && !strcmp(r->url, "/v1/datasets") && (upload_arg(r, "kind") || upload_binary(r)))
         upload_open_npy(r);
     else if (!strcmp(r->method, "PUT") && (id = upload_labels_id(r->url)) > 0)
         upload_open_labels(r, id);
@@ -351,4 +370,22 @@ enum MHD_Result datasets_upload_labels(api_req *r)
     store_dataset_clear(&d);
     if (rc) return datasets_problem(r, MHD_HTTP_UNPROCESSABLE_CONTENT, "body", msg);
     return upload_labels_commit(r, u);
+}
+
+int datasets_upload_take(api_req *r, char *dir, size_t dirlen, char *file, size_t filelen)
+{
+    upload_sink *u = (upload_sink *)r->sink;
+    if (!u || u->what != UPLOAD_SAE) {
+        api_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "the SAE upload was not set up");
+        return -1;
+    }
+    upload_close(u);
+    if (u->status) {
+        upload_reply_error(r, u);
+        return -1;
+    }
+    snprintf(dir, dirlen, "%s", u->stage.dir);
+    snprintf(file, filelen, "%s", u->file);
+    u->stage.dir[0] = '\0'; /* the caller's now: upload_free leaves it */
+    return 0;
 }

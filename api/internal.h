@@ -184,6 +184,10 @@ enum MHD_Result datasets_upload_labels(api_req *r);   /* PUT .../labels, streame
  * PUT /v1/datasets/{id}/labels) and was taken (r->sink set, or a reply
  * queued at once, e.g. 413 from Content-Length); 0 for an ordinary request. */
 int datasets_upload_open(api_req *r);
+/* The end of a streamed POST /v1/saes (a tar body): 0 with the staging directory, now the caller's to
+ * rename or remove (files_remove_tree), in dir and the staged body in file; or -1 after replying the
+ * upload's error (413 over --max-upload-mb, 507 disk full, ...). */
+int datasets_upload_take(api_req *r, char *dir, size_t dirlen, char *file, size_t filelen);
 /* At start-up: removes staging directories (data_dir/datasets/.staging-*)
  * untouched for an hour, i.e. left by a crash. Best effort. */
 void datasets_staging_sweep(const api_server *s);
@@ -215,6 +219,12 @@ enum MHD_Result saes_b_enc(api_req *r);
 enum MHD_Result saes_b_dec(api_req *r);
 enum MHD_Result saes_safetensors(api_req *r);
 enum MHD_Result saes_cfg(api_req *r);
+/* api/saes_saelens.c: GET /v1/saes/{id}/saelens.tar and POST /v1/saes (import, a tar body). */
+enum MHD_Result saes_saelens_tar(api_req *r);
+enum MHD_Result saes_import(api_req *r);
+json_t *saes_object(const store_sae *s); /* the API's SAE object (saes.c) */
+/* Loads SAE r->ids[0]; replies 404/500 and returns -1 if it cannot (saes.c). */
+int saes_load(api_req *r, store_sae *s);
 
 /* Analysis (api/saes_analysis.c, groups.c, encode.c, compare.c, analyses.c). */
 enum MHD_Result saes_analysis_get(api_req *r);          /* GET /v1/saes/{id}/analysis */

@@ -25,23 +25,22 @@ static json_t *saes_metrics(const char *text)
     return out;
 }
 
-static json_t *saes_object(const store_sae *s)
+json_t *saes_object(const store_sae *s)
 {
     int max_rows = s->n_latents > 0 && s->dim > 0 ? encode_max_rows(s->n_latents, s->dim) : 0;
     json_t *config = api_json_stored(s->config_json);
     size_t n_groups = s->group_size > 0 ? (size_t)(s->n_latents / s->group_size) /* else listed in config */
                                         : json_array_size(json_object_get(config, "groups"));
-    return json_pack("{s:I,s:o,s:I,s:o,s:i,s:i,s:i,s:I,s:o,s:s,s:i}", "id", (json_int_t)s->id,
+    return json_pack("{s:I,s:o,s:o,s:o,s:i,s:i,s:i,s:I,s:o,s:s,s:i}", "id", (json_int_t)s->id,
                      "job", s->job_id > 0 ? json_integer(s->job_id) : json_null(), /* null once the job is deleted */
-                     "dataset", (json_int_t)s->dataset_id,
+                     "dataset", s->dataset_id > 0 ? json_integer(s->dataset_id) : json_null(), /* none: imported */
                      "config", config, "n_latents", s->n_latents, "dim", s->dim,
                      "group_size", s->group_size, "n_groups", (json_int_t)n_groups,
                      "metrics", saes_metrics(s->metrics_json),
                      "created_at", s->created_at, "encode_max_rows", max_rows);
 }
 
-/* Loads SAE r->ids[0]; replies 404/500 and returns -1 if it cannot. */
-static int saes_load(api_req *r, store_sae *s)
+int saes_load(api_req *r, store_sae *s)
 {
     store *st = api_store(r);
     if (!st) return -1;

@@ -181,6 +181,13 @@ static int gated_check(const sae_config *c, char *field, size_t fl, char *msg, s
     return 0;
 }
 
+/* SAELens: gated, with the same gate (pi_gate > 0) and magnitude path (W_enc * exp(r_mag), b_mag). */
+static const char *gated_saelens_exact(const sae_params *p, float *thr)
+{
+    (void)p, (void)thr;
+    return "gated";
+}
+
 const sae_arch_def sae_arch_gated = {
     .name = "gated",
     .check = gated_check,
@@ -193,4 +200,5 @@ const sae_arch_def sae_arch_gated = {
     .encode_floats = gated_encode_floats,
     .encode = gated_encode,
     .saelens_arch = "gated",
+    .saelens_exact = gated_saelens_exact,
 };

@@ -156,6 +156,13 @@ static void jumprelu_saelens_threshold(const sae_params *p, float *out)
         out[i] = expf(log_theta[i / p->cfg.group_size]);
 }
 
+/* SAELens: jumprelu with each latent's theta (open iff pre > theta in both). */
+static const char *jumprelu_saelens_exact(const sae_params *p, float *thr)
+{
+    jumprelu_saelens_threshold(p, thr);
+    return "jumprelu";
+}
+
 const sae_arch_def sae_arch_jumprelu = {
     .name = "jumprelu",
     .check = jumprelu_check,
@@ -169,4 +176,5 @@ const sae_arch_def sae_arch_jumprelu = {
     .encode = jumprelu_encode,
     .saelens_arch = "jumprelu",
     .saelens_threshold = jumprelu_saelens_threshold,
+    .saelens_exact = jumprelu_saelens_exact,
 };

@@ -138,6 +138,16 @@ static void relu_encode(const sae_params *p, float *z, int B, float *gnorm, floa
     relu_forward_groups(&p->cfg, p->cfg.threshold, z, B, z, gnorm);
 }
 
+/* SAELens: standard without a threshold; with one, jumprelu at the float just below it, since relu keeps
+ * pre >= threshold and SAELens keeps pre > thr (so pre > nextafter(t, -inf) is exactly pre >= t). */
+static const char *relu_saelens_exact(const sae_params *p, float *thr)
+{
+    float t = p->cfg.threshold;
+    if (!(t > 0.0f)) return "standard";
+    for (int i = 0; i < p->cfg.n_latents; i++) thr[i] = nextafterf(t, -INFINITY);
+    return "jumprelu";
+}
+
 /* A threshold's kernel: a window of +-threshold/4 (0.001 without a threshold: the width is then unused). */
 static float relu_default_bandwidth(const sae_config *c) { return c->threshold > 0.0f ? c->threshold / 2 : 0.001f; }
 
@@ -161,5 +171,6 @@ const sae_arch_def sae_arch_relu = {
     .encode = relu_encode,
     .fast = 1,
     .saelens_arch = "standard",
+    .saelens_exact = relu_saelens_exact,
 };
 

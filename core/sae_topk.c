@@ -216,6 +216,23 @@ static int topk_uses_sparsity_coef(const sae_config *c)
     return 0;
 }
 
+/* SAELens: topk (ReLU of the k largest pre-activations, as ReLU(TopK(pre)) here). */
+static const char *topk_saelens_exact(const sae_params *p, float *thr)
+{
+    (void)p, (void)thr;
+    return "topk";
+}
+
+/* SAELens: batchtopk's inference keeps ReLU(pre) >= theta, which is jumprelu at the float just below
+ * theta (pre > nextafter(theta, -inf) is pre >= theta); an untrained theta <= 0 keeps all of ReLU(pre),
+ * which jumprelu does at 0. */
+static const char *batchtopk_saelens_exact(const sae_params *p, float *thr)
+{
+    float theta = *topk_theta(p), t = theta > 0.0f ? nextafterf(theta, -INFINITY) : isnan(theta) ? INFINITY : 0.0f;
+    for (int i = 0; i < p->cfg.n_latents; i++) thr[i] = t;
+    return "jumprelu";
+}
+
 const sae_arch_def sae_arch_topk = {
     .name = "topk",
     .uses_sparsity_coef = topk_uses_sparsity_coef,
@@ -229,6 +246,7 @@ const sae_arch_def sae_arch_topk = {
     .encode = topk_encode,
     .saelens_arch = "topk",
     .saelens_topk = 1,
+    .saelens_exact = topk_saelens_exact,
 };
 
 const sae_arch_def sae_arch_batchtopk = {
@@ -245,4 +263,5 @@ const sae_arch_def sae_arch_batchtopk = {
     .train_update = batchtopk_train_update,
     .saelens_arch = "batchtopk",
     .saelens_topk = 1,
+    .saelens_exact = batchtopk_saelens_exact,
 };

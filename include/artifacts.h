@@ -42,6 +42,9 @@ int artifacts_read_f32_rows(const char *path, int64_t n_rows, int cols, const in
  * arch's extra tensors (sae_tensors() after the first four) by name from
  * s->dir/sae.safetensors. The weights are input-scale folded: p takes raw rows. */
 int artifacts_sae_load(const store_sae *s, sae_params *p, char *err, size_t errlen);
+/* Writes p's weight files into dir (which exists): decoder.npy, encoder.npy, b_enc.npy, b_dec.npy
+ * and sae.safetensors (every named tensor), each atomically; what artifacts_sae_load reads. */
+int artifacts_sae_write(const char *dir, const sae_params *p, char *err, size_t errlen);
 /* s->dir/name into buf; -1 (err set) if the SAE has no directory. */
 int artifacts_sae_path(const store_sae *s, const char *name, char *buf, size_t n, char *err, size_t errlen);
 

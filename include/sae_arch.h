@@ -98,6 +98,12 @@ typedef struct sae_arch_def {
     int saelens_topk;          /* 1: activation_fn_str "topk" with activation_fn_kwargs.k */
     /* SAELens's per-latent threshold (n floats into out), for archs that have one; NULL: none. */
     void (*saelens_threshold)(const sae_params *p, float *out);
+    /* ---- SAELens's exact equivalent (saelens.tar, core/saelens.c) ----
+     * For group_size 1 (groups have none; core/saelens.c refuses them first): the architecture SAELens
+     * 6 loads whose inference equals this arch's latent by latent ("standard", "jumprelu", "topk",
+     * "gated"), and for "jumprelu" the per-latent threshold thr (n) with ReLU(pre) * (pre > thr) =
+     * this arch's z. NULL: none (subspace's signed codes). */
+    const char *(*saelens_exact)(const sae_params *p, float *thr);
 } sae_arch_def;
 
 /* For a row's check: writes "sae.NAME" into field and text into msg; returns -1. */

@@ -66,6 +66,9 @@ int spec_get_number(const json_t *obj, const char *prefix, const char *key, doub
                     double *out, spec_errors *errs);
 int spec_get_string(const json_t *obj, const char *prefix, const char *key, const char **out, spec_errors *errs);
 json_t *spec_json_float(float f); /* shortest decimal that reads back as f */
+/* The normalised "sae" object of a train spec for sc (arch, n_latents, group_size, k, thresholds, ...):
+ * what an SAE row's config holds, for SAEs trained here and imported ones alike. */
+json_t *spec_sae_json(const sae_config *sc);
 /* "field: message" of the first error ("message" when its field is ""),
  * for logs and stored job errors. */
 void spec_errors_text(const spec_errors *errs, char *buf, size_t len);

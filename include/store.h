@@ -138,6 +138,9 @@ int store_metric_append(store *st, int64_t job_id, const store_metric *m); /* al
 int store_metric_since(store *st, int64_t job_id, int since_step, store_metric **out, int *n);
 
 /* SAEs */
+/* Inserts an SAE trained elsewhere (job NULL; dataset_id 0 = none), whose files in sae->dir are complete.
+ * STORE_NOTFOUND when its dataset does not exist. */
+int store_sae_import(store *st, const store_sae *sae, int64_t *id_out);
 int store_sae_get(store *st, int64_t id, store_sae *out);
 int store_sae_list(store *st, int64_t after, int limit, store_sae **out, int *n);
 void store_sae_clear(store_sae *s);

@@ -292,7 +292,7 @@ static void spec_parse_sae(const json_t *sae, sae_config *sc, spec_errors *errs)
 }
 
 /* The sae object as stored: group_size, or (a table) groups as lists. */
-static json_t *spec_sae_json(const sae_config *sc)
+json_t *spec_sae_json(const sae_config *sc)
 {
     json_t *j = json_pack("{s:s,s:i,s:o,s:o,s:o,s:o}", "arch", sae_arch_name(sc->arch), "n_latents", sc->n_latents,
                      "sparsity_coef", spec_json_float(sc->sparsity_coef),

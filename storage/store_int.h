@@ -82,7 +82,7 @@ int store_list_after(store *st, const char *sql, int64_t after, int limit, store
 int store_job_read(sqlite3_stmt *s, void *item);
 int store_job_state_of(store *st, int64_t id, store_job_state *state);
 
-/* Inserts an SAE row made by job_id, in the caller's transaction. */
+/* Inserts an SAE row made by job_id (0: none, an imported SAE), in the caller's transaction, if any. */
 int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *id_out);
 
 #endif

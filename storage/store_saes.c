@@ -1,6 +1,7 @@
-/* store_saes — trained SAEs. A row is only ever inserted together with the
- * success of the job that made it (store_job_succeed_with_sae), so an SAE
- * row always names complete weight files in its dir. Deleting its job or
+/* store_saes — SAEs. A trained SAE's row is only ever inserted together
+ * with the success of the job that made it (store_job_succeed_with_sae), an
+ * imported one's (store_sae_import, job NULL) after its files are complete,
+ * so an SAE row always names complete weight files in its dir. Deleting its job or
  * dataset later keeps the SAE (job_id / dataset_id become NULL, read as 0). */
 #include <assert.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ static void sae_clear_item(void *item)
 int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *id_out)
 {
     assert(st && sae && id_out);
-    assert(job_id >= 1 && sae->dataset_id >= 0);
+    assert(job_id >= 0 && sae->dataset_id >= 0); /* 0: NULL (an imported SAE has no job) */
     assert(sae->n_latents >= 1 && sae->dim >= 1 && sae->group_size >= 0); /* 0: groups listed in config_json */
     assert(sae->group_size == 0 || sae->n_latents % sae->group_size == 0);
     char now[32];
@@ -66,6 +67,13 @@ int store_sae_insert(store *st, int64_t job_id, const store_sae *sae, int64_t *i
     if (rc == STORE_OK)
         *id_out = sqlite3_last_insert_rowid(st->db);
     return rc;
+}
+
+int store_sae_import(store *st, const store_sae *sae, int64_t *id_out)
+{
+    assert(st && sae && id_out);
+    assert(sae->job_id == 0 && sae->dir && *sae->dir);
+    return store_sae_insert(st, 0, sae, id_out);
 }
 
 int store_sae_get(store *st, int64_t id, store_sae *out)

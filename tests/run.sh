@@ -46,6 +46,10 @@ run_suite web env BUILD="$BUILD" tests/check_web.sh
 # The API against its own contract, by schemathesis (PyPI; tests/schemathesis.sh builds .venv).
 run_suite schemathesis env BUILD="$BUILD" tests/schemathesis.sh
 grep -h '^SKIPPED' "$logs/schemathesis.log" 2>/dev/null
+# saed against the real SAELens package, both ways (PyPI; tests/saelens.sh builds .venv-saelens).
+run_suite saelens env BUILD="$BUILD" tests/saelens.sh
+grep -h '^SKIPPED' "$logs/saelens.log" 2>/dev/null
+grep -h '^overall max' "$logs/saelens.log" 2>/dev/null
 if [ -f tests/browser/run.mjs ]; then
   run_suite browser env BUILD="$BUILD" node tests/browser/run.mjs
 fi

@@ -10,7 +10,8 @@
 // daemon under it (the page must reconnect by itself), cancels and deletes it.
 // Then the analysis pages (analysis.mjs): an analyze job run from the SAE
 // page, its histograms, the groups table, a group, the Jaccard heatmap, and a
-// PCA job run from the page on an uploaded, labelled dataset. Then the group
+// PCA job run from the page on an uploaded, labelled dataset, and an SAE imported
+// from a SAELens folder (saelens.mjs). Then the group
 // space of groupspace jobs (groupspace.mjs): the scatter played through its
 // snapshots, a running job's slider growing, latents' densities on hover.
 // Last, a second saed with --token-file (tokens.mjs): the token dialog, a
@@ -28,6 +29,7 @@ import { chromium } from 'playwright-core';
 import { setup, testAnalyze, testGroups, testJaccard, testPca, testLabelledGroup } from './analysis.mjs';
 import { testGroupSpace, testGroupSpaceLive, testGroupSpaceLatents } from './groupspace.mjs';
 import { testTokens } from './tokens.mjs';
+import { testImported } from './saelens.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BUILD = process.env.BUILD || 'build';
@@ -372,6 +374,7 @@ async function main() {
       ['jaccard', () => testJaccard(t, t.group)],
       ['pca', () => testPca(t)],
       ['labelled group', () => testLabelledGroup(t)],
+      ['imported SAE', () => testImported(t)],
       ['group space', () => testGroupSpace(t)],
       ['group space live', () => testGroupSpaceLive(t)],
       ['group space of latents', () => testGroupSpaceLatents(t)],

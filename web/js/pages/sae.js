@@ -24,7 +24,9 @@ export async function mount(root, ctx) {
   document.title = `SAE ${id} · saed`;
   const [sae, cmp] = await Promise.all([get(`/saes/${id}`, ctx.signal), get(`/compare?saes=${id}`, ctx.signal)]);
   let dataset = null;
-  try { dataset = await get(`/datasets/${sae.dataset}`, ctx.signal); } catch (e) { if (isAbort(e)) throw e; }
+  if (sae.dataset != null) { /* null: imported without one */
+    try { dataset = await get(`/datasets/${sae.dataset}`, ctx.signal); } catch (e) { if (isAbort(e)) throw e; }
+  }
   const cfg = sae.config ?? {};
   const m = sae.metrics ?? {};
   const analysisEl = h('div', { id: 'analysis-section' });
@@ -38,14 +40,18 @@ export async function mount(root, ctx) {
       stat('L0', num(m.l0, 3), { 'data-metric': 'l0' }), stat('L0 groups', num(m.l0_groups, 3), { 'data-metric': 'l0_groups' }),
       stat('Dead latents', pct(m.dead_frac), { 'data-metric': 'dead_frac' }))),
     h('div', { class: 'row' },
-      h('div', { class: 'card', id: 'config' }, h('h2', {}, 'Config'), kvTable(Object.entries(cfg).map(([k, v]) => [k, v == null ? DASH : String(v)]))),
-      h('div', { class: 'card' }, h('h2', {}, 'Provenance'), kvTable([
-        ['training job', sae.job == null ? h('span', { class: 'muted' }, 'deleted') : link(`#/jobs/${sae.job}`, `job #${sae.job}`)],
-        ['dataset', link('#/datasets', dataset ? `#${dataset.id} ${dataset.name} (${dataset.kind}, ${dataset.dim}-D)` : `#${sae.dataset}`)],
+      h('div', { class: 'card', id: 'config' }, h('h2', {}, 'Config'), kvTable(Object.entries(cfg).map(([k, v]) => [k, v == null ? DASH : typeof v === 'object' ? JSON.stringify(v) : String(v)]))),
+      h('div', { class: 'card', id: 'provenance' }, h('h2', {}, 'Provenance'), kvTable([
+        ['training job', sae.job != null ? link(`#/jobs/${sae.job}`, `job #${sae.job}`) : h('span', { class: 'muted' },
+          cfg.saelens ? `none: imported (SAELens ${cfg.saelens.architecture})` : 'deleted')],
+        ['dataset', sae.dataset == null ? DASH
+          : link('#/datasets', dataset ? `#${dataset.id} ${dataset.name} (${dataset.kind}, ${dataset.dim}-D)` : `#${sae.dataset}`)],
         ['created', time(sae.created_at)],
       ])),
-      h('div', { class: 'card' }, h('h2', {}, 'Weights'), kvTable(WEIGHTS.map((w) => [w.replace('.npy', ''),
-        h('a', { href: withToken(`/v1/saes/${id}/${w}`), download: `sae${id}-${w}` }, w)])))),
+      h('div', { class: 'card', id: 'weights' }, h('h2', {}, 'Weights'), kvTable(WEIGHTS.map((w) => [w.replace('.npy', ''),
+        h('a', { href: withToken(`/v1/saes/${id}/${w}`), download: `sae${id}-${w}` }, w)]).concat(sae.group_size === 1
+        ? [['SAELens', h('a', { href: withToken(`/v1/saes/${id}/saelens.tar`), download: `sae${id}-saelens.tar` }, 'saelens.tar')]]
+        : [])))),
     analysisEl);
 
   const page = { id, sae, ctx, el: analysisEl, charts: [] };
@@ -116,6 +122,8 @@ function analyzeForm(page, status, reload, again) {
   const { id, sae, ctx } = page;
   const nIn = h('input', { id: 'analyze-n', type: 'number', min: 1, step: 1, placeholder: '100,000 or all rows' });
   const nbIn = h('input', { id: 'analyze-neighbors', type: 'number', min: 1, max: 100, step: 1, placeholder: '10' });
+  /* an SAE imported without a dataset names one here */
+  const dsIn = sae.dataset == null ? h('input', { id: 'analyze-dataset', type: 'number', min: 1, step: 1, required: true }) : null;
   const clusterSel = sae.group_size === 1
     ? h('select', { id: 'analyze-cluster' }, ['none', 'cosine', 'jaccard'].map((v) => h('option', { value: v }, v))) : null;
   const clusterSize = sae.group_size === 1 ? h('input', { id: 'analyze-cluster-size', type: 'number', min: 2, step: 1, value: '2' }) : null;
@@ -124,7 +132,8 @@ function analyzeForm(page, status, reload, again) {
   const field = (label, input, hint) => h('div', { class: 'field' }, h('label', { for: input.id }, label), input, hint ? h('div', { class: 'hint' }, hint) : null);
   const form = h('form', { class: 'inline-form', id: 'analyze-form' },
     h('div', { class: 'fields' },
-      field('Rows to analyse', nIn, `dataset #${sae.dataset}`), field('Neighbours per latent', nbIn),
+      dsIn ? field('Dataset', dsIn, `its rows must have ${sae.dim} dims`) : null,
+      field('Rows to analyse', nIn, dsIn ? null : `dataset #${sae.dataset}`), field('Neighbours per latent', nbIn),
       clusterSel ? field('Group latents by clustering', clusterSel, 'the "train normally, then cluster" baseline') : null,
       clusterSize ? field('Cluster group size', clusterSize) : null),
     h('div', { class: 'form-actions' }, btn), err);
@@ -133,6 +142,7 @@ function analyzeForm(page, status, reload, again) {
     btn.disabled = true;
     fill(err);
     const body = { type: 'analyze', sae: id };
+    if (dsIn) body.dataset = Number(dsIn.value);
     if (nIn.value) body.n_samples = Number(nIn.value);
     if (nbIn.value) body.neighbors = Number(nbIn.value);
     if (clusterSel && clusterSel.value !== 'none') body.cluster = { method: clusterSel.value, group_size: Number(clusterSize.value) };

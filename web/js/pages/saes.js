@@ -15,9 +15,9 @@ export async function mount(root, { signal }) {
   const saes = (await list('/saes', signal)).sort((a, b) => b.id - a.id);
   const rows = saes.map((s) => [
     link(`#/saes/${s.id}`, `#${s.id}`), s.config?.arch, int(s.n_latents), int(s.group_size), int(s.dim),
-    link('#/datasets', `#${s.dataset}`), s.job == null ? DASH : link(`#/jobs/${s.job}`, `#${s.job}`), num(s.metrics?.fve),
+    s.dataset == null ? DASH : link('#/datasets', `#${s.dataset}`), s.job == null ? DASH : link(`#/jobs/${s.job}`, `#${s.job}`), num(s.metrics?.fve),
     num(s.metrics?.l0, 3), pct(s.metrics?.dead_frac), h('span', { class: 'muted' }, time(s.created_at)),
   ]);
   root.append(pageHead('SAEs'),
-    h('div', { class: 'card', id: 'saes-table' }, dataTable(COLUMNS, rows, 'No SAEs yet: a training job that succeeds makes one.')));
+    h('div', { class: 'card', id: 'saes-table' }, dataTable(COLUMNS, rows, 'No SAEs yet: a training job that succeeds makes one (or POST /v1/saes imports a SAELens folder).')));
 }
