@@ -231,6 +231,8 @@ static void test_learned_loop(void)
     json_t *cfg = at_expect_json(at_http("GET", at_fmt("/v1/saes/%lld/cfg.json", sae), NULL), 200);
     char *cfg_groups = json_dumps(json_object_get(cfg, "groups"), JSON_COMPACT);
     CHECK(cfg_groups && learned && !strcmp(cfg_groups, learned), "cfg.json lists the groups");
+    at_expect_problem("SAELens cannot compute listed groups",
+                      at_http("GET", at_fmt("/v1/saes/%lld/saelens.tar", sae), NULL), 422, NULL);
     printf("loop: a relu SAE on %zu learned groups of 32 latents: fve %.3f\n", json_array_size(lists),
            json_number_value(json_object_get(json_object_get(s, "metrics"), "fve")));
     free(cfg_groups), free(members), free(stored), free(learned);
