@@ -120,9 +120,18 @@ def raw_pca(x, components):
 
 
 def summary(ev, scores):
-    """The explained variance ratios and the pairs that wind in order (|winding| >= 1, order_corr >= 0.9)."""
+    """The explained variance ratios, the pairs that wind in order (|winding| >= 1, order_corr >= 0.9) and
+    the best pair (highest order_corr)."""
     good = {p: s for p, s in scores.items() if abs(s["winding"]) >= 1 and s["order_corr"] >= 0.9}
-    return {"explained_variance_ratio": [round(float(v), 4) for v in ev], "pairs": scores, "circles": good}
+    best = max(scores, key=lambda p: scores[p]["order_corr"])
+    return {"explained_variance_ratio": [round(float(v), 4) for v in ev], "pairs": scores, "circles": good,
+            "best": best}
+
+
+def best_pair(name):
+    """"PC2/PC3" -> (1, 2)"""
+    a, b = name.split("/")
+    return int(a[2:]) - 1, int(b[2:]) - 1
 
 
 # ---------------------------------------------------------------- the experiment
@@ -158,12 +167,13 @@ def experiment(args):
         rows = np.isin(labels, words)
         pts, ev = raw_pca(x[rows], args.components)
         res = {"rows": int(rows.sum()), "raw": summary(ev, pair_scores(pts, labels[rows], words))}
-        figs[set_name] = {"raw activations": (pts, labels[rows], ev)}
+        figs[set_name] = {"raw activations": (pts, labels[rows], ev, res["raw"])}
         for name, s in saes.items():
             a, p = pca_job(base, s["id"], ds["id"], words, 25, args.components)
-            res[name] = dict(summary(a["explained_variance"], pair_scores(p, a["labels"], words)),
+            res[name] = dict(summary(a["explained_variance_ratio"], pair_scores(p, a["labels"], words)),
                              analysis=a["id"], latents=a["latents"])
-            figs[set_name][f"{name} SAE, top 25 latents"] = (p, np.array(a["labels"]), a["explained_variance"])
+            figs[set_name][f"{name} SAE, top 25 latents"] = (p, np.array(a["labels"]), a["explained_variance_ratio"],
+                                                              res[name])
         out["sets"][set_name] = res
         print(json.dumps({set_name: {k: v["circles"] for k, v in res.items() if isinstance(v, dict)}}), flush=True)
     return out, figs
@@ -171,27 +181,33 @@ def experiment(args):
 
 # ---------------------------------------------------------------- figures
 
-def figure(path, title, panels, words, pairs=((0, 1), (2, 3))):
-    """One row per panel (raw, each SAE), one column per component pair; word means labelled."""
+def scatter_pair(ax, pts, labels, words, colors, a, b, ev):
+    for w, col in zip(words, colors):
+        sel = labels == w
+        ax.scatter(pts[sel, a], pts[sel, b], s=4, color=col, alpha=0.25, linewidths=0)
+        m = pts[sel][:, [a, b]].mean(0)
+        ax.scatter(*m, s=40, color=col, edgecolors="k", linewidths=0.6, zorder=3)
+        ax.annotate(w[:3], m, fontsize=8, xytext=(3, 3), textcoords="offset points", zorder=4)
+    ax.set_xlabel(f"PC{a + 1} ({ev[a]:.1%})")
+    ax.set_ylabel(f"PC{b + 1} ({ev[b]:.1%})")
+
+
+def figure(path, title, panels, words):
+    """One row per PCA (raw, each SAE); columns PC1/PC2, PC3/PC4 and the pair scored best as a circle."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     colors = plt.get_cmap("hsv")(np.arange(len(words)) / len(words))
-    fig, axes = plt.subplots(len(panels), len(pairs), figsize=(4.2 * len(pairs), 3.8 * len(panels)), squeeze=False)
-    for row, (name, (pts, labels, ev)) in zip(axes, panels.items()):
-        for ax, (a, b) in zip(row, pairs):
-            for w, col in zip(words, colors):
-                sel = labels == w
-                ax.scatter(pts[sel, a], pts[sel, b], s=4, color=col, alpha=0.25, linewidths=0)
-                m = pts[sel][:, [a, b]].mean(0)
-                ax.scatter(*m, s=40, color=col, edgecolors="k", linewidths=0.6, zorder=3)
-                ax.annotate(w[:3], m, fontsize=8, xytext=(3, 3), textcoords="offset points", zorder=4)
-            ax.set_xlabel(f"PC{a + 1} ({ev[a]:.1%})")
-            ax.set_ylabel(f"PC{b + 1} ({ev[b]:.1%})")
-            ax.set_title(name, fontsize=9)
+    fig, axes = plt.subplots(len(panels), 3, figsize=(12.6, 3.8 * len(panels)), squeeze=False)
+    for row, (name, (pts, labels, ev, res)) in zip(axes, panels.items()):
+        for ax, pair in zip(row, ("PC1/PC2", "PC3/PC4", res["best"])):
+            scatter_pair(ax, pts, labels, words, colors, *best_pair(pair), ev)
+            s = res["pairs"][pair]
+            best = "best: " if ax is row[2] else ""
+            ax.set_title(f"{name}: {best}winding {s['winding']}, order_corr {s['order_corr']:.2f}", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
