@@ -5,14 +5,16 @@ Usage (docs/real-data.md has the whole recipe):
   .venv-lm/bin/python examples/lm_activations.py --layer 7 --out /tmp/lm/smollm2-L7
   build/saed --data-dir /tmp/lm-saed --import-dir /tmp/lm --listen 127.0.0.1:8321 &
   .venv-lm/bin/python docs/real_data_experiment.py --url http://127.0.0.1:8321 --import-dir /tmp/lm \\
-      --name smollm2-L7 [--latents 2048 --steps 1500 --l1 1 --k 16] [--out docs/runs] [--fig docs/figures]
+      --name smollm2-L7 [--latents 2048 --steps 1500 --l1 2 --k 16] [--out docs/runs] [--fig docs/figures]
+  .venv-lm/bin/python docs/real_data_experiment.py ... --name smollm2-L7 --rescore   (score and draw again)
 
 Imports IMPORT_DIR/NAME.npy with its labels, trains a ReLU SAE (group size 1) and a subspace SAE (groups
 of 2, the k strongest kept, started from the ReLU SAE's decoder), analyses both, and runs saed's pca job
 (the top 25 latents on the chosen rows, rows reconstructed from those alone, PCA of the reconstructions)
 on the month rows and on the weekday rows. The same rows' raw activations get their own PCA (NumPy) for
 comparison. For each PCA and each pair of its first components, the words' mean points are scored as a
-circle (circle_score). Writes OUT/real_data_NAME.json and FIG/real_data_NAME_{months,weekdays}.png.
+circle (circle_score), against chance: the 95th percentile of the best pair's score with the words' order
+shuffled (null_order_corr). Writes OUT/real_data_NAME.json and FIG/real_data_NAME_{months,weekdays}.png.
 
 Only the standard library and NumPy, plus matplotlib for the figures (in .venv-lm, or Debian's).
 """
@@ -151,32 +153,66 @@ def train_saes(args, base, dataset, n_rows):
     return {name: call(f"{base}/v1/saes/{sid}") for name, sid in saes.items()}
 
 
-def experiment(args):
-    base = args.url.rstrip("/")
+def load_rows(args):
     x = np.load(os.path.join(args.import_dir, args.name + ".npy"))
     labels = np.array(open(os.path.join(args.import_dir, args.name + ".labels.txt"), encoding="utf-8")
                       .read().split("\n")[:-1])
+    return x, labels
+
+
+def experiment(args):
+    """Import, train, analyse, and one pca job per SAE and word set; returns the run's record."""
+    base = args.url.rstrip("/")
     meta = json.load(open(os.path.join(args.import_dir, args.name + ".json")))
     ds = import_dataset(base, args.name)
     saes = train_saes(args, base, ds["id"], ds["n_rows"])
     out = {"dataset": ds, "source": {k: meta[k] for k in ("model_name", "model_file", "layer", "hook_name")},
            "saes": {n: {"id": s["id"], "config": s["config"], "metrics": s["metrics"]} for n, s in saes.items()},
-           "sets": {}}
+           "settings": {k: getattr(args, k) for k in ("latents", "steps", "l1", "k", "components")}, "sets": {}}
+    for set_name, words in WORD_SETS.items():
+        out["sets"][set_name] = {name: {"analysis": pca_job(base, s["id"], ds["id"], words, 25,
+                                                            args.components)[0]["id"]}
+                                 for name, s in saes.items()}
+    return out
+
+
+def null_order_corr(points, labels, words, n=200, seed=0):
+    """The 95th percentile of the best pair's order_corr when the words' order is shuffled: what chance gives."""
+    rng = np.random.default_rng(seed)
+    best = [max(s["order_corr"] for s in pair_scores(points, labels, list(rng.permutation(words))).values())
+            for _ in range(n)]
+    return round(float(np.percentile(best, 95)), 3)
+
+
+def score_raw(x, labels, words, components):
+    rows = np.isin(labels, words)
+    pts, ev = raw_pca(x[rows], components)
+    res = summary(ev, pair_scores(pts, labels[rows], words))
+    res["null_order_corr_p95"] = null_order_corr(pts, labels[rows], words)
+    return res, (pts, labels[rows], ev, res)
+
+
+def score(args, out):
+    """Scores the raw PCA and each SAE's pca analysis (fetched from the daemon) of each word set; fills
+    out["sets"] and returns the figures' panels."""
+    base = args.url.rstrip("/")
+    x, labels = load_rows(args)
     figs = {}
     for set_name, words in WORD_SETS.items():
-        rows = np.isin(labels, words)
-        pts, ev = raw_pca(x[rows], args.components)
-        res = {"rows": int(rows.sum()), "raw": summary(ev, pair_scores(pts, labels[rows], words))}
-        figs[set_name] = {"raw activations": (pts, labels[rows], ev, res["raw"])}
-        for name, s in saes.items():
-            a, p = pca_job(base, s["id"], ds["id"], words, 25, args.components)
-            res[name] = dict(summary(a["explained_variance_ratio"], pair_scores(p, a["labels"], words)),
-                             analysis=a["id"], latents=a["latents"])
-            figs[set_name][f"{name} SAE, top 25 latents"] = (p, np.array(a["labels"]), a["explained_variance_ratio"],
-                                                              res[name])
+        raw, panel = score_raw(x, labels, words, args.components)
+        res = {"rows": int(np.isin(labels, words).sum()), "raw": raw}
+        panels = {"raw activations": panel}
+        for name in out["saes"]:
+            aid = out["sets"][set_name][name]["analysis"]
+            a, p = call(f"{base}/v1/analyses/{aid}"), npy(base, f"/v1/analyses/{aid}/points.npy")
+            res[name] = dict(summary(a["explained_variance_ratio"], pair_scores(p, a["labels"], words)), analysis=aid,
+                             latents=a["latents"], null_order_corr_p95=null_order_corr(p, np.array(a["labels"]), words))
+            panels[f"{name} SAE, top 25 latents"] = (p, np.array(a["labels"]), a["explained_variance_ratio"], res[name])
         out["sets"][set_name] = res
-        print(json.dumps({set_name: {k: v["circles"] for k, v in res.items() if isinstance(v, dict)}}), flush=True)
-    return out, figs
+        figs[set_name] = panels
+        print(json.dumps({set_name: {k: {"circles": v["circles"], "null_p95": v["null_order_corr_p95"]}
+                                     for k, v in res.items() if isinstance(v, dict)}}), flush=True)
+    return figs
 
 
 # ---------------------------------------------------------------- figures
@@ -218,15 +254,27 @@ def main():
     ap.add_argument("--name", required=True, help="files NAME.npy, NAME.labels.txt, NAME.json (lm_activations.py)")
     ap.add_argument("--latents", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--l1", type=float, default=1.0, help="the ReLU SAE's sparsity_coef")
+    ap.add_argument("--l1", type=float, default=2.0, help="the ReLU SAE's sparsity_coef")
     ap.add_argument("--k", type=int, default=16, help="the subspace SAE's groups kept per row")
     ap.add_argument("--components", type=int, default=6)
+    ap.add_argument("--rescore", action="store_true", help="no training: score and draw again the analyses of "
+                    "OUT/real_data_NAME.json, from the same daemon")
     ap.add_argument("--out", default="docs/runs")
     ap.add_argument("--fig", default="docs/figures")
+    ap.add_argument("--raw-only", action="store_true", help="no daemon: print the raw activations' scores")
     args = ap.parse_args()
-    out, figs = experiment(args)
-    out["settings"] = {k: getattr(args, k) for k in ("latents", "steps", "l1", "k", "components")}
-    with open(os.path.join(args.out, f"real_data_{args.name}.json"), "w") as f:
+    if args.raw_only:
+        x, labels = load_rows(args)
+        for set_name, words in WORD_SETS.items():
+            r = score_raw(x, labels, words, args.components)[0]
+            print(json.dumps({"name": args.name, "set": set_name, "best": r["best"], **r["pairs"][r["best"]],
+                              "null_p95": r["null_order_corr_p95"], "circles": r["circles"],
+                              "explained_variance_ratio": r["explained_variance_ratio"]}))
+        return
+    path = os.path.join(args.out, f"real_data_{args.name}.json")
+    out = json.load(open(path)) if args.rescore else experiment(args)
+    figs = score(args, out)
+    with open(path, "w") as f:
         json.dump(out, f, indent=1)
     for set_name, panels in figs.items():
         title = f"{out['source']['model_name']} layer {out['source']['layer']}: {set_name}, PCA of the {set_name} rows"
