@@ -93,7 +93,8 @@ def word_prompts(sets):
 
 
 def background_texts(n_modules=None):
-    """Ordinary English prose: the docstrings of standard-library modules and their public members."""
+    """Ordinary English prose: the docstrings (over 200 characters) of standard-library modules and of the
+    classes and functions defined in them, whitespace collapsed. Depends on the Python version."""
     import inspect
     import importlib
     names = ["argparse", "asyncio", "calendar", "collections", "csv", "datetime", "decimal", "email", "fractions",
@@ -189,7 +190,9 @@ def word_rows(tok, model, prompts, layers, batch=32):
     acts, labels, texts = [], [], []
     for i in range(0, len(prompts), batch):
         part = prompts[i:i + batch]
-        for (text, label), (h, _) in zip(part, hidden_states(tok, model, [t for t, _ in part], layers)):
+        for (text, label), (h, ids) in zip(part, hidden_states(tok, model, [t for t, _ in part], layers)):
+            if tok.decode(ids[-1:]).strip() != label:
+                raise RuntimeError(f"{label!r} is not one token: {text!r} ends in {tok.decode(ids[-1:])!r}")
             acts.append(h[:, -1])
             labels.append(label)
             texts.append(text)
@@ -246,7 +249,7 @@ def main():
     acts = np.stack(acts, 1)  # (layers, rows, d)
     meta.update(position="last token of each prompt; every token of the background chunks but the first "
                 f"{BACKGROUND_SKIP}", sets=args.sets.split(","), n_prompts=len(prompts),
-                background_source="docstrings of Python standard-library modules")
+                background_source=f"docstrings of Python {sys.version.split()[0]} standard-library modules")
     for k, layer in enumerate(layers):
         m = dict(meta, layer=layer, hook_name=f"blocks.{layer}.hook_resid_pre", hf_hidden_states_index=layer)
         paths = write_dataset(out_path(args.out, layer, len(layers) > 1), acts[k], labels, texts, m)
