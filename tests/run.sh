@@ -43,6 +43,9 @@ done
 # daemon `make` builds serves them (make test builds only `all` first, so this covers `make`).
 run_suite openapi scripts/check_openapi.sh
 run_suite web env BUILD="$BUILD" tests/check_web.sh
+# The real-model example's data path (examples/lm_activations.py -> saed), on a fake model output:
+# NumPy only (Debian's python3-numpy), so it runs everywhere; the model run itself is docs/real-data.md.
+run_suite lm_data env BUILD="$BUILD" /usr/bin/python3 tests/test_lm_data.py
 # The API against its own contract, by schemathesis (PyPI; tests/schemathesis.sh builds .venv).
 run_suite schemathesis env BUILD="$BUILD" tests/schemathesis.sh
 grep -h '^SKIPPED' "$logs/schemathesis.log" 2>/dev/null
