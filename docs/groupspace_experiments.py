@@ -371,12 +371,11 @@ def retrain_figure(args, out):
     axes[0].set_xticklabels(names, rotation=20, ha="right", fontsize=7)
     axes[0].legend(fontsize=8)
     axes[0].set_title(f"{out['dataset']['n_circles']} circles: group SAEs retrained from the ReLU SAE", fontsize=9)
-    for v, n in zip(r, names):
-        axes[1].scatter(v["metrics"]["l0"], v["metrics"]["fve"], s=30)
-        axes[1].annotate(n, (v["metrics"]["l0"], v["metrics"]["fve"]), fontsize=7)
+    for v, n, mk in zip(r, names, "osD^vP"):
+        axes[1].scatter(v["metrics"]["l0"], v["metrics"]["fve"], s=40, marker=mk, label=n, alpha=0.8)
     m = out["relu_metrics"]
-    axes[1].scatter(m["l0"], m["fve"], marker="x", c="k")
-    axes[1].annotate("the ReLU SAE they start from", (m["l0"], m["fve"]), fontsize=7)
+    axes[1].scatter(m["l0"], m["fve"], marker="x", c="k", s=50, label="the ReLU SAE they start from")
+    axes[1].legend(fontsize=7)
     axes[1].set_xlabel("L0 (latents per row)")
     axes[1].set_ylabel("fraction of variance explained")
     fig.tight_layout()
