@@ -357,6 +357,10 @@ def hostile(d, ids):
           f"{before} -> {after}")
     ds_after = d.call("GET", f"/v1/datasets/{ids['ds']}", want=200).json()
     check("the bad label files left the dataset's labels alone", ds_before == ds_after, f"{ds_before} -> {ds_after}")
+    left = glob.glob(os.path.join(d.data_dir, "datasets", ".staging-*")) + \
+        glob.glob(os.path.join(d.data_dir, "saes", "import-*"))
+    stats["orphans"] += len(left)
+    check("the refused uploads and imports left no staging folder", not left, f"{left}")
     print(f"hostile: {len(cases)} requests")
 
 
@@ -504,7 +508,7 @@ def kill_loop(tmp, n_kills, seed):
     check("no succeeded job or stored dataset lost its result", not lost, f"{lost}")
     d.stop()
     orphans = glob.glob(os.path.join(data, "datasets", ".staging-*")) + glob.glob(os.path.join(data, "saes", "import-*"))
-    stats["orphans"] = len(orphans)
+    stats["orphans"] += len(orphans)
     check("no staging folder left after the restarts", not orphans, f"{orphans}")
     db = sqlite3.connect(os.path.join(data, "saed.db"))
     res = db.execute("PRAGMA integrity_check").fetchall()
