@@ -243,14 +243,26 @@ typedef struct {
     const char *allowed;  /* the route's list */
     int get;              /* access_token is allowed too */
     const char *unknown;  /* the first key outside both */
+    const char *repeated; /* the first key given twice */
+    const char *seen[16]; /* the keys so far (a route reads at most a few; past 16 one is unknown anyway) */
+    int n_seen;
 } route_query;
 
 static enum MHD_Result route_query_key(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind, (void)value;
     route_query *q = cls;
-    if (api_list_has(q->allowed, key, 0) || (q->get && !strcmp(key, "access_token")) || q->unknown) return MHD_YES;
-    q->unknown = key;
+    if (q->unknown || q->repeated) return MHD_YES;
+    if (!api_list_has(q->allowed, key, 0) && !(q->get && !strcmp(key, "access_token"))) {
+        q->unknown = key;
+        return MHD_YES;
+    }
+    for (int i = 0; i < q->n_seen; i++)
+        if (!strcmp(q->seen[i], key)) {
+            q->repeated = key;
+            return MHD_YES;
+        }
+    if (q->n_seen < (int)(sizeof q->seen / sizeof q->seen[0])) q->seen[q->n_seen++] = key;
     return MHD_YES;
 }
 
@@ -258,8 +270,13 @@ static enum MHD_Result route_query_key(void *cls, enum MHD_ValueKind kind, const
  * not silently fall back to a default). -1 after replying. */
 static int route_check_query(api_req *r, const api_route *rt, const char *method)
 {
-    route_query q = { rt->query, !strcmp(method, "GET"), NULL };
+    route_query q = { rt->query, !strcmp(method, "GET"), NULL, NULL, { NULL }, 0 };
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, route_query_key, &q);
+    if (q.repeated) { /* ?limit=1&limit=2: which one was meant? Refused like a typo, not the first one taken */
+        api_problem_field(r, MHD_HTTP_BAD_REQUEST, q.repeated, "query parameter '%.60s' given more than once",
+                          q.repeated);
+        return -1;
+    }
     if (!q.unknown) return 0;
     api_problem_field(r, MHD_HTTP_BAD_REQUEST, q.unknown, "unknown query parameter '%.60s'; %s %s takes %s",
                       q.unknown, method, rt->pattern, rt->query ? rt->query : "none");

@@ -46,6 +46,10 @@ run_suite web env BUILD="$BUILD" tests/check_web.sh
 # The real-model example's data path (examples/lm_activations.py -> saed), on a fake model output:
 # NumPy only (Debian's python3-numpy), so it runs everywhere; the model run itself is docs/real-data.md.
 run_suite lm_data env BUILD="$BUILD" /usr/bin/python3 tests/test_lm_data.py
+# Issue 15's robustness suite (standard library only, about 10 s): a hostile client on every route, 300
+# slowloris sockets and 300 idle event streams, a kill -9 loop; prints the table of counts.
+run_suite robust env BUILD="$BUILD" /usr/bin/python3 tests/test_robust.py
+grep -h -A2 '^requests tried' "$logs/robust.log" 2>/dev/null
 # The API against its own contract, by schemathesis (PyPI; tests/schemathesis.sh builds .venv).
 run_suite schemathesis env BUILD="$BUILD" tests/schemathesis.sh
 grep -h '^SKIPPED' "$logs/schemathesis.log" 2>/dev/null

@@ -134,6 +134,7 @@ static void test_conventions(void)
     AT_BAD("GET", "/v1/jobs?limit=0", NULL, 400, "limit");
     AT_BAD("GET", "/v1/jobs?limit=1001", NULL, 400, "limit");
     AT_BAD("GET", "/v1/datasets?limit=abc", NULL, 400, "limit");
+    AT_BAD("GET", "/v1/datasets?limit=1&limit=2", NULL, 400, "limit"); /* which one? refused, not the first taken */
     AT_BAD("GET", "/v1/saes?after=-1", NULL, 400, "after");
     AT_BAD("GET", "/v1/jobs?state=done", NULL, 400, "state");
 
