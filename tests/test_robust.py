@@ -75,7 +75,10 @@ def raw_request(port, method, target, body=None, ctype=None, src="127.0.0.1", ti
     try:
         s.bind((src, 0))
         s.connect(("127.0.0.1", port))
-        s.sendall(head + b"\r\n" + (body or b""))
+        try:
+            s.sendall(head + b"\r\n" + (body or b""))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered (e.g. 413) and closed before the whole body went: read its answer
         data = b""
         while True:
             try:
