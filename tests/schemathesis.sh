@@ -9,7 +9,8 @@
 # Generated strings leave out U+0000, which the contract refuses (400) in every JSON string.
 # tests/schemathesis_hooks.py sends application/x-tar bodies (POST /v1/saes) as raw bytes.
 # tests/schemathesis.toml lists the operations where a schema-valid request may be impossible for the
-# daemon's state (a 422); nothing else is relaxed.
+# daemon's state (a 422), and turns off the stateful phase's created-resource check (why: there); every
+# check is on by default, so the command line names none (a --checks there would override the file).
 #
 # Last line "N passed, N failed": operations without a failure, and the failures schemathesis found
 # (its JUnit report). When .venv cannot be built (no network to PyPI), it says so and skips, unless
@@ -43,7 +44,7 @@ post /v1/jobs '{"type":"groupspace","sets":{"toy":{"items":20,"p":0.2}},"steps":
 wait_idle
 
 report="$dir/junit.xml"
-SCHEMATHESIS_HOOKS=tests/schemathesis_hooks.py .venv/bin/st --config-file tests/schemathesis.toml run "$B/v1/openapi.json" --url "$B" --checks all --max-examples "$MAX_EXAMPLES" --seed "$SEED" \
+SCHEMATHESIS_HOOKS=tests/schemathesis_hooks.py .venv/bin/st --config-file tests/schemathesis.toml run "$B/v1/openapi.json" --url "$B" --max-examples "$MAX_EXAMPLES" --seed "$SEED" \
   $ST_DETERMINISTIC --generation-allow-x00 false --report junit --report-junit-path "$report" --no-color >"$dir/st.log" 2>&1
 cat "$dir/st.log" |
   sed -n '/^=* *FAILURES/,$p; /^ *Selected:/p; /Test cases:/,+1p'
