@@ -79,17 +79,28 @@ def raw_request(port, method, target, body=None, ctype=None, src="127.0.0.1", ti
             s.sendall(head + b"\r\n" + (body or b""))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the daemon answered (e.g. 413) and closed before the whole body went: read its answer
-        data = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(s)
     finally:
         s.close()
+    return parse_reply(data)
+
+
+def recv_all(s):
+    """Everything the daemon sends until it closes (a reset after its answer ends it too)."""
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def parse_reply(data):
+    """An HTTP reply (status, lower-cased headers, body with any chunked coding undone); status 0 if none."""
     hdr, _, rest = data.partition(b"\r\n\r\n")
     lines = hdr.decode("latin-1").split("\r\n")
     if not lines[0].startswith("HTTP/"):
@@ -210,16 +221,10 @@ def slow_upload(port, target, body, chunk=256 << 10, pause=0.03):
         for i in range(0, len(body), chunk):
             s.sendall(body[i:i + chunk])
             time.sleep(pause)
-        data = b""
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
+        data = recv_all(s)
     finally:
         s.close()
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return Resp(int(head.split()[1]) if head.startswith(b"HTTP/") else 0, {}, rest)
+    return parse_reply(data)
 
 
 TINY_TRAIN = {"arch": "relu", "n_latents": 16, "sparsity_coef": 0.05}
