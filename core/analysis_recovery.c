@@ -124,11 +124,11 @@ static int recovery_block_end(const int32_t *goff, int G, int g0, int bs)
 }
 
 /* Fills the per-row and per-group fields by blocks of whole groups (rows goff[g] .. goff[g+1]-1). */
-static int recovery_fractions(const float *W_dec, int n, int dim, const int32_t *goff, const float *q, int nc,
+static int recovery_fractions(const float *W_dec, int dim, const int32_t *goff, const float *q, int nc,
                               analysis_recovery *r)
 {
     assert(W_dec && q && r && r->row_circle && r->group_circle);
-    assert(n == r->n && nc == r->n_circles && dim >= 1);
+    assert(nc == r->n_circles && dim >= 1 && goff[r->n_groups] == r->n);
     int G = r->n_groups, smax = analysis_offsets_max(goff, G);
     int bs = (int)(REC_BLOCK_FLOATS / (2 * (size_t)nc));
     bs = bs < smax ? smax : bs; /* blocks of whole groups, so a group's sums are made in one block */
@@ -228,7 +228,7 @@ int analysis_recovery_run_groups(const float *W_dec, int n, int dim, const int32
         return ANALYSIS_ENOMEM;
     }
     analysis_orthonormalize_planes(planes, nc, dim, q);
-    rc = recovery_fractions(W_dec, n, dim, goff, q, nc, out);
+    rc = recovery_fractions(W_dec, dim, goff, q, nc, out);
     if (!rc)
         rc = recovery_count(out, goff, alive, min_frac);
     free(q);

@@ -94,7 +94,8 @@ int tar_write(const tar_file *f, int n, int64_t mtime, unsigned char *out, size_
 {
     assert(f || n == 0);
     assert(n >= 0 && mtime >= 0);
-    assert(out && out_len == tar_archive_size(f, n));
+    assert(out);
+    if (out_len != tar_archive_size(f, n)) return -1;
     for (int i = 0; i < n; i++)
         if (!tar_name_ok(f[i].name) || (f[i].len && !f[i].data)) return -1;
     size_t off = 0;

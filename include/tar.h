@@ -38,7 +38,7 @@ typedef struct {
 size_t tar_archive_size(const tar_file *f, int n);
 /* Writes that archive into out (tar_archive_size bytes), each file with mode
  * 0644 and the given mtime (seconds since 1970, >= 0). 0, or -1 when a name
- * breaks the rules above. */
+ * breaks the rules above or out_len is not tar_archive_size(f, n). */
 int tar_write(const tar_file *f, int n, int64_t mtime, unsigned char *out, size_t out_len);
 
 /* ---- reading ---- */

@@ -43,6 +43,9 @@ done
 # daemon `make` builds serves them (make test builds only `all` first, so this covers `make`).
 run_suite openapi scripts/check_openapi.sh
 run_suite web env BUILD="$BUILD" tests/check_web.sh
+# The release build `make run` starts (-DNDEBUG: asserts compile out, so a parameter used only in one
+# breaks -Werror there and nowhere else), built and run through a tiny walkthrough.
+run_suite release tests/check_release.sh
 # The real-model example's data path (examples/lm_activations.py -> saed), on a fake model output:
 # NumPy only (Debian's python3-numpy), so it runs everywhere; the model run itself is docs/real-data.md.
 run_suite lm_data env BUILD="$BUILD" /usr/bin/python3 tests/test_lm_data.py
