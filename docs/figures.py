@@ -6,9 +6,10 @@ Usage: docs/figures.py OUTDIR RUN.txt [RUN.txt ...]
 Each RUN.txt is what one `bench_circles` run printed on stdout (docs/runs/): the key=value line
 (fve=, one_group=, held=, ...), then "hist_rows", "hist_groups", "hist_groups_99" and
 "circle_best_cos" lines; the run is named after the file. Writes OUTDIR/groups_per_plane.png (for each
-run, circles by the number of groups holding their plane at both cuts) and OUTDIR/fve_capture.png (fve
-against circles held by exactly one group). Needs matplotlib (Debian's python3-matplotlib); not part
-of make test.
+group SAE run, circles by the number of groups holding their plane at both cuts), OUTDIR/fve_capture.png
+(fve against circles held by exactly one group) and, when relu runs are given, OUTDIR/rows_per_plane.png
+(the fraction of circles by the number of decoder rows in their plane, the seed's feature-splitting
+histogram, one colour per relu run). Needs matplotlib (Debian's python3-matplotlib); not part of make test.
 """
 import os
 import sys
@@ -83,13 +84,42 @@ def fve_capture(runs, out):
     fig.savefig(out, dpi=110)
 
 
+def mean_rows(h):
+    """Mean rows per circle over the circles with at least one row (the last bin counted at its floor)."""
+    found = sum(v for k, v in h.items() if k > 0)
+    return sum(k * v for k, v in h.items() if k > 0) / found if found else 0.0
+
+
+def rows_per_plane(runs, out):
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    top = max(max(r["hist"]["hist_rows"]) for r in runs)
+    w = 0.8 / len(runs)
+    for i, r in enumerate(runs):
+        h, kv = r["hist"]["hist_rows"], r["kv"]
+        ks, n = range(0, top + 1), sum(h.values())
+        ax.bar([k - 0.4 + w * (i + 0.5) for k in ks], [h.get(k, 0) / n for k in ks], width=w,
+               label=f"{r['name']} ({n} circles, {kv['arch']} {kv['width']}, gs {kv['gs']}): fve {float(kv['fve']):.3f},"
+                     f" {mean_rows(h):.2f} rows per circle found")
+    ax.set_xticks(list(range(0, top + 1)))
+    ax.set_xticklabels([str(k) if k < top else f"{k}+" for k in range(0, top + 1)], fontsize=7)
+    ax.set_xlabel("decoder rows in the circle's plane (>= 0.99 of the row's norm)")
+    ax.set_ylabel("fraction of circles")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
         return 2
     runs = [load(p) for p in sys.argv[2:]]
-    groups_per_plane(runs, os.path.join(sys.argv[1], "groups_per_plane.png"))
-    fve_capture(runs, os.path.join(sys.argv[1], "fve_capture.png"))
+    grouped = [r for r in runs if int(r["kv"]["gs"]) > 1]
+    relu = [r for r in runs if r["kv"]["arch"] == "relu"]
+    groups_per_plane(grouped, os.path.join(sys.argv[1], "groups_per_plane.png"))
+    fve_capture(grouped, os.path.join(sys.argv[1], "fve_capture.png"))
+    if relu:
+        rows_per_plane(relu, os.path.join(sys.argv[1], "rows_per_plane.png"))
     return 0
 
 

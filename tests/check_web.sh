@@ -14,31 +14,9 @@
 set -u
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
-passed=0 failed=0
-check() {  # name, then a command that succeeds when the check holds
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"
-  else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
+. tests/checklib.sh
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/check_web.XXXXXX")
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-"$BUILD/saed" --listen 127.0.0.1:0 --data-dir "$tmp/var" >"$tmp/saed.log" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 1 300); do
-  port=$(grep -oE 'listening on http://127\.0\.0\.1:[0-9]+' "$tmp/saed.log" | grep -oE '[0-9]+$' | head -n 1)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
+saed_start "$BUILD/saed"
 if ! check "saed starts and says where it listens" test -n "$port"; then
   cat "$tmp/saed.log"; finish
 fi
