@@ -67,6 +67,10 @@ static void test_roundtrip(void)
     CHECK(e[2].size == 0, "empty file");
     tar_file bad[] = { { "../x", "a", 1 } };
     CHECK(tar_write(bad, 1, 0, b, tar_archive_size(bad, 1)) == -1, "writer refuses '..'");
+    size_t need = tar_archive_size(f, 1);
+    CHECK(len >= need && tar_write(f, 1, 0, b, need - 512) == -1 && tar_write(f, 1, 0, b, need + 1) == -1,
+          "writer refuses a buffer length other than tar_archive_size (also where asserts are off)");
+    CHECK(tar_write(f, 1, 0, b, need) == 0, "and writes with the exact length");
     free(b);
 }
 
