@@ -30,13 +30,16 @@ def parse_hist(text):
 
 
 def load(path):
-    run = {"name": os.path.splitext(os.path.basename(path))[0], "kv": {}, "hist": {}}
+    run = {"name": os.path.splitext(os.path.basename(path))[0], "kv": {}, "hist": {}, "capped": {}}
     for line in open(path):
         head = line.split(" ", 1)[0]
         if "=" in head:
             run["kv"].update(x.split("=", 1) for x in line.split() if "=" in x)
         elif head.startswith(("hist_", "circle_best_cos")):
             run["hist"][head] = parse_hist(line)
+            capped = [kv.split(":")[0] for kv in line.split()[1:] if kv.split(":")[0].endswith("+")]
+            if capped:  # the last bin, "K+:count", holds K or more
+                run["capped"][head] = int(capped[0].rstrip("+"))
     return run
 
 
@@ -101,7 +104,8 @@ def rows_per_plane(runs, out):
                label=f"{r['name']} ({n} circles, {kv['arch']} {kv['width']}, gs {kv['gs']}): fve {float(kv['fve']):.3f},"
                      f" {mean_rows(h):.2f} rows per circle found")
     ax.set_xticks(list(range(0, top + 1)))
-    ax.set_xticklabels([str(k) if k < top else f"{k}+" for k in range(0, top + 1)], fontsize=7)
+    capped = {r["capped"].get("hist_rows") for r in runs}
+    ax.set_xticklabels([f"{k}+" if k in capped else str(k) for k in range(0, top + 1)], fontsize=7)
     ax.set_xlabel("decoder rows in the circle's plane (>= 0.99 of the row's norm)")
     ax.set_ylabel("fraction of circles")
     ax.legend(fontsize=7)
