@@ -42,41 +42,20 @@ retrained group SAE by fve, L0 and the same Jaccard on its own analysis. Writes 
 Only the standard library, NumPy and matplotlib (Debian's python3-matplotlib); not part of make test.
 """
 import argparse
-import io
 import itertools
 import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 
-
-def call(url, method="GET", body=None, raw=False):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            out = r.read()
-    except urllib.error.HTTPError as e:
-        sys.exit(f"{method} {url}: {e.code} {e.read().decode()[:500]}")
-    return out if raw else json.loads(out)
+import saed_client
+from saed_client import call, npy
 
 
 def run_job(base, body):
-    job = call(base + "/v1/jobs", "POST", body)
-    while job["state"] in ("queued", "running"):
-        time.sleep(1)
-        job = call(f"{base}/v1/jobs/{job['id']}")
-    if job["state"] != "succeeded":
-        sys.exit(f"job {job['id']} {job['state']}: {job['error']}")
-    return job
-
-
-def npy(base, path):
-    return np.load(io.BytesIO(call(base + path, raw=True)))
+    return saed_client.run_job(base, body, quiet=True)
 
 
 # ---------------------------------------------------------------- toys
@@ -453,7 +432,10 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.fig, exist_ok=True)
-    {"toys": toys, "circles": circles, "redraw": redraw, "retrain": retrain, "fmnist": fmnist}[args.what](args)
+    try:
+        {"toys": toys, "circles": circles, "redraw": redraw, "retrain": retrain, "fmnist": fmnist}[args.what](args)
+    except RuntimeError as e:  # a refused request or a failed job (saed_client): its message, no traceback
+        sys.exit(str(e))
 
 
 if __name__ == "__main__":

@@ -19,16 +19,13 @@ shuffled (null_order_corr). Writes OUT/real_data_NAME.json and FIG/real_data_NAM
 Only the standard library and NumPy, plus matplotlib for the figures (in .venv-lm, or Debian's).
 """
 import argparse
-import io
 import itertools
 import json
 import os
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import numpy as np
+
+from saed_client import call, npy, run_job  # noqa: F401 (tests/test_lm_data.py uses them as exp.*)
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
@@ -36,37 +33,7 @@ WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 WORD_SETS = {"months": MONTHS, "weekdays": WEEKDAYS}
 
 
-# ---------------------------------------------------------------- the API
-
-def call(url, method="GET", body=None, raw=False):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            out = r.read()
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{method} {url}: {e.code} {e.read().decode()[:500]}") from None
-    return out if raw else json.loads(out)
-
-
-def run_job(base, body, quiet=False):
-    """Submits a job and waits for it; returns the finished job object (raises unless it succeeded)."""
-    job = call(base + "/v1/jobs", "POST", body)
-    while job["state"] in ("queued", "running"):
-        time.sleep(1)
-        job = call(f"{base}/v1/jobs/{job['id']}")
-        if not quiet and job["progress"]["total_steps"]:
-            print(f"\r  job {job['id']} {job['type']}: {job['progress']['fraction']:.0%}", end="", file=sys.stderr)
-    if not quiet:
-        print(file=sys.stderr)
-    if job["state"] != "succeeded":
-        raise RuntimeError(f"job {job['id']} {job['state']}: {job['error']}")
-    return job
-
-
-def npy(base, path):
-    return np.load(io.BytesIO(call(base + path, raw=True)))
-
+# ---------------------------------------------------------------- the API (calls, jobs, .npy: saed_client)
 
 def import_dataset(base, name):
     return call(base + "/v1/datasets", "POST", {"kind": "npy", "name": name, "path": name + ".npy",
